@@ -1,0 +1,121 @@
+/*
+ * conf_params - the one table of main.cf parameters
+ *
+ * DESCRIPTION
+ *	Every parameter that any Sendarix program reads is listed here, once,
+ *	with its type, its default (before $name expansion) and one line on
+ *	what it means. "sendarix conf -d" prints this table; the
+ *	sendarix-params(5) man page is kept in step with it by a test.
+ *	A name that is not here is unknown: main.cf gets a warning for it,
+ *	and a program that asks for it has a bug (log_panic).
+ */
+
+#include <stddef.h>
+
+#include "conf.h"
+
+#ifndef SENDARIX_DAEMON_DIR
+#define SENDARIX_DAEMON_DIR	"/usr/libexec/sendarix"
+#endif
+#ifndef SENDARIX_COMMAND_DIR
+#define SENDARIX_COMMAND_DIR	"/usr/sbin"
+#endif
+#ifndef SENDARIX_QUEUE_DIR
+#define SENDARIX_QUEUE_DIR	"/var/spool/sendarix"
+#endif
+
+const struct conf_param conf_params[] = {
+	/* Identity. */
+	{"mail_name", CONF_STR, "Sendarix",
+	"the name of the mail system, shown in the banner and in headers"},
+	{"myhostname", CONF_STR, "",
+	"this host's fully qualified name; empty: taken from the system"},
+	{"mydomain", CONF_STR, "",
+	"this host's domain; empty: $myhostname less its first label"},
+	{"myorigin", CONF_STR, "$myhostname",
+	"domain added to bare local sender addresses"},
+
+	/* Files, directories, users. */
+	{"config_directory", CONF_STR, SENDARIX_CONFIG_DIR,
+	"where main.cf and master.cf live (set by -c, not in main.cf)"},
+	{"queue_directory", CONF_STR, SENDARIX_QUEUE_DIR,
+	"the root of the mail queue"},
+	{"daemon_directory", CONF_STR, SENDARIX_DAEMON_DIR,
+	"where master finds the daemon programs named in master.cf"},
+	{"command_directory", CONF_STR, SENDARIX_COMMAND_DIR,
+	"where the sendarix command is installed"},
+	{"mail_owner", CONF_STR, "sendarix",
+	"the user that every daemon but master runs as, when started as root"},
+	{"import_environment", CONF_STR, "TZ LANG",
+	"environment variables that master passes on to its children"},
+
+	/* Logging. */
+	{"maillog_file", CONF_STR, "",
+	"log to this file instead of syslog (/dev/stderr for standard error)"},
+	{"syslog_name", CONF_STR, "sendarix",
+	"the name in front of every log line (syslog_name/service[pid])"},
+	{"syslog_facility", CONF_STR, "mail",
+	"the syslog facility to log with"},
+
+	/* master. */
+	{"default_process_limit", CONF_INT, "2",
+	"processes per service when master.cf says \"-\" (each serves many sessions)"},
+	{"master_restart_min_delay", CONF_TIME, "1s",
+	"first wait before a crashed service process is started again"},
+	{"master_restart_max_delay", CONF_TIME, "60s",
+	"longest wait between restarts of a service that keeps crashing"},
+	{"master_stop_timeout", CONF_TIME, "10s",
+	"how long stop waits for children before killing them"},
+	{"inet_interfaces", CONF_STR, "all",
+	"addresses inet services listen on: all, loopback-only, or a list"},
+	{"inet_protocols", CONF_STR, "all",
+	"ipv4, ipv6 or all"},
+
+	/* smtpd: identity and relay control. */
+	{"smtpd_banner", CONF_STR, "$myhostname ESMTP $mail_name",
+	"the text after 220 in the greeting"},
+	{"mynetworks", CONF_STR, "127.0.0.0/8 [::1]/128",
+	"clients trusted to relay anywhere: networks and cidr: tables"},
+	{"relay_domains", CONF_STR, "",
+	"domains any client may send to: names, .subdomain forms and tables"},
+	{"cleanup_service_name", CONF_STR, "cleanup",
+	"the socket under private/ that smtpd hands messages to"},
+	{"qmgr_service_name", CONF_STR, "qmgr",
+	"the socket under private/ that cleanup wakes when mail arrives"},
+
+	/* smtpd: limits. */
+	{"message_size_limit", CONF_SIZE, "52428800",
+	"largest message accepted, in bytes (SIZE= and actual content)"},
+	{"smtpd_recipient_limit", CONF_INT, "1000",
+	"most recipients in one message"},
+	{"smtpd_line_length_limit", CONF_INT, "2048",
+	"longest SMTP command line or content line accepted, in bytes"},
+	{"header_size_limit", CONF_SIZE, "102400",
+	"largest message header section accepted, in bytes"},
+	{"smtpd_soft_error_limit", CONF_INT, "10",
+	"errors in one session after which each reply is delayed by a second"},
+	{"smtpd_hard_error_limit", CONF_INT, "20",
+	"errors in one session after which the client is disconnected"},
+	{"smtpd_timeout", CONF_TIME, "300s",
+	"how long smtpd waits for a command or content from a client"},
+	{"smtpd_client_connection_count_limit", CONF_INT, "50",
+	"most simultaneous sessions from one client address, per smtpd process (0: none)"},
+	{"smtpd_client_connection_exceptions", CONF_STR, "$mynetworks",
+	"clients not subject to the connection count limit"},
+	{"smtpd_max_sessions", CONF_INT, "20000",
+	"most simultaneous sessions in one smtpd process"},
+	{"smtpd_forbid_bare_newline", CONF_BOOL, "yes",
+	"reject a message whose content has a bare LF or bare CR"},
+	{"smtpd_cleanup_timeout", CONF_TIME, "60s",
+	"how long smtpd waits for cleanup to answer"},
+	{"hopcount_limit", CONF_INT, "50",
+	"most Received headers a message may carry"},
+
+	/* cleanup. */
+	{"cleanup_timeout", CONF_TIME, "300s",
+	"how long cleanup waits for its client to send the next piece"},
+	{"cleanup_max_sessions", CONF_INT, "2000",
+	"most simultaneous submissions in one cleanup process"},
+};
+
+const size_t conf_params_count = sizeof(conf_params) / sizeof(conf_params[0]);

@@ -1,0 +1,113 @@
+#ifndef SENDARIX_QFILE_H
+#define SENDARIX_QFILE_H
+
+#include <sys/types.h>
+#include <stddef.h>
+
+struct strbuf;
+
+/*
+ * Queue file: a sequence of records
+ *
+ *	TYPE LENGTH ':' DATA '\n'
+ *
+ * TYPE is one byte, LENGTH is decimal (at most 10 digits), DATA is exactly
+ * LENGTH bytes. The order of records in a file:
+ *
+ *	V	version, "1"
+ *	T	arrival time, "seconds.microseconds"
+ *	Z	content size in bytes: 15 zero-padded digits, set at commit
+ *	S	envelope sender ("" for the null sender)
+ *	A*	envelope attributes, "name=value" (client_addr, client_name,
+ *		helo, protocol, body, smtputf8, ...)
+ *	R*	one per recipient: a fixed-width status byte (QSTAT_*), then the
+ *		address, then optional TAB-separated name=value parameters.
+ *		The status byte is updated in place.
+ *	C*	message content in chunks: lines end in CRLF, not dot-stuffed
+ *	E	end marker, empty. A file without it is incomplete.
+ */
+#define QREC_VERSION	'V'
+#define QREC_TIME	'T'
+#define QREC_SIZE	'Z'
+#define QREC_SENDER	'S'
+#define QREC_ATTR	'A'
+#define QREC_RCPT	'R'
+#define QREC_CONTENT	'C'
+#define QREC_END	'E'
+
+#define QFILE_VERSION	"1"
+#define QFILE_SIZE_WIDTH 15
+#define QFILE_CHUNK	65536		/* largest C record written */
+#define QFILE_ID_MAX	32
+
+#define QSTAT_PENDING	'-'
+#define QSTAT_SENT	'D'		/* delivered */
+#define QSTAT_BOUNCED	'B'
+#define QSTAT_SUPPRESSED 'S'
+#define QSTAT_EXPIRED	'X'
+
+/* Queue names, the subfolders of queue_directory. */
+#define QUEUE_TMP	"tmp"
+#define QUEUE_INCOMING	"incoming"
+#define QUEUE_ACTIVE	"active"
+#define QUEUE_DEFERRED	"deferred"
+#define QUEUE_HOLD	"hold"
+#define QUEUE_CORRUPT	"corrupt"
+extern const char *const qfile_queues[];	/* NULL terminated, no tmp */
+
+/* Writing a new message (cleanup). */
+struct qfile_out;
+
+extern struct qfile_out *qfile_create(const char *, struct strbuf *);
+extern const char *qfile_out_id(const struct qfile_out *);
+extern int qfile_out_record(struct qfile_out *, int, const void *, size_t);
+extern int qfile_out_sender(struct qfile_out *, const char *);
+extern int qfile_out_attr(struct qfile_out *, const char *, const char *);
+extern int qfile_out_rcpt(struct qfile_out *, const char *, const char *);
+extern int qfile_out_content(struct qfile_out *, const void *, size_t);
+extern long long qfile_out_size(const struct qfile_out *);
+extern int qfile_out_finish(struct qfile_out *, struct strbuf *);
+extern int qfile_commit(struct qfile_out *, struct strbuf *);
+extern struct qfile_out *qfile_abort(struct qfile_out *);
+extern struct qfile_out *qfile_out_free(struct qfile_out *);
+extern int qfile_dir_sync(const char *, const char *, struct strbuf *);
+
+/* Reading. */
+struct qfile_rcpt {
+	char   *addr;
+	char   *params;			/* "" when none */
+	char    status;
+	off_t   status_offset;		/* byte offset of the status byte */
+};
+
+struct qfile_msg {
+	char    id[QFILE_ID_MAX];
+	long    arrival_sec;
+	long    arrival_usec;
+	long long size;
+	char   *sender;
+	size_t  nattrs;
+	char  **attr_names;
+	char  **attr_values;
+	size_t  nrcpts;
+	struct qfile_rcpt *rcpts;
+	off_t   content_offset;		/* first C record */
+	struct strbuf *content;		/* NULL unless asked for */
+};
+
+extern struct qfile_msg *qfile_read(const char *, int, struct strbuf *);
+extern struct qfile_msg *qfile_parse(const char *, size_t, int,
+				             struct strbuf *);
+extern struct qfile_msg *qfile_msg_free(struct qfile_msg *);
+extern const char *qfile_msg_attr(const struct qfile_msg *, const char *);
+extern int qfile_set_status(int, off_t, int);
+
+/* Queue IDs and paths. */
+extern int qfile_id_make(char *, size_t, long, long, unsigned long long);
+extern int qfile_id_valid(const char *);
+extern char *qfile_path(const char *, const char *, const char *);
+extern int qfile_move(const char *, const char *, const char *,
+		              const char *);
+extern int qfile_queue_valid(const char *);
+
+#endif
