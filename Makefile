@@ -31,7 +31,7 @@ CC		?= cc
 PKG_CONFIG	?= pkg-config
 PYTHON		?= /usr/bin/python3
 
-PKGS		:= libevent libpcre2-8 jansson
+PKGS		:= libevent libpcre2-8 jansson libunbound
 PKG_CFLAGS	:= $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS	:= $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
@@ -54,9 +54,11 @@ CLI_SRCS	:= $(wildcard cli/sendarix*.c)
 UNIT_SRCS	:= $(wildcard tests/unit/*_test.c)
 UNIT_BINS	:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS	:= $(wildcard tests/fuzz/*_fuzz.c)
+HELPER_SRCS	:= $(wildcard tests/helpers/*.c)
+HELPER_BINS	:= $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 PROGRAMS	:= $(DAEMONS:%=$(BUILD)/bin/%) $(BUILD)/bin/sendarix
 
-all: $(PROGRAMS) $(UNIT_BINS)
+all: $(PROGRAMS) $(UNIT_BINS) $(HELPER_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -80,6 +82,10 @@ $(BUILD)/bin/sendarix: $(CLI_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB_A) $(LDLIBS)
 
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) $(CMOCKA_LIBS)
@@ -92,6 +98,7 @@ deps:
 
 check: deps
 	$(MAKE) all
+	$(MAKE) fuzz-smoke
 	$(MAKE) test
 
 test: all
@@ -116,6 +123,39 @@ asan:
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(MAKE) BUILD=build-asan test
 
+# Fuzz targets: tests/fuzz/NAME_fuzz.c are libFuzzer programs, built with
+# clang against an ASan+UBSan copy of the library. "make fuzz" runs each
+# for FUZZ_SECONDS; "make fuzz-smoke" (part of make check) runs each for a
+# bounded number of inputs to keep them working.
+FUZZ_BUILD	:= build-fuzz
+FUZZ_SECONDS	?= 60
+FUZZ_RUNS	?= 20000
+FUZZ_BINS	:= $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang \
+	    OPTFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+	    $(FUZZ_BUILD)/libsendarix.a
+	@mkdir -p $(FUZZ_BUILD)/fuzz
+	for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
+	    clang -std=c11 -O1 -g -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) \
+	    -fsanitize=fuzzer,address,undefined -o $(FUZZ_BUILD)/fuzz/$$n $$f \
+	    $(FUZZ_BUILD)/libsendarix.a $(LDLIBS) || exit 1; done
+
+fuzz: fuzz-build
+	for b in $(FUZZ_BINS); do n=$$(basename $$b); \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	    $$b -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus/$$n \
+	    $$(test -d tests/fuzz/corpus/$$n && echo tests/fuzz/corpus/$$n) \
+	    || exit 1; done
+
+fuzz-smoke: fuzz-build
+	for b in $(FUZZ_BINS); do n=$$(basename $$b); \
+	    $$b -runs=$(FUZZ_RUNS) -seed=1 \
+	    $$(test -d tests/fuzz/corpus/$$n && echo tests/fuzz/corpus/$$n) \
+	    >$(FUZZ_BUILD)/$$n.log 2>&1 || { tail -40 $(FUZZ_BUILD)/$$n.log; exit 1; }; \
+	    echo "fuzz $$n: $(FUZZ_RUNS) inputs, no crash"; done
+
 bench: deps
 	$(MAKE) all
 	tools/bench/run $(BUILD)
@@ -139,6 +179,7 @@ install: $(PROGRAMS)
 	    install -m 644 $$f $(DESTDIR)$(MANDIR)/man$$s/; done; done; true
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps check test unit run stop asan bench cppcheck install clean
+.PHONY: all deps check test unit run stop asan bench cppcheck install clean \
+	fuzz fuzz-build fuzz-smoke
