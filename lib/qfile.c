@@ -1,0 +1,989 @@
+/*
+ * qfile - queue files: records, queue IDs, paths and the commit sequence
+ *
+ * SYNOPSIS
+ *	#include "qfile.h"
+ *
+ *	struct qfile_out *qfile_create(const char *queue_dir,
+ *			struct strbuf *err)
+ *	const char *qfile_out_id(const struct qfile_out *out)
+ *	int	qfile_out_record(struct qfile_out *out, int type,
+ *			const void *data, size_t len)
+ *	int	qfile_out_sender(struct qfile_out *out, const char *sender)
+ *	int	qfile_out_attr(struct qfile_out *out, const char *name,
+ *			const char *value)
+ *	int	qfile_out_rcpt(struct qfile_out *out, const char *addr,
+ *			const char *params)
+ *	int	qfile_out_content(struct qfile_out *out, const void *data,
+ *			size_t len)
+ *	long long qfile_out_size(const struct qfile_out *out)
+ *	int	qfile_out_finish(struct qfile_out *out, struct strbuf *err)
+ *	int	qfile_commit(struct qfile_out *out, struct strbuf *err)
+ *	struct qfile_out *qfile_abort(struct qfile_out *out)
+ *	struct qfile_out *qfile_out_free(struct qfile_out *out)
+ *	int	qfile_dir_sync(const char *queue_dir, const char *queue,
+ *			struct strbuf *err)
+ *
+ *	struct qfile_msg *qfile_read(const char *path, int want_content,
+ *			struct strbuf *err)
+ *	struct qfile_msg *qfile_parse(const char *buf, size_t len,
+ *			int want_content, struct strbuf *err)
+ *	struct qfile_msg *qfile_msg_free(struct qfile_msg *msg)
+ *	const char *qfile_msg_attr(const struct qfile_msg *msg,
+ *			const char *name)
+ *	int	qfile_set_status(int fd, off_t offset, int status)
+ *
+ *	int	qfile_id_make(char *buf, size_t size, long sec, long usec,
+ *			unsigned long long inode)
+ *	int	qfile_id_valid(const char *id)
+ *	char	*qfile_path(const char *queue_dir, const char *queue,
+ *			const char *id)
+ *	int	qfile_move(const char *queue_dir, const char *from,
+ *			const char *to, const char *id)
+ *	int	qfile_queue_valid(const char *queue)
+ *
+ * DESCRIPTION
+ *	The record format is in qfile.h.
+ *
+ *	qfile_create() opens a new file in queue_dir/tmp/, makes its queue ID
+ *	from the time and the file's inode, and writes the V, T and Z
+ *	records. The qfile_out_*() calls add records, in the order of
+ *	qfile.h; they return 0, or -1 with errno (EINVAL for a record out of
+ *	order or a value that cannot be stored, else the write error). An
+ *	error sticks: every later call fails, and qfile_out_finish() reports
+ *	it. Records are buffered and written in large writes;
+ *	qfile_out_content() joins small pieces into C records of up to
+ *	QFILE_CHUNK bytes. qfile_out_size() is the content size so far.
+ *
+ *	qfile_out_finish() writes the E record, sets the Z record, fsyncs
+ *	the file and renames it to incoming/ID; it does not fsync the
+ *	directory, so that the caller may do that once for many files with
+ *	qfile_dir_sync(). qfile_commit() does both. After a failure (-1, with
+ *	the reason in "err") the caller calls qfile_abort(), which removes
+ *	the file from tmp/ if it is still there, and frees "out". After
+ *	success the caller calls qfile_out_free() (qfile_abort() then does
+ *	not remove the file either: it never touches incoming/).
+ *	Both return NULL.
+ *
+ *	qfile_read() reads and checks a whole file; qfile_parse() checks a
+ *	file in memory. Both return a new message (the caller frees it with
+ *	qfile_msg_free(), which accepts NULL) or NULL with the reason in
+ *	"err": no V record or an unknown version, an unknown record type, a
+ *	bad length, a record out of order, bad record data, a size that does
+ *	not match the content, or no E record (an incomplete file). The
+ *	message ID is the file's base name for qfile_read() when that is a
+ *	valid queue ID, else "". The content is copied into msg->content
+ *	only when "want_content" is non-zero; msg->content_offset is the
+ *	offset of the first C record (or of the E record with no content).
+ *
+ *	qfile_set_status() overwrites the status byte of one recipient at
+ *	"offset" (qfile_rcpt.status_offset) and fdatasyncs; 0 or -1.
+ *
+ *	qfile_id_make() formats a queue ID: 7 characters of seconds, 4 of
+ *	microseconds, then the inode (at least one character), in base 32
+ *	with the alphabet QFILE_ID_ALPHABET, whose ASCII order is its
+ *	numeric order and which has no vowels. IDs sort by time.
+ *	It returns 0, or -1 when "buf" is too small. qfile_id_valid() is 1
+ *	for a well-formed ID (also safe as a file name), else 0.
+ *
+ *	qfile_path() returns "queue_dir/queue/id" (the caller frees it).
+ *	qfile_move() renames a file from one queue to another; 0, or -1 with
+ *	errno (EINVAL for a bad queue name or ID). qfile_queue_valid() is 1
+ *	for a name in qfile_queues (tmp is not one), else 0.
+ *
+ * DIAGNOSTICS
+ *	Nothing here logs or ends the process, except xmalloc() when memory
+ *	runs out. Bad queue files are reported to the caller, which moves
+ *	them to corrupt/.
+ *
+ * SEE ALSO
+ *	qfile.h, DESIGN.md "The queue"
+ */
+
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qfile.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+const char *const qfile_queues[] = {
+	QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD,
+	QUEUE_CORRUPT, NULL,
+};
+
+/* 32 symbols in ASCII order, no vowels: '0'-'9', consonants, then 'z'. */
+#define QFILE_ID_ALPHABET	"0123456789BCDFGHJKLMNPQRSTVWXYZz"
+#define QFILE_ID_SEC_WIDTH	7
+#define QFILE_ID_USEC_WIDTH	4
+#define QFILE_ID_MIN		(QFILE_ID_SEC_WIDTH + QFILE_ID_USEC_WIDTH + 1)
+
+#define QFILE_OUT_BUFSIZE	65536	/* flush the buffer past this */
+#define QFILE_LEN_DIGITS	10
+#define QFILE_LEN_MAX		9999999999ULL
+
+/* Where a record type may appear: the order of qfile.h. */
+static int
+qfile_rank(int type)
+{
+	switch (type) {
+	case QREC_VERSION:
+		return (0);
+	case QREC_TIME:
+		return (1);
+	case QREC_SIZE:
+		return (2);
+	case QREC_SENDER:
+		return (3);
+	case QREC_ATTR:
+		return (4);
+	case QREC_RCPT:
+		return (5);
+	case QREC_CONTENT:
+		return (6);
+	case QREC_END:
+		return (7);
+	default:
+		return (-1);
+	}
+}
+
+/* qfile_repeats - a record type that may appear more than once */
+static int
+qfile_repeats(int type)
+{
+	return (type == QREC_ATTR || type == QREC_RCPT || type == QREC_CONTENT);
+}
+
+struct qfile_out {
+	int     fd;
+	char   *queue_dir;
+	char   *tmp_path;			/* NULL once renamed */
+	char    id[QFILE_ID_MAX];
+	struct strbuf *buf;			/* records not yet written */
+	struct strbuf *chunk;			/* content not yet a record */
+	off_t   written;			/* bytes in the file */
+	off_t   size_offset;			/* data of the Z record */
+	long long content_size;
+	int     rank;				/* of the last record */
+	int     error;				/* sticky errno */
+};
+
+/* qfile_out_flush - write the buffered records */
+static int
+qfile_out_flush(struct qfile_out *out)
+{
+	size_t  off = 0;
+	ssize_t n;
+
+	while (off < out->buf->len) {
+		n = write(out->fd, out->buf->data + off, out->buf->len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			out->error = (n < 0 ? errno : EIO);
+			errno = out->error;
+			return (-1);
+		}
+		off += (size_t) n;
+	}
+	out->written += (off_t) off;
+	strbuf_reset(out->buf);
+	return (0);
+}
+
+/* qfile_out_put - buffer one record, no checks */
+static int
+qfile_out_put(struct qfile_out *out, int type, const void *data, size_t len)
+{
+	char    head[32];
+	int     n;
+
+	n = snprintf(head, sizeof(head), "%c%zu:", type, len);
+	if (strbuf_append(out->buf, head, (size_t) n) < 0
+	    || strbuf_append(out->buf, data, len) < 0
+	    || strbuf_appendc(out->buf, '\n') < 0) {
+		out->error = ENOMEM;
+		errno = out->error;
+		return (-1);
+	}
+	if (out->buf->len >= QFILE_OUT_BUFSIZE)
+		return (qfile_out_flush(out));
+	return (0);
+}
+
+/* qfile_out_check - may this record come next */
+static int
+qfile_out_check(struct qfile_out *out, int type, size_t len)
+{
+	int     rank = qfile_rank(type);
+
+	if (out->error) {
+		errno = out->error;
+		return (-1);
+	}
+	if (out->tmp_path == NULL || rank < 0 || rank < out->rank
+	    || (rank == out->rank && !qfile_repeats(type))
+	    || (out->rank < qfile_rank(QREC_SENDER) && rank != out->rank + 1)
+	    || (unsigned long long) len > QFILE_LEN_MAX) {
+		errno = EINVAL;
+		return (-1);
+	}
+	return (0);
+}
+
+/* qfile_out_chunk_flush - make a C record of the pending content */
+static int
+qfile_out_chunk_flush(struct qfile_out *out)
+{
+	int     ret;
+
+	if (out->chunk->len == 0)
+		return (0);
+	ret = qfile_out_put(out, QREC_CONTENT, out->chunk->data, out->chunk->len);
+	strbuf_reset(out->chunk);
+	return (ret);
+}
+
+/* qfile_out_record - add one record */
+int
+qfile_out_record(struct qfile_out *out, int type, const void *data,
+		 size_t len)
+{
+	if (qfile_out_check(out, type, len) < 0)
+		return (-1);
+	if (qfile_out_chunk_flush(out) < 0)
+		return (-1);
+	if (qfile_out_put(out, type, data, len) < 0)
+		return (-1);
+	out->rank = qfile_rank(type);
+	if (type == QREC_CONTENT)
+		out->content_size += (long long) len;
+	return (0);
+}
+
+/* qfile_out_sender - add the S record */
+int
+qfile_out_sender(struct qfile_out *out, const char *sender)
+{
+	return (qfile_out_record(out, QREC_SENDER, sender, strlen(sender)));
+}
+
+/* qfile_out_attr - add one A record, "name=value" */
+int
+qfile_out_attr(struct qfile_out *out, const char *name, const char *value)
+{
+	size_t  nlen = strlen(name);
+	size_t  vlen = strlen(value);
+	char   *rec;
+	int     ret;
+
+	if (nlen == 0 || strchr(name, '=') != NULL) {
+		errno = EINVAL;
+		return (-1);
+	}
+	rec = xmalloc(nlen + 1 + vlen);
+	memcpy(rec, name, nlen);
+	rec[nlen] = '=';
+	memcpy(rec + nlen + 1, value, vlen);
+	ret = qfile_out_record(out, QREC_ATTR, rec, nlen + 1 + vlen);
+	free(rec);
+	return (ret);
+}
+
+/* qfile_out_rcpt - add one R record: status, address, TAB parameters */
+int
+qfile_out_rcpt(struct qfile_out *out, const char *addr, const char *params)
+{
+	size_t  alen = strlen(addr);
+	size_t  plen = params ? strlen(params) : 0;
+	size_t  len = 1 + alen + (plen ? 1 + plen : 0);
+	char   *rec;
+	int     ret;
+
+	/* A TAB would end the address when the file is read. */
+	if (alen == 0 || strchr(addr, '\t') != NULL) {
+		errno = EINVAL;
+		return (-1);
+	}
+	rec = xmalloc(len);
+	rec[0] = QSTAT_PENDING;
+	memcpy(rec + 1, addr, alen);
+	if (plen) {
+		rec[1 + alen] = '\t';
+		memcpy(rec + 2 + alen, params, plen);
+	}
+	ret = qfile_out_record(out, QREC_RCPT, rec, len);
+	free(rec);
+	return (ret);
+}
+
+/* qfile_out_content - add content, in C records of up to QFILE_CHUNK */
+int
+qfile_out_content(struct qfile_out *out, const void *data, size_t len)
+{
+	const char *p = data;
+	size_t  room;
+
+	if (qfile_out_check(out, QREC_CONTENT, 0) < 0)
+		return (-1);
+	out->rank = qfile_rank(QREC_CONTENT);
+	out->content_size += (long long) len;
+	while (len > 0) {
+		/* Whole chunks straight from the caller: one copy less. */
+		if (out->chunk->len == 0 && len >= QFILE_CHUNK) {
+			if (qfile_out_put(out, QREC_CONTENT, p, QFILE_CHUNK) < 0)
+				return (-1);
+			p += QFILE_CHUNK;
+			len -= QFILE_CHUNK;
+			continue;
+		}
+		room = QFILE_CHUNK - out->chunk->len;
+		if (room > len)
+			room = len;
+		(void) strbuf_append(out->chunk, p, room);
+		p += room;
+		len -= room;
+		if (out->chunk->len == QFILE_CHUNK
+		    && qfile_out_chunk_flush(out) < 0)
+			return (-1);
+	}
+	return (0);
+}
+
+/* qfile_out_size - content bytes so far */
+long long
+qfile_out_size(const struct qfile_out *out)
+{
+	return (out->content_size);
+}
+
+/* qfile_out_id - the queue ID */
+const char *
+qfile_out_id(const struct qfile_out *out)
+{
+	return (out->id);
+}
+
+/* qfile_id_digits - base 32, fixed width; -1 if it does not fit */
+static int
+qfile_id_digits(char *p, int width, unsigned long long v)
+{
+	int     i;
+
+	for (i = width - 1; i >= 0; i--) {
+		p[i] = QFILE_ID_ALPHABET[v & 31];
+		v >>= 5;
+	}
+	return (v ? -1 : 0);
+}
+
+/* qfile_id_make - format a queue ID from time and inode */
+int
+qfile_id_make(char *buf, size_t size, long sec, long usec,
+	      unsigned long long inode)
+{
+	char    ino[16];
+	int     n = 0;
+	size_t  need;
+
+	if (sec < 0 || usec < 0 || usec > 999999)
+		return (-1);
+	do {
+		ino[n++] = QFILE_ID_ALPHABET[inode & 31];
+		inode >>= 5;
+	} while (inode);
+	need = QFILE_ID_SEC_WIDTH + QFILE_ID_USEC_WIDTH + (size_t) n + 1;
+	if (need > size)
+		return (-1);
+	if (qfile_id_digits(buf, QFILE_ID_SEC_WIDTH,
+			    (unsigned long long) sec) < 0)
+		return (-1);
+	(void) qfile_id_digits(buf + QFILE_ID_SEC_WIDTH, QFILE_ID_USEC_WIDTH,
+			       (unsigned long long) usec);
+	buf += QFILE_ID_SEC_WIDTH + QFILE_ID_USEC_WIDTH;
+	while (n > 0)
+		*buf++ = ino[--n];
+	*buf = 0;
+	return (0);
+}
+
+/* qfile_id_valid - a well-formed queue ID */
+int
+qfile_id_valid(const char *id)
+{
+	size_t  len = strlen(id);
+	size_t  i;
+
+	if (len < QFILE_ID_MIN || len >= QFILE_ID_MAX)
+		return (0);
+	for (i = 0; i < len; i++)
+		if (id[i] == 0 || strchr(QFILE_ID_ALPHABET, id[i]) == NULL)
+			return (0);
+	return (1);
+}
+
+/* qfile_queue_valid - one of the queues */
+int
+qfile_queue_valid(const char *queue)
+{
+	int     i;
+
+	for (i = 0; qfile_queues[i]; i++)
+		if (strcmp(queue, qfile_queues[i]) == 0)
+			return (1);
+	return (0);
+}
+
+/* qfile_path - queue_dir/queue/id */
+char   *
+qfile_path(const char *queue_dir, const char *queue, const char *id)
+{
+	size_t  len = strlen(queue_dir) + strlen(queue) + strlen(id) + 3;
+	char   *path = xmalloc(len);
+
+	snprintf(path, len, "%s/%s/%s", queue_dir, queue, id);
+	return (path);
+}
+
+/* qfile_move - rename a file between queues */
+int
+qfile_move(const char *queue_dir, const char *from, const char *to,
+	   const char *id)
+{
+	char   *src;
+	char   *dst;
+	int     ret;
+	int     saved;
+
+	if (!qfile_queue_valid(from) || !qfile_queue_valid(to)
+	    || !qfile_id_valid(id)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	src = qfile_path(queue_dir, from, id);
+	dst = qfile_path(queue_dir, to, id);
+	ret = rename(src, dst);
+	saved = errno;
+	free(src);
+	free(dst);
+	errno = saved;
+	return (ret);
+}
+
+/* qfile_create - open a new queue file in tmp/ */
+struct qfile_out *
+qfile_create(const char *queue_dir, struct strbuf *err)
+{
+	static unsigned long counter;
+	struct qfile_out *out;
+	struct timeval tv;
+	struct stat st;
+	char   *path;
+	size_t  plen = strlen(queue_dir) + 64;
+	char    rec[64];
+	int     fd = -1;
+	int     tries;
+	int     n;
+
+	path = xmalloc(plen);
+	for (tries = 0; tries < 100; tries++) {
+		gettimeofday(&tv, NULL);
+		snprintf(path, plen, "%s/" QUEUE_TMP "/%ld.%ld.%ld.%lu", queue_dir,
+			 (long) getpid(), (long) tv.tv_sec, (long) tv.tv_usec,
+			 counter++);
+		fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd < 0) {
+		strbuf_sets(err, "");
+		strbuf_printf(err, "create queue file %s: %s", path,
+			      strerror(errno));
+		free(path);
+		return (NULL);
+	}
+	if (fstat(fd, &st) < 0) {
+		strbuf_sets(err, "");
+		strbuf_printf(err, "fstat %s: %s", path, strerror(errno));
+		(void) unlink(path);
+		(void) close(fd);
+		free(path);
+		return (NULL);
+	}
+	out = xcalloc(1, sizeof(*out));
+	out->fd = fd;
+	out->queue_dir = xstrdup(queue_dir);
+	out->tmp_path = path;
+	/* Small to start: cleanup may hold many files open at once. */
+	out->buf = strbuf_new(8192, 0);
+	out->chunk = strbuf_new(4096, QFILE_CHUNK);
+	out->rank = -1;
+
+	/* The time of the ID is the arrival time. */
+	gettimeofday(&tv, NULL);
+	if (qfile_id_make(out->id, sizeof(out->id), (long) tv.tv_sec,
+			  (long) tv.tv_usec, (unsigned long long) st.st_ino) < 0) {
+		strbuf_sets(err, "cannot make a queue ID");
+		return (qfile_abort(out));
+	}
+	(void) qfile_out_record(out, QREC_VERSION, QFILE_VERSION,
+				strlen(QFILE_VERSION));
+	n = snprintf(rec, sizeof(rec), "%ld.%06ld", (long) tv.tv_sec,
+		     (long) tv.tv_usec);
+	(void) qfile_out_record(out, QREC_TIME, rec, (size_t) n);
+	/* The Z data sits after the "Z15:" of the record we add now. */
+	out->size_offset = out->written + (off_t) out->buf->len + 4;
+	n = snprintf(rec, sizeof(rec), "%0*d", QFILE_SIZE_WIDTH, 0);
+	(void) qfile_out_record(out, QREC_SIZE, rec, (size_t) n);
+	return (out);
+}
+
+/* qfile_out_fail - report an error with errno */
+static int
+qfile_out_fail(struct qfile_out *out, struct strbuf *err, const char *what,
+	       int errnum)
+{
+	if (out->error == 0)
+		out->error = errnum ? errnum : EIO;
+	strbuf_sets(err, "");
+	/* No queue ID: the caller's log line starts with it. */
+	strbuf_printf(err, "%s %s: %s", what,
+		      out->tmp_path ? out->tmp_path : "queue file",
+		      strerror(out->error));
+	errno = out->error;
+	return (-1);
+}
+
+/* qfile_out_finish - end, fsync and rename into incoming/ */
+int
+qfile_out_finish(struct qfile_out *out, struct strbuf *err)
+{
+	char    rec[QFILE_SIZE_WIDTH + 1];
+	char   *dst;
+	ssize_t n;
+	int     ret;
+
+	if (out->error)
+		return (qfile_out_fail(out, err, "write", out->error));
+	if (out->rank < qfile_rank(QREC_SENDER) || out->tmp_path == NULL)
+		return (qfile_out_fail(out, err, "finish incomplete", EINVAL));
+	if (qfile_out_chunk_flush(out) < 0
+	    || qfile_out_record(out, QREC_END, "", 0) < 0
+	    || qfile_out_flush(out) < 0)
+		return (qfile_out_fail(out, err, "write", errno));
+	snprintf(rec, sizeof(rec), "%0*lld", QFILE_SIZE_WIDTH, out->content_size);
+	do {
+		n = pwrite(out->fd, rec, QFILE_SIZE_WIDTH, out->size_offset);
+	} while (n < 0 && errno == EINTR);
+	if (n != QFILE_SIZE_WIDTH)
+		return (qfile_out_fail(out, err, "write", n < 0 ? errno : EIO));
+	if (fsync(out->fd) < 0)
+		return (qfile_out_fail(out, err, "fsync", errno));
+
+	/*
+	 * Never replace a file of the same name; such a clash needs an inode
+	 * reused within one microsecond, but it would lose a message.
+	 */
+	dst = qfile_path(out->queue_dir, QUEUE_INCOMING, out->id);
+	ret = renameat2(AT_FDCWD, out->tmp_path, AT_FDCWD, dst, RENAME_NOREPLACE);
+	if (ret < 0 && (errno == EINVAL || errno == ENOSYS))
+		ret = rename(out->tmp_path, dst);
+	if (ret < 0) {
+		ret = errno;
+		free(dst);
+		return (qfile_out_fail(out, err, "rename", ret));
+	}
+	free(dst);
+	out->tmp_path = xfree(out->tmp_path);
+	out->rank = qfile_rank(QREC_END);
+	return (0);
+}
+
+/* qfile_dir_sync - fsync a queue folder */
+int
+qfile_dir_sync(const char *queue_dir, const char *queue, struct strbuf *err)
+{
+	size_t  len = strlen(queue_dir) + strlen(queue) + 2;
+	char   *path = xmalloc(len);
+	int     fd;
+	int     saved;
+
+	snprintf(path, len, "%s/%s", queue_dir, queue);
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0
+	    || fsync(fd) < 0) {
+		saved = errno;
+		strbuf_sets(err, "");
+		strbuf_printf(err, "%s %s: %s", fd < 0 ? "open" : "fsync", path,
+			      strerror(saved));
+		if (fd >= 0)
+			(void) close(fd);
+		free(path);
+		errno = saved;
+		return (-1);
+	}
+	(void) close(fd);
+	free(path);
+	return (0);
+}
+
+/* qfile_commit - finish and fsync incoming/ */
+int
+qfile_commit(struct qfile_out *out, struct strbuf *err)
+{
+	if (qfile_out_finish(out, err) < 0)
+		return (-1);
+	return (qfile_dir_sync(out->queue_dir, QUEUE_INCOMING, err));
+}
+
+/* qfile_out_free - close and free, keep the file */
+struct qfile_out *
+qfile_out_free(struct qfile_out *out)
+{
+	if (out == NULL)
+		return (NULL);
+	if (out->fd >= 0)
+		(void) close(out->fd);
+	strbuf_free(out->buf);
+	strbuf_free(out->chunk);
+	free(out->queue_dir);
+	free(out->tmp_path);
+	free(out);
+	return (NULL);
+}
+
+/* qfile_abort - remove the file from tmp/ and free */
+struct qfile_out *
+qfile_abort(struct qfile_out *out)
+{
+	if (out == NULL)
+		return (NULL);
+	if (out->tmp_path)
+		(void) unlink(out->tmp_path);
+	return (qfile_out_free(out));
+}
+
+/* Reading. */
+
+/* qfile_bad - set the reason, return NULL */
+static struct qfile_msg *
+qfile_bad(struct qfile_msg *msg, struct strbuf *err, size_t off,
+	  const char *reason)
+{
+	strbuf_sets(err, "");
+	strbuf_printf(err, "%s at offset %zu", reason, off);
+	return (qfile_msg_free(msg));
+}
+
+/* qfile_digits - a decimal of exactly "len" digits */
+static int
+qfile_digits(const char *p, size_t len, unsigned long long *val)
+{
+	unsigned long long v = 0;
+	size_t  i;
+
+	if (len == 0 || len > 18)
+		return (-1);
+	for (i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return (-1);
+		v = v * 10 + (unsigned long long) (p[i] - '0');
+	}
+	*val = v;
+	return (0);
+}
+
+/* qfile_parse - check a queue file in memory */
+struct qfile_msg *
+qfile_parse(const char *buf, size_t len, int want_content,
+	    struct strbuf *err)
+{
+	struct qfile_msg *msg = xcalloc(1, sizeof(*msg));
+	size_t  pos = 0;
+	size_t  start;
+	size_t  dlen;
+	size_t  ndigits;
+	size_t  acap = 0;
+	size_t  rcap = 0;
+	unsigned long long v;
+	unsigned long long v2;
+	long long csize = 0;
+	const char *data;
+	const char *dot;
+	const char *tab;
+	int     type;
+	int     rank;
+	int     last = -1;
+
+	msg->content_offset = -1;
+	if (want_content)
+		msg->content = strbuf_new(len, 0);
+	while (last < qfile_rank(QREC_END)) {
+		start = pos;
+		if (pos >= len)
+			return (qfile_bad(msg, err, pos,
+					  last < 0 ? "empty file" :
+					  "incomplete file: no end record"));
+		type = (unsigned char) buf[pos++];
+		if (last < 0 && type != QREC_VERSION)
+			return (qfile_bad(msg, err, start, "no version record"));
+		if ((rank = qfile_rank(type)) < 0)
+			return (qfile_bad(msg, err, start, "unknown record type"));
+		/* Exactly V T Z S, then A* R* C* E. */
+		if (rank < last || (rank == last && !qfile_repeats(type))
+		    || (last < qfile_rank(QREC_SENDER) && rank != last + 1))
+			return (qfile_bad(msg, err, start, "record out of order"));
+
+		/* LENGTH ':' DATA '\n' */
+		v = 0;
+		for (ndigits = 0; pos < len && buf[pos] != ':'; pos++, ndigits++) {
+			if (buf[pos] < '0' || buf[pos] > '9'
+			    || ndigits >= QFILE_LEN_DIGITS
+			    || (ndigits == 1 && v == 0))
+				return (qfile_bad(msg, err, start, "bad record length"));
+			v = v * 10 + (unsigned long long) (buf[pos] - '0');
+		}
+		if (pos >= len)
+			return (qfile_bad(msg, err, start, "incomplete file: "
+					  "truncated record"));
+		if (ndigits == 0)
+			return (qfile_bad(msg, err, start, "bad record length"));
+		pos++;
+		if (v > len - pos || len - pos - v < 1)
+			return (qfile_bad(msg, err, start, "incomplete file: "
+					  "truncated record"));
+		data = buf + pos;
+		dlen = (size_t) v;
+		pos += dlen;
+		if (buf[pos++] != '\n')
+			return (qfile_bad(msg, err, start, "no newline after record"));
+		last = rank;
+
+		/* NUL bytes are content only. */
+		if (type != QREC_CONTENT && memchr(data, 0, dlen) != NULL)
+			return (qfile_bad(msg, err, start, "NUL byte in record"));
+		switch (type) {
+		case QREC_VERSION:
+			if (dlen != strlen(QFILE_VERSION)
+			    || memcmp(data, QFILE_VERSION, dlen) != 0)
+				return (qfile_bad(msg, err, start,
+						  "unsupported version"));
+			break;
+		case QREC_TIME:
+			dot = memchr(data, '.', dlen);
+			if (dot == NULL
+			    || qfile_digits(data, (size_t) (dot - data), &v) < 0
+			    || qfile_digits(dot + 1, dlen - (size_t) (dot - data) - 1,
+					    &v2) < 0
+			    || v > (unsigned long long) INT64_MAX / 2 || v2 > 999999)
+				return (qfile_bad(msg, err, start, "bad arrival time"));
+			msg->arrival_sec = (long) v;
+			msg->arrival_usec = (long) v2;
+			break;
+		case QREC_SIZE:
+			if (dlen != QFILE_SIZE_WIDTH
+			    || qfile_digits(data, dlen, &v) < 0)
+				return (qfile_bad(msg, err, start, "bad size record"));
+			msg->size = (long long) v;
+			break;
+		case QREC_SENDER:
+			msg->sender = xstrndup(data, dlen);
+			break;
+		case QREC_ATTR:
+			if ((dot = memchr(data, '=', dlen)) == NULL || dot == data)
+				return (qfile_bad(msg, err, start, "bad attribute record"));
+			if (msg->nattrs == acap) {
+				acap = acap ? acap * 2 : 8;
+				msg->attr_names = xreallocarray(msg->attr_names, acap,
+							      sizeof(char *));
+				msg->attr_values = xreallocarray(msg->attr_values, acap,
+							       sizeof(char *));
+			}
+			msg->attr_names[msg->nattrs] = xstrndup(data,
+							 (size_t) (dot - data));
+			msg->attr_values[msg->nattrs] =
+				xstrndup(dot + 1, dlen - (size_t) (dot - data) - 1);
+			msg->nattrs++;
+			break;
+		case QREC_RCPT:
+			if (dlen < 2 || (data[0] != QSTAT_PENDING
+					 && data[0] != QSTAT_SENT
+					 && data[0] != QSTAT_BOUNCED
+					 && data[0] != QSTAT_SUPPRESSED
+					 && data[0] != QSTAT_EXPIRED)
+			    || data[1] == '\t')
+				return (qfile_bad(msg, err, start, "bad recipient record"));
+			if (msg->nrcpts == rcap) {
+				rcap = rcap ? rcap * 2 : 8;
+				msg->rcpts = xreallocarray(msg->rcpts, rcap,
+							   sizeof(*msg->rcpts));
+			}
+			tab = memchr(data + 1, '\t', dlen - 1);
+			msg->rcpts[msg->nrcpts].status = data[0];
+			msg->rcpts[msg->nrcpts].status_offset = (off_t) (data - buf);
+			if (tab) {
+				msg->rcpts[msg->nrcpts].addr =
+					xstrndup(data + 1, (size_t) (tab - data - 1));
+				msg->rcpts[msg->nrcpts].params =
+					xstrndup(tab + 1, dlen - (size_t) (tab - data) - 1);
+			} else {
+				msg->rcpts[msg->nrcpts].addr = xstrndup(data + 1, dlen - 1);
+				msg->rcpts[msg->nrcpts].params = xstrdup("");
+			}
+			msg->nrcpts++;
+			break;
+		case QREC_CONTENT:
+			if (msg->content_offset < 0)
+				msg->content_offset = (off_t) start;
+			csize += (long long) dlen;
+			if (msg->content)
+				(void) strbuf_append(msg->content, data, dlen);
+			break;
+		case QREC_END:
+			if (dlen != 0)
+				return (qfile_bad(msg, err, start, "bad end record"));
+			if (msg->content_offset < 0)
+				msg->content_offset = (off_t) start;
+			break;
+		}
+	}
+	if (pos != len)
+		return (qfile_bad(msg, err, pos, "data after end record"));
+	if (csize != msg->size)
+		return (qfile_bad(msg, err, pos, "size record does not match "
+				  "content"));
+	return (msg);
+}
+
+/* qfile_read - read and check a queue file */
+struct qfile_msg *
+qfile_read(const char *path, int want_content, struct strbuf *err)
+{
+	struct strbuf *sb;
+	struct qfile_msg *msg;
+	struct stat st;
+	const char *base;
+	ssize_t n = -1;
+	int     fd;
+
+	/*
+	 * XXX The whole file is read even without want_content; a reader
+	 * that only wants the envelope could stop at the first C record and
+	 * skip by record lengths.
+	 */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		strbuf_sets(err, "");
+		strbuf_printf(err, "open %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			(void) close(fd);
+		return (NULL);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		strbuf_sets(err, "");
+		strbuf_printf(err, "%s: not a regular file", path);
+		(void) close(fd);
+		return (NULL);
+	}
+	sb = strbuf_new((size_t) st.st_size + 1, 0);
+	for (;;) {
+		if (strbuf_reserve(sb, 65536) < 0) {
+			strbuf_sets(err, "");
+			strbuf_printf(err, "%s: file too large", path);
+			break;
+		}
+		n = read(fd, sb->data + sb->len, sb->size - sb->len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			strbuf_sets(err, "");
+			strbuf_printf(err, "read %s: %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		sb->len += (size_t) n;
+	}
+	(void) close(fd);
+	if (n != 0) {
+		strbuf_free(sb);
+		return (NULL);
+	}
+	msg = qfile_parse(sb->data, sb->len, want_content, err);
+	strbuf_free(sb);
+	if (msg == NULL) {
+		struct strbuf *why = strbuf_new(err->len + 1, 0);
+
+		strbuf_printf(why, "%s: %s", path, err->data);
+		strbuf_set(err, why->data, why->len);
+		strbuf_free(why);
+		return (NULL);
+	}
+	base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	if (qfile_id_valid(base))
+		snprintf(msg->id, sizeof(msg->id), "%s", base);
+	return (msg);
+}
+
+/* qfile_msg_free - release a message; NULL is fine */
+struct qfile_msg *
+qfile_msg_free(struct qfile_msg *msg)
+{
+	size_t  i;
+
+	if (msg == NULL)
+		return (NULL);
+	free(msg->sender);
+	for (i = 0; i < msg->nattrs; i++) {
+		free(msg->attr_names[i]);
+		free(msg->attr_values[i]);
+	}
+	free(msg->attr_names);
+	free(msg->attr_values);
+	for (i = 0; i < msg->nrcpts; i++) {
+		free(msg->rcpts[i].addr);
+		free(msg->rcpts[i].params);
+	}
+	free(msg->rcpts);
+	strbuf_free(msg->content);
+	free(msg);
+	return (NULL);
+}
+
+/* qfile_msg_attr - the first value of an envelope attribute */
+const char *
+qfile_msg_attr(const struct qfile_msg *msg, const char *name)
+{
+	size_t  i;
+
+	for (i = 0; i < msg->nattrs; i++)
+		if (strcmp(msg->attr_names[i], name) == 0)
+			return (msg->attr_values[i]);
+	return (NULL);
+}
+
+/* qfile_set_status - update one recipient's status byte in place */
+int
+qfile_set_status(int fd, off_t offset, int status)
+{
+	char    c = (char) status;
+	ssize_t n;
+
+	do {
+		n = pwrite(fd, &c, 1, offset);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		if (n >= 0)
+			errno = EIO;
+		return (-1);
+	}
+	return (fdatasync(fd));
+}
