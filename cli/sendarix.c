@@ -44,6 +44,7 @@ static const struct {
 	{"conf", sendarix_conf_main},
 	{"map", sendarix_map_main},
 	{"queue", sendarix_queue_main},
+	{"sandbox", sendarix_sandbox_main},
 };
 
 /* sendarix_usage - the command summary */
@@ -60,6 +61,7 @@ sendarix_usage(void)
 		"  map query type:name key...       look keys up in a table\n"
 		"  queue list [--json]              list queued messages\n"
 		"  queue show ID                    show one message\n"
+		"  sandbox [-l port] [-d maildir]   run an SMTP sink for tests\n"
 		"see sendarix(1)\n");
 }
 

@@ -12,6 +12,7 @@ extern int sendarix_conf_main(int, char **);
 extern int sendarix_map_main(int, char **);
 extern int sendarix_queue_main(int, char **);
 extern int sendarix_ctl_main(int, char **);	/* start stop reload status */
+extern int sendarix_sandbox_main(int, char **);
 
 extern void sendarix_usage(void);
 extern void cli_error(const char *,...)
