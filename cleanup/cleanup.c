@@ -1,0 +1,204 @@
+/*
+ * cleanup - canonicalize and enqueue mail
+ *
+ * SYNOPSIS
+ *	cleanup -n SERVICE -t unix [-c CONFIG_DIR] [-v] [-o name=value ...]
+ *	(started by master; see master(8))
+ *
+ * DESCRIPTION
+ *	cleanup receives messages on private/cleanup from smtpd (and, later,
+ *	from local submission), following docs/ipc.md: an envelope
+ *	attribute list (sender, rcpt..., client_addr, client_name, helo,
+ *	protocol, body, smtputf8, size), then the content as "data"
+ *	attributes. It writes the queue file in tmp/ (lib/qfile.c): the
+ *	envelope as S, A and R records, then the content.
+ *
+ *	While the header section streams in it is kept in memory, up to
+ *	header_size_limit bytes, and checked: a larger header section is
+ *	refused with "5.3.4 Message header size exceeds limit"; more
+ *	Received: headers than hopcount_limit are refused with "5.4.6 Too
+ *	many hops". A missing Message-ID: ("<YYYYMMDDHHMMSS.QUEUEID@
+ *	myhostname>", UTC stamp) or Date: (local time, numeric zone) is
+ *	added at the end of the header section. The body is written as it
+ *	arrives; the content is stored byte for byte apart from the added
+ *	headers. Content over message_size_limit is refused with "5.3.4
+ *	Message file too big".
+ *
+ *	At the end of the content the file gets its end marker and size,
+ *	is fsynced and renamed into incoming/. Only after the incoming/
+ *	directory is fsynced does the client get status 0 with the queue
+ *	ID; any error before that removes the file and answers status 4 or
+ *	5 with a reason. Nothing partial ever reaches incoming/. Then
+ *	cleanup wakes qmgr with one byte on private/$qmgr_service_name,
+ *	without blocking; if qmgr is not there, that is not an error.
+ *
+ * DESIGN
+ *	Unlike Postfix's cleanup (one client per process), this cleanup is
+ *	event-driven: one process serves many submissions on one loop with
+ *	the lib/server.h skeleton, as smtpd does. That lets messages that
+ *	finish at the same time share one fsync of the incoming/ directory
+ *	(group commit, cleanup_commit.c), which DESIGN.md's performance
+ *	section asks for, and saves a process per message. master runs
+ *	exactly maxproc cleanup processes.
+ *
+ * SIGNALS
+ *	SIGTERM: answer the messages already renamed into incoming/, remove
+ *	every unfinished file from tmp/, and exit. SIGHUP: stop accepting,
+ *	finish the open submissions, then exit.
+ *
+ * SECURITY
+ *	cleanup runs as mail_owner (master starts it, the skeleton drops
+ *	privileges), optionally chrooted to queue_directory. It writes only
+ *	to tmp/ and incoming/ and connects to private/. Its input comes from
+ *	smtpd over a private socket: trusted to follow the protocol but
+ *	parsed strictly (attribute syntax, value sizes, recipient count,
+ *	header size, timeouts) since it carries data from the network. Bad
+ *	input ends that one session with a warning, never the process.
+ *
+ * CONFIGURATION PARAMETERS
+ *	queue_directory, myhostname, header_size_limit, hopcount_limit,
+ *	message_size_limit, cleanup_timeout, cleanup_max_sessions,
+ *	qmgr_service_name (see the table below and sendarix-params(5)).
+ *
+ * DIAGNOSTICS
+ *	Postfix-shaped lines: "QUEUEID: message-id=<...>",
+ *	"QUEUEID: from=<sender>, size=N, nrcpt=M (queued)",
+ *	"QUEUEID: reject: REASON; from=<sender>, nrcpt=M". Bad parameter
+ *	values are fatal at start-up.
+ *
+ * SEE ALSO
+ *	cleanup(8), docs/ipc.md, smtpd(8), master(8), lib/hdr.c, lib/qfile.c
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "log.h"
+#include "server.h"
+#include "xmalloc.h"
+
+#include "cleanup.h"
+
+char   *var_myhostname;
+char   *var_qmgr_service_name;
+long long var_header_size_limit;
+long long var_message_size_limit;
+long long var_hopcount_limit;
+long long var_cleanup_timeout;
+long long var_cleanup_max_sessions;
+
+/* The parameters cleanup reads: name, variable, bounds. */
+static const struct cleanup_str_param {
+	const char *name;
+	char  **var;
+} cleanup_str_params[] = {
+	{"myhostname", &var_myhostname},
+	{"qmgr_service_name", &var_qmgr_service_name},
+};
+
+static const struct cleanup_num_param {
+	const char *name;
+	long long *var;
+	long long min;
+	long long max;
+} cleanup_num_params[] = {
+	{"header_size_limit", &var_header_size_limit, 1024, 1LL << 30},
+	{"message_size_limit", &var_message_size_limit, 0, INT64_MAX},
+	{"hopcount_limit", &var_hopcount_limit, 1, 100000},
+	{"cleanup_timeout", &var_cleanup_timeout, 1, 86400},
+	{"cleanup_max_sessions", &var_cleanup_max_sessions, 1, 1000000},
+};
+
+#define CLEANUP_NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* cleanup_pre_init - read the parameters (queue_directory: skeleton) */
+static void
+cleanup_pre_init(void)
+{
+	const struct conf_param *p;
+	long long val;
+	size_t  i;
+
+	for (i = 0; i < CLEANUP_NELEM(cleanup_str_params); i++) {
+		free(*cleanup_str_params[i].var);
+		*cleanup_str_params[i].var =
+			xstrdup(conf_get(cleanup_str_params[i].name));
+	}
+	if (*var_qmgr_service_name == 0)
+		log_fatal("parameter qmgr_service_name: empty value");
+	for (i = 0; i < CLEANUP_NELEM(cleanup_num_params); i++) {
+		if ((p = conf_param_find(cleanup_num_params[i].name)) == NULL)
+			log_panic("unknown parameter %s",
+				  cleanup_num_params[i].name);
+		switch (p->type) {
+		case CONF_TIME:
+			val = conf_get_time(p->name);
+			break;
+		case CONF_SIZE:
+			val = conf_get_size(p->name);
+			break;
+		default:
+			val = conf_get_int(p->name);
+			break;
+		}
+		if (val < cleanup_num_params[i].min
+		    || val > cleanup_num_params[i].max)
+			log_fatal("parameter %s: value %lld out of range "
+				  "%lld..%lld",
+				  p->name, val, cleanup_num_params[i].min,
+				  cleanup_num_params[i].max);
+		*cleanup_num_params[i].var = val;
+	}
+}
+
+/* cleanup_post_init - the loop exists: set up sessions and group commit */
+static void
+cleanup_post_init(struct event_base *base)
+{
+	cleanup_session_init(base);
+	cleanup_commit_init(base);
+}
+
+/* cleanup_accept - a new client on private/cleanup */
+static void
+cleanup_accept(int fd, const struct sockaddr *unused_sa,
+	       socklen_t unused_salen,
+	       const struct server_listener *unused_lp)
+{
+	(void) unused_sa;
+	(void) unused_salen;
+	(void) unused_lp;
+	cleanup_session_accept(fd);
+}
+
+/* cleanup_sessions - open submissions, for a graceful stop */
+static size_t
+cleanup_sessions(void)
+{
+	return (cleanup_session_count());
+}
+
+/* cleanup_shutdown - SIGTERM */
+static void
+cleanup_shutdown(void)
+{
+	cleanup_session_shutdown();
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+		.pre_init = cleanup_pre_init,
+		.post_init = cleanup_post_init,
+		.accept = cleanup_accept,
+		.sessions = cleanup_sessions,
+		.shutdown = cleanup_shutdown,
+	};
+
+	return (server_event_main(argc, argv, "cleanup", &ops));
+}

@@ -1,0 +1,99 @@
+#ifndef SENDARIX_CLEANUP_H
+#define SENDARIX_CLEANUP_H
+
+/*
+ * cleanup - private interfaces of the cleanup daemon
+ *
+ * cleanup is event-driven (the lib/server.h skeleton), not one client
+ * per process as in Postfix: many submissions share one process and one
+ * loop, so that messages that finish together share one fsync of the
+ * incoming/ directory (group commit, cleanup_commit.c).
+ */
+
+#include <stddef.h>
+#include <time.h>
+
+struct event;
+struct event_base;
+struct hdr;
+struct qfile_out;
+struct strbuf;
+
+/* Parameters (cleanup.c). */
+extern char *var_myhostname;
+extern char *var_qmgr_service_name;
+extern long long var_header_size_limit;
+extern long long var_message_size_limit;
+extern long long var_hopcount_limit;
+extern long long var_cleanup_timeout;
+extern long long var_cleanup_max_sessions;
+
+#define CLEANUP_QUEUE_DIR	"."	/* skeleton chdirs to the queue */
+#define CLEANUP_ENV_VALUE_MAX	4096	/* one envelope value */
+#define CLEANUP_DATA_MAX	65536	/* one "data" value (ipc.md) */
+#define CLEANUP_RCPT_MAX	100000	/* recipients per message */
+#define CLEANUP_WRITE_ERROR	"4.3.0 Error: queue file write error"
+#define CLEANUP_ENV_MAX		(16 * 1024 * 1024) /* all rcpts */
+
+/* Session states. */
+#define CLEANUP_ST_ENVELOPE	0	/* reading the envelope list */
+#define CLEANUP_ST_CONTENT	1	/* reading "data" attributes */
+#define CLEANUP_ST_DRAIN	2	/* content refused: read to its end */
+#define CLEANUP_ST_COMMIT	3	/* on the group commit list */
+#define CLEANUP_ST_CLOSING	4	/* last reply queued; then close */
+
+/* One submission: one connection, one message. */
+struct cleanup_sess {
+	int     fd;
+	int     state;
+	struct event *rev;		/* read, with cleanup_timeout */
+	struct event *wev;		/* write, when a reply is pending */
+	struct strbuf *in;		/* unparsed input from in_off */
+	size_t  in_off;
+	struct strbuf *out;		/* reply not yet written */
+	/* Envelope. */
+	char   *sender;			/* NULL until seen */
+	struct strbuf *rcpts;		/* NUL-terminated addresses */
+	size_t  nrcpt;
+	char   *client_addr;
+	char   *client_name;
+	char   *helo;
+	char   *protocol;
+	char   *body;
+	int     smtputf8;
+	long long declared_size;	/* -1 unless size= was given */
+	/* Content. */
+	struct qfile_out *qf;
+	char    id[64];			/* queue ID, or "NOQUEUE" */
+	struct hdr *hdr;
+	long long content_len;		/* bytes received */
+	int     status;			/* 0, or 4/5 once refused */
+	const char *reason;		/* with status 4/5 */
+	/* Lists. */
+	struct cleanup_sess *prev;	/* all sessions */
+	struct cleanup_sess *next;
+	struct cleanup_sess *commit_next;	/* group commit list */
+};
+
+/* cleanup_session.c */
+extern void cleanup_session_init(struct event_base *);
+extern void cleanup_session_accept(int);
+extern size_t cleanup_session_count(void);
+extern void cleanup_session_shutdown(void);
+extern void cleanup_session_reply(struct cleanup_sess *, int, const char *);
+extern void cleanup_session_refuse(struct cleanup_sess *, int, const char *);
+
+/* cleanup_header.c */
+extern void cleanup_header_date(char *, size_t, time_t);
+extern int cleanup_content(struct cleanup_sess *, const char *, size_t);
+extern int cleanup_content_end(struct cleanup_sess *);
+
+/* cleanup_commit.c */
+extern void cleanup_commit_init(struct event_base *);
+extern void cleanup_commit_add(struct cleanup_sess *);
+extern void cleanup_commit_run(void);
+
+/* cleanup_trigger.c */
+extern void cleanup_trigger_qmgr(void);
+
+#endif

@@ -1,0 +1,539 @@
+/*
+ * cleanup_session - the submission protocol, one state machine per client
+ *
+ * SYNOPSIS
+ *	#include "cleanup.h"
+ *
+ *	void	cleanup_session_init(struct event_base *base)
+ *	void	cleanup_session_accept(int fd)
+ *	size_t	cleanup_session_count(void)
+ *	void	cleanup_session_shutdown(void)
+ *	void	cleanup_session_reply(struct cleanup_sess *s, int status,
+ *			const char *text)
+ *	void	cleanup_session_refuse(struct cleanup_sess *s, int status,
+ *			const char *reason)
+ *
+ * DESCRIPTION
+ *	This module speaks the cleanup protocol of docs/ipc.md on each
+ *	connection: the envelope list, the "file is open" reply, the content
+ *	as "data" attributes, and the final reply (sent by the group commit
+ *	in cleanup_commit.c, or here after an error).
+ *
+ *	cleanup_session_init() remembers the event loop.
+ *
+ *	cleanup_session_accept() takes a new non-blocking connection. With
+ *	cleanup_max_sessions open already it answers status 4 and closes.
+ *
+ *	cleanup_session_count() is the number of open sessions (the
+ *	skeleton's sessions() callback, for a graceful stop).
+ *
+ *	cleanup_session_shutdown() is for SIGTERM: it completes the group
+ *	commit of messages already renamed into incoming/, then removes
+ *	every queue file still in tmp/ and closes every connection.
+ *
+ *	cleanup_session_reply() sends the final reply (status 0 with the
+ *	queue ID as "text", else the reason) and closes the session once
+ *	the reply is written. It may free the session at once.
+ *
+ *	cleanup_session_refuse() removes the queue file from tmp/ and keeps
+ *	reading the content to its end (so that the client stays in step),
+ *	then answers with "status" and "reason" (a static string).
+ *
+ *	Each session owns its memory; cleanup_sess_free() releases all of
+ *	it, removes an unfinished queue file, and tells the skeleton.
+ *
+ * DIAGNOSTICS
+ *	Malformed input, a timeout, or a client that goes away: one warning
+ *	line and the session ends; the process carries on.
+ *
+ * SEE ALSO
+ *	docs/ipc.md, cleanup(8)
+ */
+
+#include <sys/time.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "attr.h"
+#include "hdr.h"
+#include "log.h"
+#include "qfile.h"
+#include "server.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "cleanup.h"
+
+#define CLEANUP_IN_LIMIT	(2 * CLEANUP_DATA_MAX + 1024)
+#define CLEANUP_READ_MIN	16384	/* read at least this at once */
+#define CLEANUP_OUT_LIMIT	4096
+
+static struct event_base *cleanup_base;
+static struct cleanup_sess *cleanup_sessions;	/* all open sessions */
+static size_t cleanup_nsessions;
+
+static void cleanup_sess_read_cb(evutil_socket_t, short, void *);
+static void cleanup_sess_write_cb(evutil_socket_t, short, void *);
+
+/* cleanup_session_init - remember the loop */
+void
+cleanup_session_init(struct event_base *base)
+{
+	cleanup_base = base;
+}
+
+/* cleanup_session_count - open sessions */
+size_t
+cleanup_session_count(void)
+{
+	return (cleanup_nsessions);
+}
+
+/* cleanup_timeout_tv - cleanup_timeout as a timeval */
+static struct timeval *
+cleanup_timeout_tv(void)
+{
+	static struct timeval tv;
+
+	tv.tv_sec = (time_t) var_cleanup_timeout;
+	tv.tv_usec = 0;
+	return (&tv);
+}
+
+/* cleanup_sess_free - end a session, remove its unfinished queue file */
+static void
+cleanup_sess_free(struct cleanup_sess *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		cleanup_sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	if (s->rev)
+		event_free(s->rev);
+	if (s->wev)
+		event_free(s->wev);
+	if (s->fd >= 0)
+		(void) close(s->fd);
+	s->qf = qfile_abort(s->qf);
+	s->hdr = hdr_free(s->hdr);
+	strbuf_free(s->in);
+	strbuf_free(s->out);
+	strbuf_free(s->rcpts);
+	free(s->sender);
+	free(s->client_addr);
+	free(s->client_name);
+	free(s->helo);
+	free(s->protocol);
+	free(s->body);
+	free(s);
+	cleanup_nsessions--;
+	server_session_done();
+}
+
+/* cleanup_sess_flush - write what is pending; 0, or -1 when gone */
+static int
+cleanup_sess_flush(struct cleanup_sess *s)
+{
+	ssize_t n;
+
+	while (s->out->len > 0) {
+		n = write(s->fd, s->out->data, s->out->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (event_add(s->wev, cleanup_timeout_tv()) < 0)
+				return (-1);
+			return (0);
+		}
+		if (n <= 0) {
+			log_debug("%s: write to client: %s", s->id,
+				  n < 0 ? strerror(errno) : "short write");
+			return (-1);
+		}
+		strbuf_consume(s->out, (size_t) n);
+	}
+	return (0);
+}
+
+/* cleanup_sess_send - queue one reply list and try to write it */
+static int
+cleanup_sess_send(struct cleanup_sess *s, int status, const char *text)
+{
+	if (attr_putl(s->out, "status", status) < 0
+	    || attr_puts(s->out, status == 0 ? "queue_id" : "reason", text) < 0
+	    || attr_end(s->out) < 0) {
+		/* Not reached: the reply is small. */
+		log_warn("%s: reply does not fit", s->id);
+		return (-1);
+	}
+	return (cleanup_sess_flush(s));
+}
+
+/* cleanup_session_reply - send the last reply, close when written */
+void
+cleanup_session_reply(struct cleanup_sess *s, int status, const char *text)
+{
+	s->state = CLEANUP_ST_CLOSING;
+	s->qf = qfile_abort(s->qf);	/* does not touch incoming/ */
+	event_del(s->rev);
+	if (cleanup_sess_send(s, status, text) < 0 || s->out->len == 0)
+		cleanup_sess_free(s);
+}
+
+/* cleanup_session_refuse - drop the file, read the rest, then reply */
+void
+cleanup_session_refuse(struct cleanup_sess *s, int status, const char *reason)
+{
+	s->qf = qfile_abort(s->qf);
+	s->hdr = hdr_free(s->hdr);
+	s->status = status;
+	s->reason = reason;
+	s->state = CLEANUP_ST_DRAIN;
+}
+
+/* cleanup_env_value - copy a value that must be text on one line */
+static char *
+cleanup_env_value(const struct attr *a)
+{
+	if (memchr(a->value, '\0', a->len) || memchr(a->value, '\r', a->len)
+	    || memchr(a->value, '\n', a->len))
+		return (NULL);
+	return (xstrndup(a->value, a->len));
+}
+
+/* cleanup_env_set - set a once-only string attribute */
+static int
+cleanup_env_set(char **var, const struct attr *a)
+{
+	if (*var != NULL)
+		return (-1);			/* twice */
+	*var = cleanup_env_value(a);
+	return (*var ? 0 : -1);
+}
+
+/* cleanup_env_attr - one envelope attribute; -1 when malformed */
+static int
+cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
+{
+	char   *val;
+	char   *end;
+
+	if (attr_name_is(a, "sender"))
+		return (cleanup_env_set(&s->sender, a));
+	if (attr_name_is(a, "rcpt")) {
+		if (a->len == 0 || memchr(a->value, '\t', a->len))
+			return (-1);
+		if ((val = cleanup_env_value(a)) == NULL)
+			return (-1);
+		/* Past a limit: keep reading, refuse at the end. */
+		if (s->nrcpt >= CLEANUP_RCPT_MAX
+		    || strbuf_append(s->rcpts, val, a->len + 1) < 0)
+			s->status = 5;
+		else
+			s->nrcpt++;
+		free(val);
+		return (0);
+	}
+	if (attr_name_is(a, "client_addr"))
+		return (cleanup_env_set(&s->client_addr, a));
+	if (attr_name_is(a, "client_name"))
+		return (cleanup_env_set(&s->client_name, a));
+	if (attr_name_is(a, "helo"))
+		return (cleanup_env_set(&s->helo, a));
+	if (attr_name_is(a, "protocol"))
+		return (cleanup_env_set(&s->protocol, a));
+	if (attr_name_is(a, "body"))
+		return (cleanup_env_set(&s->body, a));
+	if (attr_name_is(a, "smtputf8")) {
+		if (a->len != 1 || (a->value[0] != '0' && a->value[0] != '1'))
+			return (-1);
+		s->smtputf8 = (a->value[0] == '1');
+		return (0);
+	}
+	if (attr_name_is(a, "size")) {
+		if ((val = cleanup_env_value(a)) == NULL)
+			return (-1);
+		errno = 0;
+		s->declared_size = strtoll(val, &end, 10);
+		if (*val < '0' || *val > '9' || *end != 0 || errno != 0) {
+			free(val);
+			return (-1);
+		}
+		free(val);
+		return (0);
+	}
+	log_debug("%s: ignoring envelope attribute %.*s", s->id,
+		  (int) a->namelen, a->name);
+	return (0);
+}
+
+/* cleanup_env_write - the S, A and R records */
+static int
+cleanup_env_write(struct cleanup_sess *s)
+{
+	static const struct {
+		const char *name;
+		size_t  offset;
+	} attrs[] = {
+		{"client_addr", offsetof(struct cleanup_sess, client_addr)},
+		{"client_name", offsetof(struct cleanup_sess, client_name)},
+		{"helo", offsetof(struct cleanup_sess, helo)},
+		{"protocol", offsetof(struct cleanup_sess, protocol)},
+		{"body", offsetof(struct cleanup_sess, body)},
+	};
+	const char *val;
+	size_t  i;
+	size_t  off;
+	size_t  len;
+
+	if (qfile_out_sender(s->qf, s->sender) < 0)
+		return (-1);
+	for (i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+		val = *(char **) ((char *) s + attrs[i].offset);
+		if (val && qfile_out_attr(s->qf, attrs[i].name, val) < 0)
+			return (-1);
+	}
+	if (s->smtputf8 && qfile_out_attr(s->qf, "smtputf8", "1") < 0)
+		return (-1);
+	for (off = 0; off < s->rcpts->len; off += len + 1) {
+		len = strlen(s->rcpts->data + off);
+		if (qfile_out_rcpt(s->qf, s->rcpts->data + off, NULL) < 0)
+			return (-1);
+	}
+	/* The envelope is on file; keep no second copy. */
+	s->rcpts = strbuf_free(s->rcpts);
+	return (0);
+}
+
+/* cleanup_env_end - the envelope is complete; -1 if the session ended */
+static int
+cleanup_env_end(struct cleanup_sess *s)
+{
+	struct strbuf *err;
+
+	if (s->sender == NULL || s->nrcpt == 0) {
+		log_warn("%s: envelope without %s from client", s->id,
+			 s->sender == NULL ? "sender" : "recipients");
+		cleanup_session_reply(s, 4, "4.3.0 Error: bad envelope");
+		return (-1);
+	}
+	if (s->status == 5) {
+		log_warn("%s: reject: too many recipients; from=<%s>",
+			 s->id, s->sender);
+		cleanup_session_reply(s, 5, "5.5.3 Error: too many recipients");
+		return (-1);
+	}
+	err = strbuf_new(128, 1024);
+	if ((s->qf = qfile_create(CLEANUP_QUEUE_DIR, err)) == NULL) {
+		log_warn("%s: %s", s->id, err->data);
+		strbuf_free(err);
+		cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
+		return (-1);
+	}
+	strbuf_free(err);
+	snprintf(s->id, sizeof(s->id), "%s", qfile_out_id(s->qf));
+	if (cleanup_env_write(s) < 0) {
+		log_warn("%s: write queue file: %s", s->id, strerror(errno));
+		cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
+		return (-1);
+	}
+	s->hdr = hdr_new((size_t) var_header_size_limit);
+	s->state = CLEANUP_ST_CONTENT;
+	if (cleanup_sess_send(s, 0, s->id) < 0) {
+		log_warn("%s: lost connection after envelope", s->id);
+		cleanup_sess_free(s);
+		return (-1);
+	}
+	return (0);
+}
+
+/* cleanup_sess_input - act on the buffered input; -1 if s is gone */
+static int
+cleanup_sess_input(struct cleanup_sess *s)
+{
+	struct attr a;
+	size_t  used;
+	int     r;
+
+	while (s->state <= CLEANUP_ST_DRAIN) {
+		r = attr_next(s->in->data + s->in_off, s->in->len - s->in_off,
+			      s->state == CLEANUP_ST_ENVELOPE ?
+			      CLEANUP_ENV_VALUE_MAX : CLEANUP_DATA_MAX,
+			      &a, &used);
+		if (r == ATTR_MORE)
+			break;
+		if (r == ATTR_BAD)
+			goto bad;
+		s->in_off += used;
+		if (s->state == CLEANUP_ST_ENVELOPE) {
+			if (r == ATTR_END && cleanup_env_end(s) < 0)
+				return (-1);
+			if (r == ATTR_END)
+				continue;	/* content may follow */
+			if (cleanup_env_attr(s, &a) < 0)
+				goto bad;
+			continue;
+		}
+		if (r == ATTR_END) {
+			if (s->state == CLEANUP_ST_DRAIN) {
+				cleanup_session_reply(s, s->status, s->reason);
+				return (-1);
+			}
+			cleanup_content_end(s);
+			return (-1);
+		}
+		if (!attr_name_is(&a, "data"))
+			goto bad;
+		if (s->state == CLEANUP_ST_CONTENT)
+			(void) cleanup_content(s, a.value, a.len);
+	}
+	return (0);
+
+bad:
+	log_warn("%s: malformed %s from client", s->id,
+		 s->state == CLEANUP_ST_ENVELOPE ? "envelope" : "content");
+	cleanup_session_reply(s, 4, "4.3.0 Error: malformed request");
+	return (-1);
+}
+
+/* cleanup_sess_read_cb - input, end of file or timeout */
+static void
+cleanup_sess_read_cb(evutil_socket_t unused_fd, short what, void *ctx)
+{
+	struct cleanup_sess *s = ctx;
+	size_t  room;
+	size_t  want;
+	ssize_t n;
+
+	(void) unused_fd;
+	if (what & EV_TIMEOUT) {
+		log_warn("%s: timeout while reading %s from client", s->id,
+			 s->state == CLEANUP_ST_ENVELOPE ?
+			 "envelope" : "content");
+		cleanup_session_reply(s, 4, "4.4.2 Error: timeout exceeded");
+		return;
+	}
+	/* Keep the unparsed part at the front; it is at most one value. */
+	if (s->in_off > 0) {
+		strbuf_consume(s->in, s->in_off);
+		s->in_off = 0;
+	}
+	room = s->in->limit - s->in->len;
+	if (room == 0) {
+		/* Not reached: at most one value is kept. */
+		log_warn("%s: input buffer full", s->id);
+		cleanup_session_reply(s, 4, "4.3.0 Error: malformed request");
+		return;
+	}
+	/* Use the memory we have, grow by steps: a value is up to 64 KiB. */
+	want = s->in->size - 1 - s->in->len;
+	if (want < CLEANUP_READ_MIN)
+		want = CLEANUP_READ_MIN;
+	if (want > room)
+		want = room;
+	if (strbuf_reserve(s->in, want) < 0)
+		return;					/* not reached */
+	n = read(s->fd, s->in->data + s->in->len, want);
+	if (n < 0
+	    && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		if (s->state == CLEANUP_ST_ENVELOPE && s->in->len == 0)
+			log_debug("%s: client closed before envelope", s->id);
+		else
+			log_warn("%s: lost connection while reading %s%s%s",
+				 s->id, s->state == CLEANUP_ST_ENVELOPE ?
+				 "envelope" : "content", n < 0 ? ": " : "",
+				 n < 0 ? strerror(errno) : "");
+		cleanup_sess_free(s);
+		return;
+	}
+	s->in->len += (size_t) n;
+	s->in->data[s->in->len] = 0;
+	if (cleanup_sess_input(s) < 0)
+		return;
+	if (s->in_off == s->in->len) {
+		strbuf_reset(s->in);
+		s->in_off = 0;
+	}
+}
+
+/* cleanup_sess_write_cb - the socket can take more of the reply */
+static void
+cleanup_sess_write_cb(evutil_socket_t unused_fd, short what, void *ctx)
+{
+	struct cleanup_sess *s = ctx;
+
+	(void) unused_fd;
+	if ((what & EV_TIMEOUT) || cleanup_sess_flush(s) < 0) {
+		log_warn("%s: cannot write reply to client", s->id);
+		cleanup_sess_free(s);
+		return;
+	}
+	if (s->out->len == 0 && s->state == CLEANUP_ST_CLOSING)
+		cleanup_sess_free(s);
+}
+
+/* cleanup_session_accept - a new client */
+void
+cleanup_session_accept(int fd)
+{
+	struct cleanup_sess *s;
+	struct strbuf *busy;
+
+	if (cleanup_nsessions >= (size_t) var_cleanup_max_sessions) {
+		log_warn("NOQUEUE: reject: %lld sessions already open "
+			 "(cleanup_max_sessions)", var_cleanup_max_sessions);
+		/* One try, no waiting: the reply is small. */
+		busy = strbuf_new(128, CLEANUP_OUT_LIMIT);
+		if (attr_putl(busy, "status", 4) == 0
+		    && attr_puts(busy, "reason",
+			    "4.3.2 Error: too many cleanup sessions") == 0
+		    && attr_end(busy) == 0
+		    && write(fd, busy->data, busy->len) < 0)
+			log_debug("write: %s", strerror(errno));
+		strbuf_free(busy);
+		(void) close(fd);
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->fd = fd;
+	s->state = CLEANUP_ST_ENVELOPE;
+	snprintf(s->id, sizeof(s->id), "NOQUEUE");
+	s->in = strbuf_new(CLEANUP_READ_MIN, CLEANUP_IN_LIMIT);
+	s->out = strbuf_new(256, CLEANUP_OUT_LIMIT);
+	s->rcpts = strbuf_new(256, CLEANUP_ENV_MAX);
+	s->declared_size = -1;
+	s->rev = event_new(cleanup_base, fd, EV_READ | EV_PERSIST,
+			   cleanup_sess_read_cb, s);
+	s->wev = event_new(cleanup_base, fd, EV_WRITE, cleanup_sess_write_cb,
+			   s);
+	if (s->rev == NULL || s->wev == NULL)
+		log_fatal("event_new: out of memory");
+	s->next = cleanup_sessions;
+	if (cleanup_sessions)
+		cleanup_sessions->prev = s;
+	cleanup_sessions = s;
+	cleanup_nsessions++;
+	if (event_add(s->rev, cleanup_timeout_tv()) < 0)
+		log_fatal("event_add: %s", strerror(errno));
+}
+
+/* cleanup_session_shutdown - SIGTERM: commit what is renamed, drop the rest */
+void
+cleanup_session_shutdown(void)
+{
+	cleanup_commit_run();
+	while (cleanup_sessions) {
+		if (cleanup_sessions->qf)
+			log_info("%s: removed: shutting down",
+				 cleanup_sessions->id);
+		cleanup_sess_free(cleanup_sessions);
+	}
+}
