@@ -50,7 +50,7 @@ def test_message_is_queued_byte_for_byte(mta):
         s.rcpt("bob@example.com")
         code, msg = s.data(body)
     assert code == 250, msg
-    m = re.match(rb"2\.0\.0 Ok: queued as ([0-9A-Z]+)$", msg)
+    m = re.match(rb"2\.0\.0 Ok: queued as ([0-9A-Za-z]+)$", msg)
     assert m, msg
     qid = m.group(1).decode()
     assert mta.queue_files("incoming") == [qid]

@@ -1,0 +1,215 @@
+/*
+ * smtpd - Sendarix SMTP server
+ *
+ * SYNOPSIS
+ *	smtpd -n service -t inet [-c config_dir] [-v] [-o name=value ...]
+ *	(started by master(8), never by hand)
+ *
+ * DESCRIPTION
+ *	smtpd speaks ESMTP (RFC 5321) to mail clients, many sessions in one
+ *	process on one event loop, and hands each message to cleanup(8)
+ *	over private/$cleanup_service_name. It says 250 only after cleanup
+ *	reports that the queue file is safe on disk.
+ *
+ *	Supported: EHLO/HELO, MAIL, RCPT, DATA, BDAT (CHUNKING, RFC 3030),
+ *	RSET, NOOP, QUIT, VRFY (252, no address is revealed), HELP; EXPN
+ *	is refused. EHLO announces PIPELINING (RFC 2920), SIZE, 8BITMIME,
+ *	ENHANCEDSTATUSCODES (every reply but the greeting and the EHLO
+ *	lines carries an RFC 3463 code), CHUNKING and SMTPUTF8 (RFC 6531).
+ *	STARTTLS and AUTH are not offered yet.
+ *
+ *	Relay control: a client in mynetworks may send to any recipient;
+ *	any other client only to domains in relay_domains, and never with
+ *	an address trick (source route, "%", "!" or quoted "@" in the local
+ *	part): 554 5.7.1 Relay access denied.
+ *
+ *	SMTP smuggling: the end of DATA is CRLF.CRLF only. A bare LF or
+ *	bare CR in the content gets 550 5.5.2 with
+ *	smtpd_forbid_bare_newline = yes (the default), or is turned into
+ *	CRLF with "no".
+ *
+ *	smtpd puts a Received: header first in the content.
+ *
+ * CONFIGURATION PARAMETERS
+ *	myhostname, mail_name, smtpd_banner, mynetworks, relay_domains,
+ *	cleanup_service_name, message_size_limit, smtpd_recipient_limit,
+ *	smtpd_line_length_limit (command lines), smtpd_soft_error_limit,
+ *	smtpd_hard_error_limit, smtpd_timeout, smtpd_cleanup_timeout,
+ *	smtpd_client_connection_count_limit,
+ *	smtpd_client_connection_exceptions, smtpd_max_sessions,
+ *	smtpd_forbid_bare_newline. See sendarix-params(5).
+ *
+ * DIAGNOSTICS
+ *	Postfix-shaped log lines: "connect from name[addr]",
+ *	"QUEUEID: client=name[addr]", "NOQUEUE: reject: RCPT from
+ *	name[addr]: 554 5.7.1 ...; from=<> to=<> proto=ESMTP helo=<>",
+ *	"disconnect from name[addr] ehlo=1 mail=1 ... commands=N".
+ *	Bad client input never ends the process. A bad mynetworks,
+ *	relay_domains or exceptions list is fatal at start-up.
+ *
+ * SECURITY
+ *	smtpd runs as mail_owner (the skeleton drops root before any
+ *	client is served) and reads untrusted network input: every line
+ *	and every byte count from a client is bounded, and input errors
+ *	get an SMTP reply, never a crash. Client names are not looked up
+ *	(shown as "unknown").
+ *
+ * SEE ALSO
+ *	smtpd(8), cleanup(8), master(8), docs/ipc.md
+ */
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "log.h"
+#include "map.h"
+#include "server.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "smtpd.h"
+
+struct smtpd_params smtpd_var;
+
+/* smtpd_open_list - a match list from a parameter; fatal if bad */
+static struct matchlist *
+smtpd_open_list(const char *name, int domains)
+{
+	const char *value = conf_get(name);
+	struct strbuf *err;
+	struct matchlist *list;
+
+	if (value == NULL || value[strspn(value, " \t,")] == 0)
+		return (NULL);
+	err = strbuf_new(128, 0);
+	list = domains ? matchlist_domain(value, err) :
+		matchlist_addr(value, err);
+	if (list == NULL)
+		log_fatal("bad %s value \"%s\": %s", name, value,
+			  err->len ? err->data : "syntax error");
+	if (err->len)
+		log_warn("%s: %s", name, err->data);
+	strbuf_free(err);
+	return (list);
+}
+
+/*
+ * The numeric parameters smtpd reads: name, variable, lowest sane value
+ * (a zero or negative value there would make the server useless). The
+ * defaults are in lib/conf_params.c, like every default.
+ */
+static const struct smtpd_num_param {
+	const char *name;
+	long   *var;
+	long    min;
+}       smtpd_num_params[] = {
+	{"smtpd_recipient_limit", &smtpd_var.rcpt_limit, 1},
+	{"smtpd_line_length_limit", &smtpd_var.line_limit, 512},
+	{"smtpd_soft_error_limit", &smtpd_var.soft_error_limit, 0},
+	{"smtpd_hard_error_limit", &smtpd_var.hard_error_limit, 1},
+	{"smtpd_timeout", &smtpd_var.timeout, 1},
+	{"smtpd_cleanup_timeout", &smtpd_var.cleanup_timeout, 1},
+	{"smtpd_client_connection_count_limit", &smtpd_var.conn_limit, 0},
+	{"smtpd_max_sessions", &smtpd_var.max_sessions, 0},
+};
+
+/* smtpd_pre_init - read the parameters and open the tables */
+static void
+smtpd_pre_init(void)
+{
+	const struct smtpd_num_param *np;
+	const struct conf_param *cp;
+	char    host[256];
+	const char *v;
+	char   *path;
+	size_t  len;
+
+	v = conf_get("myhostname");
+	if (v == NULL || *v == 0) {
+		if (gethostname(host, sizeof(host)) < 0)
+			strcpy(host, "localhost");
+		host[sizeof(host) - 1] = 0;
+		smtpd_var.myhostname = xstrdup(host);
+	} else
+		smtpd_var.myhostname = xstrdup(v);
+	smtpd_var.mail_name = xstrdup(conf_get("mail_name"));
+	v = conf_get("smtpd_banner");
+	smtpd_var.banner = xstrdup(v && *v ? v : smtpd_var.myhostname);
+	v = conf_get("cleanup_service_name");
+	len = strlen(v) + sizeof("private/");
+	path = xmalloc(len);
+	snprintf(path, len, "private/%s", v);
+	smtpd_var.cleanup_path = path;
+	smtpd_var.size_limit = conf_get_size("message_size_limit");
+	if (smtpd_var.size_limit < 0)
+		smtpd_var.size_limit = 0;
+	smtpd_var.forbid_bare_newline =
+		conf_get_bool("smtpd_forbid_bare_newline");
+
+	for (np = smtpd_num_params; np < smtpd_num_params
+	     + sizeof(smtpd_num_params) / sizeof(smtpd_num_params[0]); np++) {
+		cp = conf_param_find(np->name);
+		*np->var = cp && cp->type == CONF_TIME ?
+			conf_get_time(np->name) : conf_get_int(np->name);
+		if (*np->var < np->min) {
+			log_warn("%s = %ld is too small; using %ld", np->name,
+				 *np->var, np->min);
+			*np->var = np->min;
+		}
+	}
+
+	/* Tables may live where the chroot cannot see them: open now. */
+	smtpd_var.mynetworks = smtpd_open_list("mynetworks", 0);
+	smtpd_var.relay_domains = smtpd_open_list("relay_domains", 1);
+	smtpd_var.conn_exceptions =
+		smtpd_open_list("smtpd_client_connection_exceptions", 0);
+}
+
+/* smtpd_post_init - nothing to do once unprivileged */
+static void
+smtpd_post_init(struct event_base *unused_base)
+{
+	(void) unused_base;
+}
+
+/* smtpd_accept - a new client connection */
+static void
+smtpd_accept(int fd, const struct sockaddr *sa, socklen_t salen,
+	     const struct server_listener *unused_listener)
+{
+	(void) unused_listener;
+	smtpd_session_accept(fd, sa, salen);
+}
+
+/* smtpd_sessions - open sessions, for a graceful stop */
+static size_t
+smtpd_sessions(void)
+{
+	return (smtpd_session_count());
+}
+
+/* smtpd_shutdown - SIGTERM: 421 to everyone */
+static void
+smtpd_shutdown(void)
+{
+	smtpd_session_shutdown();
+}
+
+/* main - hand over to the event skeleton */
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+		smtpd_pre_init,
+		smtpd_post_init,
+		smtpd_accept,
+		smtpd_sessions,
+		smtpd_shutdown,
+	};
+
+	return (server_event_main(argc, argv, "smtpd", &ops));
+}

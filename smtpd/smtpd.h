@@ -1,0 +1,171 @@
+#ifndef SENDARIX_SMTPD_H
+#define SENDARIX_SMTPD_H
+
+/*
+ * smtpd - private interfaces of the SMTP server. See smtpd.c.
+ */
+
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <stddef.h>
+
+#include "attr.h"
+#include "qfile.h"
+
+struct bufferevent;
+struct evbuffer;
+struct event;
+struct event_base;
+struct matchlist;
+struct strbuf;
+
+/* The parameters smtpd reads (smtpd.c). */
+struct smtpd_params {
+	char   *myhostname;
+	char   *mail_name;
+	char   *banner;
+	char   *cleanup_path;		/* private/$cleanup_service_name */
+	long long size_limit;		/* message_size_limit; 0: none */
+	long    rcpt_limit;
+	long    line_limit;
+	long    soft_error_limit;
+	long    hard_error_limit;
+	long    timeout;		/* smtpd_timeout, seconds */
+	long    cleanup_timeout;
+	long    conn_limit;
+	long    max_sessions;
+	int     forbid_bare_newline;
+	struct matchlist *mynetworks;
+	struct matchlist *relay_domains;	/* NULL: nothing relays */
+	struct matchlist *conn_exceptions;
+};
+extern struct smtpd_params smtpd_var;
+
+/* Session states. */
+#define SMTPD_ST_CMD		0	/* reading commands */
+#define SMTPD_ST_CLEANUP_OPEN	1	/* waiting for cleanup's queue ID */
+#define SMTPD_ST_DATA		2	/* reading DATA content */
+#define SMTPD_ST_BDAT		3	/* reading a BDAT chunk */
+#define SMTPD_ST_CLEANUP_DONE	4	/* waiting for cleanup's verdict */
+#define SMTPD_ST_CLOSING	5	/* sending the last reply */
+
+/* Per-command counters, in the order of the disconnect log line. */
+#define SMTPD_CMD_EHLO		0
+#define SMTPD_CMD_HELO		1
+#define SMTPD_CMD_MAIL		2
+#define SMTPD_CMD_RCPT		3
+#define SMTPD_CMD_BDAT		4
+#define SMTPD_CMD_DATA		5
+#define SMTPD_CMD_RSET		6
+#define SMTPD_CMD_NOOP		7
+#define SMTPD_CMD_QUIT		8
+#define SMTPD_CMD_VRFY		9
+#define SMTPD_CMD_EXPN		10
+#define SMTPD_CMD_HELP		11
+#define SMTPD_CMD_UNKNOWN	12
+#define SMTPD_CMD_COUNT		13
+
+struct smtpd_cleanup;
+
+struct smtpd_session {
+	struct smtpd_session *next;
+	struct smtpd_session *prev;
+	struct bufferevent *bev;	/* the client connection */
+	struct evbuffer *reply;		/* replies not yet flushed */
+	struct strbuf *line;		/* the current command line */
+	struct event *delay_ev;		/* soft error limit pause */
+	struct event *free_ev;		/* deferred free */
+	char    addr[INET6_ADDRSTRLEN + 8];	/* client address, text */
+	char    name[16];		/* client name ("unknown") */
+	char   *helo;			/* HELO/EHLO argument or NULL */
+	int     esmtp;			/* EHLO seen */
+	int     state;			/* SMTPD_ST_* */
+	int     trusted;		/* in mynetworks: 1, 0, -1 (retry) */
+	int     errors;			/* 4xx/5xx replies so far */
+	int     delayed;		/* a reply waits for delay_ev */
+	int     paused;			/* cleanup backpressure */
+	int     skip_line;		/* discarding an over-long line */
+	int     eof;			/* the client has closed its side */
+	int     out_blocked;		/* the client does not read replies */
+	int     closing_logged;
+
+	/* Counters for the disconnect line. */
+	unsigned cmd_ok[SMTPD_CMD_COUNT];
+	unsigned cmd_total[SMTPD_CMD_COUNT];
+
+	/* The mail transaction. */
+	char   *sender;			/* NULL: no MAIL yet; "" null sender */
+	char  **rcpts;
+	size_t  nrcpt;
+	size_t  rcpt_cap;
+	unsigned rcpt_tried;		/* RCPT commands in this transaction */
+	long long declared_size;	/* SIZE=, or -1 */
+	int     body_8bit;
+	int     smtputf8;
+	int     bdat_used;		/* BDAT seen in this transaction */
+
+	/* Content. */
+	int     data_mode;		/* SMTPD_CMD_DATA or SMTPD_CMD_BDAT */
+	int     cstate;			/* content parser state */
+	long long content_size;
+	int     too_big;
+	int     bare;			/* bare CR or LF seen (forbidden) */
+	int     last_lf;		/* last content byte stored was LF */
+	struct strbuf *chunk;		/* content not yet sent to cleanup */
+
+	/* BDAT. */
+	unsigned long long bdat_left;	/* bytes of this chunk still due */
+	unsigned long long bdat_len;	/* size of this chunk */
+	int     bdat_last;
+	int     bdat_discard;		/* throw this chunk away... */
+	char   *bdat_reply;		/* ...and then say this */
+
+	/* cleanup. */
+	struct smtpd_cleanup *cleanup;
+	int     cleanup_failed;
+	char   *cleanup_reason;		/* from cleanup, on failure */
+	char    queue_id[QFILE_ID_MAX + 1];
+};
+
+/* smtpd_session.c */
+extern void smtpd_session_accept(int, const struct sockaddr *, socklen_t);
+extern size_t smtpd_session_count(void);
+extern void smtpd_session_shutdown(void);
+extern void smtpd_reply(struct smtpd_session *, const char *,...)
+		__attribute__((format(printf, 2, 3)));
+extern void smtpd_session_resume(struct smtpd_session *);
+extern void smtpd_session_reset(struct smtpd_session *);
+extern void smtpd_session_reject_log(struct smtpd_session *, const char *,
+				             const char *, const char *);
+extern const char *smtpd_protocol(const struct smtpd_session *);
+
+/* smtpd_data.c */
+extern void smtpd_data_cmd(struct smtpd_session *, const char *);
+extern void smtpd_bdat_cmd(struct smtpd_session *, const char *);
+extern int smtpd_data_input(struct smtpd_session *);
+extern int smtpd_bdat_input(struct smtpd_session *);
+extern void smtpd_data_cleanup_reply(struct smtpd_session *, int,
+				             const char *, const char *);
+
+/* smtpd_cleanup.c */
+extern int smtpd_cleanup_open(struct smtpd_session *);
+extern void smtpd_cleanup_write(struct smtpd_session *, const void *,
+				        size_t);
+extern void smtpd_cleanup_finish(struct smtpd_session *);
+extern size_t smtpd_cleanup_pending(struct smtpd_session *);
+extern void smtpd_cleanup_stalled(struct smtpd_session *);
+extern void smtpd_cleanup_close(struct smtpd_session *);
+
+#define SMTPD_CLEANUP_HIWAT	(1024 * 1024)	/* pause the client above */
+#define SMTPD_CLEANUP_LOWAT	(256 * 1024)	/* resume it below */
+#define SMTPD_OUT_HIWAT		(256 * 1024)	/* unread replies: pause */
+#define SMTPD_OUT_LOWAT		(64 * 1024)	/* resume below */
+
+/* smtpd_addr.c */
+#define SMTPD_CHECK_OK		0
+#define SMTPD_CHECK_REJECT	(-1)
+extern int smtpd_check_rcpt(struct smtpd_session *, const char *, int,
+			            struct strbuf *);
+extern int smtpd_check_client(const char *, struct matchlist *);
+
+#endif

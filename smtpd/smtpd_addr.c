@@ -1,0 +1,115 @@
+/*
+ * smtpd_addr - relay control for RCPT TO
+ *
+ * SYNOPSIS
+ *	#include "smtpd.h"
+ *
+ *	int	smtpd_check_rcpt(struct smtpd_session *s, const char *addr,
+ *			int pflags, struct strbuf *reply)
+ *	int	smtpd_check_client(const char *addr, struct matchlist *list)
+ *
+ * DESCRIPTION
+ *	smtpd_check_rcpt() decides whether the client may send to "addr",
+ *	a recipient parsed by smtp_addr_parse() with result bits "pflags".
+ *	No open relay, ever: a client in mynetworks may send anywhere;
+ *	anyone else only to a domain in relay_domains, and never with an
+ *	address trick (a source route, or "%", "!" or a quoted "@" in the
+ *	local part), nor to an address literal. <postmaster> with no
+ *	domain is always accepted (RFC 5321 section 4.5.1). It returns
+ *	SMTPD_CHECK_OK, or SMTPD_CHECK_REJECT with the whole reply line
+ *	(code, enhanced code, text; no CRLF) in "reply": 554 5.7.1 for a
+ *	denied relay, 451 4.3.0 when a table could not be read.
+ *
+ *	smtpd_check_client() matches a client address against a match
+ *	list (mynetworks, smtpd_client_connection_exceptions): 1, 0, or
+ *	-1 when a table lookup failed. A NULL list matches nothing.
+ *
+ * DIAGNOSTICS
+ *	Table failures are logged as warnings.
+ *
+ * SEE ALSO
+ *	smtp_addr(3), map(3), smtpd(8)
+ */
+
+#include <ctype.h>
+#include <string.h>
+
+#include "log.h"
+#include "map.h"
+#include "smtp_addr.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "smtpd.h"
+
+/* smtpd_check_client - client address in a match list? */
+int
+smtpd_check_client(const char *addr, struct matchlist *list)
+{
+	int     ret;
+
+	if (list == NULL)
+		return (0);
+	ret = matchlist_match(list, addr);
+	if (ret < 0)
+		log_warn("table lookup failed for client address %s", addr);
+	return (ret);
+}
+
+/* smtpd_check_rcpt - may this client send to this recipient? */
+int
+smtpd_check_rcpt(struct smtpd_session *s, const char *addr, int pflags,
+		 struct strbuf *reply)
+{
+	const char *domain;
+	char   *lower;
+	char   *cp;
+	int     ret;
+
+	if (pflags & SMTP_ADDR_F_NODOMAIN)
+		return (SMTPD_CHECK_OK);	/* <postmaster> */
+	if (s->trusted > 0)
+		return (SMTPD_CHECK_OK);
+
+	/* Outsiders: never any address trick, whatever the domain. */
+	if ((pflags & (SMTP_ADDR_F_ROUTE | SMTP_ADDR_F_LITERAL))
+	    || smtp_addr_tricky(addr)) {
+		strbuf_printf(reply, "554 5.7.1 <%s>: Relay access denied",
+			      addr);
+		return (SMTPD_CHECK_REJECT);
+	}
+	if ((domain = smtp_addr_domain(addr)) == NULL || *domain == 0) {
+		strbuf_printf(reply, "554 5.7.1 <%s>: Relay access denied",
+			      addr);
+		return (SMTPD_CHECK_REJECT);
+	}
+	if (smtpd_var.relay_domains == NULL) {
+		if (s->trusted < 0)
+			goto retry;
+		strbuf_printf(reply, "554 5.7.1 <%s>: Relay access denied",
+			      addr);
+		return (SMTPD_CHECK_REJECT);
+	}
+	lower = xstrdup(domain);
+	for (cp = lower; *cp; cp++)
+		*cp = tolower((unsigned char) *cp);
+	ret = matchlist_match(smtpd_var.relay_domains, lower);
+	xfree(lower);
+	if (ret < 0) {
+		log_warn("relay_domains lookup failed for %s", domain);
+		goto retry;
+	}
+	if (ret == 0) {
+		/* mynetworks could not be read: it might have said yes. */
+		if (s->trusted < 0)
+			goto retry;
+		strbuf_printf(reply, "554 5.7.1 <%s>: Relay access denied",
+			      addr);
+		return (SMTPD_CHECK_REJECT);
+	}
+	return (SMTPD_CHECK_OK);
+
+retry:
+	strbuf_printf(reply, "451 4.3.0 <%s>: Temporary lookup failure", addr);
+	return (SMTPD_CHECK_REJECT);
+}

@@ -1,0 +1,602 @@
+/*
+ * smtpd_data - DATA and BDAT: message content to cleanup
+ *
+ * SYNOPSIS
+ *	#include "smtpd.h"
+ *
+ *	void	smtpd_data_cmd(struct smtpd_session *s, const char *arg)
+ *	void	smtpd_bdat_cmd(struct smtpd_session *s, const char *arg)
+ *	int	smtpd_data_input(struct smtpd_session *s)
+ *	int	smtpd_bdat_input(struct smtpd_session *s)
+ *	void	smtpd_data_cleanup_reply(struct smtpd_session *s,
+ *			int status, const char *queue_id, const char *reason)
+ *
+ * DESCRIPTION
+ *	smtpd_data_cmd() checks a DATA command and opens the cleanup
+ *	connection; 354 goes out only once cleanup has a queue file open.
+ *	smtpd_bdat_cmd() does the same for the first BDAT chunk of a
+ *	transaction (RFC 3030); a BDAT that cannot be accepted still has
+ *	its bytes read and thrown away, so that the client stays in step.
+ *
+ *	smtpd_data_input() reads DATA content from the client's buffered
+ *	input: the end is CRLF.CRLF and nothing else; a leading dot is
+ *	removed; a bare LF or a bare CR (not part of CRLF) makes the
+ *	message be rejected when smtpd_forbid_bare_newline is on (reading
+ *	goes on to the real CRLF.CRLF), and is turned into CRLF when it is
+ *	off. smtpd_bdat_input() reads exactly the announced number of bytes
+ *	(no dot handling; the same bare CR/LF rule). Both return 1 when the
+ *	session state changed (input may be processed further), 0 when
+ *	more input is needed or cleanup must catch up (backpressure).
+ *
+ *	Content over message_size_limit is read and thrown away, and the
+ *	cleanup connection is closed so that nothing is queued; the reply
+ *	comes at the end (552 5.3.4).
+ *
+ *	smtpd_data_cleanup_reply() is what the cleanup client calls with a
+ *	cleanup status: 0 with a queue ID, or 4/5 with a reason ("4.3.0
+ *	..."). Only status 0 after the end of the content gives 250.
+ *
+ * DIAGNOSTICS
+ *	"QUEUEID: client=name[addr]" once cleanup has a queue ID; one
+ *	"reject:" line per rejected message.
+ *
+ * SEE ALSO
+ *	docs/ipc.md, RFC 5321, RFC 3030
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "log.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "smtpd.h"
+
+/* Content parser states. */
+#define SMTPD_CS_BOL	0		/* start of a line (after CRLF) */
+#define SMTPD_CS_MID	1		/* inside a line */
+#define SMTPD_CS_CR	2		/* after a CR */
+#define SMTPD_CS_DOT	3		/* after a "." at the start of a line */
+#define SMTPD_CS_DOTCR	4		/* after "." CR at a line start */
+
+/* smtpd_data_flush - send stored content to cleanup */
+static void
+smtpd_data_flush(struct smtpd_session *s)
+{
+	size_t  off;
+	size_t  n;
+
+	for (off = 0; off < s->chunk->len; off += n) {
+		n = s->chunk->len - off;
+		if (n > QFILE_CHUNK)
+			n = QFILE_CHUNK;
+		smtpd_cleanup_write(s, s->chunk->data + off, n);
+	}
+	strbuf_reset(s->chunk);
+}
+
+/* smtpd_data_rejected - is this message lost already? */
+static int
+smtpd_data_rejected(const struct smtpd_session *s)
+{
+	return (s->too_big || s->bare || s->cleanup_failed || s->bdat_discard);
+}
+
+/* smtpd_data_emit - content bytes, as they will be stored */
+static void
+smtpd_data_emit(struct smtpd_session *s, const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+	s->last_lf = ((const char *) p)[n - 1] == '\n';
+	s->content_size += n;
+	if (smtpd_var.size_limit > 0 && s->content_size > smtpd_var.size_limit
+	    && !s->too_big) {
+		/* Abort at once: cleanup removes its file in tmp/. */
+		s->too_big = 1;
+		smtpd_cleanup_close(s);
+		strbuf_reset(s->chunk);
+	}
+	if (smtpd_data_rejected(s))
+		return;
+	strbuf_append(s->chunk, p, n);
+	if (s->chunk->len >= QFILE_CHUNK)
+		smtpd_data_flush(s);
+}
+
+/* smtpd_data_bare - a bare CR or LF */
+static void
+smtpd_data_bare(struct smtpd_session *s)
+{
+	if (!smtpd_var.forbid_bare_newline || s->bare)
+		return;
+	s->bare = 1;
+	smtpd_cleanup_close(s);
+	strbuf_reset(s->chunk);
+}
+
+/* smtpd_data_scan - run DATA content through the parser; bytes taken */
+static size_t
+smtpd_data_scan(struct smtpd_session *s, const unsigned char *p, size_t n,
+		int *done)
+{
+	size_t  i = 0;
+	size_t  j;
+
+	*done = 0;
+	while (i < n) {
+		switch (s->cstate) {
+		case SMTPD_CS_BOL:
+			if (p[i] == '.') {
+				s->cstate = SMTPD_CS_DOT;
+				i++;
+			} else
+				s->cstate = SMTPD_CS_MID;
+			break;
+		case SMTPD_CS_MID:
+			for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
+				 /* void */ ;
+			smtpd_data_emit(s, p + i, j - i);
+			i = j;
+			if (i == n)
+				break;
+			if (p[i] == '\r') {
+				s->cstate = SMTPD_CS_CR;
+			} else {
+				/* Bare LF: not a line end for the dot rule. */
+				smtpd_data_bare(s);
+				smtpd_data_emit(s, "\r\n", 2);
+			}
+			i++;
+			break;
+		case SMTPD_CS_CR:
+			if (p[i] == '\n') {
+				smtpd_data_emit(s, "\r\n", 2);
+				s->cstate = SMTPD_CS_BOL;
+				i++;
+			} else {
+				smtpd_data_bare(s);
+				smtpd_data_emit(s, "\r\n", 2);
+				s->cstate = SMTPD_CS_MID;
+			}
+			break;
+		case SMTPD_CS_DOT:
+			if (p[i] == '\r') {
+				s->cstate = SMTPD_CS_DOTCR;
+				i++;
+			} else if (p[i] == '\n') {
+				/* "." with a bare LF is not the end. */
+				smtpd_data_bare(s);
+				smtpd_data_emit(s, ".\r\n", 3);
+				s->cstate = SMTPD_CS_MID;
+				i++;
+			} else {
+				/* Dot-unstuffing: the leading dot goes. */
+				s->cstate = SMTPD_CS_MID;
+			}
+			break;
+		case SMTPD_CS_DOTCR:
+			if (p[i] == '\n') {
+				*done = 1;
+				return (i + 1);
+			}
+			smtpd_data_bare(s);
+			smtpd_data_emit(s, "\r\n", 2);
+			s->cstate = SMTPD_CS_MID;
+			break;
+		}
+	}
+	return (i);
+}
+
+/* smtpd_bdat_scan - a BDAT chunk: no dots, bare CR/LF checked */
+static void
+smtpd_bdat_scan(struct smtpd_session *s, const unsigned char *p, size_t n)
+{
+	size_t  i = 0;
+	size_t  j;
+
+	while (i < n) {
+		if (s->cstate == SMTPD_CS_CR) {
+			if (p[i] == '\n') {
+				smtpd_data_emit(s, "\r\n", 2);
+				i++;
+			} else {
+				smtpd_data_bare(s);
+				smtpd_data_emit(s, "\r\n", 2);
+			}
+			s->cstate = SMTPD_CS_MID;
+			continue;
+		}
+		for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
+			 /* void */ ;
+		smtpd_data_emit(s, p + i, j - i);
+		i = j;
+		if (i == n)
+			break;
+		if (p[i] == '\r') {
+			s->cstate = SMTPD_CS_CR;
+		} else {
+			smtpd_data_bare(s);
+			smtpd_data_emit(s, "\r\n", 2);
+		}
+		i++;
+	}
+}
+
+/* smtpd_data_fail_reply - a reply for a cleanup failure */
+static void
+smtpd_data_fail_reply(struct smtpd_session *s, const char *cmd)
+{
+	const char *r = s->cleanup_reason;
+	char    text[512];
+	int     code;
+	const char *cp;
+
+	if (r != NULL && (r[0] == '4' || r[0] == '5') && r[1] == '.'
+	    && strlen(r) < 400) {
+		for (cp = r; *cp; cp++)
+			if ((unsigned char) *cp < 32 || *cp == 127)
+				break;
+		if (*cp == 0) {
+			code = r[0] == '4' ? 451 :
+				strncmp(r, "5.3.4", 5) == 0 ? 552 : 554;
+			snprintf(text, sizeof(text), "%d %s", code, r);
+			goto done;
+		}
+	}
+	snprintf(text, sizeof(text), "451 4.3.0 Error: queue file write error");
+done:
+	smtpd_reply(s, "%s", text);
+	smtpd_session_reject_log(s, cmd, text, NULL);
+}
+
+/* smtpd_data_received - the Received: header, first in the content */
+static void
+smtpd_data_received(struct smtpd_session *s)
+{
+	char    date[64];
+	time_t  now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
+	strbuf_printf(s->chunk, "Received: from %s (%s [%s%s])\r\n"
+		      "\tby %s (%s) with %s id %s",
+		      s->helo ? s->helo : "unknown", s->name,
+		      strchr(s->addr, ':') ? "IPv6:" : "", s->addr,
+		      smtpd_var.myhostname, smtpd_var.mail_name,
+		      s->smtputf8 ? "UTF8SMTP" : smtpd_protocol(s),
+		      s->queue_id);
+	if (s->nrcpt == 1)
+		strbuf_printf(s->chunk, "\r\n\tfor <%s>; %s\r\n",
+			      s->rcpts[0], date);
+	else
+		strbuf_printf(s->chunk, ";\r\n\t%s\r\n", date);
+}
+
+/* smtpd_data_start - reset the content parser */
+static void
+smtpd_data_start(struct smtpd_session *s, int mode)
+{
+	s->data_mode = mode;
+	s->cstate = mode == SMTPD_CMD_DATA ? SMTPD_CS_BOL : SMTPD_CS_MID;
+	s->content_size = 0;
+	s->too_big = 0;
+	s->bare = 0;
+	s->last_lf = 1;
+	s->cleanup_failed = 0;
+	strbuf_reset(s->chunk);
+}
+
+/* smtpd_data_check - may a message start now? 0, or -1 with a reply */
+static int
+smtpd_data_check(struct smtpd_session *s, const char *cmd)
+{
+	if (s->sender == NULL) {
+		smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
+		return (-1);
+	}
+	if (s->nrcpt == 0) {
+		if (s->rcpt_tried > 0) {
+			smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
+			smtpd_session_reject_log(s, cmd,
+				      "554 5.5.1 Error: no valid recipients",
+						 NULL);
+		} else
+			smtpd_reply(s, "503 5.5.1 Error: need RCPT command");
+		return (-1);
+	}
+	return (0);
+}
+
+/* smtpd_data_cmd - DATA */
+void
+smtpd_data_cmd(struct smtpd_session *s, const char *arg)
+{
+	if (s->bdat_used) {
+		smtpd_reply(s, "503 5.5.1 Error: DATA after BDAT in the same "
+			    "transaction");
+		return;
+	}
+	if (smtpd_data_check(s, "DATA") < 0)
+		return;
+	if (*arg != 0) {
+		smtpd_reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	smtpd_data_start(s, SMTPD_CMD_DATA);
+	if (smtpd_cleanup_open(s) < 0) {
+		smtpd_data_fail_reply(s, "DATA");
+		smtpd_session_reset(s);
+		return;
+	}
+	s->state = SMTPD_ST_CLEANUP_OPEN;
+}
+
+/* smtpd_bdat_discard - read this chunk and then say "reply" */
+static void
+smtpd_bdat_discard(struct smtpd_session *s, const char *reply)
+{
+	xfree(s->bdat_reply);
+	s->bdat_reply = xstrdup(reply);
+	s->bdat_discard = 1;
+	s->state = SMTPD_ST_BDAT;
+}
+
+/* smtpd_bdat_cmd - BDAT size [LAST] */
+void
+smtpd_bdat_cmd(struct smtpd_session *s, const char *arg)
+{
+	unsigned long long n = 0;
+	const char *cp = arg;
+	int     last = 0;
+
+	for (cp = arg; *cp >= '0' && *cp <= '9'; cp++) {
+		if (n > (~0ULL - 9) / 10) {
+			cp = arg;
+			break;
+		}
+		n = n * 10 + (*cp - '0');
+	}
+	if (cp == arg || (*cp != 0 && *cp != ' ')) {
+		smtpd_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
+		return;
+	}
+	while (*cp == ' ')
+		cp++;
+	if (strcasecmp(cp, "LAST") == 0)
+		last = 1;
+	else if (*cp != 0) {
+		smtpd_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
+		return;
+	}
+	s->bdat_len = n;
+	s->bdat_left = n;
+	s->bdat_last = last;
+	s->bdat_discard = 0;
+
+	if (!s->esmtp) {
+		smtpd_bdat_discard(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->sender == NULL) {
+		smtpd_bdat_discard(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpt == 0) {
+		smtpd_bdat_discard(s, s->rcpt_tried ?
+				   "554 5.5.1 Error: no valid recipients" :
+				   "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (!s->bdat_used) {
+		s->bdat_used = 1;
+		smtpd_data_start(s, SMTPD_CMD_BDAT);
+		if (smtpd_cleanup_open(s) < 0) {
+			smtpd_data_fail_reply(s, "BDAT");
+			/* The reply is out; only the bytes are left. */
+			smtpd_session_reset(s);
+			smtpd_bdat_discard(s, "");
+			return;
+		}
+		s->state = SMTPD_ST_CLEANUP_OPEN;
+		return;
+	}
+	s->state = SMTPD_ST_BDAT;
+}
+
+/* smtpd_data_end - the end of the content: verdict or wait for cleanup */
+static void
+smtpd_data_end(struct smtpd_session *s)
+{
+	const char *cmd = s->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
+	char    text[256];
+
+	s->state = SMTPD_ST_CMD;
+	if (s->too_big) {
+		snprintf(text, sizeof(text),
+			 "552 5.3.4 Error: message file too big");
+		smtpd_reply(s, "%s", text);
+		smtpd_session_reject_log(s, cmd, text, NULL);
+		smtpd_session_reset(s);
+		return;
+	}
+	if (s->bare) {
+		snprintf(text, sizeof(text), "550 5.5.2 Error: message "
+			 "contains bare CR or LF characters");
+		smtpd_reply(s, "%s", text);
+		smtpd_session_reject_log(s, cmd, text, NULL);
+		smtpd_session_reset(s);
+		return;
+	}
+	if (s->cleanup_failed || s->cleanup == NULL) {
+		smtpd_data_fail_reply(s, cmd);
+		smtpd_session_reset(s);
+		return;
+	}
+	smtpd_data_flush(s);
+	smtpd_cleanup_finish(s);
+	s->state = SMTPD_ST_CLEANUP_DONE;
+}
+
+/* smtpd_data_input - DATA content from the client */
+int
+smtpd_data_input(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec v;
+	size_t  used;
+	int     done;
+
+	while (evbuffer_get_length(in) > 0) {
+		if (smtpd_cleanup_pending(s) > SMTPD_CLEANUP_HIWAT) {
+			s->paused = 1;
+			smtpd_cleanup_stalled(s);
+			return (0);
+		}
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		used = smtpd_data_scan(s, v.iov_base, v.iov_len, &done);
+		evbuffer_drain(in, used);
+		if (done) {
+			smtpd_data_end(s);
+			return (1);
+		}
+	}
+	return (0);
+}
+
+/* smtpd_bdat_input - the bytes of one BDAT chunk */
+int
+smtpd_bdat_input(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec v;
+	size_t  take;
+	char    text[128];
+
+	while (s->bdat_left > 0 && evbuffer_get_length(in) > 0) {
+		if (!s->bdat_discard
+		    && smtpd_cleanup_pending(s) > SMTPD_CLEANUP_HIWAT) {
+			s->paused = 1;
+			smtpd_cleanup_stalled(s);
+			return (0);
+		}
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		take = v.iov_len;
+		if (take > s->bdat_left)
+			take = s->bdat_left;
+		if (!s->bdat_discard)
+			smtpd_bdat_scan(s, v.iov_base, take);
+		evbuffer_drain(in, take);
+		s->bdat_left -= take;
+	}
+	if (s->bdat_left > 0)
+		return (0);
+
+	/* The chunk is complete. */
+	s->state = SMTPD_ST_CMD;
+	if (s->bdat_discard) {
+		s->bdat_discard = 0;
+		if (s->bdat_reply && *s->bdat_reply)
+			smtpd_reply(s, "%s", s->bdat_reply);
+		s->bdat_reply = xfree(s->bdat_reply);
+		return (1);
+	}
+	if (!s->bdat_last) {
+		if (s->too_big || s->cleanup_failed || s->cleanup == NULL) {
+			/* Say so now; later chunks get 503. */
+			smtpd_data_end(s);
+			return (1);
+		}
+		snprintf(text, sizeof(text), "250 2.0.0 Ok: %llu bytes",
+			 s->bdat_len);
+		s->cmd_ok[SMTPD_CMD_BDAT]++;
+		smtpd_reply(s, "%s", text);
+		return (1);
+	}
+	if (s->cstate == SMTPD_CS_CR) {
+		smtpd_data_bare(s);
+		smtpd_data_emit(s, "\r\n", 2);
+		s->cstate = SMTPD_CS_MID;
+	} else if (!s->last_lf) {
+		smtpd_data_emit(s, "\r\n", 2);
+	}
+	smtpd_data_end(s);
+	return (1);
+}
+
+/* smtpd_data_cleanup_reply - cleanup said something */
+void
+smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
+			 const char *queue_id, const char *reason)
+{
+	const char *cmd = s->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
+
+	if (status != 0) {
+		xfree(s->cleanup_reason);
+		s->cleanup_reason = reason ? xstrdup(reason) : NULL;
+	}
+	switch (s->state) {
+	case SMTPD_ST_CLEANUP_OPEN:
+		if (status != 0) {
+			int     mode = s->data_mode;
+
+			smtpd_data_fail_reply(s, cmd);
+			smtpd_session_reset(s);
+			s->state = SMTPD_ST_CMD;
+			if (mode == SMTPD_CMD_BDAT) {
+				/* Replied; the chunk's bytes still come. */
+				smtpd_bdat_discard(s, "");
+			}
+			break;
+		}
+		snprintf(s->queue_id, sizeof(s->queue_id), "%s",
+			 queue_id ? queue_id : "");
+		log_info("%s: client=%s[%s]", s->queue_id, s->name, s->addr);
+		smtpd_data_received(s);
+		if (s->data_mode == SMTPD_CMD_DATA) {
+			s->cmd_ok[SMTPD_CMD_DATA]++;
+			smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+			s->state = SMTPD_ST_DATA;
+		} else {
+			s->state = SMTPD_ST_BDAT;
+		}
+		break;
+	case SMTPD_ST_DATA:
+	case SMTPD_ST_BDAT:
+		/* Lost while content flows: say so at the end. */
+		if (status == 0)
+			return;
+		s->cleanup_failed = 1;
+		smtpd_cleanup_close(s);
+		strbuf_reset(s->chunk);
+		s->paused = 0;
+		break;
+	case SMTPD_ST_CLEANUP_DONE:
+		s->state = SMTPD_ST_CMD;
+		if (status == 0) {
+			if (s->data_mode == SMTPD_CMD_BDAT)
+				s->cmd_ok[SMTPD_CMD_BDAT]++;
+			smtpd_reply(s, "250 2.0.0 Ok: queued as %s",
+				    queue_id && *queue_id ? queue_id :
+				    s->queue_id);
+		} else {
+			smtpd_data_fail_reply(s, cmd);
+		}
+		smtpd_session_reset(s);
+		break;
+	default:
+		return;
+	}
+	smtpd_session_resume(s);
+}

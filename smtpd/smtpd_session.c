@@ -1,0 +1,991 @@
+/*
+ * smtpd_session - one SMTP session: input, commands, replies
+ *
+ * SYNOPSIS
+ *	#include "smtpd.h"
+ *
+ *	void	smtpd_session_accept(int fd, const struct sockaddr *sa,
+ *			socklen_t salen)
+ *	size_t	smtpd_session_count(void)
+ *	void	smtpd_session_shutdown(void)
+ *	void	smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
+ *	void	smtpd_session_resume(struct smtpd_session *s)
+ *	void	smtpd_session_reset(struct smtpd_session *s)
+ *	void	smtpd_session_reject_log(struct smtpd_session *s,
+ *			const char *cmd, const char *reply, const char *rcpt)
+ *	const char *smtpd_protocol(const struct smtpd_session *s)
+ *
+ * DESCRIPTION
+ *	smtpd_session_accept() takes a new client connection: it checks
+ *	the session and per-client limits, sends the greeting and reads
+ *	commands from then on. Each session is one struct smtpd_session,
+ *	allocated here and freed by smtpd_session_free(), which also closes
+ *	the client and any cleanup connection.
+ *
+ *	Input is processed in order from the buffered bytes (RFC 2920
+ *	pipelining): commands, then DATA content or BDAT chunks once they
+ *	are accepted. Replies go to a buffer that is flushed when no
+ *	complete command is left, when the session waits for cleanup, or
+ *	when it ends.
+ *
+ *	smtpd_reply() adds one reply line (CRLF added); a 4xx or 5xx reply
+ *	counts as an error. After smtpd_soft_error_limit errors each
+ *	further error reply is held back one second (a timer; the process
+ *	never sleeps); at smtpd_hard_error_limit the session ends with 421.
+ *
+ *	smtpd_session_resume() continues input processing after a wait
+ *	(cleanup answered, backpressure relieved).
+ *
+ *	smtpd_session_reset() forgets the mail transaction.
+ *
+ *	smtpd_session_shutdown() says 421 to every session and frees them
+ *	all (SIGTERM).
+ *
+ * DIAGNOSTICS
+ *	"connect from", "disconnect from" with command counts, one
+ *	"NOQUEUE: reject:" line per rejected command, timeouts, lost
+ *	connections. Bad input never ends the process.
+ *
+ * SEE ALSO
+ *	smtpd(8), RFC 5321, RFC 2920
+ */
+
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "map.h"
+#include "server.h"
+#include "smtp_addr.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "smtpd.h"
+
+static struct smtpd_session *smtpd_sessions;	/* all open sessions */
+static size_t smtpd_nsessions;
+
+static const char *const smtpd_cmd_names[SMTPD_CMD_COUNT] = {
+	"ehlo", "helo", "mail", "rcpt", "bdat", "data", "rset", "noop",
+	"quit", "vrfy", "expn", "help", "unknown",
+};
+
+static void smtpd_session_free(struct smtpd_session *);
+static void smtpd_session_run(struct smtpd_session *);
+static void smtpd_session_close(struct smtpd_session *);
+
+/* smtpd_protocol - the protocol name for Received: and the logs */
+const char *
+smtpd_protocol(const struct smtpd_session *s)
+{
+	return (s->esmtp ? "ESMTP" : "SMTP");
+}
+
+/* smtpd_session_count - open sessions in this process */
+size_t
+smtpd_session_count(void)
+{
+	return (smtpd_nsessions);
+}
+
+/* smtpd_reply - queue one reply line */
+void
+smtpd_reply(struct smtpd_session *s, const char *fmt,...)
+{
+	char    buf[1024];
+	va_list ap;
+	int     n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t) n > sizeof(buf) - 3)
+		n = sizeof(buf) - 3;		/* XXX long reply cut short */
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	evbuffer_add(s->reply, buf, n);
+	if (buf[0] == '4' || buf[0] == '5')
+		s->errors++;
+	if (log_verbose)
+		log_debug("> %s[%s]: %.*s", s->name, s->addr, n - 2, buf);
+}
+
+/* smtpd_session_flush - send the queued replies */
+static void
+smtpd_session_flush(struct smtpd_session *s)
+{
+	if (s->bev && evbuffer_get_length(s->reply) > 0)
+		bufferevent_write_buffer(s->bev, s->reply);
+}
+
+/* smtpd_session_reject_log - one "reject:" line in the Postfix shape */
+void
+smtpd_session_reject_log(struct smtpd_session *s, const char *cmd,
+			 const char *reply, const char *rcpt)
+{
+	struct strbuf *sb = strbuf_new(256, 0);
+
+	strbuf_printf(sb, "%s: reject: %s from %s[%s]: %s;",
+		      s->queue_id[0] ? s->queue_id : "NOQUEUE",
+		      cmd, s->name, s->addr, reply);
+	if (s->sender)
+		strbuf_printf(sb, " from=<%s>", s->sender);
+	if (rcpt)
+		strbuf_printf(sb, " to=<%s>", rcpt);
+	strbuf_printf(sb, " proto=%s", smtpd_protocol(s));
+	if (s->helo)
+		strbuf_printf(sb, " helo=<%s>", s->helo);
+	log_info("%s", sb->data);
+	strbuf_free(sb);
+}
+
+/* smtpd_session_reset - forget the mail transaction */
+void
+smtpd_session_reset(struct smtpd_session *s)
+{
+	size_t  i;
+
+	smtpd_cleanup_close(s);
+	s->sender = xfree(s->sender);
+	for (i = 0; i < s->nrcpt; i++)
+		xfree(s->rcpts[i]);
+	s->nrcpt = 0;
+	s->rcpt_tried = 0;
+	s->declared_size = -1;
+	s->body_8bit = 0;
+	s->smtputf8 = 0;
+	s->bdat_used = 0;
+	s->data_mode = 0;
+	s->content_size = 0;
+	s->too_big = 0;
+	s->bare = 0;
+	s->cleanup_failed = 0;
+	s->cleanup_reason = xfree(s->cleanup_reason);
+	s->bdat_reply = xfree(s->bdat_reply);
+	s->queue_id[0] = 0;
+	if (s->chunk)
+		strbuf_reset(s->chunk);
+}
+
+/* smtpd_session_free_cb - free a session from the loop */
+static void
+smtpd_session_free_cb(evutil_socket_t unused_fd, short unused_what, void *ctx)
+{
+	(void) unused_fd;
+	(void) unused_what;
+	smtpd_session_free(ctx);
+}
+
+/* smtpd_session_free_later - end the session at the next loop turn */
+static void
+smtpd_session_free_later(struct smtpd_session *s)
+{
+	struct timeval tv = {0, 0};
+
+	if (s->bev)
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	s->state = SMTPD_ST_CLOSING;
+	if (s->delayed) {
+		event_del(s->delay_ev);
+		s->delayed = 0;
+	}
+	evtimer_add(s->free_ev, &tv);
+}
+
+/* smtpd_session_log_disconnect - the "disconnect from" line */
+static void
+smtpd_session_log_disconnect(struct smtpd_session *s)
+{
+	struct strbuf *sb;
+	unsigned ok = 0;
+	unsigned total = 0;
+	int     i;
+
+	if (s->closing_logged)
+		return;
+	s->closing_logged = 1;
+	sb = strbuf_new(256, 0);
+	strbuf_printf(sb, "disconnect from %s[%s]", s->name, s->addr);
+	for (i = 0; i < SMTPD_CMD_COUNT; i++) {
+		if (s->cmd_total[i] == 0)
+			continue;
+		ok += s->cmd_ok[i];
+		total += s->cmd_total[i];
+		if (s->cmd_ok[i] == s->cmd_total[i])
+			strbuf_printf(sb, " %s=%u", smtpd_cmd_names[i],
+				      s->cmd_ok[i]);
+		else
+			strbuf_printf(sb, " %s=%u/%u", smtpd_cmd_names[i],
+				      s->cmd_ok[i], s->cmd_total[i]);
+	}
+	if (ok == total)
+		strbuf_printf(sb, " commands=%u", ok);
+	else
+		strbuf_printf(sb, " commands=%u/%u", ok, total);
+	log_info("%s", sb->data);
+	strbuf_free(sb);
+}
+
+/* smtpd_session_free - the one place a session ends */
+static void
+smtpd_session_free(struct smtpd_session *s)
+{
+	size_t  i;
+
+	smtpd_session_log_disconnect(s);
+	smtpd_cleanup_close(s);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		smtpd_sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	smtpd_nsessions--;
+	if (s->bev)
+		bufferevent_free(s->bev);
+	if (s->reply)
+		evbuffer_free(s->reply);
+	if (s->delay_ev)
+		event_free(s->delay_ev);
+	if (s->free_ev)
+		event_free(s->free_ev);
+	strbuf_free(s->line);
+	strbuf_free(s->chunk);
+	xfree(s->helo);
+	xfree(s->sender);
+	for (i = 0; i < s->nrcpt; i++)
+		xfree(s->rcpts[i]);
+	xfree(s->rcpts);
+	xfree(s->cleanup_reason);
+	xfree(s->bdat_reply);
+	xfree(s);
+	server_session_done();
+}
+
+/* smtpd_session_close - send what is queued, then end the session */
+static void
+smtpd_session_close(struct smtpd_session *s)
+{
+	if (s->state == SMTPD_ST_CLOSING)
+		return;
+	s->state = SMTPD_ST_CLOSING;
+	smtpd_cleanup_close(s);
+	if (s->delayed) {
+		event_del(s->delay_ev);
+		s->delayed = 0;
+	}
+	smtpd_session_flush(s);
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		smtpd_session_free_later(s);
+	/* else smtpd_session_write_cb() frees it once the reply is out. */
+}
+
+/* smtpd_session_write_cb - output drained */
+static void
+smtpd_session_write_cb(struct bufferevent *bev, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+
+	if (s->state == SMTPD_ST_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			smtpd_session_free_later(s);
+		return;
+	}
+	if (s->out_blocked) {
+		s->out_blocked = 0;
+		smtpd_session_run(s);
+	}
+}
+
+/* smtpd_session_lost - log a connection lost mid-conversation */
+static void
+smtpd_session_lost(struct smtpd_session *s)
+{
+	if (s->state != SMTPD_ST_CMD || s->sender != NULL)
+		log_info("lost connection after %s from %s[%s]",
+			 s->state == SMTPD_ST_DATA ? "DATA" :
+			 s->state == SMTPD_ST_BDAT ? "BDAT" :
+			 s->state == SMTPD_ST_CMD ? "MAIL" : "END-OF-MESSAGE",
+			 s->name, s->addr);
+	smtpd_cleanup_close(s);
+}
+
+/* smtpd_session_event_cb - end of file, error, timeout */
+static void
+smtpd_session_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+
+	(void) unused_bev;
+	if (s->state == SMTPD_ST_CLOSING) {
+		smtpd_session_free_later(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info("timeout after %s from %s[%s]",
+			 s->state == SMTPD_ST_DATA ? "DATA" :
+			 s->state == SMTPD_ST_BDAT ? "BDAT" : "command",
+			 s->name, s->addr);
+		if (what & BEV_EVENT_READING) {
+			smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded",
+				    smtpd_var.myhostname);
+			smtpd_session_close(s);
+			return;
+		}
+		smtpd_session_free_later(s);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		smtpd_session_lost(s);
+		smtpd_session_free_later(s);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		/* Finish what was sent before the end (pipelining). */
+		s->eof = 1;
+		smtpd_session_run(s);
+	}
+}
+
+/* smtpd_session_read_cb - bytes from the client */
+static void
+smtpd_session_read_cb(struct bufferevent *unused_bev, void *ctx)
+{
+	(void) unused_bev;
+	smtpd_session_run(ctx);
+}
+
+/* smtpd_session_delay_cb - the soft error pause is over */
+static void
+smtpd_session_delay_cb(evutil_socket_t unused_fd, short unused_what,
+		       void *ctx)
+{
+	struct smtpd_session *s = ctx;
+
+	(void) unused_fd;
+	(void) unused_what;
+	s->delayed = 0;
+	smtpd_session_flush(s);
+	smtpd_session_run(s);
+}
+
+/* smtpd_session_resume - carry on after a wait */
+void
+smtpd_session_resume(struct smtpd_session *s)
+{
+	smtpd_session_run(s);
+}
+
+/* smtpd_session_getline - take one command line; 1, 0 (need more) */
+static int
+smtpd_session_getline(struct smtpd_session *s, int *too_long)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr eol;
+	size_t  len;
+
+	*too_long = 0;
+	eol = evbuffer_search_eol(in, NULL, &len, EVBUFFER_EOL_LF);
+	if (eol.pos < 0) {
+		len = evbuffer_get_length(in);
+		if (len > (size_t) smtpd_var.line_limit) {
+			/* Keep the peer in step: skip to the next LF. */
+			evbuffer_drain(in, len);
+			s->skip_line = 1;
+		}
+		return (0);
+	}
+	if (s->skip_line || (size_t) eol.pos > (size_t) smtpd_var.line_limit) {
+		evbuffer_drain(in, eol.pos + 1);
+		s->skip_line = 0;
+		*too_long = 1;
+		return (1);
+	}
+	strbuf_reset(s->line);
+	strbuf_reserve(s->line, eol.pos + 1);
+	evbuffer_remove(in, s->line->data, eol.pos);
+	s->line->len = eol.pos;
+	s->line->data[eol.pos] = 0;
+	evbuffer_drain(in, 1);
+	if (s->line->len > 0 && s->line->data[s->line->len - 1] == '\r')
+		strbuf_truncate(s->line, s->line->len - 1);
+	return (1);
+}
+
+/* smtpd_helo_cmd - HELO and EHLO */
+static int
+smtpd_helo_cmd(struct smtpd_session *s, const char *arg, int esmtp)
+{
+	const char *cp;
+
+	if (*arg == 0) {
+		smtpd_reply(s, "501 5.5.4 Syntax: %s hostname",
+			    esmtp ? "EHLO" : "HELO");
+		return (-1);
+	}
+	for (cp = arg; *cp; cp++) {
+		if ((unsigned char) *cp < 33 || (unsigned char) *cp > 126) {
+			smtpd_reply(s, "501 5.5.2 Syntax: %s hostname",
+				    esmtp ? "EHLO" : "HELO");
+			return (-1);
+		}
+	}
+	smtpd_session_reset(s);
+	xfree(s->helo);
+	s->helo = xstrdup(arg);
+	s->esmtp = esmtp;
+	if (!esmtp) {
+		smtpd_reply(s, "250 %s", smtpd_var.myhostname);
+		return (0);
+	}
+	smtpd_reply(s, "250-%s", smtpd_var.myhostname);
+	smtpd_reply(s, "250-PIPELINING");
+	if (smtpd_var.size_limit > 0)
+		smtpd_reply(s, "250-SIZE %lld", smtpd_var.size_limit);
+	else
+		smtpd_reply(s, "250-SIZE");
+	/* XXX STARTTLS and AUTH go here once TLS and SASL are in. */
+	smtpd_reply(s, "250-8BITMIME");
+	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtpd_reply(s, "250-CHUNKING");
+	smtpd_reply(s, "250 SMTPUTF8");
+	return (0);
+}
+
+/* smtpd_path_arg - skip "FROM:" / "TO:" (case-insensitive); NULL if bad */
+static const char *
+smtpd_path_arg(const char *arg, const char *keyword)
+{
+	size_t  len = strlen(keyword);
+
+	if (strncasecmp(arg, keyword, len) != 0)
+		return (NULL);
+	arg += len;
+	while (*arg == ' ')
+		arg++;
+	return (arg);
+}
+
+/* smtpd_mail_cmd - MAIL FROM:<path> [params] */
+static int
+smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
+{
+	const char *path;
+	const char *rest;
+	const char *err;
+	char   *addr;
+	char   *params;
+	char   *param;
+	char   *save;
+	char   *value;
+	long long size = -1;
+	int     body_8bit = 0;
+	int     utf8 = 0;
+	int     flags;
+	int     ret;
+
+	if (s->helo == NULL) {
+		smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return (-1);
+	}
+	if (s->sender != NULL) {
+		smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
+		return (-1);
+	}
+	if ((path = smtpd_path_arg(arg, "FROM:")) == NULL) {
+		smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return (-1);
+	}
+
+	/*
+	 * SMTPUTF8 changes what the address may hold, so look at the
+	 * parameters first (a cheap scan of the words after the path).
+	 */
+	flags = SMTP_ADDR_NULL_OK;
+	if (s->esmtp && strcasestr(path, " SMTPUTF8") != NULL)
+		flags |= SMTP_ADDR_UTF8;
+	if ((ret = smtp_addr_parse(path, flags, &addr, &rest, &err)) < 0) {
+		if (s->esmtp && !(flags & SMTP_ADDR_UTF8)
+		    && smtp_addr_parse(path, flags | SMTP_ADDR_UTF8, &addr,
+				       &rest, &err) >= 0) {
+			xfree(addr);
+			smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 "
+				    "to send UTF-8 address");
+			return (-1);
+		}
+		smtpd_reply(s, "501 5.1.7 Bad sender address syntax");
+		return (-1);
+	}
+	if (*rest != 0 && *rest != ' ') {
+		xfree(addr);
+		smtpd_reply(s, "501 5.1.7 Bad sender address syntax");
+		return (-1);
+	}
+
+	/* ESMTP parameters. */
+	params = xstrdup(rest);
+	for (param = strtok_r(params, " ", &save); param != NULL;
+	     param = strtok_r(NULL, " ", &save)) {
+		if (!s->esmtp)
+			goto unsupported;
+		if ((value = strchr(param, '=')) != NULL)
+			*value++ = 0;
+		if (strcasecmp(param, "SIZE") == 0 && value != NULL) {
+			char   *end;
+
+			if (*value < '0' || *value > '9'
+			    || strlen(value) > 19) {
+				smtpd_reply(s, "501 5.5.4 Bad SIZE parameter");
+				goto fail;
+			}
+			errno = 0;
+			size = strtoll(value, &end, 10);
+			if (*end != 0 || errno != 0) {
+				smtpd_reply(s, "501 5.5.4 Bad SIZE parameter");
+				goto fail;
+			}
+		} else if (strcasecmp(param, "BODY") == 0 && value != NULL) {
+			if (strcasecmp(value, "8BITMIME") == 0)
+				body_8bit = 1;
+			else if (strcasecmp(value, "7BIT") == 0)
+				body_8bit = 0;
+			else {
+				smtpd_reply(s, "501 5.5.4 Bad BODY parameter");
+				goto fail;
+			}
+		} else if (strcasecmp(param, "SMTPUTF8") == 0
+			   && value == NULL) {
+			utf8 = 1;
+		} else {
+	unsupported:
+			smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
+				    param);
+			goto fail;
+		}
+	}
+	xfree(params);
+	if ((ret & SMTP_ADDR_F_UTF8) && !utf8) {
+		xfree(addr);
+		smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send "
+			    "UTF-8 address");
+		return (-1);
+	}
+	if (size >= 0 && smtpd_var.size_limit > 0
+	    && size > smtpd_var.size_limit) {
+		char    reply[] = "552 5.3.4 Message size exceeds fixed limit";
+
+		xfree(addr);
+		smtpd_reply(s, "%s", reply);
+		smtpd_session_reject_log(s, "MAIL", reply, NULL);
+		return (-1);
+	}
+	s->sender = addr;
+	s->declared_size = size;
+	s->body_8bit = body_8bit;
+	s->smtputf8 = utf8;
+	smtpd_reply(s, "250 2.1.0 Ok");
+	return (0);
+
+fail:
+	xfree(params);
+	xfree(addr);
+	return (-1);
+}
+
+/* smtpd_rcpt_cmd - RCPT TO:<path> */
+static int
+smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
+{
+	struct strbuf *reply;
+	const char *path;
+	const char *rest;
+	const char *err;
+	char   *addr;
+	int     flags;
+	int     ret;
+
+	if (s->sender == NULL) {
+		smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
+		return (-1);
+	}
+	s->rcpt_tried++;
+	if ((path = smtpd_path_arg(arg, "TO:")) == NULL) {
+		smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return (-1);
+	}
+	flags = SMTP_ADDR_POSTMASTER_OK;
+	if (s->smtputf8)
+		flags |= SMTP_ADDR_UTF8;
+	if ((ret = smtp_addr_parse(path, flags, &addr, &rest, &err)) < 0) {
+		if (!(flags & SMTP_ADDR_UTF8)
+		    && smtp_addr_parse(path, flags | SMTP_ADDR_UTF8, &addr,
+				       &rest, &err) >= 0) {
+			xfree(addr);
+			smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 "
+				    "to send UTF-8 address");
+			return (-1);
+		}
+		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
+		return (-1);
+	}
+	while (*rest == ' ')
+		rest++;
+	if (*rest != 0) {
+		xfree(addr);
+		if (rest[-1] != ' ')
+			smtpd_reply(s, "501 5.1.3 Bad recipient address "
+				    "syntax");
+		else
+			smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
+				    rest);
+		return (-1);
+	}
+	if (s->nrcpt >= (size_t) smtpd_var.rcpt_limit) {
+		char    text[] = "452 4.5.3 Error: too many recipients";
+
+		smtpd_reply(s, "%s", text);
+		smtpd_session_reject_log(s, "RCPT", text, addr);
+		xfree(addr);
+		return (-1);
+	}
+	reply = strbuf_new(128, 0);
+	if (smtpd_check_rcpt(s, addr, ret, reply) != SMTPD_CHECK_OK) {
+		smtpd_reply(s, "%s", reply->data);
+		smtpd_session_reject_log(s, "RCPT", reply->data, addr);
+		strbuf_free(reply);
+		xfree(addr);
+		return (-1);
+	}
+	strbuf_free(reply);
+	if (s->nrcpt >= s->rcpt_cap) {
+		s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 8;
+		s->rcpts = xreallocarray(s->rcpts, s->rcpt_cap,
+					 sizeof(*s->rcpts));
+	}
+	s->rcpts[s->nrcpt++] = addr;
+	smtpd_reply(s, "250 2.1.5 Ok");
+	return (0);
+}
+
+/* smtpd_session_command - run one command line */
+static void
+smtpd_session_command(struct smtpd_session *s, int too_long)
+{
+	char   *line = s->line->data;
+	char   *arg;
+	int     idx;
+	int     ret = -1;
+	size_t  len;
+
+	if (too_long) {
+		s->cmd_total[SMTPD_CMD_UNKNOWN]++;
+		smtpd_reply(s, "500 5.5.2 Error: line too long");
+		return;
+	}
+	if (memchr(line, 0, s->line->len) != NULL) {
+		s->cmd_total[SMTPD_CMD_UNKNOWN]++;
+		smtpd_reply(s, "500 5.5.2 Error: NUL character in command");
+		return;
+	}
+	while (*line == ' ' || *line == '\t')
+		line++;
+	len = strcspn(line, " \t");
+	arg = line + len;
+	while (*arg == ' ' || *arg == '\t')
+		arg++;
+	/* Trailing blanks are common; ignore them. */
+	{
+		char   *end = line + strlen(line);
+
+		while (end > arg && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = 0;
+	}
+
+#define SMTPD_IS(name)	(len == strlen(name) \
+			 && strncasecmp(line, name, len) == 0)
+
+	if (SMTPD_IS("EHLO")) {
+		idx = SMTPD_CMD_EHLO;
+		ret = smtpd_helo_cmd(s, arg, 1);
+	} else if (SMTPD_IS("HELO")) {
+		idx = SMTPD_CMD_HELO;
+		ret = smtpd_helo_cmd(s, arg, 0);
+	} else if (SMTPD_IS("MAIL")) {
+		idx = SMTPD_CMD_MAIL;
+		ret = smtpd_mail_cmd(s, arg);
+	} else if (SMTPD_IS("RCPT")) {
+		idx = SMTPD_CMD_RCPT;
+		ret = smtpd_rcpt_cmd(s, arg);
+	} else if (SMTPD_IS("DATA")) {
+		/* Counted as good when 354 goes out (smtpd_data.c). */
+		s->cmd_total[SMTPD_CMD_DATA]++;
+		smtpd_data_cmd(s, arg);
+		return;
+	} else if (SMTPD_IS("BDAT")) {
+		s->cmd_total[SMTPD_CMD_BDAT]++;
+		smtpd_bdat_cmd(s, arg);
+		return;
+	} else if (SMTPD_IS("RSET")) {
+		idx = SMTPD_CMD_RSET;
+		if (*arg) {
+			smtpd_reply(s, "501 5.5.4 Syntax: RSET");
+		} else {
+			smtpd_session_reset(s);
+			smtpd_reply(s, "250 2.0.0 Ok");
+			ret = 0;
+		}
+	} else if (SMTPD_IS("NOOP")) {
+		idx = SMTPD_CMD_NOOP;
+		smtpd_reply(s, "250 2.0.0 Ok");
+		ret = 0;
+	} else if (SMTPD_IS("QUIT")) {
+		s->cmd_total[SMTPD_CMD_QUIT]++;
+		s->cmd_ok[SMTPD_CMD_QUIT]++;
+		smtpd_reply(s, "221 2.0.0 Bye");
+		smtpd_session_close(s);
+		return;
+	} else if (SMTPD_IS("VRFY")) {
+		idx = SMTPD_CMD_VRFY;
+		if (*arg == 0) {
+			smtpd_reply(s, "501 5.5.4 Syntax: VRFY address");
+		} else {
+			smtpd_reply(s, "252 2.0.0 Cannot VRFY user, but will "
+				    "accept message and attempt delivery");
+			ret = 0;
+		}
+	} else if (SMTPD_IS("EXPN")) {
+		idx = SMTPD_CMD_EXPN;
+		smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+	} else if (SMTPD_IS("HELP")) {
+		idx = SMTPD_CMD_HELP;
+		smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA "
+			    "BDAT RSET NOOP QUIT VRFY HELP");
+		ret = 0;
+	} else {
+		idx = SMTPD_CMD_UNKNOWN;
+		smtpd_reply(s, "500 5.5.2 Error: command not recognized");
+	}
+	s->cmd_total[idx]++;
+	if (ret == 0)
+		s->cmd_ok[idx]++;
+}
+
+/* smtpd_session_errors - enforce the error limits after a reply */
+static int
+smtpd_session_errors(struct smtpd_session *s, int before)
+{
+	struct timeval tv = {1, 0};
+
+	if (s->errors == before || s->state == SMTPD_ST_CLOSING)
+		return (0);
+	if (s->errors >= smtpd_var.hard_error_limit) {
+		log_info("too many errors after %s from %s[%s]",
+			 s->line->len ? "command" : "connect", s->name,
+			 s->addr);
+		smtpd_reply(s, "421 4.7.0 %s Error: too many errors",
+			    smtpd_var.myhostname);
+		smtpd_session_close(s);
+		return (1);
+	}
+	if (s->errors > smtpd_var.soft_error_limit) {
+		s->delayed = 1;
+		evtimer_add(s->delay_ev, &tv);
+		return (1);
+	}
+	return (0);
+}
+
+/* smtpd_session_run - process buffered input until it runs out or waits */
+static void
+smtpd_session_run(struct smtpd_session *s)
+{
+	int     too_long;
+	int     before;
+	int     more;
+	int     waiting;
+
+	while (!s->delayed && s->state != SMTPD_ST_CLOSING) {
+		/* A client that sends but does not read gets no more. */
+		if (evbuffer_get_length(s->reply) > SMTPD_OUT_LOWAT)
+			smtpd_session_flush(s);
+		if (evbuffer_get_length(bufferevent_get_output(s->bev))
+		    > SMTPD_OUT_HIWAT) {
+			s->out_blocked = 1;
+			break;
+		}
+		before = s->errors;
+		switch (s->state) {
+		case SMTPD_ST_CMD:
+			more = smtpd_session_getline(s, &too_long);
+			if (more)
+				smtpd_session_command(s, too_long);
+			break;
+		case SMTPD_ST_DATA:
+			more = smtpd_data_input(s);
+			break;
+		case SMTPD_ST_BDAT:
+			more = smtpd_bdat_input(s);
+			break;
+		default:			/* waiting for cleanup */
+			more = 0;
+			break;
+		}
+		if (smtpd_session_errors(s, before))
+			break;
+		if (!more)
+			break;
+	}
+	if (s->state == SMTPD_ST_CLOSING)
+		return;
+	if (!s->delayed)
+		smtpd_session_flush(s);
+
+	/* Read only when we would act on the input. */
+	waiting = s->delayed || s->paused || s->out_blocked
+		|| s->state == SMTPD_ST_CLEANUP_OPEN
+		|| s->state == SMTPD_ST_CLEANUP_DONE;
+	if (s->eof) {
+		/* All input is processed: say what is left to say. */
+		if (!waiting) {
+			smtpd_session_lost(s);
+			smtpd_session_close(s);
+		}
+	} else if (waiting)
+		bufferevent_disable(s->bev, EV_READ);
+	else
+		bufferevent_enable(s->bev, EV_READ);
+}
+
+/* smtpd_session_accept - a new client */
+void
+smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct smtpd_session *s;
+	struct smtpd_session *t;
+	struct timeval rtv;
+	struct timeval wtv;
+	long    same = 0;
+
+	(void) salen;
+	s = xcalloc(1, sizeof(*s));
+	strcpy(s->name, "unknown");
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr,
+			  s->addr, sizeof(s->addr));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 =
+		&((const struct sockaddr_in6 *) sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			inet_ntop(AF_INET, &a6->s6_addr[12], s->addr,
+				  sizeof(s->addr));
+		else
+			inet_ntop(AF_INET6, a6, s->addr, sizeof(s->addr));
+	} else
+		strcpy(s->addr, "127.0.0.1");	/* XXX unix socket: local */
+
+	s->bev = bufferevent_socket_new(server_base(), fd,
+					BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		log_warn("cannot make a buffer event for %s", s->addr);
+		close(fd);
+		xfree(s);
+		return;
+	}
+	s->reply = evbuffer_new();
+	s->line = strbuf_new(256, 0);
+	s->chunk = strbuf_new(QFILE_CHUNK + 1024, 0);
+	s->delay_ev = evtimer_new(server_base(), smtpd_session_delay_cb, s);
+	s->free_ev = evtimer_new(server_base(), smtpd_session_free_cb, s);
+	s->declared_size = -1;
+	s->state = SMTPD_ST_CMD;
+	bufferevent_setcb(s->bev, smtpd_session_read_cb, smtpd_session_write_cb,
+			  smtpd_session_event_cb, s);
+	rtv.tv_sec = smtpd_var.timeout;
+	rtv.tv_usec = 0;
+	wtv = rtv;
+	bufferevent_set_timeouts(s->bev, &rtv, &wtv);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SMTPD_OUT_LOWAT, 0);
+
+	/* Count before linking in: the new one is not among them. */
+	if (smtpd_var.conn_limit > 0)
+		for (t = smtpd_sessions; t; t = t->next)
+			if (t->state != SMTPD_ST_CLOSING
+			    && strcmp(t->addr, s->addr) == 0)
+				same++;
+	s->next = smtpd_sessions;
+	if (smtpd_sessions)
+		smtpd_sessions->prev = s;
+	smtpd_sessions = s;
+	smtpd_nsessions++;
+
+	log_info("connect from %s[%s]", s->name, s->addr);
+	bufferevent_enable(s->bev, EV_WRITE);
+
+	if (smtpd_var.max_sessions > 0
+	    && smtpd_nsessions > (size_t) smtpd_var.max_sessions) {
+		log_warn("too many sessions (%ld): refusing %s[%s]",
+			 smtpd_var.max_sessions, s->name, s->addr);
+		smtpd_reply(s, "421 4.3.2 %s Service busy, try again later",
+			    smtpd_var.myhostname);
+		smtpd_session_close(s);
+		return;
+	}
+	if (smtpd_var.conn_limit > 0 && same >= smtpd_var.conn_limit
+	    && smtpd_check_client(s->addr, smtpd_var.conn_exceptions) != 1) {
+		log_warn("Connection concurrency limit exceeded: %ld from "
+			 "%s[%s] for service %s", same + 1, s->name, s->addr,
+			 server_service_name());
+		smtpd_reply(s, "421 4.7.0 %s Error: too many connections "
+			    "from your address", smtpd_var.myhostname);
+		smtpd_session_close(s);
+		return;
+	}
+	s->trusted = smtpd_check_client(s->addr, smtpd_var.mynetworks);
+	smtpd_reply(s, "220 %s", smtpd_var.banner);
+	s->errors = 0;
+	smtpd_session_flush(s);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+/* smtpd_session_shutdown - say goodbye to everyone (SIGTERM) */
+void
+smtpd_session_shutdown(void)
+{
+	struct smtpd_session *s;
+	struct evbuffer *out;
+
+	while ((s = smtpd_sessions) != NULL) {
+		if (s->bev) {
+			if (s->state != SMTPD_ST_CLOSING)
+				smtpd_reply(s, "421 4.3.2 %s Service shutting "
+					    "down", smtpd_var.myhostname);
+			smtpd_session_flush(s);
+			out = bufferevent_get_output(s->bev);
+			/*
+			 * Best effort: one non-blocking write. The output
+			 * buffer's start is frozen outside libevent's own
+			 * write handler; the session ends now anyway.
+			 */
+			evbuffer_unfreeze(out, 1);
+			if (evbuffer_write(out, bufferevent_getfd(s->bev)) < 0)
+				log_debug("write to %s[%s]: %m", s->name,
+					  s->addr);
+		}
+		smtpd_session_free(s);
+	}
+}
