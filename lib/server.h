@@ -11,7 +11,7 @@ struct event_base;
  *
  * master starts a daemon as
  *
- *	command -n SERVICE -t inet|unix [-c CONFIG_DIR] [-v]
+ *	command -n SERVICE -t inet|unix [-c CONFIG_DIR] [-v] [-C]
  *		[-o name=value ...] [service args...]
  *
  * with the listening socket(s) at fds 3 .. 3+N-1 and SENDARIX_LISTEN_FDS=N
