@@ -46,7 +46,9 @@ override CFLAGS += -std=c11 $(OPTFLAGS) $(WARNFLAGS) -D_GNU_SOURCE -Ilib \
 		   -DSENDARIX_QUEUE_DIR='"$(QUEUEDIR)"'
 LDLIBS		+= $(PKG_LIBS) -ldb
 
-DAEMONS		:= master smtpd cleanup
+# A daemon folder builds once it has sources.
+DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce,\
+		     $(if $(wildcard $(d)/*.c),$(d)))
 LIB_SRCS	:= $(wildcard lib/*.c)
 LIB_OBJS	:= $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_A		:= $(BUILD)/libsendarix.a
@@ -56,11 +58,23 @@ UNIT_BINS	:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS	:= $(wildcard tests/fuzz/*_fuzz.c)
 HELPER_SRCS	:= $(wildcard tests/helpers/*.c)
 HELPER_BINS	:= $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
-PROGRAMS	:= $(DAEMONS:%=$(BUILD)/bin/%) $(BUILD)/bin/sendarix
+SENDMAIL_SRCS	:= $(wildcard cli/sendmail*.c)
+PROGRAMS	:= $(DAEMONS:%=$(BUILD)/bin/%) $(BUILD)/bin/sendarix \
+		   $(if $(SENDMAIL_SRCS),$(BUILD)/bin/sendmail)
 
 all: $(PROGRAMS) $(UNIT_BINS) $(HELPER_BINS)
 
-$(BUILD)/obj/%.o: %.c
+# The installation paths are compiled in: rebuild when they change, so
+# "make install PREFIX=/usr" never installs programs built for another
+# PREFIX.
+PATHS_STAMP	:= $(BUILD)/.paths
+PATHS_NOW	:= $(CONFDIR):$(LIBEXECDIR):$(SBINDIR):$(QUEUEDIR)
+ifneq ($(MAKECMDGOALS),clean)
+$(shell mkdir -p $(BUILD); test "$$(cat $(PATHS_STAMP) 2>/dev/null)" = \
+	"$(PATHS_NOW)" || echo "$(PATHS_NOW)" > $(PATHS_STAMP))
+endif
+
+$(BUILD)/obj/%.o: %.c $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -81,6 +95,11 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/bin/sendarix: $(CLI_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB_A) $(LDLIBS)
+
+SENDMAIL_OBJS := $(SENDMAIL_SRCS:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/bin/sendmail: $(SENDMAIL_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SENDMAIL_OBJS) $(LIB_A) $(LDLIBS)
 
 $(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -170,6 +189,9 @@ install: $(PROGRAMS)
 	    $(DESTDIR)$(CONFDIR) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(BUILD)/bin/sendarix $(DESTDIR)$(SBINDIR)/sendarix
+	if [ -x $(BUILD)/bin/sendmail ]; then \
+	    install -m 755 $(BUILD)/bin/sendmail $(DESTDIR)$(SBINDIR)/sendmail; \
+	    ln -sf sendmail $(DESTDIR)$(SBINDIR)/mailq; fi
 	for d in $(DAEMONS); do \
 	    install -m 755 $(BUILD)/bin/$$d $(DESTDIR)$(LIBEXECDIR)/$$d; done
 	for f in conf/main.cf conf/master.cf; do \
