@@ -236,7 +236,7 @@ def test_queue_tree_and_pid_file(mta):
     for d in ("tmp", "incoming", "active", "deferred", "hold", "corrupt",
               "private"):
         assert stat.S_IMODE(os.stat(os.path.join(q, d)).st_mode) == 0o700, d
-    assert stat.S_IMODE(os.stat(os.path.join(q, "public")).st_mode) == 0o710
+    assert stat.S_IMODE(os.stat(os.path.join(q, "public")).st_mode) == 0o711
     assert stat.S_IMODE(os.stat(os.path.join(q, "pid")).st_mode) == 0o755
     with open(pid_file(mta)) as f:
         assert int(f.read()) == mta.proc.pid

@@ -1,0 +1,242 @@
+/*
+ * sendmail_submit - hand one message to cleanup on public/sendmail
+ *
+ * SYNOPSIS
+ *	#include "sendmail.h"
+ *
+ *	int	sendmail_sub_open(struct sendmail_sub *sub,
+ *			const struct sendmail_env *env)
+ *	void	sendmail_sub_write(struct sendmail_sub *sub,
+ *			const char *data, size_t len)
+ *	int	sendmail_sub_close(struct sendmail_sub *sub)
+ *	void	sendmail_sub_free(struct sendmail_sub *sub)
+ *
+ * DESCRIPTION
+ *	This is the client side of the cleanup protocol in docs/ipc.md,
+ *	spoken on queue_directory/public/sendmail, the local submission
+ *	service. cleanup learns who we are from the socket (SO_PEERCRED),
+ *	so nothing here claims an identity.
+ *
+ *	sendmail_sub_open() connects and sends the envelope (sender, rcpt
+ *	..., full_name, body, and the DSN values ret, envid and, per
+ *	recipient, notify), then waits for the "file is open" reply. It
+ *	returns 0, or -1 with sub->status 4 or 5 and sub->reason set (a
+ *	missing socket or a refused connection is status 4).
+ *
+ *	sendmail_sub_write() adds content: lines that end in CRLF, not dot
+ *	stuffed. It is sent as "data" attributes of at most 64 KiB. After
+ *	an error it does nothing; the error is reported by close.
+ *
+ *	sendmail_sub_close() sends the rest and the end of the content and
+ *	waits for cleanup's final answer: 0 with sub->queue_id once the
+ *	message is safe in incoming/, else -1 with status and reason.
+ *
+ *	sendmail_sub_free() closes the connection and frees the buffers;
+ *	the structure itself belongs to the caller.
+ *
+ * DIAGNOSTICS
+ *	Only through sub->status and sub->reason; nothing is printed.
+ *
+ * SEE ALSO
+ *	docs/ipc.md, cleanup(8), sendmail(1)
+ */
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "sendmail.h"
+
+int     sendmail_timeout = 3600;	/* per reply from cleanup */
+
+/* sendmail_sub_error - remember the first error */
+static int
+sendmail_sub_error(struct sendmail_sub *sub, int status, const char *fmt,...)
+{
+	va_list ap;
+
+	if (sub->status != 0)
+		return (-1);
+	sub->status = status;
+	va_start(ap, fmt);
+	vsnprintf(sub->reason, sizeof(sub->reason), fmt, ap);
+	va_end(ap);
+	return (-1);
+}
+
+/* sendmail_sub_reply - read one reply list from cleanup */
+static int
+sendmail_sub_reply(struct sendmail_sub *sub, int timeout, const char *when)
+{
+	struct attr_list list;
+	const char *val;
+	long long status;
+
+	memset(&list, 0, sizeof(list));
+	if (attr_read_fd(sub->fd, sub->in, SENDMAIL_REASON_MAX, timeout,
+			 &list) < 0) {
+		attr_list_clear(&list);
+		return (sendmail_sub_error(sub, 4, "4.3.0 %s: %s", when,
+					   errno == 0 ?
+					   "lost connection with cleanup" :
+					   errno == EPROTO ?
+					   "malformed reply from cleanup" :
+					   strerror(errno)));
+	}
+	if (attr_list_getl(&list, "status", &status) < 0) {
+		attr_list_clear(&list);
+		return (sendmail_sub_error(sub, 4, "4.3.0 %s: reply from "
+					   "cleanup without status", when));
+	}
+	if (status != 0) {
+		val = attr_list_get(&list, "reason");
+		sendmail_sub_error(sub, status == 5 ? 5 : 4, "%s",
+				   val ? val : "4.3.0 error without reason");
+		attr_list_clear(&list);
+		return (-1);
+	}
+	if ((val = attr_list_get(&list, "queue_id")) != NULL)
+		snprintf(sub->queue_id, sizeof(sub->queue_id), "%s", val);
+	attr_list_clear(&list);
+	return (0);
+}
+
+/* sendmail_sub_connect - connect to public/sendmail */
+static int
+sendmail_sub_connect(struct sendmail_sub *sub)
+{
+	struct sockaddr_un sun;
+	char    path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", sendmail_queue_dir,
+		 SENDMAIL_SERVICE);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		/* Too long for a socket name: go there and use the short one. */
+		if (chdir(sendmail_queue_dir) < 0)
+			return (sendmail_sub_error(sub, 4, "4.3.0 chdir %s: %s",
+						   sendmail_queue_dir,
+						   strerror(errno)));
+		snprintf(path, sizeof(path), "%s", SENDMAIL_SERVICE);
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((sub->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return (sendmail_sub_error(sub, 4, "4.3.0 socket: %s",
+					   strerror(errno)));
+	if (connect(sub->fd, (struct sockaddr *) &sun, sizeof(sun)) < 0)
+		return (sendmail_sub_error(sub, 4, "4.3.0 connect to %s: %s "
+					   "(is the mail system running?)",
+					   path, strerror(errno)));
+	return (0);
+}
+
+/* sendmail_sub_open - connect, send the envelope, wait for the queue ID */
+int
+sendmail_sub_open(struct sendmail_sub *sub, const struct sendmail_env *env)
+{
+	size_t  i;
+
+	memset(sub, 0, sizeof(*sub));
+	sub->fd = -1;
+	sub->chunk = strbuf_new(SENDMAIL_DATA_MAX + 1, SENDMAIL_DATA_MAX);
+	sub->out = strbuf_new(SENDMAIL_DATA_MAX + 64, 0);
+	sub->in = strbuf_new(1024, 64 * 1024);
+	if (sendmail_sub_connect(sub) < 0)
+		return (-1);
+	attr_puts(sub->out, "sender", env->sender);
+	for (i = 0; i < env->nrcpt; i++) {
+		attr_puts(sub->out, "rcpt", env->rcpts[i]);
+		if (env->notify)
+			attr_puts(sub->out, "notify", env->notify);
+	}
+	if (env->full_name && *env->full_name)
+		attr_puts(sub->out, "full_name", env->full_name);
+	if (env->body)
+		attr_puts(sub->out, "body", env->body);
+	if (env->ret)
+		attr_puts(sub->out, "ret", env->ret);
+	if (env->envid)
+		attr_puts(sub->out, "envid", env->envid);
+	attr_end(sub->out);
+	if (attr_write_fd(sub->fd, sub->out) < 0)
+		return (sendmail_sub_error(sub, 4, "4.3.0 send envelope to "
+					   "cleanup: %s", strerror(errno)));
+	strbuf_reset(sub->out);
+	return (sendmail_sub_reply(sub, sendmail_timeout, "envelope"));
+}
+
+/* sendmail_sub_send - one "data" attribute with what is in the chunk */
+static void
+sendmail_sub_send(struct sendmail_sub *sub)
+{
+	if (sub->chunk->len == 0)
+		return;
+	if (sub->status == 0) {
+		strbuf_reset(sub->out);
+		attr_put(sub->out, "data", sub->chunk->data, sub->chunk->len);
+		if (attr_write_fd(sub->fd, sub->out) < 0) {
+			/* cleanup may have said why before it closed. */
+			if (sendmail_sub_reply(sub, 5, "content") == 0)
+				sendmail_sub_error(sub, 4, "4.3.0 lost "
+						   "connection with cleanup");
+		}
+	}
+	strbuf_reset(sub->chunk);
+}
+
+/* sendmail_sub_write - more content */
+void
+sendmail_sub_write(struct sendmail_sub *sub, const char *data, size_t len)
+{
+	size_t  take;
+
+	while (len > 0 && sub->status == 0) {
+		take = SENDMAIL_DATA_MAX - sub->chunk->len;
+		if (take > len)
+			take = len;
+		strbuf_append(sub->chunk, data, take);
+		data += take;
+		len -= take;
+		if (sub->chunk->len == SENDMAIL_DATA_MAX)
+			sendmail_sub_send(sub);
+	}
+}
+
+/* sendmail_sub_close - the end of the content, and cleanup's verdict */
+int
+sendmail_sub_close(struct sendmail_sub *sub)
+{
+	if (sub->status != 0)
+		return (-1);
+	sendmail_sub_send(sub);
+	if (sub->status != 0)
+		return (-1);
+	strbuf_reset(sub->out);
+	attr_end(sub->out);
+	if (attr_write_fd(sub->fd, sub->out) < 0)
+		return (sendmail_sub_error(sub, 4, "4.3.0 send to cleanup: %s",
+					   strerror(errno)));
+	return (sendmail_sub_reply(sub, sendmail_timeout, "end of data"));
+}
+
+/* sendmail_sub_free - close and release; the struct is the caller's */
+void
+sendmail_sub_free(struct sendmail_sub *sub)
+{
+	if (sub->fd >= 0)
+		(void) close(sub->fd);
+	sub->fd = -1;
+	sub->chunk = strbuf_free(sub->chunk);
+	sub->out = strbuf_free(sub->out);
+	sub->in = strbuf_free(sub->in);
+}
