@@ -1,0 +1,215 @@
+/*
+ * smtp-out - Sendarix SMTP delivery agent
+ *
+ * SYNOPSIS
+ *	smtp-out -n service -t unix [-c config_dir] [-v] [-o name=value ...]
+ *	(started by master(8), never by hand)
+ *
+ * DESCRIPTION
+ *	smtp-out takes delivery requests from qmgr(8) on private/smtp (one
+ *	request per connection, many at once on one event loop), delivers
+ *	the message to the request's next hop over SMTP (RFC 5321) and
+ *	answers with one result per recipient: sent, deferred or bounced,
+ *	with an enhanced status code, the relay and the reply (docs/ipc.md
+ *	"smtp-out"). It reads the queue file and never writes it.
+ *
+ *	Next hop: "domain" or "domain:port" is looked up as MX (RFC 5321
+ *	order, implicit MX, RFC 7505 null MX); "[host]" or "[host]:port"
+ *	is a host (or IP address) without MX lookup; a list separated by
+ *	commas or blanks is tried in order (relayhost failover). The port
+ *	is smtp_default_port unless given.
+ *
+ *	The next endpoint (next address, next MX host, next list element)
+ *	is tried after a failed connect, a connect timeout, a greeting
+ *	other than 220, a failed EHLO/HELO, a 421 reply at any point, or a
+ *	lost connection, timeout or malformed reply before the content is
+ *	sent. Once content has been sent, such a failure defers the
+ *	recipients without a result (4.4.2).
+ *
+ *	ESMTP: EHLO (HELO when EHLO gets 5xx), PIPELINING (MAIL, every RCPT
+ *	and DATA in one write, RFC 2920), SIZE (SIZE= sent; a message over
+ *	the peer's limit bounces with 5.3.4), 8BITMIME (BODY=8BITMIME when
+ *	the message was received so), SMTPUTF8 (a message that needs it
+ *	bounces with 5.6.7 when the peer does not offer it), DSN (NOTIFY,
+ *	ORCPT, RET and ENVID are passed on when the peer offers DSN).
+ *	The content is sent dot-stuffed, ending with CRLF.CRLF.
+ *
+ *	Connection reuse: after a transaction the connection waits in a
+ *	cache, keyed by the next hop, for smtp_connection_cache_time_limit
+ *	and serves the next request for that next hop, up to
+ *	smtp_connection_reuse_count_limit transactions. After a transaction
+ *	that ended early the connection is RSET first; idle connections are
+ *	closed with QUIT.
+ *
+ * CONFIGURATION PARAMETERS
+ *	smtp_helo_name, smtp_default_port, smtp_connect_timeout,
+ *	smtp_helo_timeout, smtp_mail_timeout, smtp_rcpt_timeout,
+ *	smtp_data_init_timeout, smtp_data_xfer_timeout,
+ *	smtp_data_done_timeout, smtp_rset_timeout, smtp_quit_timeout,
+ *	smtp_connection_cache_time_limit, smtp_connection_reuse_count_limit,
+ *	smtp_request_timeout, dns_resolver, dns_timeout,
+ *	smtp_address_preference, inet_protocols. See sendarix-params(5).
+ *
+ * DIAGNOSTICS
+ *	One Postfix-shaped line per recipient: "QUEUEID: to=<rcpt>,
+ *	relay=host[addr]:port, delay=T, delays=a/b/c/d, dsn=X.Y.Z,
+ *	status=sent (250 2.0.0 Ok)", where a is the time before qmgr took
+ *	the message, b before smtp-out had the request, c the connection
+ *	set-up (DNS, connect, greeting, EHLO) and d the transmission.
+ *	A bad request from qmgr is logged and its connection closed. A bad
+ *	dns_resolver value is fatal at start-up. Nothing a remote server
+ *	says ends the process.
+ *
+ * SECURITY
+ *	smtp-out runs as mail_owner (the skeleton drops root before any
+ *	request is served). It reads queue files and untrusted network
+ *	replies: every reply is bounded (SMTP_REPLY_LIMIT bytes), checked
+ *	before use, and stripped of control characters before it is logged
+ *	or passed to qmgr; every stage has a timeout.
+ *
+ * SEE ALSO
+ *	qmgr(8), master(8), docs/ipc.md, RFC 5321, RFC 2920, RFC 7505
+ */
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "dns.h"
+#include "log.h"
+#include "server.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "smtp-out.h"
+
+struct smtp_params smtp_var;
+
+/*
+ * The numeric parameters smtp-out reads: name, variable, lowest sane
+ * value. The defaults are in lib/conf_params.c, like every default.
+ */
+static const struct smtp_num_param {
+	const char *name;
+	long   *var;
+	long    min;
+}       smtp_num_params[] = {
+	{"smtp_default_port", &smtp_var.default_port, 1},
+	{"smtp_connect_timeout", &smtp_var.connect_timeout, 1},
+	{"smtp_helo_timeout", &smtp_var.helo_timeout, 1},
+	{"smtp_mail_timeout", &smtp_var.mail_timeout, 1},
+	{"smtp_rcpt_timeout", &smtp_var.rcpt_timeout, 1},
+	{"smtp_data_init_timeout", &smtp_var.data_init_timeout, 1},
+	{"smtp_data_xfer_timeout", &smtp_var.data_xfer_timeout, 1},
+	{"smtp_data_done_timeout", &smtp_var.data_done_timeout, 1},
+	{"smtp_rset_timeout", &smtp_var.rset_timeout, 1},
+	{"smtp_quit_timeout", &smtp_var.quit_timeout, 1},
+	{"smtp_connection_cache_time_limit", &smtp_var.cache_time, 0},
+	{"smtp_connection_reuse_count_limit", &smtp_var.reuse_limit, 1},
+	{"smtp_request_timeout", &smtp_var.request_timeout, 1},
+};
+
+/* smtp_pre_init - read the parameters */
+static void
+smtp_pre_init(void)
+{
+	const struct smtp_num_param *np;
+	const struct conf_param *cp;
+	char    host[256];
+	const char *v;
+
+	v = conf_get("smtp_helo_name");
+	if (v == NULL || *v == 0)
+		v = conf_get("myhostname");
+	if (v == NULL || *v == 0) {
+		if (gethostname(host, sizeof(host)) < 0)
+			strcpy(host, "localhost");
+		host[sizeof(host) - 1] = 0;
+		v = host;
+	}
+	smtp_var.helo_name = xstrdup(v);
+
+	for (np = smtp_num_params; np < smtp_num_params
+	     + sizeof(smtp_num_params) / sizeof(smtp_num_params[0]); np++) {
+		cp = conf_param_find(np->name);
+		*np->var = cp && cp->type == CONF_TIME ?
+			conf_get_time(np->name) : conf_get_int(np->name);
+		if (*np->var < np->min) {
+			log_warn("%s = %ld is too small; using %ld", np->name,
+				 *np->var, np->min);
+			*np->var = np->min;
+		}
+	}
+	if (smtp_var.default_port > 65535) {
+		log_warn("smtp_default_port = %ld is out of range; using 25",
+			 smtp_var.default_port);
+		smtp_var.default_port = 25;
+	}
+}
+
+/* smtp_post_init - start the resolver on the loop */
+static void
+smtp_post_init(struct event_base *base)
+{
+	struct strbuf *err = strbuf_new(128, 0);
+	enum dns_prefer prefer;
+	const char *v;
+	int     families;
+
+	if (dns_init(base, conf_get("dns_resolver"), err) < 0)
+		log_fatal("cannot start the resolver: %s", err->data);
+	strbuf_free(err);
+	dns_set_timeout(conf_get_time("dns_timeout"));
+	v = conf_get("smtp_address_preference");
+	if (dns_prefer_parse(v ? v : "any", &prefer) < 0)
+		log_fatal("bad smtp_address_preference value \"%s\"", v);
+	dns_set_prefer(prefer);
+	v = conf_get("inet_protocols");
+	if (dns_families_parse(v ? v : "all", &families) < 0)
+		log_fatal("bad inet_protocols value \"%s\"", v);
+	dns_set_families(families);
+}
+
+/* smtp_accept - a new request from qmgr */
+static void
+smtp_accept(int fd, const struct sockaddr *unused_sa, socklen_t unused_len,
+	    const struct server_listener *unused_listener)
+{
+	(void) unused_sa;
+	(void) unused_len;
+	(void) unused_listener;
+	smtp_request_accept(fd);
+}
+
+/* smtp_sessions - requests in progress, for a graceful stop */
+static size_t
+smtp_sessions(void)
+{
+	return (smtp_request_count());
+}
+
+/* smtp_shutdown - SIGTERM: drop everything */
+static void
+smtp_shutdown(void)
+{
+	smtp_request_shutdown();
+	smtp_conn_shutdown();
+}
+
+/* main - hand over to the event skeleton */
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+		smtp_pre_init,
+		smtp_post_init,
+		smtp_accept,
+		smtp_sessions,
+		smtp_shutdown,
+	};
+
+	return (server_event_main(argc, argv, "smtp-out", &ops));
+}

@@ -1,0 +1,229 @@
+#ifndef SENDARIX_SMTP_OUT_H
+#define SENDARIX_SMTP_OUT_H
+
+/*
+ * smtp-out - private interfaces of the delivery agent. See smtp-out.c.
+ */
+
+#include <sys/types.h>
+#include <stddef.h>
+
+#include "dns.h"
+#include "qfile.h"
+#include "smtp_reply.h"
+
+struct bufferevent;
+struct event;
+struct strbuf;
+
+/* The parameters smtp-out reads (smtp-out.c). */
+struct smtp_params {
+	char   *helo_name;		/* smtp_helo_name */
+	long    default_port;		/* smtp_default_port */
+	long    connect_timeout;
+	long    helo_timeout;
+	long    mail_timeout;
+	long    rcpt_timeout;
+	long    data_init_timeout;
+	long    data_xfer_timeout;
+	long    data_done_timeout;
+	long    rset_timeout;
+	long    quit_timeout;
+	long    cache_time;		/* smtp_connection_cache_time_limit */
+	long    reuse_limit;		/* smtp_connection_reuse_count_limit */
+	long    request_timeout;	/* smtp_request_timeout (qmgr side) */
+};
+extern struct smtp_params smtp_var;
+
+#define SMTP_REPLY_LIMIT	(64 * 1024)	/* longest server reply */
+#define SMTP_REQUEST_LIMIT	(16 * 1024 * 1024)	/* longest request */
+#define SMTP_CONTENT_HIWAT	(256 * 1024)	/* content queued at once */
+#define SMTP_CONTENT_LOWAT	(64 * 1024)	/* refill below */
+
+/* Recipient outcomes. */
+#define SMTP_RCPT_TODO		0	/* no result yet */
+#define SMTP_RCPT_ACCEPTED	1	/* RCPT 2xx; waiting for end of DATA */
+#define SMTP_RCPT_SENT		2
+#define SMTP_RCPT_DEFERRED	3
+#define SMTP_RCPT_BOUNCED	4
+
+#define SMTP_RCPT_FINAL(s)	((s) >= SMTP_RCPT_SENT)
+
+struct smtp_rcpt {
+	char   *addr;
+	char   *orcpt;			/* "" when none */
+	char   *notify;			/* "" when none */
+	int     status;			/* SMTP_RCPT_* */
+	char    dsn[SMTP_REPLY_DSN_MAX];
+	char   *relay;			/* host[addr]:port or "none" */
+	char   *reply;
+};
+
+/* One element of the nexthop. */
+struct smtp_dest {
+	char   *host;			/* without brackets */
+	unsigned port;
+	int     mx;			/* look up MX records */
+};
+
+/* A failure that did not settle recipients by itself. */
+struct smtp_fail {
+	int     set;
+	char    dsn[SMTP_REPLY_DSN_MAX];
+	char   *relay;
+	char   *reply;
+};
+
+struct smtp_sess;
+
+/* One delivery request from qmgr. */
+struct smtp_req {
+	struct smtp_req *next;
+	struct smtp_req *prev;
+	struct bufferevent *bev;	/* the qmgr connection */
+	struct event *timer;
+	int     state;			/* SMTP_REQ_* */
+
+	/* The request. */
+	char   *queue_id;		/* "" until known */
+	char   *queue_file;
+	char   *nexthop;
+	char   *sender;
+	char   *ret;
+	char   *envid;
+	double  arrival;
+	double  active;
+	struct smtp_rcpt *rcpts;
+	size_t  nrcpt;
+
+	/* The message. */
+	struct qfile_msg *msg;
+	int     body_8bit;
+	int     smtputf8;
+
+	/* Where to go. */
+	struct smtp_dest *dests;
+	size_t  ndest;
+	size_t  dest_i;			/* next one to resolve */
+	struct dns_req *dns;
+	struct dns_result *addrs;	/* addresses of the current dest */
+	size_t  addr_i;			/* next one to try */
+	unsigned port;			/* of the current dest */
+	struct smtp_sess *sess;
+	struct smtp_fail temp;		/* last soft failure */
+	struct smtp_fail perm;		/* last hard failure */
+
+	/* Times, for delays=a/b/c/d. */
+	double  t_recv;
+	double  t_conn;			/* 0: no session was set up */
+	double  t_done;
+};
+
+#define SMTP_REQ_READ		0	/* reading the request */
+#define SMTP_REQ_DELIVER	1	/* delivering */
+#define SMTP_REQ_REPLY		2	/* writing the reply */
+
+/* Session states. */
+#define SMTP_ST_CONNECT		0
+#define SMTP_ST_GREETING	1
+#define SMTP_ST_EHLO		2
+#define SMTP_ST_HELO		3
+#define SMTP_ST_MAIL		4
+#define SMTP_ST_RCPT		5
+#define SMTP_ST_DATA		6
+#define SMTP_ST_CONTENT		7	/* sending the content */
+#define SMTP_ST_DOT		8	/* waiting for the end-of-data reply */
+#define SMTP_ST_RSET		9
+#define SMTP_ST_QUIT		10
+#define SMTP_ST_IDLE		11	/* in the connection cache */
+
+/* Extensions the peer offers. */
+#define SMTP_FEAT_ESMTP		(1 << 0)
+#define SMTP_FEAT_PIPELINING	(1 << 1)
+#define SMTP_FEAT_SIZE		(1 << 2)
+#define SMTP_FEAT_8BITMIME	(1 << 3)
+#define SMTP_FEAT_SMTPUTF8	(1 << 4)
+#define SMTP_FEAT_DSN		(1 << 5)
+
+/* One SMTP connection. */
+struct smtp_sess {
+	struct smtp_sess *next;		/* all sessions */
+	struct smtp_sess *prev;
+	struct bufferevent *bev;
+	struct event *timer;
+	struct smtp_req *req;		/* owner; NULL when idle or closing */
+	char   *key;			/* the nexthop, for the cache */
+	char   *host;
+	char    addr[DNS_ADDR_STRLEN];
+	unsigned port;
+	char   *relay;			/* host[addr]:port */
+	char   *peer;			/* host[addr] */
+	int     state;			/* SMTP_ST_* */
+	int     feat;			/* SMTP_FEAT_* */
+	long long peer_size;		/* SIZE limit; 0 none */
+	long    uses;			/* transactions started */
+	int     reused;			/* this transaction reuses it */
+	int     got_reply;		/* a reply came in this transaction */
+	int     freeing;
+	struct smtp_reply reply;
+
+	/* The transaction. */
+	size_t *tx;			/* indexes of recipients in it */
+	size_t  ntx;
+	size_t  rcpt_sent;		/* RCPT commands written */
+	size_t  rcpt_recv;		/* RCPT replies read */
+	size_t  naccepted;
+	int     pipelined;		/* MAIL..DATA sent in one go */
+	int     mail_failed;
+	int     data_sent;
+
+	/* The content. */
+	size_t  cpos;
+	int     bol;			/* at the beginning of a line */
+	int     last_cr;		/* the last byte was CR */
+};
+
+/* smtp_request.c */
+extern void smtp_request_accept(int);
+extern size_t smtp_request_count(void);
+extern void smtp_request_shutdown(void);
+extern void smtp_request_done(struct smtp_req *);
+extern void smtp_rcpt_set(struct smtp_req *, size_t, int, const char *,
+			          const char *, const char *);
+extern double smtp_now(void);
+
+/* smtp_nexthop.c */
+extern int smtp_nexthop_parse(const char *, unsigned, struct smtp_dest **,
+			              size_t *, struct strbuf *);
+extern void smtp_dest_free(struct smtp_dest *, size_t);
+extern void smtp_nexthop_start(struct smtp_req *);
+extern void smtp_nexthop_next(struct smtp_req *);
+extern void smtp_fail_set(struct smtp_fail *, const char *, const char *,
+			          const char *);
+extern void smtp_fail_clear(struct smtp_fail *);
+
+/* smtp_conn.c */
+extern struct smtp_sess *smtp_conn_open(struct smtp_req *, const char *,
+				                const struct dns_addr *,
+				                unsigned);
+extern struct smtp_sess *smtp_conn_cache_take(const char *);
+extern void smtp_conn_cache_put(struct smtp_sess *);
+extern void smtp_conn_free(struct smtp_sess *);
+extern void smtp_conn_release(struct smtp_sess *, int);
+extern void smtp_conn_quit(struct smtp_sess *);
+extern void smtp_conn_timer(struct smtp_sess *, long);
+extern void smtp_conn_shutdown(void);
+extern size_t smtp_conn_count(void);
+
+/* smtp_proto.c */
+extern void smtp_proto_start(struct smtp_sess *);
+extern void smtp_proto_transaction(struct smtp_sess *);
+extern int smtp_proto_input(struct smtp_sess *);
+extern void smtp_proto_event(struct smtp_sess *, short, int);
+extern void smtp_proto_timeout(struct smtp_sess *);
+extern void smtp_proto_written(struct smtp_sess *);
+
+/* smtp_content.c */
+extern int smtp_content_fill(struct smtp_sess *);
+
+#endif

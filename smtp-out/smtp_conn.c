@@ -1,0 +1,297 @@
+/*
+ * smtp_conn - outbound SMTP connections and the idle connection cache
+ *
+ * SYNOPSIS
+ *	#include "smtp-out.h"
+ *
+ *	struct smtp_sess *smtp_conn_open(struct smtp_req *req,
+ *			const char *host, const struct dns_addr *addr,
+ *			unsigned port)
+ *	struct smtp_sess *smtp_conn_cache_take(const char *nexthop)
+ *	void	smtp_conn_cache_put(struct smtp_sess *sess)
+ *	void	smtp_conn_release(struct smtp_sess *sess, int need_rset)
+ *	void	smtp_conn_quit(struct smtp_sess *sess)
+ *	void	smtp_conn_timer(struct smtp_sess *sess, long seconds)
+ *	void	smtp_conn_free(struct smtp_sess *sess)
+ *	void	smtp_conn_shutdown(void)
+ *	size_t	smtp_conn_count(void)
+ *
+ * DESCRIPTION
+ *	smtp_conn_open() starts a non-blocking connection to one address
+ *	for "req" (within smtp_connect_timeout); the protocol goes on in
+ *	smtp_proto.c. It returns the new session, or NULL when the
+ *	connection cannot even be started (the reason is then in the
+ *	request's soft failure).
+ *
+ *	A session whose transaction is over is handed back with
+ *	smtp_conn_release(): it is closed with QUIT when it has served
+ *	smtp_connection_reuse_count_limit transactions, when caching is
+ *	off (smtp_connection_cache_time_limit = 0) or the process is
+ *	stopping; otherwise it is put in the cache, after an RSET answered
+ *	with 2xx when "need_rset" says that the transaction ended early.
+ *	A cached session waits smtp_connection_cache_time_limit for
+ *	smtp_conn_cache_take() with the same next hop, then says QUIT. A
+ *	cached session that the server closes, or that gets unexpected
+ *	input, is dropped.
+ *
+ *	smtp_conn_timer() (re)arms the session's one timer. smtp_conn_free()
+ *	closes at once; smtp_conn_shutdown() closes every session.
+ *	smtp_conn_count() is the number of open sessions.
+ *
+ * MEMORY
+ *	A session belongs to its request while it has one, else to this
+ *	module. The caller detaches a session from its request before
+ *	releasing it.
+ *
+ * SEE ALSO
+ *	smtp_proto.c
+ */
+
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "dns.h"
+#include "log.h"
+#include "server.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "smtp-out.h"
+
+static struct smtp_sess *smtp_sessions_all;
+static size_t smtp_nsessions;
+
+/* smtp_conn_count - open sessions */
+size_t
+smtp_conn_count(void)
+{
+	return (smtp_nsessions);
+}
+
+/* smtp_conn_free - close and forget a session */
+void
+smtp_conn_free(struct smtp_sess *sess)
+{
+	if (sess == NULL)
+		return;
+	if (sess->req && sess->req->sess == sess)
+		sess->req->sess = NULL;
+	if (sess->bev)
+		bufferevent_free(sess->bev);
+	if (sess->timer)
+		event_free(sess->timer);
+	smtp_reply_clear(&sess->reply);
+	xfree(sess->key);
+	xfree(sess->host);
+	xfree(sess->relay);
+	xfree(sess->peer);
+	xfree(sess->tx);
+	if (sess->prev)
+		sess->prev->next = sess->next;
+	else
+		smtp_sessions_all = sess->next;
+	if (sess->next)
+		sess->next->prev = sess->prev;
+	smtp_nsessions--;
+	xfree(sess);
+}
+
+/* smtp_conn_shutdown - close everything */
+void
+smtp_conn_shutdown(void)
+{
+	while (smtp_sessions_all)
+		smtp_conn_free(smtp_sessions_all);
+}
+
+/* smtp_conn_timer - arm the session timer */
+void
+smtp_conn_timer(struct smtp_sess *sess, long seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = seconds;
+	tv.tv_usec = 0;
+	evtimer_add(sess->timer, &tv);
+}
+
+/* smtp_conn_quit - say goodbye, then close */
+void
+smtp_conn_quit(struct smtp_sess *sess)
+{
+	sess->state = SMTP_ST_QUIT;
+	bufferevent_write(sess->bev, "QUIT\r\n", 6);
+	smtp_conn_timer(sess, smtp_var.quit_timeout);
+}
+
+/* smtp_conn_cache_put - keep an idle session for the next request */
+void
+smtp_conn_cache_put(struct smtp_sess *sess)
+{
+	sess->state = SMTP_ST_IDLE;
+	sess->reused = 0;
+	smtp_conn_timer(sess, smtp_var.cache_time);
+}
+
+/* smtp_conn_cache_take - an idle session for this next hop */
+struct smtp_sess *
+smtp_conn_cache_take(const char *nexthop)
+{
+	struct smtp_sess *sess;
+
+	for (sess = smtp_sessions_all; sess; sess = sess->next) {
+		if (sess->state == SMTP_ST_IDLE && sess->req == NULL
+		    && strcmp(sess->key, nexthop) == 0) {
+			evtimer_del(sess->timer);
+			return (sess);
+		}
+	}
+	return (NULL);
+}
+
+/* smtp_conn_release - the transaction is over: cache or close */
+void
+smtp_conn_release(struct smtp_sess *sess, int need_rset)
+{
+	if (sess->req && sess->req->sess == sess)
+		sess->req->sess = NULL;
+	sess->req = NULL;
+	if (server_stopping() || smtp_var.cache_time <= 0
+	    || sess->uses >= smtp_var.reuse_limit) {
+		smtp_conn_quit(sess);
+	} else if (need_rset) {
+		sess->state = SMTP_ST_RSET;
+		bufferevent_write(sess->bev, "RSET\r\n", 6);
+		smtp_conn_timer(sess, smtp_var.rset_timeout);
+	} else {
+		smtp_conn_cache_put(sess);
+	}
+}
+
+/* smtp_conn_read_cb - replies */
+static void
+smtp_conn_read_cb(struct bufferevent *unused_bev, void *ctx)
+{
+	(void) unused_bev;
+	(void) smtp_proto_input(ctx);
+}
+
+/* smtp_conn_write_cb - output drained */
+static void
+smtp_conn_write_cb(struct bufferevent *unused_bev, void *ctx)
+{
+	(void) unused_bev;
+	smtp_proto_written(ctx);
+}
+
+/* smtp_conn_event_cb - connected, closed, error */
+static void
+smtp_conn_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
+{
+	int     err = EVUTIL_SOCKET_ERROR();
+
+	(void) unused_bev;
+	smtp_proto_event(ctx, what, err);
+}
+
+/* smtp_conn_timer_cb - a stage took too long */
+static void
+smtp_conn_timer_cb(evutil_socket_t unused_fd, short unused_what, void *ctx)
+{
+	(void) unused_fd;
+	(void) unused_what;
+	smtp_proto_timeout(ctx);
+}
+
+/* smtp_conn_open - start a connection */
+struct smtp_sess *
+smtp_conn_open(struct smtp_req *req, const char *host,
+	       const struct dns_addr *addr, unsigned port)
+{
+	struct smtp_sess *sess;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
+	struct strbuf *sb;
+	socklen_t sslen;
+
+	memset(&ss, 0, sizeof(ss));
+	if (addr->family == AF_INET6) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((unsigned short) port);
+		sslen = sizeof(*sin6);
+		if (inet_pton(AF_INET6, addr->addr, &sin6->sin6_addr) != 1)
+			sslen = 0;
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((unsigned short) port);
+		sslen = sizeof(*sin);
+		if (inet_pton(AF_INET, addr->addr, &sin->sin_addr) != 1)
+			sslen = 0;
+	}
+	sb = strbuf_new(256, 0);
+	if (sslen == 0) {
+		strbuf_printf(sb, "bad address %s for host %s", addr->addr,
+			      host);
+		smtp_fail_set(&req->temp, "4.4.1", NULL, sb->data);
+		strbuf_free(sb);
+		return (NULL);
+	}
+
+	sess = xcalloc(1, sizeof(*sess));
+	smtp_reply_init(&sess->reply);
+	sess->req = req;
+	sess->key = xstrdup(req->nexthop);
+	sess->host = xstrdup(host && *host ? host : addr->addr);
+	snprintf(sess->addr, sizeof(sess->addr), "%s", addr->addr);
+	sess->port = port;
+	strbuf_printf(sb, "%s[%s]", sess->host, sess->addr);
+	sess->peer = xstrdup(sb->data);
+	strbuf_printf(sb, ":%u", port);
+	sess->relay = xstrdup(sb->data);
+	sess->state = SMTP_ST_CONNECT;
+	sess->next = smtp_sessions_all;
+	if (smtp_sessions_all)
+		smtp_sessions_all->prev = sess;
+	smtp_sessions_all = sess;
+	smtp_nsessions++;
+
+	sess->timer = evtimer_new(server_base(), smtp_conn_timer_cb, sess);
+	sess->bev = bufferevent_socket_new(server_base(), -1,
+					   BEV_OPT_CLOSE_ON_FREE);
+	if (sess->bev == NULL || sess->timer == NULL) {
+		strbuf_reset(sb);
+		strbuf_printf(sb, "connect to %s: cannot make a socket buffer",
+			      sess->relay);
+		goto fail;
+	}
+	bufferevent_setcb(sess->bev, smtp_conn_read_cb, smtp_conn_write_cb,
+			  smtp_conn_event_cb, sess);
+	bufferevent_setwatermark(sess->bev, EV_WRITE, SMTP_CONTENT_LOWAT, 0);
+	bufferevent_enable(sess->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(sess->bev, (struct sockaddr *) &ss,
+				       (int) sslen) < 0) {
+		strbuf_reset(sb);
+		strbuf_printf(sb, "connect to %s: %s", sess->relay,
+			      strerror(errno ? errno : ECONNREFUSED));
+		goto fail;
+	}
+	smtp_conn_timer(sess, smtp_var.connect_timeout);
+	strbuf_free(sb);
+	return (sess);
+
+fail:
+	smtp_fail_set(&req->temp, "4.4.1", NULL, sb->data);
+	strbuf_free(sb);
+	sess->req = NULL;
+	smtp_conn_free(sess);
+	return (NULL);
+}
