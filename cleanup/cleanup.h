@@ -35,6 +35,12 @@ extern long long var_cleanup_max_sessions;
 #define CLEANUP_WRITE_ERROR	"4.3.0 Error: queue file write error"
 #define CLEANUP_ENV_MAX		(16 * 1024 * 1024) /* all rcpts */
 
+/* What the last "rcpt" has had added (notify, orcpt: once each). */
+#define CLEANUP_RCPT_NONE	(-1)	/* no rcpt yet */
+#define CLEANUP_RCPT_NOTIFY	(1 << 0)
+#define CLEANUP_RCPT_ORCPT	(1 << 1)
+#define CLEANUP_RCPT_DROPPED	(1 << 2)	/* over a limit: not kept */
+
 /* Session states. */
 #define CLEANUP_ST_ENVELOPE	0	/* reading the envelope list */
 #define CLEANUP_ST_CONTENT	1	/* reading "data" attributes */
@@ -62,6 +68,9 @@ struct cleanup_sess {
 	char   *body;
 	int     smtputf8;
 	long long declared_size;	/* -1 unless size= was given */
+	char   *ret;			/* DSN RET: FULL, HDRS or NULL */
+	char   *envid;			/* DSN ENVID, decoded, or NULL */
+	int     rcpt_dsn;		/* CLEANUP_RCPT_* of the last rcpt */
 	/* Content. */
 	struct qfile_out *qf;
 	char    id[64];			/* queue ID, or "NOQUEUE" */
@@ -69,6 +78,13 @@ struct cleanup_sess {
 	long long content_len;		/* bytes received */
 	int     status;			/* 0, or 4/5 once refused */
 	const char *reason;		/* with status 4/5 */
+	/* Local submission on public/ (cleanup_local.c). */
+	int     local;			/* on a public/ socket */
+	int     local_user;		/* by an ordinary local user */
+	long    local_uid;		/* peer uid, -1 if unknown */
+	char   *uid_attr;		/* the uid as text, for A uid= */
+	char   *login;			/* the uid's login name, or NULL */
+	char   *full_name;		/* sendmail -F, or NULL */
 	/* Lists. */
 	struct cleanup_sess *prev;	/* all sessions */
 	struct cleanup_sess *next;
@@ -95,5 +111,15 @@ extern void cleanup_commit_run(void);
 
 /* cleanup_trigger.c */
 extern void cleanup_trigger_qmgr(void);
+
+/* cleanup_local.c */
+struct attr;
+extern void cleanup_local_accept(struct cleanup_sess *);
+extern int cleanup_local_attr(struct cleanup_sess *, const struct attr *);
+extern void cleanup_local_envelope(struct cleanup_sess *);
+extern int cleanup_local_received(struct cleanup_sess *);
+extern void cleanup_local_headers(struct cleanup_sess *, int,
+				          struct strbuf *);
+extern void cleanup_local_free(struct cleanup_sess *);
 
 #endif

@@ -146,6 +146,7 @@ cleanup_header_out(struct cleanup_sess *s)
 		cleanup_header_date(date, sizeof(date), now);
 		strbuf_printf(add, "Date: %s\r\n", date);
 	}
+	cleanup_local_headers(s, h->seen, add);
 	/* Headers, additions, then what was read of the body. */
 	if (qfile_out_content(s->qf, h->buf->data, h->hdr_len) < 0
 	    || qfile_out_content(s->qf, add->data, add->len) < 0

@@ -59,6 +59,7 @@
 #include <event2/event.h>
 
 #include "attr.h"
+#include "dsn.h"
 #include "hdr.h"
 #include "log.h"
 #include "qfile.h"
@@ -131,6 +132,9 @@ cleanup_sess_free(struct cleanup_sess *s)
 	free(s->helo);
 	free(s->protocol);
 	free(s->body);
+	free(s->ret);
+	free(s->envid);
+	cleanup_local_free(s);
 	free(s);
 	cleanup_nsessions--;
 	server_session_done();
@@ -217,6 +221,44 @@ cleanup_env_set(char **var, const struct attr *a)
 	return (*var ? 0 : -1);
 }
 
+/* cleanup_env_text - a DSN value: printable on one line, no TAB */
+static char *
+cleanup_env_text(const struct attr *a)
+{
+	size_t  i;
+
+	for (i = 0; i < a->len; i++)
+		if ((unsigned char) a->value[i] < 32
+		    || (unsigned char) a->value[i] == 127)
+			return (NULL);
+	return (a->len ? xstrndup(a->value, a->len) : NULL);
+}
+
+/* cleanup_env_rcpt_param - add "\tname=value" to the last recipient */
+static int
+cleanup_env_rcpt_param(struct cleanup_sess *s, int flag, const char *name,
+		       const char *value)
+{
+	struct strbuf *tmp;
+
+	if (s->rcpt_dsn == CLEANUP_RCPT_NONE || (s->rcpt_dsn & flag))
+		return (-1);			/* no rcpt, or twice */
+	s->rcpt_dsn |= flag;
+	if (s->rcpt_dsn & CLEANUP_RCPT_DROPPED)
+		return (0);
+	/* Replace the last NUL: "addr\tname=value\0". */
+	tmp = strbuf_new(64, 0);
+	strbuf_printf(tmp, "\t%s=%s", name, value);
+	strbuf_appendc(tmp, 0);
+	strbuf_truncate(s->rcpts, s->rcpts->len - 1);
+	if (strbuf_append(s->rcpts, tmp->data, tmp->len) < 0) {
+		strbuf_appendc(s->rcpts, 0);	/* fits: one byte freed */
+		s->status = 5;
+	}
+	strbuf_free(tmp);
+	return (0);
+}
+
 /* cleanup_env_attr - one envelope attribute; -1 when malformed */
 static int
 cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
@@ -233,12 +275,64 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 			return (-1);
 		/* Past a limit: keep reading, refuse at the end. */
 		if (s->nrcpt >= CLEANUP_RCPT_MAX
-		    || strbuf_append(s->rcpts, val, a->len + 1) < 0)
+		    || strbuf_append(s->rcpts, val, a->len + 1) < 0) {
 			s->status = 5;
-		else
+			s->rcpt_dsn = CLEANUP_RCPT_DROPPED;
+		} else {
 			s->nrcpt++;
+			s->rcpt_dsn = 0;
+		}
 		free(val);
 		return (0);
+	}
+	if (attr_name_is(a, "notify")) {
+		char    buf[DSN_NOTIFY_BUFSIZE];
+		int     flags;
+		int     ret;
+
+		/* Stored in canonical form; it cannot hold a TAB. */
+		if ((val = cleanup_env_text(a)) == NULL)
+			return (-1);
+		ret = dsn_notify_parse(val, &flags);
+		free(val);
+		if (ret < 0)
+			return (-1);
+		return (cleanup_env_rcpt_param(s, CLEANUP_RCPT_NOTIFY,
+				"notify", dsn_notify_str(flags, buf,
+							 sizeof(buf))));
+	}
+	if (attr_name_is(a, "orcpt")) {
+		struct strbuf *canon;
+		int     ret = -1;
+
+		/* "addr-type;xtext", stored in canonical xtext (no TAB). */
+		if ((val = cleanup_env_text(a)) == NULL)
+			return (-1);
+		canon = strbuf_new(128, 0);
+		if (dsn_orcpt_canon(val, canon) == 0)
+			ret = cleanup_env_rcpt_param(s, CLEANUP_RCPT_ORCPT,
+						     "orcpt", canon->data);
+		strbuf_free(canon);
+		free(val);
+		return (ret);
+	}
+	if (attr_name_is(a, "ret")) {
+		int     ret;
+
+		if (s->ret != NULL || (val = cleanup_env_text(a)) == NULL)
+			return (-1);
+		ret = dsn_ret_parse(val);
+		free(val);
+		if (ret < 0)
+			return (-1);
+		s->ret = xstrdup(dsn_ret_str(ret));
+		return (0);
+	}
+	if (attr_name_is(a, "envid")) {
+		if (s->envid != NULL || a->len > DSN_ENVID_MAX)
+			return (-1);
+		s->envid = cleanup_env_text(a);
+		return (s->envid ? 0 : -1);
 	}
 	if (attr_name_is(a, "client_addr"))
 		return (cleanup_env_set(&s->client_addr, a));
@@ -268,6 +362,8 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 		free(val);
 		return (0);
 	}
+	if (attr_name_is(a, "full_name"))
+		return (cleanup_local_attr(s, a));
 	log_debug("%s: ignoring envelope attribute %.*s", s->id,
 		  (int) a->namelen, a->name);
 	return (0);
@@ -286,6 +382,8 @@ cleanup_env_write(struct cleanup_sess *s)
 		{"helo", offsetof(struct cleanup_sess, helo)},
 		{"protocol", offsetof(struct cleanup_sess, protocol)},
 		{"body", offsetof(struct cleanup_sess, body)},
+		{"uid", offsetof(struct cleanup_sess, uid_attr)},
+		{"login", offsetof(struct cleanup_sess, login)},
 	};
 	const char *val;
 	size_t  i;
@@ -301,9 +399,19 @@ cleanup_env_write(struct cleanup_sess *s)
 	}
 	if (s->smtputf8 && qfile_out_attr(s->qf, "smtputf8", "1") < 0)
 		return (-1);
+	if (s->ret && qfile_out_attr(s->qf, "ret", s->ret) < 0)
+		return (-1);
+	if (s->envid && qfile_out_attr(s->qf, "envid", s->envid) < 0)
+		return (-1);
 	for (off = 0; off < s->rcpts->len; off += len + 1) {
-		len = strlen(s->rcpts->data + off);
-		if (qfile_out_rcpt(s->qf, s->rcpts->data + off, NULL) < 0)
+		char   *addr = s->rcpts->data + off;
+		char   *tab;
+
+		len = strlen(addr);
+		/* "addr\tnotify=...\torcpt=...": the DSN parameters. */
+		if ((tab = strchr(addr, '\t')) != NULL)
+			*tab++ = 0;
+		if (qfile_out_rcpt(s->qf, addr, tab) < 0)
 			return (-1);
 	}
 	/* The envelope is on file; keep no second copy. */
@@ -338,7 +446,8 @@ cleanup_env_end(struct cleanup_sess *s)
 	}
 	strbuf_free(err);
 	snprintf(s->id, sizeof(s->id), "%s", qfile_out_id(s->qf));
-	if (cleanup_env_write(s) < 0) {
+	cleanup_local_envelope(s);
+	if (cleanup_env_write(s) < 0 || cleanup_local_received(s) < 0) {
 		log_warn("%s: write queue file: %s", s->id, strerror(errno));
 		cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
 		return (-1);
@@ -510,6 +619,8 @@ cleanup_session_accept(int fd)
 	s->out = strbuf_new(256, CLEANUP_OUT_LIMIT);
 	s->rcpts = strbuf_new(256, CLEANUP_ENV_MAX);
 	s->declared_size = -1;
+	s->rcpt_dsn = CLEANUP_RCPT_NONE;
+	cleanup_local_accept(s);
 	s->rev = event_new(cleanup_base, fd, EV_READ | EV_PERSIST,
 			   cleanup_sess_read_cb, s);
 	s->wev = event_new(cleanup_base, fd, EV_WRITE, cleanup_sess_write_cb,

@@ -15,7 +15,9 @@
  *	RSET, NOOP, QUIT, VRFY (252, no address is revealed), HELP; EXPN
  *	is refused. EHLO announces PIPELINING (RFC 2920), SIZE, 8BITMIME,
  *	ENHANCEDSTATUSCODES (every reply but the greeting and the EHLO
- *	lines carries an RFC 3463 code), CHUNKING and SMTPUTF8 (RFC 6531).
+ *	lines carries an RFC 3463 code), DSN (RFC 3461: RET, ENVID,
+ *	NOTIFY, ORCPT; lib/dsn.c checks them, cleanup stores them),
+ *	CHUNKING and SMTPUTF8 (RFC 6531).
  *	STARTTLS and AUTH are not offered yet.
  *
  *	Relay control: a client in mynetworks may send to any recipient;

@@ -57,6 +57,7 @@
 #include <event2/event.h>
 
 #include "attr.h"
+#include "dsn.h"
 #include "log.h"
 #include "server.h"
 #include "strbuf.h"
@@ -278,8 +279,14 @@ smtpd_cleanup_open(struct smtpd_session *s)
 
 	env = strbuf_new(1024, 0);
 	attr_puts(env, "sender", s->sender);
-	for (i = 0; i < s->nrcpt; i++)
+	for (i = 0; i < s->nrcpt; i++) {
 		attr_puts(env, "rcpt", s->rcpts[i]);
+		/* DSN parameters follow the recipient they belong to. */
+		if (s->rcpt_notify[i])
+			attr_puts(env, "notify", s->rcpt_notify[i]);
+		if (s->rcpt_orcpt[i])
+			attr_puts(env, "orcpt", s->rcpt_orcpt[i]);
+	}
 	attr_puts(env, "client_addr", s->addr);
 	attr_puts(env, "client_name", s->name);
 	attr_puts(env, "helo", s->helo ? s->helo : "");
@@ -289,6 +296,10 @@ smtpd_cleanup_open(struct smtpd_session *s)
 		attr_puts(env, "smtputf8", "1");
 	if (s->declared_size >= 0)
 		attr_putl(env, "size", s->declared_size);
+	if (s->dsn_ret == DSN_RET_FULL || s->dsn_ret == DSN_RET_HDRS)
+		attr_puts(env, "ret", dsn_ret_str(s->dsn_ret));
+	if (s->dsn_envid)
+		attr_puts(env, "envid", s->dsn_envid);
 	attr_end(env);
 	bufferevent_write(cl->bev, env->data, env->len);
 	strbuf_free(env);

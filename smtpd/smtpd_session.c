@@ -64,6 +64,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "dsn.h"
 #include "log.h"
 #include "map.h"
 #include "server.h"
@@ -160,10 +161,15 @@ smtpd_session_reset(struct smtpd_session *s)
 
 	smtpd_cleanup_close(s);
 	s->sender = xfree(s->sender);
-	for (i = 0; i < s->nrcpt; i++)
+	for (i = 0; i < s->nrcpt; i++) {
 		xfree(s->rcpts[i]);
+		s->rcpt_notify[i] = xfree(s->rcpt_notify[i]);
+		s->rcpt_orcpt[i] = xfree(s->rcpt_orcpt[i]);
+	}
 	s->nrcpt = 0;
 	s->rcpt_tried = 0;
+	s->dsn_ret = DSN_RET_NONE;
+	s->dsn_envid = xfree(s->dsn_envid);
 	s->declared_size = -1;
 	s->body_8bit = 0;
 	s->smtputf8 = 0;
@@ -266,9 +272,15 @@ smtpd_session_free(struct smtpd_session *s)
 	strbuf_free(s->chunk);
 	xfree(s->helo);
 	xfree(s->sender);
-	for (i = 0; i < s->nrcpt; i++)
+	for (i = 0; i < s->nrcpt; i++) {
 		xfree(s->rcpts[i]);
+		xfree(s->rcpt_notify[i]);
+		xfree(s->rcpt_orcpt[i]);
+	}
 	xfree(s->rcpts);
+	xfree(s->rcpt_notify);
+	xfree(s->rcpt_orcpt);
+	xfree(s->dsn_envid);
 	xfree(s->cleanup_reason);
 	xfree(s->bdat_reply);
 	xfree(s);
@@ -461,6 +473,7 @@ smtpd_helo_cmd(struct smtpd_session *s, const char *arg, int esmtp)
 	/* XXX STARTTLS and AUTH go here once TLS and SASL are in. */
 	smtpd_reply(s, "250-8BITMIME");
 	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtpd_reply(s, "250-DSN");
 	smtpd_reply(s, "250-CHUNKING");
 	smtpd_reply(s, "250 SMTPUTF8");
 	return (0);
@@ -495,6 +508,8 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 	long long size = -1;
 	int     body_8bit = 0;
 	int     utf8 = 0;
+	int     dsn_ret = DSN_RET_NONE;
+	char   *envid = NULL;
 	int     flags;
 	int     ret;
 
@@ -570,6 +585,31 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 		} else if (strcasecmp(param, "SMTPUTF8") == 0
 			   && value == NULL) {
 			utf8 = 1;
+		} else if (strcasecmp(param, "RET") == 0) {
+			/* DSN, RFC 3461 4.3. */
+			if (dsn_ret != DSN_RET_NONE || value == NULL
+			    || (dsn_ret = dsn_ret_parse(value)) < 0) {
+				smtpd_reply(s, "501 5.5.4 %s RET parameter",
+					    dsn_ret > 0 ? "Duplicate" : "Bad");
+				goto fail;
+			}
+		} else if (strcasecmp(param, "ENVID") == 0) {
+			struct strbuf *dec;
+
+			/* DSN, RFC 3461 4.4: xtext, printable when decoded. */
+			if (envid != NULL || value == NULL) {
+				smtpd_reply(s, "501 5.5.4 %s ENVID parameter",
+					    envid ? "Duplicate" : "Bad");
+				goto fail;
+			}
+			dec = strbuf_new(128, 4 * DSN_ENVID_MAX);
+			if (dsn_envid_parse(value, dec) < 0) {
+				strbuf_free(dec);
+				smtpd_reply(s, "501 5.5.4 Bad ENVID parameter");
+				goto fail;
+			}
+			envid = xstrdup(dec->data);
+			strbuf_free(dec);
 		} else {
 	unsupported:
 			smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
@@ -579,6 +619,7 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 	}
 	xfree(params);
 	if ((ret & SMTP_ADDR_F_UTF8) && !utf8) {
+		xfree(envid);
 		xfree(addr);
 		smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send "
 			    "UTF-8 address");
@@ -588,6 +629,7 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 	    && size > smtpd_var.size_limit) {
 		char    reply[] = "552 5.3.4 Message size exceeds fixed limit";
 
+		xfree(envid);
 		xfree(addr);
 		smtpd_reply(s, "%s", reply);
 		smtpd_session_reject_log(s, "MAIL", reply, NULL);
@@ -597,16 +639,78 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 	s->declared_size = size;
 	s->body_8bit = body_8bit;
 	s->smtputf8 = utf8;
+	s->dsn_ret = dsn_ret;
+	s->dsn_envid = envid;
 	smtpd_reply(s, "250 2.1.0 Ok");
 	return (0);
 
 fail:
+	xfree(envid);
 	xfree(params);
 	xfree(addr);
 	return (-1);
 }
 
-/* smtpd_rcpt_cmd - RCPT TO:<path> */
+/* smtpd_rcpt_params - NOTIFY= and ORCPT= (RFC 3461); -1 after a reply */
+static int
+smtpd_rcpt_params(struct smtpd_session *s, const char *rest, char **notify,
+		  char **orcpt)
+{
+	char    buf[DSN_NOTIFY_BUFSIZE];
+	struct strbuf *dec;
+	char   *params;
+	char   *param;
+	char   *save;
+	char   *value;
+	int     flags;
+
+	*notify = *orcpt = NULL;
+	params = xstrdup(rest);
+	for (param = strtok_r(params, " ", &save); param != NULL;
+	     param = strtok_r(NULL, " ", &save)) {
+		if ((value = strchr(param, '=')) != NULL)
+			*value++ = 0;
+		if (s->esmtp && strcasecmp(param, "NOTIFY") == 0) {
+			if (*notify != NULL || value == NULL
+			    || dsn_notify_parse(value, &flags) < 0) {
+				smtpd_reply(s, "501 5.5.4 %s NOTIFY parameter",
+					    *notify ? "Duplicate" : "Bad");
+				goto fail;
+			}
+			*notify = xstrdup(dsn_notify_str(flags, buf,
+							 sizeof(buf)));
+		} else if (s->esmtp && strcasecmp(param, "ORCPT") == 0) {
+			if (*orcpt != NULL || value == NULL) {
+				smtpd_reply(s, "501 5.5.4 %s ORCPT parameter",
+					    *orcpt ? "Duplicate" : "Bad");
+				goto fail;
+			}
+			dec = strbuf_new(128, 2 * DSN_ORCPT_MAX);
+			/* Kept as xtext: passed on to the next MTA as is. */
+			if (dsn_orcpt_canon(value, dec) < 0) {
+				strbuf_free(dec);
+				smtpd_reply(s, "501 5.5.4 Bad ORCPT parameter");
+				goto fail;
+			}
+			*orcpt = xstrdup(dec->data);
+			strbuf_free(dec);
+		} else {
+			smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
+				    param);
+			goto fail;
+		}
+	}
+	xfree(params);
+	return (0);
+
+fail:
+	xfree(params);
+	*notify = xfree(*notify);
+	*orcpt = xfree(*orcpt);
+	return (-1);
+}
+
+/* smtpd_rcpt_cmd - RCPT TO:<path> [NOTIFY=...] [ORCPT=...] */
 static int
 smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 {
@@ -615,6 +719,8 @@ smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 	const char *rest;
 	const char *err;
 	char   *addr;
+	char   *notify;
+	char   *orcpt;
 	int     flags;
 	int     ret;
 
@@ -644,14 +750,13 @@ smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 	}
 	while (*rest == ' ')
 		rest++;
-	if (*rest != 0) {
+	if (*rest != 0 && rest[-1] != ' ') {
 		xfree(addr);
-		if (rest[-1] != ' ')
-			smtpd_reply(s, "501 5.1.3 Bad recipient address "
-				    "syntax");
-		else
-			smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
-				    rest);
+		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
+		return (-1);
+	}
+	if (smtpd_rcpt_params(s, rest, &notify, &orcpt) < 0) {
+		xfree(addr);
 		return (-1);
 	}
 	if (s->nrcpt >= (size_t) smtpd_var.rcpt_limit) {
@@ -660,6 +765,8 @@ smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 		smtpd_reply(s, "%s", text);
 		smtpd_session_reject_log(s, "RCPT", text, addr);
 		xfree(addr);
+		xfree(notify);
+		xfree(orcpt);
 		return (-1);
 	}
 	reply = strbuf_new(128, 0);
@@ -668,6 +775,8 @@ smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 		smtpd_session_reject_log(s, "RCPT", reply->data, addr);
 		strbuf_free(reply);
 		xfree(addr);
+		xfree(notify);
+		xfree(orcpt);
 		return (-1);
 	}
 	strbuf_free(reply);
@@ -675,7 +784,13 @@ smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 		s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 8;
 		s->rcpts = xreallocarray(s->rcpts, s->rcpt_cap,
 					 sizeof(*s->rcpts));
+		s->rcpt_notify = xreallocarray(s->rcpt_notify, s->rcpt_cap,
+					       sizeof(*s->rcpt_notify));
+		s->rcpt_orcpt = xreallocarray(s->rcpt_orcpt, s->rcpt_cap,
+					      sizeof(*s->rcpt_orcpt));
 	}
+	s->rcpt_notify[s->nrcpt] = notify;
+	s->rcpt_orcpt[s->nrcpt] = orcpt;
 	s->rcpts[s->nrcpt++] = addr;
 	smtpd_reply(s, "250 2.1.5 Ok");
 	return (0);

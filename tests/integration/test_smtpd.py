@@ -176,7 +176,7 @@ def test_syntax_errors(mta):
     assert c.cmd("RCPT TO:<postmaster>")[0] == 250
     assert c.cmd("RCPT TO:<\"john doe\"@example.com>")[0] == 250
     assert c.cmd("RCPT TO:<u@[127.0.0.1]>")[0] == 250
-    code, text = c.cmd("RCPT TO:<b@example.com> NOTIFY=NEVER")
+    code, text = c.cmd("RCPT TO:<b@example.com> FOO=BAR")
     assert code == 555
     c.close()
 
