@@ -61,6 +61,8 @@ sendarix_usage(void)
 		"  map query type:name key...       look keys up in a table\n"
 		"  queue list [--json]              list queued messages\n"
 		"  queue show ID                    show one message\n"
+		"  queue flush [ID|@domain]         retry deferred mail now\n"
+		"  queue delete|hold|release|requeue ID|ALL\n"
 		"  sandbox [-l port] [-d maildir]   run an SMTP sink for tests\n"
 		"see sendarix(1)\n");
 }

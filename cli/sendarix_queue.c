@@ -1,9 +1,14 @@
 /*
- * sendarix_queue - list and show queued messages
+ * sendarix_queue - list, show and manage queued messages
  *
  * SYNOPSIS
  *	sendarix queue list [--json]
  *	sendarix queue show [--json] queue_id
+ *	sendarix queue flush [queue_id | @domain]
+ *	sendarix queue delete queue_id | ALL
+ *	sendarix queue hold queue_id | ALL
+ *	sendarix queue release queue_id | ALL
+ *	sendarix queue requeue queue_id | ALL
  *
  * DESCRIPTION
  *	Reads the queue files under queue_directory directly (no daemon
@@ -29,35 +34,68 @@
  *	is replaced by U+FFFD there and the exact bytes are given in
  *	"content_base64").
  *
+ *	For a message with a delivery history (queue_directory/history/ID,
+ *	written by qmgr), list shows before each pending recipient the
+ *	last reason it was deferred or bounced, in parentheses, and for a
+ *	deferred message its next retry time (the file's modification
+ *	time). --json adds "next_retry" and "next_retry_iso" to deferred
+ *	messages and "last" {time, status, dsn, relay, reply} to each
+ *	recipient with a history. show adds every attempt, in text after
+ *	the recipients and in JSON as "history".
+ *
+ *	The other commands change the queue files directly, as root or as
+ *	the queue owner, and then wake qmgr with one byte on private/qmgr
+ *	(docs/ipc.md); when qmgr is not running the files are still
+ *	changed and qmgr picks them up when it starts.
+ *
+ *	flush makes deferred messages due now (their modification time
+ *	becomes the current time): all of them ('F' to qmgr), one queue ID,
+ *	or those with a pending recipient in a domain (@domain) ('D').
+ *	delete removes messages from any queue, with their history, and
+ *	logs "QUEUEID: removed". hold moves messages from incoming, active
+ *	and deferred to hold/; release moves them from hold/ to deferred/,
+ *	due now; requeue moves messages from active, deferred and hold back
+ *	to incoming/ for a fresh pass ('A'). ALL means every message the
+ *	command applies to. Each prints one line per message changed and
+ *	a count. A message that qmgr holds in active/ may be deleted or
+ *	moved: qmgr notices and drops it.
+ *
  *	Strings from queue files that are not valid UTF-8 are shown with
  *	U+FFFD in place of the bad bytes in JSON, and control characters in
  *	envelope fields are shown as '?' in text.
  *
  * DIAGNOSTICS
  *	Exit status 0; 1 when the queue ID is not well-formed, the message
- *	does not exist or cannot be read; 2 on a usage error.
+ *	does not exist or cannot be read or changed; 2 on a usage error.
  *
  * SECURITY
  *	The queue ID given to show is checked with qfile_id_valid() before
  *	it becomes part of a path, so it cannot name another file.
  *
  * SEE ALSO
- *	sendarix(1), qfile.h
+ *	sendarix(1), qmgr(8), qfile.h, qhist.h
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "conf.h"
+#include "log.h"
 #include "qfile.h"
+#include "qhist.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 #include "sendarix.h"
@@ -81,7 +119,10 @@ sendarix_queue_usage(void)
 {
 	fprintf(stderr,
 		"usage: sendarix queue list [--json]\n"
-		"       sendarix queue show [--json] queue_id\n");
+		"       sendarix queue show [--json] queue_id\n"
+		"       sendarix queue flush [queue_id | @domain]\n"
+		"       sendarix queue delete|hold|release|requeue "
+		"queue_id | ALL\n");
 	return (2);
 }
 
@@ -401,6 +442,95 @@ queue_json_print(json_t *j)
 	return (ret == 0 ? 0 : 1);
 }
 
+/* queue_hist_json - one history record as JSON */
+static json_t *
+queue_hist_json(const struct qhist_rec *h)
+{
+	json_t *o = json_object();
+	char    iso[64];
+
+	json_object_set_new(o, "time", json_integer(h->time));
+	queue_time_iso(iso, sizeof(iso), h->time);
+	json_object_set_new(o, "time_iso", json_string(iso));
+	if (*h->rcpt)
+		json_object_set_new(o, "rcpt", queue_json_str(h->rcpt,
+						       strlen(h->rcpt), NULL));
+	json_object_set_new(o, "status", queue_json_str(h->status,
+					       strlen(h->status), NULL));
+	json_object_set_new(o, "dsn", queue_json_str(h->dsn, strlen(h->dsn),
+						      NULL));
+	json_object_set_new(o, "relay", queue_json_str(h->relay,
+					       strlen(h->relay), NULL));
+	json_object_set_new(o, "reply", queue_json_str(h->reply,
+					       strlen(h->reply), NULL));
+	return (o);
+}
+
+/* queue_next_retry - a deferred file's next retry (its mtime), or 0 */
+static long
+queue_next_retry(const struct queue_entry *e)
+{
+	struct stat st;
+
+	if (strcmp(e->queue, QUEUE_DEFERRED) != 0 || stat(e->path, &st) < 0)
+		return (0);
+	return ((long) st.st_mtime);
+}
+
+/* queue_json_extra - next retry and last results, for list and show */
+static void
+queue_json_extra(json_t *obj, const struct queue_entry *e,
+		 const struct qfile_msg *msg, const struct qhist *hist)
+{
+	json_t *rcpts = json_object_get(obj, "recipients");
+	const struct qhist_rec *h;
+	char    iso[64];
+	long    next;
+	size_t  i;
+
+	if (msg == NULL)
+		return;
+	if ((next = queue_next_retry(e)) > 0) {
+		json_object_set_new(obj, "next_retry", json_integer(next));
+		queue_time_iso(iso, sizeof(iso), next);
+		json_object_set_new(obj, "next_retry_iso", json_string(iso));
+	}
+	if (hist == NULL || rcpts == NULL)
+		return;
+	for (i = 0; i < msg->nrcpts; i++)
+		if ((h = qhist_last(hist, msg->rcpts[i].addr)) != NULL)
+			json_object_set_new(json_array_get(rcpts, i), "last",
+					    queue_hist_json(h));
+}
+
+/* queue_hist_load - a message's history, NULL when it has none */
+static struct qhist *
+queue_hist_load(const char *queue_dir, const char *id)
+{
+	struct strbuf *err = strbuf_new(128, 0);
+	struct qhist *hist = qhist_read(queue_dir, id, err);
+
+	if (hist == NULL)
+		cli_error("queue: %s: history: %s", id, err->data);
+	else if (hist->n == 0)
+		hist = qhist_free(hist);
+	strbuf_free(err);
+	return (hist);
+}
+
+/* queue_reason - the reason a pending recipient waits, or NULL */
+static const char *
+queue_reason(const struct qhist *hist, const struct qfile_rcpt *r)
+{
+	const struct qhist_rec *h;
+
+	if (hist == NULL || r->status != QSTAT_PENDING
+	    || (h = qhist_last(hist, r->addr)) == NULL
+	    || strcmp(h->status, QHIST_SENT) == 0)
+		return (NULL);
+	return (h->reply);
+}
+
 /* queue_list - the list command */
 static int
 queue_list(const char *queue_dir, int json)
@@ -408,6 +538,9 @@ queue_list(const char *queue_dir, int json)
 	struct queue_scan scan = {0};
 	struct strbuf *err = strbuf_new(256, 0);
 	struct qfile_msg *msg;
+	struct qhist *hist;
+	const char *last_reason;
+	long    next;
 	json_t *arr = NULL;
 	long long total = 0;
 	size_t  nmsgs = 0;
@@ -428,9 +561,14 @@ queue_list(const char *queue_dir, int json)
 
 		strbuf_reset(err);
 		msg = qfile_read(e->path, 0, err);
+		hist = msg ? queue_hist_load(queue_dir, e->id) : NULL;
 		if (json) {
-			json_array_append_new(arr, queue_json_msg(e, msg, err->data));
+			json_t *obj = queue_json_msg(e, msg, err->data);
+
+			queue_json_extra(obj, e, msg, hist);
+			json_array_append_new(arr, obj);
 			msg = qfile_msg_free(msg);
+			hist = qhist_free(hist);
 			continue;
 		}
 		s = queue_safe(e->id);
@@ -450,7 +588,22 @@ queue_list(const char *queue_dir, int json)
 		s = queue_safe(msg->sender);
 		printf("%s\n", *s ? s : "<>");
 		free(s);
+		if ((next = queue_next_retry(e)) > 0) {
+			queue_time_local(when, sizeof(when), next, 0);
+			printf("%63s(next retry: %s)\n", "", when);
+		}
+		last_reason = NULL;
 		for (r = 0; r < msg->nrcpts; r++) {
+			const char *reason = queue_reason(hist, msg->rcpts + r);
+
+			/* Postfix style: the reason, then its recipients. */
+			if (reason != NULL && (last_reason == NULL
+					  || strcmp(reason, last_reason) != 0)) {
+				s = queue_safe(reason);
+				printf("%63s(%s)\n", "", s);
+				free(s);
+			}
+			last_reason = reason;
 			s = queue_safe(msg->rcpts[r].addr);
 			if (msg->rcpts[r].status == QSTAT_PENDING)
 				printf("%63s%s\n", "", s);
@@ -462,6 +615,7 @@ queue_list(const char *queue_dir, int json)
 		total += msg->size;
 		nmsgs++;
 		msg = qfile_msg_free(msg);
+		hist = qhist_free(hist);
 	}
 	if (json) {
 		ret = queue_json_print(arr);
@@ -515,6 +669,8 @@ queue_show(const char *queue_dir, const char *id, int json)
 	struct strbuf *err;
 	const struct queue_entry *e;
 	struct qfile_msg *msg;
+	struct qhist *hist;
+	long    next;
 	char    when[64];
 	char    iso[64];
 	char   *s;
@@ -558,10 +714,16 @@ queue_show(const char *queue_dir, const char *id, int json)
 		queue_scan_free(&scan);
 		return (1);
 	}
+	hist = queue_hist_load(queue_dir, id);
 	if (json) {
 		json_t *obj = queue_json_msg(e, msg, NULL);
+		json_t *harr = json_array();
 		int     lossy = 0;
 
+		queue_json_extra(obj, e, msg, hist);
+		for (i = 0; hist && i < hist->n; i++)
+			json_array_append_new(harr, queue_hist_json(hist->recs + i));
+		json_object_set_new(obj, "history", harr);
 		json_object_set_new(obj, "content",
 				    queue_json_str(msg->content->data,
 						   msg->content->len, &lossy));
@@ -606,21 +768,315 @@ queue_show(const char *queue_dir, const char *id, int json)
 			}
 			putchar('\n');
 		}
+		if ((next = queue_next_retry(e)) > 0) {
+			queue_time_local(when, sizeof(when), next, 1);
+			printf("next retry: %s\n", when);
+		}
+		if (hist != NULL)
+			printf("*** HISTORY ***\n");
+		for (i = 0; hist && i < hist->n; i++) {
+			const struct qhist_rec *h = hist->recs + i;
+			char   *a = queue_safe(*h->rcpt ? h->rcpt : "-");
+			char   *rl = queue_safe(h->relay);
+
+			queue_time_local(when, sizeof(when), h->time, 0);
+			s = queue_safe(h->reply);
+			printf("%s %s: %s%s%s, relay=%s (%s)\n", when, a, h->status,
+			       *h->dsn ? " " : "", h->dsn, *rl ? rl : "none", s);
+			free(s);
+			free(rl);
+			free(a);
+		}
 		printf("*** CONTENT ***\n");
 		queue_print_content(msg->content);
 		printf("*** END ***\n");
 		ret = 0;
 	}
 	qfile_msg_free(msg);
+	qhist_free(hist);
 	strbuf_free(err);
 	queue_scan_free(&scan);
 	return (ret);
 }
 
-/* sendarix_queue_main - sendarix queue list|show */
+/* queue_trigger - wake qmgr with one byte; quiet when it is not there */
+static int
+queue_trigger(const char *queue_dir, int req)
+{
+	struct sockaddr_un sun;
+	const char *service = conf_get("qmgr_service_name");
+	char    c = (char) req;
+	int     fd;
+	int     n;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/private/%s",
+		     queue_dir, service);
+	if (n < 0 || (size_t) n >= sizeof(sun.sun_path))
+		return (-1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return (-1);
+	if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) < 0
+	    || write(fd, &c, 1) != 1) {
+		(void) close(fd);
+		return (-1);
+	}
+	(void) close(fd);
+	return (0);
+}
+
+/* queue_mkdir_like - make a folder owned like its parent */
+static int
+queue_mkdir_like(const char *dir, const char *parent)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0)
+		return (errno == EEXIST ? 0 : -1);
+	/* As root, the queue owner (qmgr) must be able to use it. */
+	if (geteuid() == 0 && stat(parent, &st) == 0
+	    && chown(dir, st.st_uid, st.st_gid) < 0)
+		return (-1);
+	return (0);
+}
+
+/* queue_deferred_path - queue_dir/deferred/X/ID, making deferred/X */
+static char *
+queue_deferred_path(const char *queue_dir, const char *id)
+{
+	size_t  len = strlen(queue_dir) + strlen(id) + 32;
+	char   *parent = xmalloc(len);
+	char   *dir = xmalloc(len);
+	char   *path = xmalloc(len);
+
+	snprintf(parent, len, "%s/%s", queue_dir, QUEUE_DEFERRED);
+	snprintf(dir, len, "%s/%c", parent, id[strlen(id) - 1]);
+	snprintf(path, len, "%s/%s", dir, id);
+	if (queue_mkdir_like(dir, parent) < 0)
+		cli_error("queue: create %s: %s", dir, strerror(errno));
+	free(parent);
+	free(dir);
+	return (path);
+}
+
+/* queue_touch - make a file due now (its mtime is its retry time) */
+static int
+queue_touch(const char *path)
+{
+	return (utimes(path, NULL));
+}
+
+/* queue_has_domain - does a pending recipient have this domain? */
+static int
+queue_has_domain(const char *path, const char *domain)
+{
+	struct strbuf *err = strbuf_new(128, 0);
+	struct qfile_msg *msg = qfile_read(path, 0, err);
+	const char *at;
+	size_t  i;
+	int     yes = 0;
+
+	for (i = 0; msg && i < msg->nrcpts && !yes; i++) {
+		if (msg->rcpts[i].status != QSTAT_PENDING)
+			continue;
+		if ((at = strrchr(msg->rcpts[i].addr, '@')) != NULL
+		    && strcasecmp(at + 1, domain) == 0)
+			yes = 1;
+	}
+	qfile_msg_free(msg);
+	strbuf_free(err);
+	return (yes);
+}
+
+/* queue_flush - make deferred messages due now and wake qmgr */
+static int
+queue_flush(const char *queue_dir, const char *arg)
+{
+	struct queue_scan scan = {0};
+	size_t  n = 0;
+	size_t  i;
+	int     ret = 0;
+
+	if (arg != NULL && *arg != '@' && !qfile_id_valid(arg)) {
+		char   *s = queue_safe(arg);
+
+		cli_error("queue: invalid queue ID: %s", s);
+		free(s);
+		return (1);
+	}
+	queue_scan_all(&scan, queue_dir);
+	for (i = 0; i < scan.n; i++) {
+		const struct queue_entry *e = scan.v + i;
+
+		if (arg != NULL && *arg != '@' && strcmp(e->id, arg) != 0)
+			continue;
+		if (strcmp(e->queue, QUEUE_DEFERRED) != 0) {
+			if (arg != NULL && *arg != '@')
+				printf("%s: in %s, not deferred\n", e->id,
+				       e->queue);
+			continue;
+		}
+		if (arg != NULL && *arg == '@' && !queue_has_domain(e->path,
+								    arg + 1))
+			continue;
+		if (queue_touch(e->path) < 0) {
+			cli_error("queue: %s: %s", e->id, strerror(errno));
+			ret = 1;
+			continue;
+		}
+		n++;
+	}
+	if (arg != NULL && *arg != '@' && queue_find(&scan, arg) == NULL) {
+		cli_error("queue: no message %s", arg);
+		ret = 1;
+	}
+	queue_scan_free(&scan);
+	printf("%zu message%s flushed\n", n, n == 1 ? "" : "s");
+	if (queue_trigger(queue_dir, arg == NULL ? 'F' : 'D') < 0)
+		printf("qmgr is not running: messages go when it starts\n");
+	return (ret);
+}
+
+/* Operator commands that move or remove files. */
+enum queue_op {
+	QUEUE_OP_DELETE,
+	QUEUE_OP_HOLD,
+	QUEUE_OP_RELEASE,
+	QUEUE_OP_REQUEUE,
+};
+
+/* queue_op_applies - does the command touch a file in this queue? */
+static int
+queue_op_applies(enum queue_op op, const char *queue)
+{
+	switch (op) {
+	case QUEUE_OP_DELETE:
+		return (1);
+	case QUEUE_OP_HOLD:
+		return (strcmp(queue, QUEUE_INCOMING) == 0
+			|| strcmp(queue, QUEUE_ACTIVE) == 0
+			|| strcmp(queue, QUEUE_DEFERRED) == 0);
+	case QUEUE_OP_RELEASE:
+		return (strcmp(queue, QUEUE_HOLD) == 0);
+	case QUEUE_OP_REQUEUE:
+		return (strcmp(queue, QUEUE_ACTIVE) == 0
+			|| strcmp(queue, QUEUE_DEFERRED) == 0
+			|| strcmp(queue, QUEUE_HOLD) == 0);
+	}
+	return (0);
+}
+
+/* queue_op_one - apply a command to one file; 0 or -1 */
+static int
+queue_op_one(const char *queue_dir, enum queue_op op,
+	     const struct queue_entry *e)
+{
+	char   *dst = NULL;
+	int     ret;
+
+	switch (op) {
+	case QUEUE_OP_DELETE:
+		if (unlink(e->path) < 0 && errno != ENOENT)
+			return (-1);
+		if (qhist_remove(queue_dir, e->id) < 0)
+			cli_error("queue: %s: remove history: %s", e->id,
+				  strerror(errno));
+		log_info("%s: removed", e->id);
+		printf("%s: deleted\n", e->id);
+		return (0);
+	case QUEUE_OP_HOLD:
+		dst = qfile_path(queue_dir, QUEUE_HOLD, e->id);
+		break;
+	case QUEUE_OP_RELEASE:
+		dst = queue_deferred_path(queue_dir, e->id);
+		/* Due now: the mtime of a deferred file is its retry time. */
+		(void) queue_touch(e->path);
+		break;
+	case QUEUE_OP_REQUEUE:
+		dst = qfile_path(queue_dir, QUEUE_INCOMING, e->id);
+		break;
+	}
+	ret = rename(e->path, dst);
+	if (ret == 0)
+		printf("%s: %s\n", e->id, op == QUEUE_OP_HOLD ? "placed on hold"
+		       : op == QUEUE_OP_RELEASE ? "released from hold"
+		       : "requeued");
+	free(dst);
+	return (ret);
+}
+
+/* queue_manage - delete, hold, release or requeue */
+static int
+queue_manage(const char *queue_dir, enum queue_op op, const char *arg)
+{
+	struct queue_scan scan = {0};
+	int     all = strcmp(arg, "ALL") == 0;
+	size_t  n = 0;
+	size_t  i;
+	int     found = 0;
+	int     ret = 0;
+
+	if (!all && !qfile_id_valid(arg)) {
+		char   *s = queue_safe(arg);
+
+		cli_error("queue: invalid queue ID: %s", s);
+		free(s);
+		return (1);
+	}
+	if (op == QUEUE_OP_DELETE)
+		log_open(conf_get("maillog_file"), conf_get("syslog_name"),
+			 conf_get("syslog_facility"));
+	queue_scan_all(&scan, queue_dir);
+	for (i = 0; i < scan.n; i++) {
+		const struct queue_entry *e = scan.v + i;
+
+		if (!all && strcmp(e->id, arg) != 0)
+			continue;
+		found = 1;
+		if (!queue_op_applies(op, e->queue)) {
+			if (!all)
+				printf("%s: in %s, nothing to do\n", e->id,
+				       e->queue);
+			continue;
+		}
+		if (queue_op_one(queue_dir, op, e) < 0) {
+			cli_error("queue: %s: %s", e->id, strerror(errno));
+			ret = 1;
+			continue;
+		}
+		n++;
+	}
+	queue_scan_free(&scan);
+	log_flush();
+	if (!all && !found) {
+		cli_error("queue: no message %s", arg);
+		return (1);
+	}
+	printf("%zu message%s %s\n", n, n == 1 ? "" : "s",
+	       op == QUEUE_OP_DELETE ? "deleted" : op == QUEUE_OP_HOLD ?
+	       "placed on hold" : op == QUEUE_OP_RELEASE ? "released" :
+	       "requeued");
+	if (n > 0 && op != QUEUE_OP_HOLD && op != QUEUE_OP_DELETE
+	    && queue_trigger(queue_dir, op == QUEUE_OP_RELEASE ? 'D' : 'A') < 0)
+		printf("qmgr is not running: messages go when it starts\n");
+	return (ret);
+}
+
+/* sendarix_queue_main - sendarix queue list|show|flush|delete|... */
 int
 sendarix_queue_main(int argc, char **argv)
 {
+	static const struct {
+		const char *name;
+		enum queue_op op;
+	}       queue_ops[] = {
+		{"delete", QUEUE_OP_DELETE},
+		{"hold", QUEUE_OP_HOLD},
+		{"release", QUEUE_OP_RELEASE},
+		{"requeue", QUEUE_OP_REQUEUE},
+		{NULL, QUEUE_OP_DELETE},
+	};
 	const char *queue_dir = conf_get("queue_directory");
 	const char *id = NULL;
 	int     json = 0;
@@ -651,6 +1107,17 @@ sendarix_queue_main(int argc, char **argv)
 		if (id == NULL)
 			return (sendarix_queue_usage());
 		return (queue_show(queue_dir, id, json));
+	}
+	if (json)
+		return (sendarix_queue_usage());
+	if (strcmp(argv[1], "flush") == 0)
+		return (queue_flush(queue_dir, id));
+	for (i = 0; queue_ops[i].name; i++) {
+		if (strcmp(argv[1], queue_ops[i].name) == 0) {
+			if (id == NULL)
+				return (sendarix_queue_usage());
+			return (queue_manage(queue_dir, queue_ops[i].op, id));
+		}
 	}
 	cli_error("queue: unknown command: %s", argv[1]);
 	return (sendarix_queue_usage());

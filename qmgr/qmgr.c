@@ -1,0 +1,304 @@
+/*
+ * qmgr - the queue manager
+ *
+ * SYNOPSIS
+ *	qmgr -n SERVICE -t unix [-c CONFIG_DIR] [-v] [-o name=value ...]
+ *	(started by master; see master(8))
+ *
+ * DESCRIPTION
+ *	qmgr owns the active queue. It takes new mail from incoming/ and
+ *	mail whose retry time has come from deferred/ (rename into
+ *	active/), finds the nexthop of each recipient (transport_maps, else
+ *	relayhost, else the recipient domain for an MX lookup), and hands
+ *	one delivery request per message and nexthop to smtp-out over
+ *	private/smtp (docs/ipc.md). It keeps per-destination and total
+ *	concurrency limits and serves destinations round robin, so that one
+ *	slow domain does not hold up the others.
+ *
+ *	Results: a delivered recipient gets its status byte set in the
+ *	queue file at once (fdatasync), so it is never sent again, also
+ *	after a crash. Bounced recipients are reported to the sender in
+ *	one DSN by the bounce service, then marked. Deferred recipients
+ *	keep the message in deferred/ with its modification time set to
+ *	the next retry: exponential backoff between minimal_backoff_time
+ *	and maximal_backoff_time (the message's age, clamped), or
+ *	greylist_retry_time when every deferral looked like greylisting.
+ *	After maximal_queue_lifetime the pending recipients expire and are
+ *	returned to the sender; with delay_warning_time set, the sender
+ *	gets one delay notice. Every attempt is appended to the message's
+ *	history (queue_directory/history/ID) for "sendarix queue show".
+ *	A message with every recipient done is removed with its history.
+ *
+ *	qmgr is event-driven and never polls: it wakes on a trigger byte on
+ *	private/qmgr ('A' new mail, 'F' flush: every deferred message is
+ *	due, 'D' scan deferred/ for due messages), at the earliest retry
+ *	time, and every queue_run_delay for a safety scan. It holds at most
+ *	qmgr_message_active_limit messages in memory (envelope and pending
+ *	recipients, never content); the rest waits on disk.
+ *
+ *	At start it moves messages left in active/ by a crash back to
+ *	incoming/ and delivers them; recipients already done are skipped.
+ *	Delivery is at least once: a crash between smtp-out's success and
+ *	the status update may send one recipient twice, never zero times.
+ *
+ *	master must run exactly one qmgr (master.cf process limit 1).
+ *
+ * SIGNALS
+ *	SIGTERM and SIGHUP: exit at once. Requests in flight are dropped;
+ *	their messages stay in active/ and the next qmgr recovers them.
+ *
+ * SECURITY
+ *	qmgr runs as mail_owner (the skeleton drops privileges), optionally
+ *	chrooted to queue_directory. It reads queue files written by
+ *	cleanup and the replies of smtp-out and bounce over private
+ *	sockets; a file that does not parse goes to corrupt/, a bad reply
+ *	defers the recipients. Trigger connections carry single bytes;
+ *	unknown bytes are ignored. Nothing from a queue file or a socket
+ *	ends the process.
+ *
+ * CONFIGURATION PARAMETERS
+ *	queue_directory, relayhost, transport_maps, queue_run_delay,
+ *	minimal_backoff_time, maximal_backoff_time, greylist_retry_time,
+ *	maximal_queue_lifetime, delay_warning_time, qmgr_delivery_timeout,
+ *	default_destination_concurrency_limit,
+ *	qmgr_delivery_concurrency_limit, qmgr_message_active_limit,
+ *	smtp_destination_recipient_limit (see the table below and
+ *	sendarix-params(5)).
+ *
+ * DIAGNOSTICS
+ *	Postfix-shaped lines: "QUEUEID: from=<sender>, size=N, nrcpt=M
+ *	(queue active)", "QUEUEID: removed", "QUEUEID: to=<rcpt>,
+ *	relay=none, delay=N, dsn=5.4.7, status=expired, returned to
+ *	sender", "QUEUEID: deferred, N recipients pending, next retry in
+ *	Ns". smtp-out logs the per-recipient delivery lines. Bad parameter
+ *	values are fatal at start-up.
+ *
+ * SEE ALSO
+ *	qmgr(8), docs/ipc.md, smtp-out(8), bounce(8), master(8),
+ *	lib/qfile.c, lib/qhist.c
+ */
+
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "log.h"
+#include "privs.h"
+#include "qhist.h"
+#include "server.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "qmgr.h"
+
+long    var_queue_run_delay;
+long    var_min_backoff;
+long    var_max_backoff;
+long    var_greylist_retry;
+long    var_max_queue_lifetime;
+long    var_delay_warning_time;
+long    var_delivery_timeout;
+long    var_dest_concurrency;
+long    var_delivery_concurrency;
+long    var_active_limit;
+long    var_rcpt_limit;
+char   *var_relayhost;
+char   *var_transport_maps;
+const char *var_bounce_service;
+const char *var_smtp_service;
+
+/* The parameters qmgr reads: name, variable, bounds. */
+static const struct qmgr_str_param {
+	const char *name;
+	char  **var;
+} qmgr_str_params[] = {
+	{"relayhost", &var_relayhost},
+	{"transport_maps", &var_transport_maps},
+};
+
+static const struct qmgr_num_param {
+	const char *name;
+	long   *var;
+	long    min;
+	long    max;
+} qmgr_num_params[] = {
+	{"queue_run_delay", &var_queue_run_delay, 1, 86400},
+	{"minimal_backoff_time", &var_min_backoff, 1, 86400 * 7},
+	{"maximal_backoff_time", &var_max_backoff, 1, 86400 * 7},
+	{"greylist_retry_time", &var_greylist_retry, 1, 86400},
+	{"maximal_queue_lifetime", &var_max_queue_lifetime, 0, 86400 * 100},
+	{"delay_warning_time", &var_delay_warning_time, 0, 86400 * 100},
+	{"qmgr_delivery_timeout", &var_delivery_timeout, 1, 86400},
+	{"default_destination_concurrency_limit", &var_dest_concurrency, 1,
+	100000},
+	{"qmgr_delivery_concurrency_limit", &var_delivery_concurrency, 1,
+	100000},
+	{"qmgr_message_active_limit", &var_active_limit, 1, 10000000},
+	{"smtp_destination_recipient_limit", &var_rcpt_limit, 1, 100000},
+};
+
+#define QMGR_SMTP_SERVICE	"smtp"	/* private/smtp: smtp-out */
+#define QMGR_BOUNCE_SERVICE	"bounce"	/* private/bounce */
+#define QMGR_NELEM(a)		(sizeof(a) / sizeof((a)[0]))
+#define QMGR_TRIGGER_TIMEOUT	10	/* seconds for a trigger client */
+
+/* A trigger connection. */
+struct qmgr_trig {
+	int     fd;
+	struct event *ev;
+};
+
+/* qmgr_pre_init - parameters; the history folder while privileged */
+static void
+qmgr_pre_init(void)
+{
+	const struct conf_param *p;
+	const char *queue_dir = conf_get("queue_directory");
+	char   *hist;
+	size_t  len;
+	long    val;
+	size_t  i;
+
+	for (i = 0; i < QMGR_NELEM(qmgr_str_params); i++) {
+		free(*qmgr_str_params[i].var);
+		*qmgr_str_params[i].var =
+			xstrdup(conf_get(qmgr_str_params[i].name));
+	}
+	/* The master.cf service names of the transport and of bounce. */
+	var_smtp_service = QMGR_SMTP_SERVICE;
+	var_bounce_service = QMGR_BOUNCE_SERVICE;
+	for (i = 0; i < QMGR_NELEM(qmgr_num_params); i++) {
+		if ((p = conf_param_find(qmgr_num_params[i].name)) == NULL)
+			log_panic("unknown parameter %s",
+				  qmgr_num_params[i].name);
+		val = p->type == CONF_TIME ? conf_get_time(p->name)
+			: conf_get_int(p->name);
+		if (val < qmgr_num_params[i].min || val > qmgr_num_params[i].max)
+			log_fatal("parameter %s: value %ld out of range %ld..%ld",
+				  p->name, val, qmgr_num_params[i].min,
+				  qmgr_num_params[i].max);
+		*qmgr_num_params[i].var = val;
+	}
+	if (var_max_backoff < var_min_backoff)
+		var_max_backoff = var_min_backoff;
+
+	/*
+	 * history/ is ours; master makes the other folders. Make it while
+	 * still privileged: queue_directory itself belongs to root.
+	 */
+	len = strlen(queue_dir) + strlen(QHIST_DIR) + 2;
+	hist = xmalloc(len);
+	snprintf(hist, len, "%s/%s", queue_dir, QHIST_DIR);
+	if (mkdir(hist, 0700) == 0) {
+		if (geteuid() == 0) {
+			struct strbuf *err = strbuf_new(128, 0);
+			uid_t   uid;
+			gid_t   gid;
+
+			if (privs_lookup(conf_get("mail_owner"), &uid, &gid,
+					 err) < 0)
+				log_warn("%s", err->data);
+			else if (chown(hist, uid, gid) < 0)
+				log_warn("chown %s: %s", hist, strerror(errno));
+			strbuf_free(err);
+		}
+	} else if (errno != EEXIST) {
+		log_warn("create %s: %s", hist, strerror(errno));
+	}
+	free(hist);
+	qmgr_route_init();
+}
+
+/* qmgr_post_init - recover active/, then scan */
+static void
+qmgr_post_init(struct event_base *unused_base)
+{
+	(void) unused_base;
+	qmgr_queue_recover();
+	qmgr_queue_init();
+}
+
+/* qmgr_trig_close - done with a trigger client */
+static void
+qmgr_trig_close(struct qmgr_trig *t)
+{
+	event_free(t->ev);
+	(void) close(t->fd);
+	free(t);
+}
+
+/* qmgr_trig_read - trigger bytes, until the client closes */
+static void
+qmgr_trig_read(evutil_socket_t fd, short what, void *ctx)
+{
+	struct qmgr_trig *t = ctx;
+	char    buf[64];
+	ssize_t n;
+	ssize_t i;
+
+	if (what & EV_TIMEOUT) {
+		qmgr_trig_close(t);
+		return;
+	}
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		qmgr_trig_close(t);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		qmgr_queue_trigger(buf[i]);
+}
+
+/* qmgr_accept - a trigger connection on private/qmgr */
+static void
+qmgr_accept(int fd, const struct sockaddr *unused_sa,
+	    socklen_t unused_salen, const struct server_listener *unused_lp)
+{
+	struct qmgr_trig *t = xcalloc(1, sizeof(*t));
+	struct timeval tv = {QMGR_TRIGGER_TIMEOUT, 0};
+
+	(void) unused_sa;
+	(void) unused_salen;
+	(void) unused_lp;
+	t->fd = fd;
+	t->ev = event_new(server_base(), fd, EV_READ | EV_PERSIST,
+			  qmgr_trig_read, t);
+	if (t->ev == NULL || event_add(t->ev, &tv) < 0)
+		log_fatal("event_new: out of memory");
+}
+
+/* qmgr_sessions - nothing to wait for: a stop is always at once */
+static size_t
+qmgr_sessions(void)
+{
+	/*
+	 * Finishing deliveries in flight after SIGHUP would race with the
+	 * replacement qmgr, which recovers active/ at start. Exit at once;
+	 * at worst a recipient in flight is sent twice.
+	 */
+	return (0);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+		.pre_init = qmgr_pre_init,
+		.post_init = qmgr_post_init,
+		.accept = qmgr_accept,
+		.sessions = qmgr_sessions,
+		.shutdown = NULL,
+	};
+
+	return (server_event_main(argc, argv, "qmgr", &ops));
+}

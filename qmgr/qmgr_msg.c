@@ -1,0 +1,794 @@
+/*
+ * qmgr_msg - active messages: loading, delivery results, end of a pass
+ *
+ * SYNOPSIS
+ *	#include "qmgr.h"
+ *
+ *	struct qmgr_msg *qmgr_msg_load(const char *id)
+ *	void	qmgr_msg_result(struct qmgr_msg *msg, size_t n,
+ *			const size_t *rcpt, const char *const *status,
+ *			const char *const *dsn, const char *const *relay,
+ *			const char *const *reply)
+ *	void	qmgr_msg_defer_all(struct qmgr_msg *msg, size_t n,
+ *			const size_t *rcpt, const char *dsn,
+ *			const char *reply)
+ *	void	qmgr_msg_entry_done(struct qmgr_msg *msg)
+ *	void	qmgr_msg_finish(struct qmgr_msg *msg)
+ *	struct qmgr_msg *qmgr_msg_free(struct qmgr_msg *msg)
+ *	long	qmgr_backoff(const struct qmgr_msg *msg, int greylist,
+ *			long now)
+ *	int	qmgr_is_greylist(const char *dsn, const char *reply)
+ *
+ * DESCRIPTION
+ *	qmgr_msg_load() reads active/ID (the envelope; the content stays on
+ *	disk), keeps the recipients whose status byte is still pending,
+ *	logs "ID: from=<sender>, size=N, nrcpt=M (queue active)", finds the
+ *	nexthop of each pending recipient and queues one delivery request
+ *	per nexthop (qmgr_sched_add()). A recipient that cannot be routed
+ *	is bounced ("5.3.5 unknown transport") or deferred (a table
+ *	failure) at once. It returns NULL when the file is gone, or when it
+ *	does not parse: it is then moved to corrupt/.
+ *
+ *	qmgr_msg_result() takes smtp-out's answer for some recipients.
+ *	"sent" sets the recipient's status byte to QSTAT_SENT on disk at
+ *	once (one fdatasync per answer); "bounced" and "deferred" are kept
+ *	with their reply for the end of the pass. Every result goes to the
+ *	history: collected in memory during the pass and appended in one
+ *	write when the message is deferred (a message that is done has its
+ *	history removed, so it is not written at all). qmgr_msg_defer_all() defers recipients with one
+ *	reason of qmgr's own (the delivery agent was not reachable).
+ *
+ *	qmgr_msg_entry_done() counts one request as ended; after the last,
+ *	qmgr_msg_finish() ends the pass, one step at a time (each may wait
+ *	for the bounce service):
+ *	failure: recipients that bounced are reported in one DSN (bounce
+ *	type failure) and marked QSTAT_BOUNCED once bounce has accepted the
+ *	request; expired: when the message is older than
+ *	maximal_queue_lifetime, the recipients still pending are reported
+ *	(type expired, with the last reply of each) and marked
+ *	QSTAT_EXPIRED; delay: when delay_warning_time is set, the message is
+ *	older than that and no delay notice is in its history, one is asked
+ *	for (type delay) and remembered in the history; dispose: with every
+ *	recipient done, the file and its history are removed ("ID:
+ *	removed"); otherwise the file moves to deferred/X/ID (X: the last
+ *	character of the ID) with its modification time set to the next
+ *	retry, which is qmgr_backoff() from now.
+ *	When bounce is not available, the recipients stay pending and are
+ *	tried again on the next pass.
+ *
+ *	qmgr_backoff() is greylist_retry_time when every deferral of the
+ *	pass looked like greylisting, else the message's age clamped to
+ *	[minimal_backoff_time, maximal_backoff_time] (as Postfix: each wait
+ *	about doubles the age, so the waits grow exponentially).
+ *	qmgr_is_greylist() says whether a deferral looks like greylisting:
+ *	the reply mentions greylist or graylist (any case, any form), or it
+ *	is a 450/451 reply with enhanced code 4.7.1 that says "try again
+ *	later".
+ *
+ * DIAGNOSTICS
+ *	A queue file that vanished (deleted by an operator) is logged and
+ *	dropped from memory. A failed status update is logged; the recipient
+ *	is then tried again later (at least once, never lost).
+ *
+ * SEE ALSO
+ *	qmgr(8), qhist(3), docs/ipc.md "bounce"
+ */
+
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "log.h"
+#include "qfile.h"
+#include "qhist.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "qmgr.h"
+
+/* A bounce request in flight. */
+struct qmgr_bounce {
+	struct qmgr_msg *msg;
+	const char *type;
+	size_t  n;
+	size_t *rcpt;
+};
+
+/* qmgr_active_path - "active/ID" in a caller buffer */
+static const char *
+qmgr_active_path(char *buf, size_t size, const char *id)
+{
+	snprintf(buf, size, "%s/%s", QUEUE_ACTIVE, id);
+	return (buf);
+}
+
+/* qmgr_param - one TAB-separated name=value of a recipient, or "" */
+static char *
+qmgr_param(const char *params, const char *name)
+{
+	size_t  nlen = strlen(name);
+	const char *p = params;
+	const char *end;
+
+	while (p && *p) {
+		end = strchr(p, '\t');
+		if (strncmp(p, name, nlen) == 0 && p[nlen] == '=')
+			return (end ? xstrndup(p + nlen + 1,
+					       (size_t) (end - p - nlen - 1))
+				: xstrdup(p + nlen + 1));
+		p = end ? end + 1 : NULL;
+	}
+	return (xstrdup(""));
+}
+
+/* qmgr_rcpt_result - remember the last result of a recipient */
+static void
+qmgr_rcpt_result(struct qmgr_rcpt *r, int pass, const char *dsn,
+		 const char *relay, const char *reply)
+{
+	free(r->dsn);
+	free(r->relay);
+	free(r->reply);
+	r->pass = (char) pass;
+	r->dsn = xstrdup(dsn);
+	r->relay = xstrdup(relay);
+	r->reply = xstrdup(reply);
+}
+
+/* qmgr_delay - seconds since arrival, for log lines */
+static double
+qmgr_delay(const struct qmgr_msg *msg)
+{
+	struct timeval now;
+
+	gettimeofday(&now, NULL);
+	return ((double) (now.tv_sec - msg->arrival_sec)
+		+ (double) (now.tv_usec - msg->arrival_usec) / 1e6);
+}
+
+/* qmgr_hist_add - collect history records for the end of the pass */
+static void
+qmgr_hist_add(struct qmgr_msg *msg, const struct qhist_rec *recs, size_t n)
+{
+	size_t  i;
+
+	if (msg->hist == NULL)
+		msg->hist = strbuf_new(256 * n, 0);
+	for (i = 0; i < n; i++)
+		(void) qhist_format(msg->hist, recs + i);
+}
+
+/* qmgr_hist_flush - append the collected records; a failure is logged */
+static void
+qmgr_hist_flush(struct qmgr_msg *msg)
+{
+	struct strbuf *err;
+
+	if (msg->hist == NULL || msg->hist->len == 0)
+		return;
+	err = strbuf_new(128, 0);
+	if (qhist_write(".", msg->id, msg->hist, err) < 0)
+		log_warn("%s: history: %s", msg->id, err->data);
+	strbuf_reset(msg->hist);
+	strbuf_free(err);
+}
+
+/* qmgr_msg_free - release a message; NULL is fine */
+struct qmgr_msg *
+qmgr_msg_free(struct qmgr_msg *msg)
+{
+	size_t  i;
+
+	if (msg == NULL)
+		return (NULL);
+	for (i = 0; i < msg->nrcpts; i++) {
+		free(msg->rcpts[i].addr);
+		free(msg->rcpts[i].orcpt);
+		free(msg->rcpts[i].notify);
+		free(msg->rcpts[i].dsn);
+		free(msg->rcpts[i].relay);
+		free(msg->rcpts[i].reply);
+	}
+	free(msg->rcpts);
+	strbuf_free(msg->hist);
+	free(msg->sender);
+	free(msg->ret);
+	free(msg->envid);
+	free(msg);
+	return (NULL);
+}
+
+/* qmgr_msg_corrupt - a file that does not parse goes to corrupt/ */
+static void
+qmgr_msg_corrupt(const char *id, const char *why)
+{
+	if (qfile_move(".", QUEUE_ACTIVE, QUEUE_CORRUPT, id) < 0) {
+		if (errno != ENOENT)
+			log_warn("%s: %s; cannot move it to corrupt/: %s", id,
+				 why, strerror(errno));
+		return;
+	}
+	log_warn("%s: %s; moved to corrupt/", id, why);
+}
+
+/* qmgr_msg_load - read active/ID and queue its deliveries */
+struct qmgr_msg *
+qmgr_msg_load(const char *id)
+{
+	struct strbuf *err = strbuf_new(256, 0);
+	struct strbuf *hop = strbuf_new(256, 0);
+	struct strbuf *why = strbuf_new(256, 0);
+	struct qfile_msg *qm;
+	struct qmgr_msg *msg;
+	struct qhist_rec *hist;
+	size_t  nhist = 0;
+	char    path[QFILE_ID_MAX + 16];
+	char  **hops;
+	size_t **groups;
+	size_t *glen;
+	size_t  ngroups = 0;
+	size_t  i;
+	size_t  g;
+	int     r;
+
+	qmgr_active_path(path, sizeof(path), id);
+	if ((qm = qfile_read(path, 0, err)) == NULL) {
+		struct stat st;
+
+		if (stat(path, &st) < 0 && errno == ENOENT)
+			log_info("%s: queue file vanished before delivery", id);
+		else if (strstr(err->data, "open ") == err->data)
+			log_warn("%s: %s", id, err->data);
+		else
+			qmgr_msg_corrupt(id, err->data);
+		strbuf_free(err);
+		strbuf_free(hop);
+		strbuf_free(why);
+		return (NULL);
+	}
+	msg = xcalloc(1, sizeof(*msg));
+	snprintf(msg->id, sizeof(msg->id), "%s", id);
+	msg->sender = xstrdup(qm->sender);
+	msg->ret = qfile_msg_attr(qm, "ret") ?
+		xstrdup(qfile_msg_attr(qm, "ret")) : NULL;
+	msg->envid = qfile_msg_attr(qm, "envid") ?
+		xstrdup(qfile_msg_attr(qm, "envid")) : NULL;
+	msg->arrival_sec = qm->arrival_sec;
+	msg->arrival_usec = qm->arrival_usec;
+	msg->size = qm->size;
+	gettimeofday(&msg->active_time, NULL);
+
+	/* Keep only what is still to do: small per-message memory. */
+	msg->rcpts = xcalloc(qm->nrcpts ? qm->nrcpts : 1, sizeof(*msg->rcpts));
+	for (i = 0; i < qm->nrcpts; i++) {
+		struct qmgr_rcpt *rp;
+
+		if (qm->rcpts[i].status != QSTAT_PENDING)
+			continue;
+		rp = msg->rcpts + msg->nrcpts++;
+		rp->addr = xstrdup(qm->rcpts[i].addr);
+		rp->orcpt = qmgr_param(qm->rcpts[i].params, "orcpt");
+		rp->notify = qmgr_param(qm->rcpts[i].params, "notify");
+		rp->status = QSTAT_PENDING;
+		rp->status_offset = qm->rcpts[i].status_offset;
+	}
+	log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)",
+		 msg->id, msg->sender, msg->size, qm->nrcpts);
+	qm = qfile_msg_free(qm);
+
+	/* Group the pending recipients by nexthop. */
+	hops = xcalloc(msg->nrcpts + 1, sizeof(*hops));
+	groups = xcalloc(msg->nrcpts + 1, sizeof(*groups));
+	glen = xcalloc(msg->nrcpts + 1, sizeof(*glen));
+	hist = xcalloc(msg->nrcpts + 1, sizeof(*hist));
+	for (i = 0; i < msg->nrcpts; i++) {
+		struct qmgr_rcpt *rp = msg->rcpts + i;
+
+		strbuf_reset(why);
+		r = qmgr_route(rp->addr, hop, why);
+		if (r != QMGR_ROUTE_OK) {
+			char    dsn[16];
+			const char *text = why->data;
+
+			snprintf(dsn, sizeof(dsn), "%.*s",
+				 (int) strcspn(text, " "), text);
+			text += strcspn(text, " ");
+			text += *text == ' ';
+			qmgr_rcpt_result(rp, r == QMGR_ROUTE_BOUNCE ?
+					 QMGR_PASS_BOUNCED : QMGR_PASS_DEFERRED,
+					 dsn, "none", text);
+			log_info("%s: to=<%s>, relay=none, delay=%.2f, dsn=%s, "
+				 "status=%s (%s)", msg->id, rp->addr,
+				 qmgr_delay(msg), dsn, r == QMGR_ROUTE_BOUNCE ?
+				 "bounced" : "deferred", text);
+			hist[nhist].time = (long) time(NULL);
+			hist[nhist].rcpt = rp->addr;
+			hist[nhist].status = r == QMGR_ROUTE_BOUNCE ?
+				QHIST_BOUNCED : QHIST_DEFERRED;
+			hist[nhist].dsn = rp->dsn;
+			hist[nhist].relay = rp->relay;
+			hist[nhist].reply = rp->reply;
+			nhist++;
+			continue;
+		}
+		for (g = 0; g < ngroups; g++)
+			if (strcmp(hops[g], hop->data) == 0)
+				break;
+		if (g == ngroups) {
+			hops[g] = xstrdup(hop->data);
+			groups[g] = xcalloc(msg->nrcpts, sizeof(size_t));
+			ngroups++;
+		}
+		groups[g][glen[g]++] = i;
+	}
+	if (nhist > 0)
+		qmgr_hist_add(msg, hist, nhist);
+	for (g = 0; g < ngroups; g++) {
+		qmgr_sched_add(msg, hops[g], glen[g], groups[g]);
+		free(hops[g]);
+		free(groups[g]);
+	}
+	free(hops);
+	free(groups);
+	free(glen);
+	free(hist);
+	strbuf_free(err);
+	strbuf_free(hop);
+	strbuf_free(why);
+	return (msg);
+}
+
+/* qmgr_msg_open - the active file for status updates, or -1 (gone) */
+static int
+qmgr_msg_open(struct qmgr_msg *msg)
+{
+	char    path[QFILE_ID_MAX + 16];
+	int     fd;
+
+	qmgr_active_path(path, sizeof(path), msg->id);
+	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT) {
+			log_info("%s: queue file is gone (deleted or moved by "
+				 "the operator); dropped", msg->id);
+			msg->gone = 1;
+		} else {
+			log_warn("%s: open %s: %s", msg->id, path,
+				 strerror(errno));
+		}
+	}
+	return (fd);
+}
+
+/* qmgr_msg_mark - set status bytes on disk, one fdatasync */
+static int
+qmgr_msg_mark(struct qmgr_msg *msg, size_t n, const size_t *rcpt, int status)
+{
+	char    c = (char) status;
+	size_t  i;
+	int     fd;
+	int     ret = 0;
+
+	if (n == 0)
+		return (0);
+	if ((fd = qmgr_msg_open(msg)) < 0)
+		return (-1);
+	/* Every byte first, then one qfile_set_status() that syncs them. */
+	for (i = 0; i + 1 < n && ret == 0; i++)
+		if (pwrite(fd, &c, 1, msg->rcpts[rcpt[i]].status_offset) != 1)
+			ret = -1;
+	if (ret == 0
+	    && qfile_set_status(fd, msg->rcpts[rcpt[n - 1]].status_offset,
+				status) < 0)
+		ret = -1;
+	if (ret < 0)
+		log_warn("%s: cannot update recipient status: %s", msg->id,
+			 strerror(errno));
+	(void) close(fd);
+	if (ret == 0)
+		for (i = 0; i < n; i++)
+			msg->rcpts[rcpt[i]].status = (char) status;
+	return (ret);
+}
+
+/* qmgr_is_greylist - does a deferral look like greylisting? */
+int
+qmgr_is_greylist(const char *dsn, const char *reply)
+{
+	char   *low = xstrdup(reply ? reply : "");
+	char   *p;
+	int     yes;
+
+	for (p = low; *p; p++)
+		*p = (char) tolower((unsigned char) *p);
+	yes = strstr(low, "greylist") != NULL || strstr(low, "graylist") != NULL
+		|| strstr(low, "grey-list") != NULL
+		|| strstr(low, "gray-list") != NULL;
+	if (!yes && dsn && strcmp(dsn, "4.7.1") == 0
+	    && strstr(low, "try again later") != NULL
+	    && (strstr(low, "450") != NULL || strstr(low, "451") != NULL))
+		yes = 1;
+	free(low);
+	return (yes);
+}
+
+/* qmgr_msg_result - smtp-out's answer for some recipients */
+void
+qmgr_msg_result(struct qmgr_msg *msg, size_t n, const size_t *rcpt,
+		const char *const *status, const char *const *dsn,
+		const char *const *relay, const char *const *reply)
+{
+	struct qhist_rec *hist = xcalloc(n, sizeof(*hist));
+	size_t *sent = xcalloc(n, sizeof(*sent));
+	size_t  nsent = 0;
+	long    now = (long) time(NULL);
+	size_t  i;
+
+	for (i = 0; i < n; i++) {
+		struct qmgr_rcpt *rp = msg->rcpts + rcpt[i];
+		int     pass;
+
+		if (strcmp(status[i], "sent") == 0) {
+			sent[nsent++] = rcpt[i];
+			pass = QMGR_PASS_NONE;
+		} else if (strcmp(status[i], "bounced") == 0) {
+			pass = QMGR_PASS_BOUNCED;
+		} else {
+			pass = qmgr_is_greylist(dsn[i], reply[i]) ?
+				QMGR_PASS_GREYLIST : QMGR_PASS_DEFERRED;
+		}
+		qmgr_rcpt_result(rp, pass, dsn[i], relay[i], reply[i]);
+		hist[i].time = now;
+		hist[i].rcpt = rp->addr;
+		hist[i].status = (char *) status[i];
+		hist[i].dsn = rp->dsn;
+		hist[i].relay = rp->relay;
+		hist[i].reply = rp->reply;
+	}
+	/* The status bytes first: they are what keeps mail from going twice. */
+	(void) qmgr_msg_mark(msg, nsent, sent, QSTAT_SENT);
+	if (!msg->gone)
+		qmgr_hist_add(msg, hist, n);
+	free(sent);
+	free(hist);
+}
+
+/* qmgr_msg_defer_all - defer recipients with one reason of our own */
+void
+qmgr_msg_defer_all(struct qmgr_msg *msg, size_t n, const size_t *rcpt,
+		   const char *dsn, const char *reply)
+{
+	const char **st = xcalloc(n, sizeof(char *));
+	const char **ds = xcalloc(n, sizeof(char *));
+	const char **rl = xcalloc(n, sizeof(char *));
+	const char **rp = xcalloc(n, sizeof(char *));
+	size_t  i;
+
+	for (i = 0; i < n; i++) {
+		st[i] = "deferred";
+		ds[i] = dsn;
+		rl[i] = "none";
+		rp[i] = reply;
+		log_info("%s: to=<%s>, relay=none, delay=%.2f, dsn=%s, "
+			 "status=deferred (%s)", msg->id,
+			 msg->rcpts[rcpt[i]].addr, qmgr_delay(msg), dsn, reply);
+	}
+	qmgr_msg_result(msg, n, rcpt, st, ds, rl, rp);
+	free(st);
+	free(ds);
+	free(rl);
+	free(rp);
+}
+
+/* qmgr_msg_entry_done - one request ended; end the pass after the last */
+void
+qmgr_msg_entry_done(struct qmgr_msg *msg)
+{
+	if (msg->nentries > 0)
+		msg->nentries--;
+	if (msg->nentries == 0)
+		qmgr_msg_finish(msg);
+}
+
+/* qmgr_backoff - seconds until the next try */
+long
+qmgr_backoff(const struct qmgr_msg *msg, int greylist, long now)
+{
+	long    age = now - msg->arrival_sec;
+
+	if (greylist)
+		return (var_greylist_retry > 0 ? var_greylist_retry : 1);
+	if (age > var_max_backoff)
+		age = var_max_backoff;
+	if (age < var_min_backoff)
+		age = var_min_backoff;
+	return (age > 0 ? age : 1);
+}
+
+/* qmgr_bounce_reply - bounce answered, or did not */
+static void
+qmgr_bounce_reply(struct attr_list *reply, const char *why, void *ctx)
+{
+	struct qmgr_bounce *b = ctx;
+	struct qmgr_msg *msg = b->msg;
+	long long status = -1;
+	size_t  i;
+
+	if (reply != NULL && attr_list_getl(reply, "status", &status) < 0)
+		why = "malformed reply";
+	else if (reply != NULL && status != 0)
+		why = attr_list_get(reply, "reason") ?
+			attr_list_get(reply, "reason") : "request refused";
+	if (why != NULL) {
+		log_warn("%s: bounce service (%s notice): %s; recipients stay "
+			 "queued and are tried again later", msg->id, b->type,
+			 why);
+		msg->bounce_failed = 1;
+	} else if (strcmp(b->type, "failure") == 0) {
+		(void) qmgr_msg_mark(msg, b->n, b->rcpt, QSTAT_BOUNCED);
+	} else if (strcmp(b->type, "expired") == 0) {
+		struct qhist_rec *hist = xcalloc(b->n, sizeof(*hist));
+
+		if (qmgr_msg_mark(msg, b->n, b->rcpt, QSTAT_EXPIRED) == 0) {
+			for (i = 0; i < b->n; i++) {
+				struct qmgr_rcpt *rp = msg->rcpts + b->rcpt[i];
+
+				log_info("%s: to=<%s>, relay=none, delay=%.0f, "
+					 "dsn=5.4.7, status=expired, returned "
+					 "to sender", msg->id, rp->addr,
+					 qmgr_delay(msg));
+				hist[i].time = (long) time(NULL);
+				hist[i].rcpt = rp->addr;
+				hist[i].status = QHIST_EXPIRED;
+				hist[i].dsn = "5.4.7";
+				hist[i].relay = "none";
+				hist[i].reply = "delivery time expired";
+			}
+			qmgr_hist_add(msg, hist, b->n);
+		}
+		free(hist);
+	} else {
+		struct qhist_rec rec = {0};
+
+		rec.time = (long) time(NULL);
+		rec.rcpt = "";
+		rec.status = QHIST_DELAY;
+		rec.reply = "delay notice sent";
+		qmgr_hist_add(msg, &rec, 1);
+	}
+	free(b->rcpt);
+	free(b);
+	msg->fin_step++;
+	qmgr_msg_finish(msg);
+}
+
+/* qmgr_bounce_ask - one bounce request for some recipients */
+static void
+qmgr_bounce_ask(struct qmgr_msg *msg, const char *type, size_t n,
+		size_t *rcpt)
+{
+	struct qmgr_bounce *b = xcalloc(1, sizeof(*b));
+	struct strbuf *sb = strbuf_new(1024, 0);
+	struct qhist *hist = NULL;
+	struct strbuf *err = NULL;
+	char    path[QFILE_ID_MAX + 16];
+	size_t  i;
+
+	b->msg = msg;
+	b->type = type;
+	b->n = n;
+	b->rcpt = rcpt;
+	attr_puts(sb, "queue_id", msg->id);
+	attr_puts(sb, "queue_file", qmgr_active_path(path, sizeof(path),
+						      msg->id));
+	attr_puts(sb, "type", type);
+	for (i = 0; i < n; i++) {
+		const struct qmgr_rcpt *rp = msg->rcpts + rcpt[i];
+		const char *dsn = rp->dsn;
+		const char *relay = rp->relay;
+		const char *reply = rp->reply;
+
+		/* Not tried in this pass: the last word from the history. */
+		if (reply == NULL) {
+			const struct qhist_rec *h;
+
+			if (hist == NULL) {
+				err = strbuf_new(128, 0);
+				hist = qhist_read(".", msg->id, err);
+			}
+			if (hist && (h = qhist_last(hist, rp->addr)) != NULL) {
+				dsn = h->dsn;
+				relay = h->relay;
+				reply = h->reply;
+			}
+		}
+		if (strcmp(type, "expired") == 0)
+			dsn = "5.4.7";
+		attr_puts(sb, "rcpt", rp->addr);
+		attr_puts(sb, "dsn", dsn ? dsn : "4.0.0");
+		attr_puts(sb, "relay", relay ? relay : "none");
+		attr_puts(sb, "reply", reply ? reply :
+			  strcmp(type, "expired") == 0 ?
+			  "delivery time expired" : "delivery delayed");
+	}
+	attr_end(sb);
+	qhist_free(hist);
+	strbuf_free(err);
+	(void) qmgr_ipc_start(var_bounce_service, sb, 300, qmgr_bounce_reply, b);
+}
+
+/* qmgr_msg_select - pending recipients of a kind; count in *np */
+static size_t *
+qmgr_msg_select(const struct qmgr_msg *msg, int bounced, size_t *np)
+{
+	size_t *v = xcalloc(msg->nrcpts + 1, sizeof(size_t));
+	size_t  n = 0;
+	size_t  i;
+
+	for (i = 0; i < msg->nrcpts; i++) {
+		const struct qmgr_rcpt *rp = msg->rcpts + i;
+
+		if (rp->status != QSTAT_PENDING)
+			continue;
+		if ((rp->pass == QMGR_PASS_BOUNCED) == (bounced != 0))
+			v[n++] = i;
+	}
+	*np = n;
+	if (n == 0)
+		v = xfree(v);
+	return (v);
+}
+
+/* qmgr_msg_warned - has a delay notice been sent? (from the history) */
+static int
+qmgr_msg_warned(struct qmgr_msg *msg)
+{
+	struct strbuf *err = strbuf_new(128, 0);
+	struct qhist *hist;
+	int     warned = 1;		/* unreadable: do not risk a flood */
+
+	qmgr_hist_flush(msg);
+	hist = qhist_read(".", msg->id, err);
+
+	if (hist != NULL)
+		warned = qhist_has(hist, QHIST_DELAY);
+	else
+		log_warn("%s: history: %s", msg->id, err->data);
+	qhist_free(hist);
+	strbuf_free(err);
+	return (warned);
+}
+
+/* qmgr_msg_dispose - remove a finished message or defer it */
+static void
+qmgr_msg_dispose(struct qmgr_msg *msg)
+{
+	struct timeval tv[2];
+	struct stat st;
+	char    path[QFILE_ID_MAX + 16];
+	char    dir[16];
+	char    dst[QFILE_ID_MAX + 32];
+	size_t  pending = 0;
+	size_t  grey = 0;
+	size_t  i;
+	long    now = (long) time(NULL);
+	long    delay;
+
+	for (i = 0; i < msg->nrcpts; i++) {
+		if (msg->rcpts[i].status != QSTAT_PENDING)
+			continue;
+		pending++;
+		if (msg->rcpts[i].pass == QMGR_PASS_GREYLIST)
+			grey++;
+	}
+	qmgr_active_path(path, sizeof(path), msg->id);
+	if (pending == 0) {
+		/* Done: this pass's history would be removed at once. */
+		if (msg->hist)
+			strbuf_reset(msg->hist);
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("%s: remove %s: %s", msg->id, path,
+				 strerror(errno));
+		if (qhist_remove(".", msg->id) < 0)
+			log_warn("%s: remove history: %s", msg->id,
+				 strerror(errno));
+		log_info("%s: removed", msg->id);
+		return;
+	}
+	delay = qmgr_backoff(msg, grey == pending && !msg->bounce_failed, now);
+	snprintf(dir, sizeof(dir), "%s/%c", QUEUE_DEFERRED,
+		 msg->id[strlen(msg->id) - 1]);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, msg->id);
+	if (stat(dir, &st) < 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
+		log_warn("%s: create %s: %s", msg->id, dir, strerror(errno));
+	/* Postfix's trick: the file's mtime is its next retry time. */
+	tv[0].tv_sec = now;
+	tv[0].tv_usec = 0;
+	tv[1].tv_sec = now + delay;
+	tv[1].tv_usec = 0;
+	if (utimes(path, tv) < 0) {
+		if (errno == ENOENT) {
+			log_info("%s: queue file is gone (deleted or moved by "
+				 "the operator); dropped", msg->id);
+			return;
+		}
+		log_warn("%s: utimes %s: %s", msg->id, path, strerror(errno));
+	}
+	if (rename(path, dst) < 0) {
+		if (errno == ENOENT) {
+			log_info("%s: queue file is gone (deleted or moved by "
+				 "the operator); dropped", msg->id);
+		} else {
+			log_warn("%s: move to %s: %s; left in active/", msg->id,
+				 dst, strerror(errno));
+			qmgr_hist_flush(msg);
+		}
+		return;
+	}
+	qmgr_hist_flush(msg);
+	log_info("%s: deferred, %zu recipient%s pending, next retry in %lds%s",
+		 msg->id, pending, pending == 1 ? "" : "s", delay,
+		 grey == pending && !msg->bounce_failed ? " (greylisted)" : "");
+	qmgr_queue_defer_at(now + delay);
+}
+
+/* qmgr_msg_finish - end a pass: bounces, expiry, delay notice, dispose */
+void
+qmgr_msg_finish(struct qmgr_msg *msg)
+{
+	long    age;
+	size_t  n;
+	size_t *v;
+
+	for (;;) {
+		if (msg->gone) {
+			qmgr_msg_done(msg);
+			return;
+		}
+		age = (long) time(NULL) - msg->arrival_sec;
+		switch (msg->fin_step) {
+		case QMGR_FIN_NONE:
+			msg->fin_step = QMGR_FIN_FAILURE;
+			break;
+		case QMGR_FIN_FAILURE:
+			if ((v = qmgr_msg_select(msg, 1, &n)) != NULL) {
+				qmgr_bounce_ask(msg, "failure", n, v);
+				return;
+			}
+			msg->fin_step++;
+			break;
+		case QMGR_FIN_EXPIRED:
+			if (age >= var_max_queue_lifetime
+			    && (v = qmgr_msg_select(msg, 0, &n)) != NULL) {
+				qmgr_bounce_ask(msg, "expired", n, v);
+				return;
+			}
+			msg->fin_step++;
+			break;
+		case QMGR_FIN_DELAY:
+			if (var_delay_warning_time > 0
+			    && age >= var_delay_warning_time
+			    && age < var_max_queue_lifetime
+			    && (v = qmgr_msg_select(msg, 0, &n)) != NULL) {
+				if (!qmgr_msg_warned(msg)) {
+					qmgr_bounce_ask(msg, "delay", n, v);
+					return;
+				}
+				free(v);
+			}
+			msg->fin_step++;
+			break;
+		default:
+			qmgr_msg_dispose(msg);
+			qmgr_msg_done(msg);
+			return;
+		}
+	}
+}
