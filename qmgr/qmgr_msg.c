@@ -523,6 +523,12 @@ qmgr_bounce_reply(struct attr_list *reply, const char *why, void *ctx)
 
 	if (reply != NULL && attr_list_getl(reply, "status", &status) < 0)
 		why = "malformed reply";
+	else if (reply != NULL && status == 5)
+		/* Can never succeed: asking again would loop for ever. */
+		log_warn("%s: bounce service refused the %s notice: %s; "
+			 "recipients are returned without one", msg->id,
+			 b->type, attr_list_get(reply, "reason") ?
+			 attr_list_get(reply, "reason") : "no reason");
 	else if (reply != NULL && status != 0)
 		why = attr_list_get(reply, "reason") ?
 			attr_list_get(reply, "reason") : "request refused";
