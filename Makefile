@@ -134,13 +134,26 @@ run: deps
 stop:
 	tools/run-demo stop $(BUILD)
 
-asan:
-	$(MAKE) BUILD=build-asan \
+ASAN_MAKE	= $(MAKE) BUILD=build-asan \
 	    OPTFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	    LDFLAGS="-fsanitize=address,undefined" all
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    $(MAKE) BUILD=build-asan test
+	    LDFLAGS="-fsanitize=address,undefined"
+
+# Sanitizer reports of every process, daemons included, go to files in
+# build-asan/reports (master passes the options on through
+# import_environment, see tests/integration/conftest.py); any report
+# fails the run.
+ASAN_REPORTS	= $(abspath build-asan/reports)
+
+asan:
+	$(ASAN_MAKE) all
+	rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS) && \
+	    chmod 1777 $(ASAN_REPORTS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:log_path=$(ASAN_REPORTS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(ASAN_REPORTS)/ubsan \
+	    $(ASAN_MAKE) test
+	@if [ -n "$$(ls -A $(ASAN_REPORTS))" ]; then \
+	    cat $(ASAN_REPORTS)/*; echo "asan: sanitizer reports above"; \
+	    exit 1; fi; echo "asan: no sanitizer reports"
 
 # Fuzz targets: tests/fuzz/NAME_fuzz.c are libFuzzer programs, built with
 # clang against an ASan+UBSan copy of the library. "make fuzz" runs each

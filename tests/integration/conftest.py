@@ -77,6 +77,11 @@ class Mta:
             "myhostname": "mx.test.example",
             "mynetworks": "127.0.0.0/8 [::1]/128",
         }
+        # Under "make asan", daemons must get the sanitizer options too.
+        san = [v for v in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+               if v in os.environ]
+        if san:
+            params["import_environment"] = " ".join(["TZ", "LANG"] + san)
         params.update(main or {})
         self.params = params
         with open(os.path.join(self.conf_dir, "main.cf"), "w") as f:
