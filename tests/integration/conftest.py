@@ -133,11 +133,12 @@ class Mta:
             return ""
 
     def queue_files(self, queue="incoming"):
+        """Queue IDs in one queue (deferred/ is hashed one level deep)."""
         d = os.path.join(self.queue_dir, queue)
-        try:
-            return sorted(n for n in os.listdir(d) if not n.startswith("."))
-        except FileNotFoundError:
-            return []
+        out = []
+        for root, dirs, files in os.walk(d):
+            out.extend(n for n in files if not n.startswith("."))
+        return sorted(out)
 
     def wait_log(self, text, timeout=10.0):
         return wait_for(lambda: text in self.log(), timeout=timeout,

@@ -129,3 +129,40 @@ def test_kill_qmgr_during_1000_messages(mta_factory, receiver):
 
 def test_kill_smtp_out_during_1000_messages(mta_factory, receiver):
     _kill_during_run(mta_factory, receiver, "smtp-out")
+
+
+def test_expired_message_bounces_with_expiry_dsn(mta_factory, receiver):
+    """A recipient whose server never answers is returned after
+    maximal_queue_lifetime; the notification reaches the sender."""
+    import email
+    from conftest import free_port
+
+    ctl, rec = receiver
+    dead = free_port()          # nothing listens here
+    mta = mta_factory(main={
+        "relayhost": "[127.0.0.1]:%d" % dead,
+        # The sender's domain is reachable: its notification arrives.
+        "transport_maps": "inline:{example.org=smtp:[127.0.0.1]:%d}" % ctl.port,
+        "maximal_queue_lifetime": "3s",
+        "minimal_backoff_time": "1s", "maximal_backoff_time": "1s",
+        "queue_run_delay": "1s"}, master_cf=FULL_MASTER_CF)
+    with smtplib.SMTP(mta.host, mta.port) as s:
+        s.sendmail("sender@example.org", ["gone@example.com"],
+                   b"Subject: will expire\r\n\r\nbody\r\n")
+    mta.wait_log("Connection refused")
+    wait_for(lambda: rec.messages, timeout=60, what="the expiry notification")
+    mail_from, rcpts, content = rec.messages[0]
+    assert mail_from in ("", "<>") and rcpts == ["sender@example.org"]
+    msg = email.message_from_bytes(content)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    status = [p for p in msg.walk()
+              if p.get_content_type() == "message/delivery-status"][0]
+    fields = str(status.get_payload()[1])
+    assert "Final-Recipient: rfc822; gone@example.com" in fields
+    assert "Action: failed" in fields
+    assert re.search(r"Status: [45]\.\d+\.\d+", fields)
+    mta.wait_log("status=expired")
+    wait_for(lambda: not any(mta.queue_files(q) for q in
+                             ("incoming", "active", "deferred")),
+             timeout=30, what="the queue to empty")
