@@ -104,6 +104,7 @@ main(int argc, char **argv)
 		if (nargs <= 1 && strcmp(argv[i], "-c") == 0) {
 			if (++i >= argc) {
 				sendarix_usage();
+				free(args);
 				return (2);
 			}
 			config_dir = argv[i];
@@ -114,6 +115,7 @@ main(int argc, char **argv)
 			   && strcmp(argv[i], "--help") != 0) {
 			cli_error("unknown option: %s", argv[i]);
 			sendarix_usage();
+			free(args);
 			return (2);
 		} else {
 			args[nargs++] = argv[i];
@@ -123,6 +125,7 @@ main(int argc, char **argv)
 	if (!seen_cmd || strcmp(args[0], "-h") == 0
 	    || strcmp(args[0], "--help") == 0 || strcmp(args[0], "help") == 0) {
 		sendarix_usage();
+		free(args);
 		return (seen_cmd ? 0 : 2);
 	}
 	for (c = 0; c < sizeof(sendarix_cmds) / sizeof(sendarix_cmds[0]); c++)
@@ -131,11 +134,14 @@ main(int argc, char **argv)
 	if (c == sizeof(sendarix_cmds) / sizeof(sendarix_cmds[0])) {
 		cli_error("unknown command: %s", args[0]);
 		sendarix_usage();
+		free(args);
 		return (2);
 	}
 	err = strbuf_new(256, 0);
 	if (conf_load(config_dir ? config_dir : SENDARIX_CONFIG_DIR, err) < 0) {
 		cli_error("%s", STRBUF_STR(err));
+		strbuf_free(err);
+		free(args);
 		return (1);
 	}
 	strbuf_free(err);

@@ -177,6 +177,8 @@ main(int argc, char **argv)
 	}
 	if (dns_init(dnsq_base, resolver, err) < 0) {
 		fprintf(stderr, "dnsq: %s\n", STRBUF_STR(err));
+		strbuf_free(err);
+		event_base_free(dnsq_base);
 		return (2);
 	}
 	dns_set_timeout(timeout);
