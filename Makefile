@@ -117,6 +117,7 @@ deps:
 
 check: deps
 	$(MAKE) all
+	$(MAKE) cppcheck
 	$(MAKE) fuzz-smoke
 	$(MAKE) test
 
@@ -195,7 +196,7 @@ bench: deps
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --inline-suppr -D__GNUC__ --std=c11 -Ilib \
-	    lib $(DAEMONS) cli
+	    lib $(DAEMONS) cli tests/helpers
 
 install: $(PROGRAMS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) \
