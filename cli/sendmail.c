@@ -674,7 +674,12 @@ main(int argc, char **argv)
 		if (env.notify || env.ret || env.envid)
 			sendmail_warn("-N, -R and -V are ignored with -bs");
 		env.notify = env.ret = env.envid = NULL;
-		return (sendmail_smtp(&env));
+		c = sendmail_smtp(&env);
+		sendmail_env_clear(&env);
+		free((char *) env.body);
+		free(sender);
+		free(config_dir);
+		return (c);
 	default:
 		break;
 	}
@@ -702,6 +707,7 @@ main(int argc, char **argv)
 			       "-t option");
 	c = sendmail_deliver(&env, extract, ignore_dots, header_limit);
 	sendmail_env_clear(&env);
+	free((char *) env.body);
 	free(config_dir);
 	return (c);
 }
