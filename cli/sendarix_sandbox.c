@@ -990,7 +990,7 @@ sandbox_cmd_ehlo(struct sandbox_sess *s, const char *verb, const char *arg)
 		return;
 	}
 	if (ehlo && (sb->exts & SANDBOX_EXT_EHLO) == 0) {
-		sandbox_reply(s, "502 5.5.1 Error: command not implemented");
+		sandbox_reply(s, "502 5.5.1 Error: command not supported");
 		log_info("connection %lu: EHLO %s refused by -x ehlo, reply=502",
 			 s->conn_no, arg);
 		return;
@@ -1329,7 +1329,7 @@ sandbox_cmd_bdat(struct sandbox_sess *s, const char *arg)
 	long long n;
 
 	if ((s->sb->exts & SANDBOX_EXT_CHUNKING) == 0 || !s->esmtp) {
-		sandbox_reply(s, "502 5.5.1 Error: command not implemented");
+		sandbox_reply(s, "502 5.5.1 Error: command not supported");
 		return;
 	}
 	errno = 0;
@@ -1424,7 +1424,7 @@ sandbox_cmd(struct sandbox_sess *s, char *line, size_t len)
 		   || strcasecmp(verb, "STARTTLS") == 0
 		   || strcasecmp(verb, "AUTH") == 0
 		   || strcasecmp(verb, "ETRN") == 0) {
-		sandbox_reply(s, "502 5.5.1 Error: command not implemented");
+		sandbox_reply(s, "502 5.5.1 Error: command not supported");
 	} else if (strcasecmp(verb, "HELP") == 0) {
 		sandbox_reply(s, "214 2.0.0 See sendarix-sandbox(1)");
 	} else {

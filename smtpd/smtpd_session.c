@@ -884,7 +884,7 @@ smtpd_session_command(struct smtpd_session *s, int too_long)
 		}
 	} else if (SMTPD_IS("EXPN")) {
 		idx = SMTPD_CMD_EXPN;
-		smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+		smtpd_reply(s, "502 5.5.1 Error: command not supported");
 	} else if (SMTPD_IS("HELP")) {
 		idx = SMTPD_CMD_HELP;
 		smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA "

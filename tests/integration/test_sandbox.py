@@ -477,11 +477,11 @@ def test_x_enhancedstatuscodes_strips_codes(sandbox_factory):
 
 
 def test_ehlo_rule_forces_helo(sandbox_factory):
-    rules = "/^ehlo:/ EHLO 502 5.5.1 Error: command not implemented\n" \
+    rules = "/^ehlo:/ EHLO 502 5.5.1 Error: command not supported\n" \
             "/^/ 550 5.1.1 catch-all does not apply to EHLO or connect\n"
     sb = sandbox_factory(rules=rules)
     with sb.smtp() as c:
-        assert c.ehlo() == (502, b"5.5.1 Error: command not implemented")
+        assert c.ehlo() == (502, b"5.5.1 Error: command not supported")
         assert c.mail("s@example.org")[0] == 503    # no HELO yet
         assert c.helo()[0] == 250
         assert c.mail("s@example.org")[0] == 250
