@@ -624,11 +624,17 @@ def test_real_daemons_drop_privileges(mta):
         pytest.skip("needs root")
     import pwd
     owner = pwd.getpwnam("sendarix").pw_uid
+
+    def uids(pid):
+        with open("/proc/%d/status" % pid) as f:
+            return [int(u) for u in
+                    [l for l in f if l.startswith("Uid:")][0].split()[1:]]
+
     for name in ("smtpd", "cleanup"):
         pids = wait_for(lambda: mta.child_pids(name), what=name)
+        # A child is root from fork until the skeleton drops privileges.
         for p in pids:
-            with open("/proc/%d/status" % p) as f:
-                uids = [l for l in f if l.startswith("Uid:")][0].split()[1:]
-            assert all(int(u) == owner for u in uids), (name, uids)
+            wait_for(lambda: uids(p) == [owner] * 4,
+                     what="%s pid %d to run as sendarix" % (name, p))
     with open("/proc/%d/status" % mta.proc.pid) as f:
         assert [l for l in f if l.startswith("Uid:")][0].split()[1] == "0"
