@@ -161,6 +161,7 @@ cleanup_post_init(struct event_base *base)
 {
 	cleanup_session_init(base);
 	cleanup_commit_init(base);
+	cleanup_sync_init(base);
 }
 
 /* cleanup_accept - a new client on private/cleanup */

@@ -47,6 +47,7 @@ extern long long var_cleanup_max_sessions;
 #define CLEANUP_ST_DRAIN	2	/* content refused: read to its end */
 #define CLEANUP_ST_COMMIT	3	/* on the group commit list */
 #define CLEANUP_ST_CLOSING	4	/* last reply queued; then close */
+#define CLEANUP_ST_SYNC		5	/* file with a cleanup_sync worker */
 
 /* One submission: one connection, one message. */
 struct cleanup_sess {
@@ -89,6 +90,10 @@ struct cleanup_sess {
 	struct cleanup_sess *prev;	/* all sessions */
 	struct cleanup_sess *next;
 	struct cleanup_sess *commit_next;	/* group commit list */
+	/* cleanup_sync.c: under its lock while a worker has the file. */
+	struct cleanup_sess *sync_next;
+	int     sync_status;		/* qfile_out_sync() result */
+	struct strbuf *sync_err;	/* its error text */
 };
 
 /* cleanup_session.c */
@@ -108,6 +113,11 @@ extern int cleanup_content_end(struct cleanup_sess *);
 extern void cleanup_commit_init(struct event_base *);
 extern void cleanup_commit_add(struct cleanup_sess *);
 extern void cleanup_commit_run(void);
+
+/* cleanup_sync.c */
+extern void cleanup_sync_init(struct event_base *);
+extern void cleanup_sync_add(struct cleanup_sess *);
+extern void cleanup_sync_drain(void);
 
 /* cleanup_trigger.c */
 extern void cleanup_trigger_qmgr(void);

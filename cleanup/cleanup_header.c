@@ -21,9 +21,10 @@
  *	of the content and answers with the reason).
  *
  *	cleanup_content_end() is called at the end of the content. It ends
- *	the header section if it is still open, then finishes the queue file
- *	(E record, size, fsync, rename into incoming/) and puts the session
- *	on the group commit list; or it answers with an error. The session
+ *	the header section if it is still open, then ends the queue file
+ *	(E record, size) and hands the session to cleanup_sync.c, whose
+ *	workers fsync and rename the file into incoming/ and then put the
+ *	session on the group commit list; or it answers with an error. The session
  *	may be gone when it returns; it returns -1 then, 0 when committing.
  *
  *	cleanup_header_date() formats an RFC 5322 date in local time with a
@@ -194,20 +195,15 @@ cleanup_content_end(struct cleanup_sess *s)
 			return (-1);
 		}
 	}
-	/*
-	 * XXX The file fsync runs inside the event loop, so other sessions
-	 * wait for it; only the directory fsync is shared. Fix: finish files
-	 * in a small thread pool and join the group commit from there.
-	 */
+	/* E record and size here; fsync and rename in cleanup_sync.c. */
 	err = strbuf_new(128, 1024);
-	if (qfile_out_finish(s->qf, err) < 0) {
+	if (qfile_out_end(s->qf, err) < 0) {
 		log_warn("%s: %s", s->id, err->data);
 		strbuf_free(err);
 		cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
 		return (-1);
 	}
 	strbuf_free(err);
-	s->state = CLEANUP_ST_COMMIT;
-	cleanup_commit_add(s);
+	cleanup_sync_add(s);
 	return (0);
 }

@@ -126,6 +126,7 @@ cleanup_sess_free(struct cleanup_sess *s)
 	strbuf_free(s->in);
 	strbuf_free(s->out);
 	strbuf_free(s->rcpts);
+	strbuf_free(s->sync_err);
 	free(s->sender);
 	free(s->client_addr);
 	free(s->client_name);
@@ -640,6 +641,7 @@ cleanup_session_accept(int fd)
 void
 cleanup_session_shutdown(void)
 {
+	cleanup_sync_drain();
 	cleanup_commit_run();
 	while (cleanup_sessions) {
 		if (cleanup_sessions->qf)

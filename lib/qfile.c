@@ -18,6 +18,8 @@
  *			size_t len)
  *	long long qfile_out_size(const struct qfile_out *out)
  *	int	qfile_out_finish(struct qfile_out *out, struct strbuf *err)
+ *	int	qfile_out_end(struct qfile_out *out, struct strbuf *err)
+ *	int	qfile_out_sync(struct qfile_out *out, struct strbuf *err)
  *	int	qfile_commit(struct qfile_out *out, struct strbuf *err)
  *	struct qfile_out *qfile_abort(struct qfile_out *out)
  *	struct qfile_out *qfile_out_free(struct qfile_out *out)
@@ -58,7 +60,12 @@
  *	qfile_out_finish() writes the E record, sets the Z record, fsyncs
  *	the file and renames it to incoming/ID; it does not fsync the
  *	directory, so that the caller may do that once for many files with
- *	qfile_dir_sync(). qfile_commit() does both. After a failure (-1, with
+ *	qfile_dir_sync(). qfile_commit() does both. qfile_out_finish() is
+ *	qfile_out_end() (the E and Z records; no fsync; once) then
+ *	qfile_out_sync() (fsync, then the rename); qfile_out_sync() touches
+ *	nothing but "out" and "err", so a worker thread may run it while
+ *	the caller's thread goes on with other files. qfile_create() may
+ *	run in several threads. After a failure (-1, with
  *	the reason in "err") the caller calls qfile_abort(), which removes
  *	the file from tmp/ if it is still there, and frees "out". After
  *	success the caller calls qfile_out_free() (qfile_abort() then does
@@ -499,7 +506,7 @@ qfile_create(const char *queue_dir, struct strbuf *err)
 		gettimeofday(&tv, NULL);
 		snprintf(path, plen, "%s/" QUEUE_TMP "/%ld.%ld.%ld.%lu", queue_dir,
 			 (long) getpid(), (long) tv.tv_sec, (long) tv.tv_usec,
-			 counter++);
+			 __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
 		fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (fd >= 0 || errno != EEXIST)
 			break;
@@ -563,19 +570,23 @@ qfile_out_fail(struct qfile_out *out, struct strbuf *err, const char *what,
 	return (-1);
 }
 
-/* qfile_out_finish - end, fsync and rename into incoming/ */
+/* qfile_out_end - write the E record and the Z size; no fsync */
 int
-qfile_out_finish(struct qfile_out *out, struct strbuf *err)
+qfile_out_end(struct qfile_out *out, struct strbuf *err)
 {
 	char    rec[QFILE_SIZE_WIDTH + 1];
-	char   *dst;
 	ssize_t n;
-	int     ret;
 
 	if (out->error)
 		return (qfile_out_fail(out, err, "write", out->error));
 	if (out->rank < qfile_rank(QREC_SENDER) || out->tmp_path == NULL)
 		return (qfile_out_fail(out, err, "finish incomplete", EINVAL));
+	if (out->rank == qfile_rank(QREC_END)) {
+		/* Ended already: refuse, but the file stays good. */
+		strbuf_sets(err, "queue file already ended");
+		errno = EINVAL;
+		return (-1);
+	}
 	if (qfile_out_chunk_flush(out) < 0
 	    || qfile_out_record(out, QREC_END, "", 0) < 0
 	    || qfile_out_flush(out) < 0)
@@ -586,6 +597,21 @@ qfile_out_finish(struct qfile_out *out, struct strbuf *err)
 	} while (n < 0 && errno == EINTR);
 	if (n != QFILE_SIZE_WIDTH)
 		return (qfile_out_fail(out, err, "write", n < 0 ? errno : EIO));
+	out->rank = qfile_rank(QREC_END);
+	return (0);
+}
+
+/* qfile_out_sync - fsync the ended file, then rename it into incoming/ */
+int
+qfile_out_sync(struct qfile_out *out, struct strbuf *err)
+{
+	char   *dst;
+	int     ret;
+
+	if (out->error)
+		return (qfile_out_fail(out, err, "write", out->error));
+	if (out->rank != qfile_rank(QREC_END) || out->tmp_path == NULL)
+		return (qfile_out_fail(out, err, "sync unended", EINVAL));
 	if (fsync(out->fd) < 0)
 		return (qfile_out_fail(out, err, "fsync", errno));
 
@@ -604,8 +630,16 @@ qfile_out_finish(struct qfile_out *out, struct strbuf *err)
 	}
 	free(dst);
 	out->tmp_path = xfree(out->tmp_path);
-	out->rank = qfile_rank(QREC_END);
 	return (0);
+}
+
+/* qfile_out_finish - end, fsync and rename into incoming/ */
+int
+qfile_out_finish(struct qfile_out *out, struct strbuf *err)
+{
+	if (qfile_out_end(out, err) < 0)
+		return (-1);
+	return (qfile_out_sync(out, err));
 }
 
 /* qfile_dir_sync - fsync a queue folder */

@@ -276,6 +276,60 @@ test_roundtrip_large(void **state)
 	strbuf_free(err);
 }
 
+/* test_end_sync - qfile_out_end() then qfile_out_sync(), in that order */
+static void
+test_end_sync(void **state)
+{
+	struct qdir *q = *state;
+	struct strbuf *err = strbuf_new(0, 0);
+	struct qfile_out *out;
+	struct qfile_msg *msg;
+	char   *path;
+
+	out = qfile_create(q->path, err);
+	assert_non_null(out);
+	/* Not ended: neither may run. */
+	assert_int_equal(qfile_out_end(out, err), -1);
+	assert_int_equal(qfile_abort(out), NULL);
+
+	out = qfile_create(q->path, err);
+	assert_non_null(out);
+	assert_int_equal(qfile_out_sender(out, "a@b"), 0);
+	assert_int_equal(qfile_out_rcpt(out, "c@d", NULL), 0);
+	assert_int_equal(qfile_out_content(out, "Subject: x\r\n\r\nhi\r\n",
+					       19), 0);
+	assert_int_equal(qfile_out_sync(out, err), -1);	/* not ended */
+	assert_int_equal(errno, EINVAL);
+	out = qfile_abort(out);
+
+	out = qfile_create(q->path, err);
+	assert_non_null(out);
+	assert_int_equal(qfile_out_sender(out, "a@b"), 0);
+	assert_int_equal(qfile_out_rcpt(out, "c@d", NULL), 0);
+	assert_int_equal(qfile_out_content(out, "Subject: x\r\n\r\nhi\r\n",
+					       19), 0);
+	path = qfile_path(q->path, "incoming", qfile_out_id(out));
+	assert_int_equal(qfile_out_end(out, err), 0);
+	/* Ended but not synced: still in tmp/, complete on disk. */
+	assert_int_equal(count_files(q, "tmp"), 1);
+	assert_int_equal(count_files(q, "incoming"), 0);
+	assert_int_equal(qfile_out_end(out, err), -1);	/* only once */
+	assert_int_equal(qfile_out_content(out, "x", 1), -1);
+	assert_int_equal(qfile_out_sync(out, err), 0);
+	assert_int_equal(count_files(q, "tmp"), 0);
+	assert_int_equal(count_files(q, "incoming"), 1);
+	assert_int_equal(qfile_out_sync(out, err), -1);	/* renamed once */
+	out = qfile_out_free(out);
+	msg = qfile_read(path, 1, err);
+	if (msg == NULL)
+		fail_msg("%s", err->data);
+	assert_int_equal(msg->size, 19);
+	assert_string_equal(msg->rcpts[0].addr, "c@d");
+	qfile_msg_free(msg);
+	free(path);
+	strbuf_free(err);
+}
+
 /* test_abort - an aborted file leaves nothing behind */
 static void
 test_abort(void **state)
@@ -643,6 +697,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip_exact, qdir_setup,
 						qdir_teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip_large, qdir_setup,
+						qdir_teardown),
+		cmocka_unit_test_setup_teardown(test_end_sync, qdir_setup,
 						qdir_teardown),
 		cmocka_unit_test_setup_teardown(test_abort, qdir_setup,
 						qdir_teardown),
