@@ -89,6 +89,10 @@ def test_bench_smoke_table_is_complete(tmp_path):
         for i, c in enumerate(cells):
             if i == 1 and not deliver:
                 assert c == "n/a"
+            elif i == 2 and c == "n/a":
+                # CPU is counted in 10 ms ticks: a smoke-sized run can
+                # show none for one MTA, and then there is no ratio.
+                pass
             else:
                 assert c.endswith("x") and float(c[:-1]) >= 0, row
 
