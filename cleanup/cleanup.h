@@ -105,7 +105,6 @@ extern void cleanup_session_reply(struct cleanup_sess *, int, const char *);
 extern void cleanup_session_refuse(struct cleanup_sess *, int, const char *);
 
 /* cleanup_header.c */
-extern void cleanup_header_date(char *, size_t, time_t);
 extern int cleanup_content(struct cleanup_sess *, const char *, size_t);
 extern int cleanup_content_end(struct cleanup_sess *);
 

@@ -7,7 +7,6 @@
  *	int	cleanup_content(struct cleanup_sess *s, const char *data,
  *			size_t len)
  *	int	cleanup_content_end(struct cleanup_sess *s)
- *	void	cleanup_header_date(char *buf, size_t size, time_t when)
  *
  * DESCRIPTION
  *	cleanup_content() takes the next piece of content. While the header
@@ -27,9 +26,6 @@
  *	session on the group commit list; or it answers with an error. The session
  *	may be gone when it returns; it returns -1 then, 0 when committing.
  *
- *	cleanup_header_date() formats an RFC 5322 date in local time with a
- *	numeric zone, independent of the locale.
- *
  * DIAGNOSTICS
  *	"QUEUEID: message-id=<...>" for each message (as Postfix's cleanup).
  *	Refused messages: "QUEUEID: reject: reason; from=<...>".
@@ -47,34 +43,12 @@
 #include "hdr.h"
 #include "log.h"
 #include "qfile.h"
+#include "mail_date.h"
 #include "strbuf.h"
 
 #include "cleanup.h"
 
 #define CLEANUP_LOG_MSGID_MAX	200	/* logged Message-ID bytes */
-
-/* cleanup_header_date - RFC 5322 date, local time, numeric zone */
-void
-cleanup_header_date(char *buf, size_t size, time_t when)
-{
-	static const char *const days[] = {
-		"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat",
-	};
-	static const char *const months[] = {
-		"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-	};
-	struct tm tm;
-	long    off;
-
-	localtime_r(&when, &tm);
-	off = tm.tm_gmtoff / 60;
-	snprintf(buf, size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
-		 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 off < 0 ? '-' : '+', (off < 0 ? -off : off) / 60,
-		 (off < 0 ? -off : off) % 60);
-}
 
 /* cleanup_log_msgid - log the Message-ID, printable and bounded */
 static void
@@ -144,7 +118,7 @@ cleanup_header_out(struct cleanup_sess *s)
 	}
 	strbuf_free(msgid);
 	if ((h->seen & HDR_SEEN_DATE) == 0) {
-		cleanup_header_date(date, sizeof(date), now);
+		mail_date(date, sizeof(date), now);
 		strbuf_printf(add, "Date: %s\r\n", date);
 	}
 	cleanup_local_headers(s, h->seen, add);

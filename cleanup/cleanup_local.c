@@ -88,6 +88,7 @@
 #include "conf.h"
 #include "hdr.h"
 #include "log.h"
+#include "mail_date.h"
 #include "qfile.h"
 #include "strbuf.h"
 #include "xmalloc.h"
@@ -206,7 +207,7 @@ cleanup_local_received(struct cleanup_sess *s)
 
 	if (!s->local)
 		return (0);
-	cleanup_header_date(date, sizeof(date), time(NULL));
+	mail_date(date, sizeof(date), time(NULL));
 	rcv = strbuf_new(256, 0);
 	strbuf_printf(rcv, "Received: by %s (Sendarix, from userid %s)\r\n"
 		      "\tid %s; %s\r\n", var_myhostname, s->uid_attr, s->id,

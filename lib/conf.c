@@ -359,9 +359,11 @@ conf_split(char *line, char **name, char **value, struct strbuf *why)
 /*
  * conf_next_line - the next logical line of a main.cf or master.cf text:
  * 1 with the text in line and its first line number in start, 0 at the
- * end, -1 with a message in why
+ * end, -1 with a message in why. Blank and comment lines are skipped,
+ * also between continuation lines; a line that starts with white space
+ * continues the one before, joined with one space.
  */
-static int
+int
 conf_next_line(const char **cpp, const char *end, int *lineno,
 	       struct strbuf *line, int *start, struct strbuf *why)
 {

@@ -61,6 +61,10 @@ extern int conf_parse_int(const char *, long *);
 extern size_t conf_user_count(void);
 extern const char *conf_user_name(size_t);
 
+/* The logical-line reader that main.cf and master.cf share. */
+extern int conf_next_line(const char **, const char *, int *,
+			          struct strbuf *, int *, struct strbuf *);
+
 /* Expand $name and ${name} in a string; caller frees. */
 extern char *conf_expand(const char *);
 

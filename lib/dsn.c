@@ -19,7 +19,6 @@
  *
  *	int	dsn_report_compose(const struct dsn_report *rp,
  *			struct strbuf *out)
- *	void	dsn_date(char *buf, size_t size, time_t when)
  *
  * DESCRIPTION
  *	dsn_xtext_decode() appends the decoding of the xtext "in" (RFC 3461
@@ -69,9 +68,6 @@
  *	control characters replaced, so they cannot end a line or forge a
  *	field. It returns 0, or -1 when "out" reaches its limit.
  *
- *	dsn_date() formats an RFC 5322 date in local time with a numeric
- *	zone, independent of the locale.
- *
  * DIAGNOSTICS
  *	None: nothing here logs or ends the process (but xmalloc).
  *
@@ -85,6 +81,7 @@
 #include <time.h>
 
 #include "dsn.h"
+#include "mail_date.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -325,29 +322,6 @@ dsn_orcpt_canon(const char *value, struct strbuf *out)
 	return (ret);
 }
 
-/* dsn_date - RFC 5322 date, local time, numeric zone */
-void
-dsn_date(char *buf, size_t size, time_t when)
-{
-	static const char *const days[] = {
-		"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat",
-	};
-	static const char *const months[] = {
-		"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-	};
-	struct tm tm;
-	long    off;
-
-	localtime_r(&when, &tm);
-	off = tm.tm_gmtoff / 60;
-	snprintf(buf, size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
-		 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 off < 0 ? '-' : '+', (off < 0 ? -off : off) / 60,
-		 (off < 0 ? -off : off) % 60);
-}
-
 /* dsn_put_clean - append text from outside, one line, bounded */
 static int
 dsn_put_clean(struct strbuf *out, const char *s, size_t max)
@@ -516,7 +490,7 @@ dsn_compose_text(const struct dsn_report *rp, struct strbuf *out)
 		   "Your message could not be delivered yet to the "
 		   "recipients below.\r\n");
 		if (rp->retry_until > 0) {
-			dsn_date(date, sizeof(date), rp->retry_until);
+			mail_date(date, sizeof(date), rp->retry_until);
 			ret |= strbuf_printf(out, "The mail system will keep "
 					     "trying until %s.\r\n", date);
 		} else
@@ -590,7 +564,7 @@ dsn_compose_status(const struct dsn_report *rp, struct strbuf *out)
 		ret |= dsn_put_clean(out, rp->envid, DSN_ENVID_MAX);
 		ret |= strbuf_appends(out, "\r\n");
 	}
-	dsn_date(date, sizeof(date), rp->arrival);
+	mail_date(date, sizeof(date), rp->arrival);
 	ret |= strbuf_printf(out, "Arrival-Date: %s\r\n", date);
 
 	for (i = 0; i < rp->nrcpt; i++) {
@@ -629,10 +603,10 @@ dsn_compose_status(const struct dsn_report *rp, struct strbuf *out)
 			ret |= dsn_put_clean(out, r->reply, DSN_REPLY_MAX);
 			ret |= strbuf_appends(out, "\r\n");
 		}
-		dsn_date(date, sizeof(date), rp->now);
+		mail_date(date, sizeof(date), rp->now);
 		ret |= strbuf_printf(out, "Last-Attempt-Date: %s\r\n", date);
 		if (rp->type == DSN_TYPE_DELAY && rp->retry_until > 0) {
-			dsn_date(date, sizeof(date), rp->retry_until);
+			mail_date(date, sizeof(date), rp->retry_until);
 			ret |= strbuf_printf(out, "Will-Retry-Until: %s\r\n",
 					     date);
 		}
@@ -667,7 +641,7 @@ dsn_report_compose(const struct dsn_report *rp, struct strbuf *out)
 	}
 	eight = dsn_has_8bit(orig, orig_len);
 
-	dsn_date(date, sizeof(date), rp->now);
+	mail_date(date, sizeof(date), rp->now);
 	ret |= strbuf_appends(out, "From: Mail Delivery System "
 			      "<MAILER-DAEMON@");
 	ret |= dsn_put_clean(out, rp->myhostname, 255);

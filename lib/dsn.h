@@ -76,6 +76,5 @@ struct dsn_report {
 };
 
 extern int dsn_report_compose(const struct dsn_report *, struct strbuf *);
-extern void dsn_date(char *, size_t, time_t);
 
 #endif

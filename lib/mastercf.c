@@ -2,7 +2,8 @@
  * mastercf - read master.cf, the table of services
  *
  * SYNOPSIS
- *	#include "mastercf.h"
+ *	#include "conf.h"
+#include "mastercf.h"
  *
  *	struct mastercf *mastercf_load(const char *path, struct strbuf *err)
  *	struct mastercf *mastercf_parse(const char *buf, size_t len,
@@ -61,6 +62,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "mastercf.h"
 #include "strbuf.h"
 #include "xmalloc.h"
@@ -84,63 +86,6 @@ mastercf_set_err(struct strbuf *err, const char *fmt,...)
 	va_start(ap, fmt);
 	(void) strbuf_vprintf(err, fmt, ap);
 	va_end(ap);
-}
-
-/*
- * mastercf_next_line - the next logical line: 1 with the text in line and
- * its first line number in start, 0 at the end, -1 with a message in why
- */
-static int
-mastercf_next_line(const char **cpp, const char *end, int *lineno,
-		   struct strbuf *line, int *start, struct strbuf *why)
-{
-	const char *cp = *cpp;
-	const char *nl;
-	const char *s;
-	const char *e;
-	int     have = 0;
-
-	strbuf_reset(line);
-	while (cp < end) {
-		nl = memchr(cp, '\n', (size_t) (end - cp));
-		e = nl ? nl : end;
-		if (memchr(cp, 0, (size_t) (e - cp)) != NULL) {
-			mastercf_set_err(why, "NUL byte in line");
-			*start = *lineno + 1;
-			return (-1);
-		}
-		for (s = cp; s < e && isspace((unsigned char) *s); s++)
-			 /* void */ ;
-		if (s == e || *s == '#') {
-			(*lineno)++;
-			cp = nl ? nl + 1 : end;
-			continue;
-		}
-		if (s == cp) {
-			if (have)
-				break;
-			have = 1;
-			*start = *lineno + 1;
-		} else if (!have) {
-			mastercf_set_err(why, "continuation line without a "
-					 "line before it");
-			*start = *lineno + 1;
-			return (-1);
-		} else {
-			(void) strbuf_appendc(line, ' ');
-		}
-		while (e > s && isspace((unsigned char) e[-1]))
-			e--;
-		if (strbuf_append(line, s, (size_t) (e - s)) < 0) {
-			mastercf_set_err(why, "line too long");
-			*start = *lineno + 1;
-			return (-1);
-		}
-		(*lineno)++;
-		cp = nl ? nl + 1 : end;
-	}
-	*cpp = cp;
-	return (have);
 }
 
 /*
@@ -537,7 +482,7 @@ mastercf_parse(const char *buf, size_t len, const char *path,
 
 	if (path == NULL)
 		path = "master.cf";
-	while ((got = mastercf_next_line(&cp, end, &lineno, line, &start,
+	while ((got = conf_next_line(&cp, end, &lineno, line, &start,
 					  why)) != 0) {
 		if (got < 0 || mastercf_service(line->data, &svc, why) < 0) {
 			mastercf_set_err(err, "%s, line %d: %s", path, start,

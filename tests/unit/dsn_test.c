@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "dsn.h"
+#include "mail_date.h"
 #include "strbuf.h"
 
 #define DSN_TEST_DATA	"tests/unit/data/dsn/"
@@ -420,7 +421,7 @@ test_date(void **unused_state)
 	char    buf[64];
 
 	(void) unused_state;
-	dsn_date(buf, sizeof(buf), 1795600800);
+	mail_date(buf, sizeof(buf), 1795600800);
 	assert_string_equal(buf, "Wed, 25 Nov 2026 10:00:00 +0000");
 }
 
