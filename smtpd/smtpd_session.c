@@ -507,6 +507,7 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 	char   *value;
 	long long size = -1;
 	int     body_8bit = 0;
+	int     body_seen = 0;
 	int     utf8 = 0;
 	int     dsn_ret = DSN_RET_NONE;
 	char   *envid = NULL;
@@ -562,6 +563,11 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 		if (strcasecmp(param, "SIZE") == 0 && value != NULL) {
 			char   *end;
 
+			if (size >= 0) {
+				smtpd_reply(s, "501 5.5.4 Duplicate SIZE "
+					    "parameter");
+				goto fail;
+			}
 			if (*value < '0' || *value > '9'
 			    || strlen(value) > 19) {
 				smtpd_reply(s, "501 5.5.4 Bad SIZE parameter");
@@ -574,6 +580,11 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 				goto fail;
 			}
 		} else if (strcasecmp(param, "BODY") == 0 && value != NULL) {
+			if (body_seen++) {
+				smtpd_reply(s, "501 5.5.4 Duplicate BODY "
+					    "parameter");
+				goto fail;
+			}
 			if (strcasecmp(value, "8BITMIME") == 0)
 				body_8bit = 1;
 			else if (strcasecmp(value, "7BIT") == 0)
@@ -584,7 +595,11 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 			}
 		} else if (strcasecmp(param, "SMTPUTF8") == 0
 			   && value == NULL) {
-			utf8 = 1;
+			if (utf8++) {
+				smtpd_reply(s, "501 5.5.4 Duplicate SMTPUTF8 "
+					    "parameter");
+				goto fail;
+			}
 		} else if (strcasecmp(param, "RET") == 0) {
 			/* DSN, RFC 3461 4.3. */
 			if (dsn_ret != DSN_RET_NONE || value == NULL

@@ -181,6 +181,19 @@ def test_syntax_errors(mta):
     c.close()
 
 
+def test_duplicate_mail_parameters_refused(mta):
+    c = connect(mta)
+    c.cmd("EHLO c.example")
+    for params, name in (("SIZE=10 SIZE=20", "SIZE"),
+                         ("BODY=8BITMIME BODY=7BIT", "BODY"),
+                         ("SMTPUTF8 SMTPUTF8", "SMTPUTF8")):
+        code, text = c.cmd("MAIL FROM:<a@example.org> " + params)
+        assert (code, text) == (501, "5.5.4 Duplicate %s parameter" % name)
+    # Nothing was started: a clean MAIL still works.
+    assert c.cmd("MAIL FROM:<a@example.org> BODY=8BITMIME")[0] == 250
+    c.close()
+
+
 def test_rset_mid_transaction(mta):
     c = connect(mta)
     c.cmd("EHLO c.example")
