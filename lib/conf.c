@@ -97,7 +97,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,24 +140,6 @@ static const struct conf_param **conf_sorted;	/* table, sorted by name */
 /* Names of the expansions in progress, for the loop warning. */
 static const char *conf_stack[CONF_EXPAND_DEPTH + 1];
 static int conf_depth;
-
-/* conf_set_err - put one message in the caller's buffer */
-static void
-conf_set_err(struct strbuf *err, const char *fmt,...)
-__attribute__((format(printf, 2, 3)));
-
-static void
-conf_set_err(struct strbuf *err, const char *fmt,...)
-{
-	va_list ap;
-
-	if (err == NULL)
-		return;
-	strbuf_reset(err);
-	va_start(ap, fmt);
-	(void) strbuf_vprintf(err, fmt, ap);
-	va_end(ap);
-}
 
 /* conf_hash_name - FNV-1a */
 static unsigned
@@ -338,17 +319,17 @@ conf_split(char *line, char **name, char **value, struct strbuf *why)
 	char   *n;
 
 	if (eq == NULL) {
-		conf_set_err(why, "missing '=' after parameter name");
+		strbuf_setf(why, "missing '=' after parameter name");
 		return (-1);
 	}
 	*eq = 0;
 	n = conf_trim(line);
 	if (*n == 0) {
-		conf_set_err(why, "missing parameter name before '='");
+		strbuf_setf(why, "missing parameter name before '='");
 		return (-1);
 	}
 	if (!conf_valid_name(n, strlen(n))) {
-		conf_set_err(why, "bad parameter name \"%.100s\"", n);
+		strbuf_setf(why, "bad parameter name \"%.100s\"", n);
 		return (-1);
 	}
 	*name = n;
@@ -378,7 +359,7 @@ conf_next_line(const char **cpp, const char *end, int *lineno,
 		nl = memchr(cp, '\n', (size_t) (end - cp));
 		e = nl ? nl : end;
 		if (memchr(cp, 0, (size_t) (e - cp)) != NULL) {
-			conf_set_err(why, "NUL byte in line");
+			strbuf_setf(why, "NUL byte in line");
 			*start = *lineno + 1;
 			return (-1);
 		}
@@ -397,7 +378,7 @@ conf_next_line(const char **cpp, const char *end, int *lineno,
 			have = 1;
 			*start = *lineno + 1;
 		} else if (!have) {
-			conf_set_err(why, "continuation line without a line "
+			strbuf_setf(why, "continuation line without a line "
 				     "before it");
 			*start = *lineno + 1;
 			return (-1);
@@ -411,7 +392,7 @@ conf_next_line(const char **cpp, const char *end, int *lineno,
 		while (e > s && isspace((unsigned char) e[-1]))
 			e--;
 		if (strbuf_append(line, s, (size_t) (e - s)) < 0) {
-			conf_set_err(why, "line too long");
+			strbuf_setf(why, "line too long");
 			*start = *lineno + 1;
 			return (-1);
 		}
@@ -469,7 +450,7 @@ conf_parse_text(const char *buf, size_t len, const char *path,
 	while ((got = conf_next_line(&cp, end, &lineno, line, &start,
 				     why)) != 0) {
 		if (got < 0 || conf_split(line->data, &name, &value, why) < 0) {
-			conf_set_err(err, "%s, line %d: %s", path, start,
+			strbuf_setf(err, "%s, line %d: %s", path, start,
 				     why->data);
 			ret = -1;
 			break;
@@ -531,11 +512,11 @@ conf_read_file(const char *path, size_t *lenp, struct strbuf *err)
 	int     fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		conf_set_err(err, "open %s: %s", path, strerror(errno));
+		strbuf_setf(err, "open %s: %s", path, strerror(errno));
 		return (NULL);
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		conf_set_err(err, "%s: not a regular file", path);
+		strbuf_setf(err, "%s: not a regular file", path);
 		close(fd);
 		return (NULL);
 	}
@@ -545,7 +526,7 @@ conf_read_file(const char *path, size_t *lenp, struct strbuf *err)
 	for (;;) {
 		if (len == size) {
 			if (size >= CONF_FILE_LIMIT) {
-				conf_set_err(err, "%s: file too large", path);
+				strbuf_setf(err, "%s: file too large", path);
 				free(buf);
 				close(fd);
 				return (NULL);
@@ -557,7 +538,7 @@ conf_read_file(const char *path, size_t *lenp, struct strbuf *err)
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
-			conf_set_err(err, "read %s: %s", path, strerror(errno));
+			strbuf_setf(err, "read %s: %s", path, strerror(errno));
 			free(buf);
 			close(fd);
 			return (NULL);
@@ -626,12 +607,12 @@ conf_override(const char *setting, struct strbuf *err)
 	char   *value;
 
 	if (strchr(copy, '\n') != NULL) {
-		conf_set_err(err, "override \"%.100s\": newline in value",
+		strbuf_setf(err, "override \"%.100s\": newline in value",
 			     setting);
 		goto bad;
 	}
 	if (conf_split(copy, &name, &value, why) < 0) {
-		conf_set_err(err, "override \"%.100s\": %s", setting,
+		strbuf_setf(err, "override \"%.100s\": %s", setting,
 			     why->data);
 		goto bad;
 	}

@@ -56,7 +56,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,24 +68,6 @@
 
 #define MASTERCF_FIELDS		8	/* before the arguments */
 #define MASTERCF_FILE_LIMIT	(4 * 1024 * 1024)
-
-/* mastercf_set_err - put one message in the caller's buffer */
-static void
-mastercf_set_err(struct strbuf *err, const char *fmt,...)
-__attribute__((format(printf, 2, 3)));
-
-static void
-mastercf_set_err(struct strbuf *err, const char *fmt,...)
-{
-	va_list ap;
-
-	if (err == NULL)
-		return;
-	strbuf_reset(err);
-	va_start(ap, fmt);
-	(void) strbuf_vprintf(err, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * mastercf_split - split a logical line into words in place; "{ ... }"
@@ -109,14 +90,14 @@ mastercf_split(char *line, char ***wordsp, struct strbuf *why)
 			break;
 		if (*cp == '{') {
 			if ((close = strchr(cp, '}')) == NULL) {
-				mastercf_set_err(why, "missing '}' after "
+				strbuf_setf(why, "missing '}' after "
 						 "\"%.40s\"", cp);
 				free(words);
 				return (-1);
 			}
 			if (close[1] != 0
 			    && !isspace((unsigned char) close[1])) {
-				mastercf_set_err(why, "text after '}' in "
+				strbuf_setf(why, "text after '}' in "
 						 "\"%.40s\"", cp);
 				free(words);
 				return (-1);
@@ -141,7 +122,7 @@ mastercf_split(char *line, char ***wordsp, struct strbuf *why)
 		}
 		words[n++] = w;
 		if (n > INT_MAX / 2) {
-			mastercf_set_err(why, "too many words");
+			strbuf_setf(why, "too many words");
 			free(words);
 			return (-1);
 		}
@@ -359,7 +340,7 @@ mastercf_service(char *line, struct mastercf_service *svc,
 	if ((n = mastercf_split(line, &w, why)) < 0)
 		return (-1);
 	if (n < MASTERCF_FIELDS) {
-		mastercf_set_err(why, "expected at least %d fields (service "
+		strbuf_setf(why, "expected at least %d fields (service "
 				 "type private unpriv chroot wakeup maxproc "
 				 "command), found %d", MASTERCF_FIELDS, n);
 		goto bad;
@@ -369,27 +350,27 @@ mastercf_service(char *line, struct mastercf_service *svc,
 	} else if (strcmp(w[1], "unix") == 0) {
 		bad = mastercf_check_unix(w[0]);
 	} else {
-		mastercf_set_err(why, "service %.100s: bad type \"%.40s\" "
+		strbuf_setf(why, "service %.100s: bad type \"%.40s\" "
 				 "(use inet or unix)", w[0], w[1]);
 		goto bad;
 	}
 	if (bad != NULL) {
-		mastercf_set_err(why, "%s service \"%.100s\": %s", w[1], w[0],
+		strbuf_setf(why, "%s service \"%.100s\": %s", w[1], w[0],
 				 bad);
 		goto bad;
 	}
 	if (mastercf_flag(w[2], 1, &svc->private_) < 0) {
-		mastercf_set_err(why, "service %.100s: bad private field "
+		strbuf_setf(why, "service %.100s: bad private field "
 				 "\"%.40s\" (use y, n or -)", w[0], w[2]);
 		goto bad;
 	}
 	if (mastercf_flag(w[3], 1, &svc->unpriv) < 0) {
-		mastercf_set_err(why, "service %.100s: bad unpriv field "
+		strbuf_setf(why, "service %.100s: bad unpriv field "
 				 "\"%.40s\" (use y, n or -)", w[0], w[3]);
 		goto bad;
 	}
 	if (mastercf_flag(w[4], 0, &svc->chroot) < 0) {
-		mastercf_set_err(why, "service %.100s: bad chroot field "
+		strbuf_setf(why, "service %.100s: bad chroot field "
 				 "\"%.40s\" (use y, n or -)", w[0], w[4]);
 		goto bad;
 	}
@@ -399,19 +380,19 @@ mastercf_service(char *line, struct mastercf_service *svc,
 	if (strcmp(w[5], "-") == 0) {
 		svc->wakeup = 0;
 	} else if (mastercf_number(w[5], len, &svc->wakeup) < 0) {
-		mastercf_set_err(why, "service %.100s: bad wakeup field "
+		strbuf_setf(why, "service %.100s: bad wakeup field "
 				 "\"%.40s\" (use - or seconds)", w[0], w[5]);
 		goto bad;
 	}
 	if (strcmp(w[6], "-") == 0) {
 		svc->maxproc = -1;
 	} else if (mastercf_number(w[6], strlen(w[6]), &svc->maxproc) < 0) {
-		mastercf_set_err(why, "service %.100s: bad maxproc field "
+		strbuf_setf(why, "service %.100s: bad maxproc field "
 				 "\"%.40s\" (use - or a number)", w[0], w[6]);
 		goto bad;
 	}
 	if (*w[7] == 0 || strcmp(w[7], "-") == 0) {
-		mastercf_set_err(why, "service %.100s: missing command", w[0]);
+		strbuf_setf(why, "service %.100s: missing command", w[0]);
 		goto bad;
 	}
 	svc->name = xstrdup(w[0]);
@@ -420,7 +401,7 @@ mastercf_service(char *line, struct mastercf_service *svc,
 	for (i = MASTERCF_FIELDS; i < n; i++) {
 		if (strcmp(w[i], "-o") == 0) {
 			if (i + 1 >= n) {
-				mastercf_set_err(why, "service %.100s: -o "
+				strbuf_setf(why, "service %.100s: -o "
 						 "without name=value", w[0]);
 				goto bad;
 			}
@@ -432,7 +413,7 @@ mastercf_service(char *line, struct mastercf_service *svc,
 			continue;
 		}
 		if ((ov = mastercf_override(arg)) == NULL) {
-			mastercf_set_err(why, "service %.100s: bad override "
+			strbuf_setf(why, "service %.100s: bad override "
 					 "\"-o %.100s\" (use -o name=value)",
 					 w[0], arg);
 			goto bad;
@@ -485,7 +466,7 @@ mastercf_parse(const char *buf, size_t len, const char *path,
 	while ((got = conf_next_line(&cp, end, &lineno, line, &start,
 					  why)) != 0) {
 		if (got < 0 || mastercf_service(line->data, &svc, why) < 0) {
-			mastercf_set_err(err, "%s, line %d: %s", path, start,
+			strbuf_setf(err, "%s, line %d: %s", path, start,
 					 why->data);
 			goto bad;
 		}
@@ -493,7 +474,7 @@ mastercf_parse(const char *buf, size_t len, const char *path,
 		for (i = 0; i < cf->count; i++) {
 			if (strcmp(cf->svc[i].name, svc.name) == 0
 			    && strcmp(cf->svc[i].type, svc.type) == 0) {
-				mastercf_set_err(err, "%s, line %d: "
+				strbuf_setf(err, "%s, line %d: "
 						 "duplicate service %s/%s "
 						 "(first on line %d)", path,
 						 start, svc.name, svc.type,
@@ -532,11 +513,11 @@ mastercf_load(const char *path, struct strbuf *err)
 	int     fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		mastercf_set_err(err, "open %s: %s", path, strerror(errno));
+		strbuf_setf(err, "open %s: %s", path, strerror(errno));
 		return (NULL);
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		mastercf_set_err(err, "%s: not a regular file", path);
+		strbuf_setf(err, "%s: not a regular file", path);
 		close(fd);
 		return (NULL);
 	}
@@ -544,7 +525,7 @@ mastercf_load(const char *path, struct strbuf *err)
 	for (;;) {
 		if (len == size) {
 			if (size >= MASTERCF_FILE_LIMIT) {
-				mastercf_set_err(err, "%s: file too large",
+				strbuf_setf(err, "%s: file too large",
 						 path);
 				free(buf);
 				close(fd);
@@ -557,7 +538,7 @@ mastercf_load(const char *path, struct strbuf *err)
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
-			mastercf_set_err(err, "read %s: %s", path,
+			strbuf_setf(err, "read %s: %s", path,
 					 strerror(errno));
 			free(buf);
 			close(fd);

@@ -10,6 +10,7 @@
  *	int	strbuf_appendc(struct strbuf *sb, int ch)
  *	int	strbuf_printf(struct strbuf *sb, const char *fmt, ...)
  *	int	strbuf_vprintf(struct strbuf *sb, const char *fmt, va_list ap)
+ *	int	strbuf_setf(struct strbuf *sb, const char *fmt, ...)
  *	int	strbuf_set(struct strbuf *sb, const void *data, size_t len)
  *	int	strbuf_sets(struct strbuf *sb, const char *str)
  *	void	strbuf_truncate(struct strbuf *sb, size_t len)
@@ -25,7 +26,9 @@
  *
  *	The append and set functions return 0, or -1 when the result would be
  *	longer than the limit; the buffer is then left as it was.
- *	strbuf_printf() appends formatted text.
+ *	strbuf_printf() appends formatted text. strbuf_setf() replaces the
+ *	content with formatted text; it is meant for optional error buffers
+ *	and does nothing (returning 0) when sb is NULL.
  *
  *	strbuf_truncate() shortens the buffer (never lengthens it).
  *	strbuf_consume() drops "len" bytes from the front.
@@ -179,6 +182,22 @@ strbuf_printf(struct strbuf *sb, const char *fmt,...)
 	va_list ap;
 	int     ret;
 
+	va_start(ap, fmt);
+	ret = strbuf_vprintf(sb, fmt, ap);
+	va_end(ap);
+	return (ret);
+}
+
+/* strbuf_setf - replace the content with formatted text */
+int
+strbuf_setf(struct strbuf *sb, const char *fmt,...)
+{
+	va_list ap;
+	int     ret;
+
+	if (sb == NULL)
+		return (0);
+	strbuf_reset(sb);
 	va_start(ap, fmt);
 	ret = strbuf_vprintf(sb, fmt, ap);
 	va_end(ap);

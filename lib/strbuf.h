@@ -30,6 +30,8 @@ extern int strbuf_printf(struct strbuf *, const char *,...)
 		__attribute__((format(printf, 2, 3)));
 extern int strbuf_vprintf(struct strbuf *, const char *, va_list)
 		__attribute__((format(printf, 2, 0)));
+extern int strbuf_setf(struct strbuf *, const char *,...)
+		__attribute__((format(printf, 2, 3)));
 extern int strbuf_set(struct strbuf *, const void *, size_t);
 extern int strbuf_sets(struct strbuf *, const char *);
 extern void strbuf_truncate(struct strbuf *, size_t);

@@ -111,6 +111,20 @@ test_consume_truncate(void **unused_state)
 	assert_null(strbuf_free(NULL));
 }
 
+/* test_setf - replace with formatted text; NULL is a no-op */
+static void
+test_setf(void **unused_state)
+{
+	struct strbuf *sb = strbuf_new(0, 0);
+
+	(void) unused_state;
+	strbuf_sets(sb, "old text");
+	assert_int_equal(strbuf_setf(sb, "%s, line %d", "main.cf", 3), 0);
+	assert_string_equal(sb->data, "main.cf, line 3");
+	assert_int_equal(strbuf_setf(NULL, "ignored %d", 1), 0);
+	strbuf_free(sb);
+}
+
 int
 main(void)
 {
@@ -120,6 +134,7 @@ main(void)
 		cmocka_unit_test(test_limit),
 		cmocka_unit_test(test_printf),
 		cmocka_unit_test(test_consume_truncate),
+		cmocka_unit_test(test_setf),
 	};
 
 	return (cmocka_run_group_tests_name("strbuf", strbuf_tests, NULL, NULL));
