@@ -235,6 +235,10 @@ queue_status_name(int status)
 		return ("suppressed");
 	case QSTAT_EXPIRED:
 		return ("expired");
+	case QSTAT_FAILED:
+		return ("bounced, notice pending");
+	case QSTAT_NOTIFY:
+		return ("delivered, notice pending");
 	default:
 		return ("unknown");
 	}

@@ -86,6 +86,24 @@
  *	qfile_set_status() overwrites the status byte of one recipient at
  *	"offset" (qfile_rcpt.status_offset) and fdatasyncs; 0 or -1.
  *
+ *	qfile_mark() sets the status byte at "offset" to "status" when it
+ *	now holds "from" (any valid status byte when "from" is 0), without
+ *	a sync: the byte is in the page cache at once, so a process that
+ *	dies after qfile_mark() returned has recorded the outcome; only a
+ *	crash of the whole host can lose it, and then the recipient is
+ *	tried again (at least once, as Postfix's delivery agents do). It
+ *	returns 1 when it wrote, 0 when the byte held something else (the
+ *	outcome was recorded before: leave it), or -1 with errno (EINVAL:
+ *	"offset" is not a status byte).
+ *
+ *	qfile_lock() takes a shared lock on an open queue file
+ *	(QFILE_LOCK_SHARED, waits), as a delivery agent or bounce does
+ *	while it works on a message, or tries an exclusive one and lets
+ *	it go at once (QFILE_LOCK_TRY): 0 when nobody holds a lock, -1
+ *	with errno EWOULDBLOCK when someone does. qmgr uses the try before
+ *	it hands a message out, so that a message an earlier qmgr handed
+ *	out (before a crash or a reload) is not delivered twice at once.
+ *
  *	qfile_id_make() formats a queue ID: 7 characters of seconds, 4 of
  *	microseconds, then the inode (at least one character), in base 32
  *	with the alphabet QFILE_ID_ALPHABET, whose ASCII order is its
@@ -108,6 +126,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <errno.h>
@@ -848,11 +867,7 @@ qfile_parse(const char *buf, size_t len, int want_content,
 			msg->nattrs++;
 			break;
 		case QREC_RCPT:
-			if (dlen < 2 || (data[0] != QSTAT_PENDING
-					 && data[0] != QSTAT_SENT
-					 && data[0] != QSTAT_BOUNCED
-					 && data[0] != QSTAT_SUPPRESSED
-					 && data[0] != QSTAT_EXPIRED)
+			if (dlen < 2 || !QSTAT_VALID(data[0])
 			    || data[1] == '\t')
 				return (qfile_bad(msg, err, start, "bad recipient record"));
 			if (msg->nrcpts == rcap) {
@@ -1020,4 +1035,54 @@ qfile_set_status(int fd, off_t offset, int status)
 		return (-1);
 	}
 	return (fdatasync(fd));
+}
+
+/* qfile_mark - set a status byte that holds "from"; no sync */
+int
+qfile_mark(int fd, off_t offset, int from, int status)
+{
+	char    c;
+	ssize_t n;
+
+	do {
+		n = pread(fd, &c, 1, offset);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		errno = n < 0 ? errno : EINVAL;
+		return (-1);
+	}
+	if (!QSTAT_VALID(c)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	if ((from != 0 && c != from) || c == status)
+		return (0);
+	c = (char) status;
+	do {
+		n = pwrite(fd, &c, 1, offset);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		if (n >= 0)
+			errno = EIO;
+		return (-1);
+	}
+	return (1);
+}
+
+/* qfile_lock - shared lock, or a try for an exclusive one */
+int
+qfile_lock(int fd, int how)
+{
+	int     ret;
+
+	if (how == QFILE_LOCK_SHARED) {
+		do {
+			ret = flock(fd, LOCK_SH);
+		} while (ret < 0 && errno == EINTR);
+		return (ret);
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return (-1);
+	(void) flock(fd, LOCK_UN);
+	return (0);
 }

@@ -40,11 +40,26 @@ struct strbuf;
 #define QFILE_CHUNK	65536		/* largest C record written */
 #define QFILE_ID_MAX	32
 
+/*
+ * Recipient status bytes. PENDING is the only state that is delivered;
+ * FAILED and NOTIFY are final for delivery but still owe the sender a
+ * notice: the delivery agent sets them the moment it learns the outcome,
+ * and bounce sets the final byte (BOUNCED, SENT) once the notice is
+ * queued. So each outcome and each notice happens once, also when a
+ * process dies in between (docs/decisions.md "Exactly once").
+ */
 #define QSTAT_PENDING	'-'
 #define QSTAT_SENT	'D'		/* delivered */
-#define QSTAT_BOUNCED	'B'
+#define QSTAT_BOUNCED	'B'		/* failed, sender notified */
 #define QSTAT_SUPPRESSED 'S'
-#define QSTAT_EXPIRED	'X'
+#define QSTAT_EXPIRED	'X'		/* expired, sender notified */
+#define QSTAT_FAILED	'F'		/* failed, failure notice owed */
+#define QSTAT_NOTIFY	'N'		/* relayed, success notice owed */
+
+#define QSTAT_VALID(c)	((c) == QSTAT_PENDING || (c) == QSTAT_SENT \
+			 || (c) == QSTAT_BOUNCED || (c) == QSTAT_SUPPRESSED \
+			 || (c) == QSTAT_EXPIRED || (c) == QSTAT_FAILED \
+			 || (c) == QSTAT_NOTIFY)
 
 /* Queue names, the subfolders of queue_directory. */
 #define QUEUE_TMP	"tmp"
@@ -103,6 +118,11 @@ extern struct qfile_msg *qfile_parse(const char *, size_t, int,
 extern struct qfile_msg *qfile_msg_free(struct qfile_msg *);
 extern const char *qfile_msg_attr(const struct qfile_msg *, const char *);
 extern int qfile_set_status(int, off_t, int);
+extern int qfile_mark(int, off_t, int, int);
+extern int qfile_lock(int, int);
+
+#define QFILE_LOCK_SHARED	0	/* a delivery agent or bounce */
+#define QFILE_LOCK_TRY		1	/* qmgr: is anyone working on it? */
 
 /* Queue IDs and paths. */
 extern int qfile_id_make(char *, size_t, long, long, unsigned long long);
