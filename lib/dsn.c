@@ -35,7 +35,8 @@
  *	the order SUCCESS,FAILURE,DELAY; "" for 0) into "buf" and returns
  *	it. dsn_notify_wants() says whether a recipient with these flags
  *	asked for a notice of this DSN_TYPE_*: without NOTIFY= failures
- *	and delays are reported (RFC 3461 4.1 leaves DELAY to the MTA).
+ *	and delays are reported (RFC 3461 4.1 leaves DELAY to the MTA),
+ *	success only with NOTIFY=SUCCESS.
  *
  *	dsn_ret_parse() reads a RET= value (FULL, HDRS, any case) and
  *	returns DSN_RET_FULL, DSN_RET_HDRS or -1; dsn_ret_str() is the
@@ -55,15 +56,28 @@
  *	next MTA. It returns 0 or -1.
  *
  *	dsn_type_parse() maps the bounce request's type (failure, delay,
- *	expired) to DSN_TYPE_*, or -1.
+ *	expired, success) to DSN_TYPE_*, or -1.
  *
  *	dsn_report_compose() appends a whole notification message to
  *	"out": header section, then a multipart/report (RFC 6522) with a
  *	text/plain explanation, a message/delivery-status part (RFC 3464)
  *	and the original: message/rfc822 with the whole message when it
- *	fits in rp->size_limit and RET is not HDRS and this is not a
- *	delay notice, else text/rfc822-headers with its header section
- *	(cut at a line end to fit the limit). Every line ends in CRLF.
+ *	fits in rp->size_limit and RET is not HDRS and this is a failure
+ *	or expired notice, else text/rfc822-headers with its header
+ *	section (cut at a line end to fit the limit): RFC 3461 4.3 has
+ *	RET apply only to notices of failure, and a notice without one
+ *	(delay, success) return the headers only, whatever RET says.
+ *	Every line ends in CRLF.
+ *
+ *	The kinds differ in Action: failed (failure, expired), delayed,
+ *	or relayed/delivered (success, from rcpt->action), in the Status
+ *	used when a recipient has none (5.0.0, 4.4.7 for expired, 4.0.0,
+ *	2.0.0), in the Subject and in the explanation: an expired notice
+ *	says the message could not be delivered within rp->lifetime
+ *	(maximal_queue_lifetime) and gives each recipient's last reason.
+ *	Diagnostic-Code is "smtp; REPLY" when the reason holds a remote
+ *	reply (also inside smtp-out's "host NAME[ADDR] said: REPLY (in
+ *	reply to CMD command)"), else "X-Sendarix; REASON".
  *	Values taken from the original (addresses, replies, ENVID) have
  *	control characters replaced, so they cannot end a line or forge a
  *	field. It returns 0, or -1 when "out" reaches its limit.
@@ -215,6 +229,9 @@ dsn_notify_wants(int flags, int type)
 {
 	if (flags & DSN_NOTIFY_NEVER)
 		return (0);
+	/* Success notices only on request (RFC 3461 4.1). */
+	if (type == DSN_TYPE_SUCCESS)
+		return ((flags & DSN_NOTIFY_SUCCESS) != 0);
 	if (flags == 0)
 		return (1);
 	if (type == DSN_TYPE_DELAY)
@@ -251,6 +268,8 @@ dsn_type_parse(const char *value)
 		return (DSN_TYPE_DELAY);
 	if (strcmp(value, "expired") == 0)
 		return (DSN_TYPE_EXPIRED);
+	if (strcmp(value, "success") == 0)
+		return (DSN_TYPE_SUCCESS);
 	return (-1);
 }
 
@@ -423,6 +442,56 @@ dsn_reply_is_smtp(const struct dsn_rcpt *r)
 		&& (p[3] == ' ' || p[3] == '-' || p[3] == 0));
 }
 
+/* dsn_smtp_reply - the remote reply in a reason, or NULL; length in *lenp */
+static const char *
+dsn_smtp_reply(const struct dsn_rcpt *r, size_t *lenp)
+{
+	static const char said[] = " said: ";
+	static const char tail[] = " command)";
+	const char *p = r->reply;
+	const char *cp;
+	const char *in;
+	size_t  len;
+
+	if (!dsn_relay_known(r->relay) || p == NULL)
+		return (NULL);
+	/* smtp-out's "host NAME[ADDR] said: REPLY (in reply to CMD command)" */
+	if (strncmp(p, "host ", 5) == 0 && (cp = strstr(p, said)) != NULL)
+		p = cp + sizeof(said) - 1;
+	if (!((p[0] == '2' || p[0] == '4' || p[0] == '5')
+	      && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9'
+	      && (p[3] == ' ' || p[3] == '-' || p[3] == 0)))
+		return (NULL);
+	len = strlen(p);
+	if (p != r->reply && len > sizeof(tail) - 1
+	    && strcmp(p + len - (sizeof(tail) - 1), tail) == 0
+	    && (in = strstr(p, " (in reply to ")) != NULL)
+		len = (size_t) (in - p);
+	*lenp = len;
+	return (p);
+}
+
+/* dsn_lifetime - "5 days", "12 hours", "90 seconds" */
+static void
+dsn_lifetime(long secs, char *buf, size_t size)
+{
+	if (secs % 86400 == 0)
+		snprintf(buf, size, "%ld day%s", secs / 86400,
+			 secs == 86400 ? "" : "s");
+	else if (secs % 3600 == 0)
+		snprintf(buf, size, "%ld hour%s", secs / 3600,
+			 secs == 3600 ? "" : "s");
+	else
+		snprintf(buf, size, "%ld second%s", secs, secs == 1 ? "" : "s");
+}
+
+/* dsn_delivered - did a success notice's recipient reach its mailbox? */
+static int
+dsn_delivered(const struct dsn_rcpt *r)
+{
+	return (r->action != NULL && strcmp(r->action, "delivered") == 0);
+}
+
 /* dsn_relay_host - the host name part of "host[addr]:port" */
 static void
 dsn_relay_host(const char *relay, char *buf, size_t size)
@@ -467,19 +536,18 @@ dsn_has_8bit(const char *p, size_t len)
 	return (0);
 }
 
-/* dsn_compose_text - the human-readable part */
+/* dsn_compose_intro - the explanation before the recipients */
 static int
-dsn_compose_text(const struct dsn_report *rp, struct strbuf *out)
+dsn_compose_intro(const struct dsn_report *rp, struct strbuf *out)
 {
-	const struct dsn_rcpt *r;
-	struct strbuf *entry;
 	char    date[64];
+	char    life[64];
 	size_t  i;
+	int     relayed = 0;
 	int     ret = 0;
 
-	ret |= strbuf_printf(out, "This is the mail system at host %s.\r\n"
-			     "\r\n", rp->myhostname);
-	if (rp->type == DSN_TYPE_DELAY) {
+	switch (rp->type) {
+	case DSN_TYPE_DELAY:
 		ret |= strbuf_appends(out,
 		   "####################################################"
 		   "################\r\n"
@@ -496,19 +564,78 @@ dsn_compose_text(const struct dsn_report *rp, struct strbuf *out)
 		} else
 			ret |= strbuf_appends(out, "The mail system will keep "
 					      "trying.\r\n");
-	} else {
+		return (ret ? -1 : 0);
+	case DSN_TYPE_SUCCESS:
+		for (i = 0; i < rp->nrcpt; i++)
+			if (!dsn_delivered(rp->rcpts + i))
+				relayed = 1;
+		ret |= strbuf_appends(out,
+		   "Your message was successfully delivered to the "
+		   "destinations listed\r\n"
+		   "below, as you asked.\r\n");
+		if (relayed)
+			ret |= strbuf_appends(out, "\r\n"
+			   "Where it says \"relayed\", the message was handed "
+			   "to a mail system\r\n"
+			   "that does not offer delivery notifications: you "
+			   "will receive no\r\n"
+			   "further notice of success from there, but you may "
+			   "still receive\r\n"
+			   "notices of delivery errors from other systems.\r\n");
+		return (ret ? -1 : 0);
+	case DSN_TYPE_EXPIRED:
+		if (rp->lifetime > 0)
+			dsn_lifetime(rp->lifetime, life, sizeof(life));
+		ret |= strbuf_appends(out,
+		   "I'm sorry to have to inform you that your message "
+		   "could not\r\n"
+		   "be delivered to one or more recipients within the "
+		   "time the mail\r\n");
+		if (rp->lifetime > 0)
+			ret |= strbuf_printf(out, "system keeps trying "
+					     "(maximal_queue_lifetime, %s).\r\n",
+					     life);
+		else
+			ret |= strbuf_appends(out, "system keeps trying "
+					      "(maximal_queue_lifetime).\r\n");
+		ret |= strbuf_appends(out,
+		   "It's attached below, with the last reason each "
+		   "recipient could\r\n"
+		   "not be reached.\r\n");
+		break;
+	default:
 		ret |= strbuf_appends(out,
 		   "I'm sorry to have to inform you that your message "
 		   "could not\r\n"
 		   "be delivered to one or more recipients. It's attached "
-		   "below.\r\n\r\n"
-		   "For further assistance, please send mail to "
-		   "postmaster.\r\n\r\n"
-		   "If you do so, please include this problem report. You "
-		   "can\r\n"
-		   "delete your own text from the attached returned "
-		   "message.\r\n");
+		   "below.\r\n");
+		break;
 	}
+	ret |= strbuf_appends(out, "\r\n"
+	   "For further assistance, please send mail to "
+	   "postmaster.\r\n\r\n"
+	   "If you do so, please include this problem report. You "
+	   "can\r\n"
+	   "delete your own text from the attached returned "
+	   "message.\r\n");
+	return (ret ? -1 : 0);
+}
+
+/* dsn_compose_text - the human-readable part */
+static int
+dsn_compose_text(const struct dsn_report *rp, struct strbuf *out)
+{
+	const struct dsn_rcpt *r;
+	struct strbuf *entry;
+	const char *rb;
+	char   *rtext;
+	size_t  rlen;
+	size_t  i;
+	int     ret = 0;
+
+	ret |= strbuf_printf(out, "This is the mail system at host %s.\r\n"
+			     "\r\n", rp->myhostname);
+	ret |= dsn_compose_intro(rp, out);
 	ret |= strbuf_appends(out,
 			      "\r\n                   The mail system\r\n");
 	entry = strbuf_new(256, 0);
@@ -518,22 +645,38 @@ dsn_compose_text(const struct dsn_report *rp, struct strbuf *out)
 		strbuf_appends(entry, "<");
 		dsn_put_clean(entry, r->addr, DSN_ADDR_MAX);
 		strbuf_appends(entry, ">: ");
-		if (dsn_reply_is_smtp(r)) {
-			/* "host name[addr] said:", as Postfix: no port. */
-			const char *rb = strchr(r->relay, ']');
-			size_t  rlen = rb ? (size_t) (rb - r->relay) + 1 :
+		/* "host name[addr]", as Postfix: no port. */
+		rtext = NULL;
+		if (dsn_relay_known(r->relay)) {
+			rb = strchr(r->relay, ']');
+			rlen = rb ? (size_t) (rb - r->relay) + 1 :
 				strlen(r->relay);
-			char   *rtext = xstrndup(r->relay, rlen);
-
-			strbuf_appends(entry, "host ");
-			dsn_put_clean(entry, rtext, DSN_ADDR_MAX);
-			strbuf_appends(entry, " said: ");
-			xfree(rtext);
+			rtext = xstrndup(r->relay, rlen);
 		}
-		dsn_put_clean(entry, r->reply && *r->reply ? r->reply :
-			      rp->type == DSN_TYPE_DELAY ?
-			      "delivery temporarily suspended" :
-			      "delivery failed", DSN_REPLY_MAX);
+		if (rp->type == DSN_TYPE_SUCCESS) {
+			strbuf_appends(entry, dsn_delivered(r) ? "delivered" :
+				       "relayed");
+			if (rtext) {
+				strbuf_appends(entry, " to host ");
+				dsn_put_clean(entry, rtext, DSN_ADDR_MAX);
+			}
+			if (r->reply && *r->reply) {
+				strbuf_appends(entry, rtext ? ", which said: " :
+					       ": ");
+				dsn_put_clean(entry, r->reply, DSN_REPLY_MAX);
+			}
+		} else {
+			if (rtext && dsn_reply_is_smtp(r)) {
+				strbuf_appends(entry, "host ");
+				dsn_put_clean(entry, rtext, DSN_ADDR_MAX);
+				strbuf_appends(entry, " said: ");
+			}
+			dsn_put_clean(entry, r->reply && *r->reply ? r->reply :
+				      rp->type == DSN_TYPE_DELAY ?
+				      "delivery temporarily suspended" :
+				      "delivery failed", DSN_REPLY_MAX);
+		}
+		xfree(rtext);
 		ret |= strbuf_appends(out, "\r\n");
 		ret |= dsn_put_wrapped(out, entry->data, entry->len);
 	}
@@ -549,6 +692,8 @@ dsn_compose_status(const struct dsn_report *rp, struct strbuf *out)
 	char    date[64];
 	char    host[256];
 	const char *semi;
+	const char *smtp;
+	size_t  slen;
 	size_t  i;
 	int     ret = 0;
 
@@ -584,22 +729,34 @@ dsn_compose_status(const struct dsn_report *rp, struct strbuf *out)
 			ret |= strbuf_appends(out, "\r\n");
 		}
 		ret |= strbuf_printf(out, "Action: %s\r\n",
-				     rp->type == DSN_TYPE_DELAY ?
-				     "delayed" : "failed");
+				     rp->type == DSN_TYPE_DELAY ? "delayed" :
+				     rp->type != DSN_TYPE_SUCCESS ? "failed" :
+				     dsn_delivered(r) ? "delivered" :
+				     "relayed");
 		ret |= strbuf_printf(out, "Status: %s\r\n",
-				     dsn_status_valid(r->dsn) ? r->dsn :
-				     rp->type == DSN_TYPE_DELAY ?
-				     "4.0.0" : "5.0.0");
+				     dsn_status_valid(r->dsn)
+				     && (rp->type == DSN_TYPE_SUCCESS) ==
+				     (r->dsn[0] == '2') ? r->dsn :
+				     rp->type == DSN_TYPE_DELAY ? "4.0.0" :
+				     rp->type == DSN_TYPE_EXPIRED ? "4.4.7" :
+				     rp->type == DSN_TYPE_SUCCESS ? "2.0.0" :
+				     "5.0.0");
 		if (dsn_relay_known(r->relay)) {
 			dsn_relay_host(r->relay, host, sizeof(host));
 			ret |= strbuf_appends(out, "Remote-MTA: dns; ");
 			ret |= dsn_put_clean(out, host, sizeof(host));
 			ret |= strbuf_appends(out, "\r\n");
 		}
-		if (r->reply && *r->reply) {
-			ret |= strbuf_appends(out, "Diagnostic-Code: ");
-			ret |= strbuf_appends(out, dsn_reply_is_smtp(r) ?
-					      "smtp; " : "X-Sendarix; ");
+		if ((smtp = dsn_smtp_reply(r, &slen)) != NULL) {
+			char   *text = xstrndup(smtp, slen);
+
+			ret |= strbuf_appends(out, "Diagnostic-Code: smtp; ");
+			ret |= dsn_put_clean(out, text, DSN_REPLY_MAX);
+			ret |= strbuf_appends(out, "\r\n");
+			xfree(text);
+		} else if (r->reply && *r->reply) {
+			ret |= strbuf_appends(out, "Diagnostic-Code: "
+					      "X-Sendarix; ");
 			ret |= dsn_put_clean(out, r->reply, DSN_REPLY_MAX);
 			ret |= strbuf_appends(out, "\r\n");
 		}
@@ -627,8 +784,9 @@ dsn_report_compose(const struct dsn_report *rp, struct strbuf *out)
 	int     ret = 0;
 
 	/* What goes back: the whole message, or its header section. */
-	full = rp->type != DSN_TYPE_DELAY && rp->ret != DSN_RET_HDRS
-		&& orig_len <= rp->size_limit;
+	/* RET applies to failures only (RFC 3461 4.3): others get headers. */
+	full = (rp->type == DSN_TYPE_FAILURE || rp->type == DSN_TYPE_EXPIRED)
+		&& rp->ret != DSN_RET_HDRS && orig_len <= rp->size_limit;
 	if (!full) {
 		hlen = dsn_header_len(orig, orig_len);
 		if (hlen > rp->size_limit) {
@@ -650,6 +808,8 @@ dsn_report_compose(const struct dsn_report *rp, struct strbuf *out)
 	ret |= strbuf_printf(out, ">\r\nSubject: %s\r\n",
 			     rp->type == DSN_TYPE_DELAY ?
 			     "Delayed Mail (still being retried)" :
+			     rp->type == DSN_TYPE_SUCCESS ?
+			     "Successful Mail Delivery Report" :
 			     "Undelivered Mail Returned to Sender");
 	ret |= strbuf_printf(out, "Date: %s\r\n", date);
 	ret |= strbuf_printf(out, "Message-ID: <%s>\r\n", rp->message_id);
@@ -681,12 +841,12 @@ dsn_report_compose(const struct dsn_report *rp, struct strbuf *out)
 	ret |= strbuf_printf(out, "\r\n--%s\r\n"
 			     "Content-Description: %s\r\n"
 			     "Content-Type: %s\r\n", rp->boundary,
-			     full ? (rp->type == DSN_TYPE_DELAY ?
-				     "Delayed Message" :
-				     "Undelivered Message") :
-			     (rp->type == DSN_TYPE_DELAY ?
-			      "Delayed Message Headers" :
-			      "Undelivered Message Headers"),
+			     full ? "Undelivered Message" :
+			     rp->type == DSN_TYPE_DELAY ?
+			     "Delayed Message Headers" :
+			     rp->type == DSN_TYPE_SUCCESS ?
+			     "Delivered Message Headers" :
+			     "Undelivered Message Headers",
 			     full ? "message/rfc822" : "text/rfc822-headers");
 	if (eight)
 		ret |= strbuf_appends(out,

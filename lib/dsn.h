@@ -26,6 +26,7 @@ struct strbuf;
 #define DSN_TYPE_FAILURE	1
 #define DSN_TYPE_DELAY		2
 #define DSN_TYPE_EXPIRED	3
+#define DSN_TYPE_SUCCESS	4
 
 #define DSN_ENVID_MAX	100		/* RFC 3461 4.4, decoded */
 #define DSN_ORCPT_MAX	500		/* RFC 3461 4.2, encoded */
@@ -53,6 +54,7 @@ struct dsn_rcpt {
 	const char *dsn;		/* X.Y.Z */
 	const char *relay;		/* host[addr]:port, "none" or NULL */
 	const char *reply;		/* remote reply or own reason */
+	const char *action;		/* success: "delivered", else relayed */
 };
 
 /* Everything a report is made of; nothing here is read from outside. */
@@ -66,6 +68,7 @@ struct dsn_report {
 	time_t  arrival;		/* of the original */
 	time_t  now;			/* Date:, Last-Attempt-Date: */
 	time_t  retry_until;		/* Will-Retry-Until (delay); 0: none */
+	long    lifetime;		/* expired: maximal_queue_lifetime; 0 */
 	const char *message_id;		/* without <> */
 	const char *boundary;
 	const struct dsn_rcpt *rcpts;

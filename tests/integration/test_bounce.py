@@ -352,7 +352,7 @@ def test_bad_requests(mta_factory, case):
     elif case == "bad-queue":
         r = bounce_request(mta, qid, one, queue_file="tmp/" + qid)
     elif case == "bad-type":
-        r = bounce_request(mta, qid, one, type_="success")
+        r = bounce_request(mta, qid, one, type_="bogus")
     elif case == "no-rcpt":
         r = bounce_request(mta, qid, [])
     elif case == "dsn-first":

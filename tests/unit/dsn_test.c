@@ -134,6 +134,12 @@ test_notify(void **unused_state)
 	assert_false(dsn_notify_wants(DSN_NOTIFY_FAILURE, DSN_TYPE_DELAY));
 	assert_true(dsn_notify_wants(DSN_NOTIFY_DELAY, DSN_TYPE_DELAY));
 	assert_false(dsn_notify_wants(DSN_NOTIFY_DELAY, DSN_TYPE_FAILURE));
+	/* Success only when asked for. */
+	assert_false(dsn_notify_wants(0, DSN_TYPE_SUCCESS));
+	assert_false(dsn_notify_wants(DSN_NOTIFY_FAILURE, DSN_TYPE_SUCCESS));
+	assert_true(dsn_notify_wants(DSN_NOTIFY_SUCCESS, DSN_TYPE_SUCCESS));
+	assert_true(dsn_notify_wants(DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY,
+				     DSN_TYPE_SUCCESS));
 }
 
 /* test_ret_type - RET= and the request's type */
@@ -151,6 +157,7 @@ test_ret_type(void **unused_state)
 	assert_int_equal(dsn_type_parse("failure"), DSN_TYPE_FAILURE);
 	assert_int_equal(dsn_type_parse("delay"), DSN_TYPE_DELAY);
 	assert_int_equal(dsn_type_parse("expired"), DSN_TYPE_EXPIRED);
+	assert_int_equal(dsn_type_parse("success"), DSN_TYPE_SUCCESS);
 	assert_int_equal(dsn_type_parse("FAILURE"), -1);
 	assert_int_equal(dsn_type_parse(""), -1);
 }
@@ -264,10 +271,10 @@ static const char dsn_test_msg[] =
 static const struct dsn_rcpt dsn_test_rcpts[] = {
 	{"bob@example.com", "rfc822;Bob@Example.COM", "5.1.1",
 	 "mx.example.com[192.0.2.1]:25",
-	 "550 5.1.1 <bob@example.com>: Recipient address rejected"},
+	 "550 5.1.1 <bob@example.com>: Recipient address rejected", NULL},
 	{"carol@example.net", NULL, "5.4.4", "none",
-	"Host or domain name not found\r\nInjected: header"},
-	{"dave@example.org", NULL, "bogus", NULL, ""},
+	"Host or domain name not found\r\nInjected: header", NULL},
+	{"dave@example.org", NULL, "bogus", NULL, "", NULL},
 };
 
 /* report_base - the fixed inputs of the fixtures */
@@ -329,7 +336,7 @@ test_report_delay(void **unused_state)
 	static const struct dsn_rcpt rcpt[] = {
 		{"bob@example.com", NULL, "4.2.0",
 		 "mx.example.com[192.0.2.1]:25",
-		"451 4.2.0 Mailbox busy, try again"},
+		"451 4.2.0 Mailbox busy, try again", NULL},
 	};
 	struct dsn_report rp;
 	struct strbuf *out = strbuf_new(0, 0);
@@ -342,6 +349,58 @@ test_report_delay(void **unused_state)
 	rp.retry_until = rp.arrival + 5 * 86400;
 	assert_int_equal(dsn_report_compose(&rp, out), 0);
 	check_ref("delay", out);
+	strbuf_free(out);
+}
+
+/* test_report_success - relayed and delivered; headers only */
+static void
+test_report_success(void **unused_state)
+{
+	static const struct dsn_rcpt rcpt[] = {
+		{"bob@example.com", "rfc822;Bob@Example.COM", "2.0.0",
+		 "mx.example.com[192.0.2.1]:25", "250 2.0.0 Ok: queued as 1",
+		 NULL},
+		{"carol@example.net", NULL, "5.1.1", "mx.example.net[192.0.2.2]:25",
+		 "250 2.0.0 Ok", "delivered"},
+	};
+	struct dsn_report rp;
+	struct strbuf *out = strbuf_new(0, 0);
+
+	(void) unused_state;
+	report_base(&rp);
+	rp.type = DSN_TYPE_SUCCESS;
+	rp.ret = DSN_RET_FULL;		/* RFC 3461 4.3: headers all the same */
+	rp.rcpts = rcpt;
+	rp.nrcpt = 2;
+	assert_int_equal(dsn_report_compose(&rp, out), 0);
+	check_ref("success", out);
+	strbuf_free(out);
+}
+
+/* test_report_expired - the last reason, 4.4.7 without one */
+static void
+test_report_expired(void **unused_state)
+{
+	static const struct dsn_rcpt rcpt[] = {
+		{"bob@example.com", NULL, "4.2.1",
+		 "mx.example.com[192.0.2.1]:25",
+		 "host mx.example.com[192.0.2.1] said: 450 4.2.1 Mailbox busy "
+		 "(in reply to RCPT TO command)", NULL},
+		{"carol@example.net", NULL, "", "none",
+		 "connect to mx.example.net[192.0.2.2]:25: Connection refused",
+		 NULL},
+	};
+	struct dsn_report rp;
+	struct strbuf *out = strbuf_new(0, 0);
+
+	(void) unused_state;
+	report_base(&rp);
+	rp.type = DSN_TYPE_EXPIRED;
+	rp.rcpts = rcpt;
+	rp.nrcpt = 2;
+	rp.lifetime = 5 * 86400;
+	assert_int_equal(dsn_report_compose(&rp, out), 0);
+	check_ref("expired", out);
 	strbuf_free(out);
 }
 
@@ -437,6 +496,8 @@ main(void)
 		cmocka_unit_test(test_report_failure),
 		cmocka_unit_test(test_report_hdrs),
 		cmocka_unit_test(test_report_delay),
+		cmocka_unit_test(test_report_success),
+		cmocka_unit_test(test_report_expired),
 		cmocka_unit_test(test_report_limits),
 		cmocka_unit_test(test_date),
 	};
