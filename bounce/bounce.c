@@ -9,8 +9,9 @@
  *	bounce tells senders what happened to their mail. The queue manager
  *	asks it, on private/bounce, for one notification at a time
  *	(docs/ipc.md "bounce"): the message's queue ID and queue file, the
- *	kind of notice (failure, delay, expired) and, for each recipient to
- *	report, the enhanced status code, the relay and the reply.
+ *	kind of notice (failure, delay, expired, success) and, for each
+ *	recipient to report, the enhanced status code, the relay, the
+ *	reply and the offset of its status byte in the queue file.
  *
  *	bounce reads the original from the queue file and writes a
  *	delivery status notification (RFC 3464) as a multipart/report
@@ -21,7 +22,15 @@
  *	Last-Attempt-Date, Will-Retry-Until), and the original: the whole
  *	message as message/rfc822, or only its header section as
  *	text/rfc822-headers when the sender asked for RET=HDRS, when the
- *	message is larger than bounce_size_limit, and in delay notices.
+ *	message is larger than bounce_size_limit, and in delay and success
+ *	notices. The notice starts with bounce's own Received header.
+ *
+ *	Each notice is sent once: bounce holds a shared lock on the queue
+ *	file, reports only recipients whose status byte still says a notice
+ *	is owed (F failed, N success, - for expiry), and once cleanup has
+ *	queued the notice sets the final byte (B, D, X) before it replies;
+ *	a delay notice is recorded in the message's history and not sent
+ *	again.
  *
  *	The notice is submitted through cleanup like any message, from the
  *	null sender to the original sender, and bounce replies with its
@@ -49,7 +58,9 @@
  * SECURITY
  *	bounce runs as mail_owner (master starts it, the skeleton drops
  *	privileges), optionally chrooted to queue_directory. It reads queue
- *	files, never writes them, and connects to private/cleanup. Its
+ *	files and writes only status bytes (qfile_mark(), at an offset it
+ *	checked is that recipient's status byte), appends to the history,
+ *	and connects to private/cleanup. Its
  *	requests come from qmgr on a private socket, but the queue file
  *	holds data from the network: the path is checked to stay inside the
  *	queue, and every value copied into the notice is made one line of
@@ -65,6 +76,7 @@
  * DIAGNOSTICS
  *	Postfix-shaped lines: "QUEUEID: sender non-delivery notification:
  *	NEWID", "QUEUEID: sender delay notification: NEWID",
+ *	"QUEUEID: sender delivery status notification: NEWID",
  *	"QUEUEID: postmaster non-delivery notification: NEWID",
  *	"QUEUEID: undeliverable message from <>: double bounce, discarded".
  *	Bad parameter values are fatal at start-up.
@@ -74,6 +86,8 @@
  *	RFC 3464, RFC 6522
  */
 
+#include <sys/stat.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +98,10 @@
 
 #include "conf.h"
 #include "log.h"
+#include "privs.h"
+#include "qhist.h"
 #include "server.h"
+#include "strbuf.h"
 #include "xmalloc.h"
 
 #include "bounce.h"
@@ -95,6 +112,37 @@ char   *var_double_bounce_recipient;
 long long var_bounce_size_limit;
 long    var_bounce_timeout;
 long    var_bounce_queue_lifetime;
+
+/* bounce_history_dir - history/, for delay records, as qmgr makes it */
+static void
+bounce_history_dir(void)
+{
+	const char *queue_dir = conf_get("queue_directory");
+	struct strbuf *err;
+	uid_t   uid;
+	gid_t   gid;
+	char   *hist;
+	size_t  len;
+
+	/* Privileged still: queue_directory itself belongs to root. */
+	len = strlen(queue_dir) + strlen(QHIST_DIR) + 2;
+	hist = xmalloc(len);
+	snprintf(hist, len, "%s/%s", queue_dir, QHIST_DIR);
+	if (mkdir(hist, 0700) == 0) {
+		if (geteuid() == 0) {
+			err = strbuf_new(128, 0);
+			if (privs_lookup(conf_get("mail_owner"), &uid, &gid,
+					 err) < 0)
+				log_warn("%s", err->data);
+			else if (chown(hist, uid, gid) < 0)
+				log_warn("chown %s: %s", hist, strerror(errno));
+			strbuf_free(err);
+		}
+	} else if (errno != EEXIST) {
+		log_warn("create %s: %s", hist, strerror(errno));
+	}
+	free(hist);
+}
 
 /* bounce_pre_init - read the parameters */
 static void
@@ -139,6 +187,7 @@ bounce_pre_init(void)
 	var_bounce_queue_lifetime =
 		conf_param_find("maximal_queue_lifetime") ?
 		conf_get_time("maximal_queue_lifetime") : 0;
+	bounce_history_dir();
 }
 
 /* bounce_post_init - the loop exists */

@@ -10,7 +10,17 @@
  * DESCRIPTION
  *	bounce_notify() carries out one request of docs/ipc.md "bounce":
  *	queue_id, queue_file (relative to queue_directory), type (failure,
- *	delay or expired), then per recipient rcpt, dsn, relay and reply.
+ *	delay, expired or success), then per recipient rcpt, dsn, relay,
+ *	reply, offset (of its status byte) and, for success, action.
+ *
+ *	Exactly once: the queue file is opened read-write and locked
+ *	(shared) for the whole request. A recipient whose status byte no
+ *	longer holds the owed state (F for failure, - for expired, N for
+ *	success) is left out, and a delay notice is not sent when the
+ *	history has one. After cleanup has queued the notice, or when none
+ *	was needed, the final bytes are set (B, X, D) or a delay record is
+ *	appended, before the reply. A request without offsets marks
+ *	nothing (an older qmgr does it).
  *
  *	It reads the original queue file (lib/qfile.c) for the sender, the
  *	arrival time, ENVID and RET (A records), each recipient's NOTIFY
@@ -35,9 +45,12 @@
  * DIAGNOSTICS
  *	"QUEUEID: sender non-delivery notification: NEWID",
  *	"QUEUEID: sender delay notification: NEWID",
+ *	"QUEUEID: sender delivery status notification: NEWID",
  *	"QUEUEID: postmaster non-delivery notification: NEWID" (double
  *	bounce), "QUEUEID: ... double bounce, discarded", "QUEUEID: no
- *	notification: ..."; warnings for bad requests and cleanup trouble.
+ *	notification: ...", "QUEUEID: to=<RCPT>: no notice owed (status
+ *	C), skipped"; warnings for bad requests, cleanup trouble and a
+ *	status byte that cannot be set.
  *
  * SEE ALSO
  *	bounce(8), lib/dsn.c, docs/ipc.md
@@ -46,32 +59,64 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "attr.h"
 #include "dsn.h"
 #include "log.h"
+#include "mail_date.h"
 #include "qfile.h"
+#include "qhist.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
 #include "bounce.h"
+
+/* One recipient of the request. */
+struct bounce_ent {
+	const char *addr;
+	const char *dsn;
+	const char *relay;
+	const char *reply;
+	const char *action;		/* success: relayed, delivered */
+	off_t   offset;			/* of its status byte; -1: not given */
+	int     owed;			/* the byte says a notice is owed */
+	const struct qfile_rcpt *qr;	/* its record in the queue file */
+};
 
 /* One request, checked, with the queue file's data. */
 struct bounce_req {
 	const char *queue_id;
 	const char *queue_file;
 	int     type;			/* DSN_TYPE_* */
+	struct bounce_ent *ents;	/* as asked */
+	size_t  nent;
+	int     marking;		/* offsets given: set the final bytes */
+	int     fd;			/* the queue file, locked; -1 */
 	struct dsn_rcpt *rcpts;		/* to report (after NOTIFY) */
 	size_t  nrcpt;
 	struct qfile_msg *msg;
 	int     ret;			/* DSN_RET_* */
 	const char *envid;
 	time_t  now;
+};
+
+/* Status bytes per kind of notice: owed before, final after. */
+static const struct bounce_mark {
+	int     type;
+	int     from;
+	int     to;
+}       bounce_marks[] = {
+	{DSN_TYPE_FAILURE, QSTAT_FAILED, QSTAT_BOUNCED},
+	{DSN_TYPE_EXPIRED, QSTAT_PENDING, QSTAT_EXPIRED},
+	{DSN_TYPE_SUCCESS, QSTAT_NOTIFY, QSTAT_SENT},
+	{0, 0, 0},
 };
 
 /* bounce_path_ok - "queue/[hash/...]ID": no way out of the queue */
@@ -146,6 +191,7 @@ bounce_compose(const char *new_id, struct strbuf *out, void *ctx)
 	struct dsn_report rp;
 	struct tm tm;
 	char    stamp[32];
+	char    date[MAIL_DATE_SIZE];
 	char   *msgid;
 	char   *boundary;
 	int     ret;
@@ -160,6 +206,15 @@ bounce_compose(const char *new_id, struct strbuf *out, void *ctx)
 	sprintf(boundary, "%s.%lld/%s", new_id, (long long) rq->now,
 		var_bounce_myhostname);
 
+	/* The first hop of the notice is here, as for any message. */
+	mail_date(date, sizeof(date), rq->now);
+	if (strbuf_printf(out, "Received: by %s (Sendarix)\r\n\tid %s; %s\r\n",
+			  var_bounce_myhostname, new_id, date) < 0) {
+		free(msgid);
+		free(boundary);
+		return (-1);
+	}
+
 	memset(&rp, 0, sizeof(rp));
 	rp.type = rq->type;
 	rp.myhostname = var_bounce_myhostname;
@@ -171,6 +226,7 @@ bounce_compose(const char *new_id, struct strbuf *out, void *ctx)
 	rp.now = rq->now;
 	if (rq->type == DSN_TYPE_DELAY && var_bounce_queue_lifetime > 0)
 		rp.retry_until = rp.arrival + var_bounce_queue_lifetime;
+	rp.lifetime = var_bounce_queue_lifetime;
 	rp.message_id = msgid;
 	rp.boundary = boundary;
 	rp.rcpts = rq->rcpts;
@@ -184,20 +240,33 @@ bounce_compose(const char *new_id, struct strbuf *out, void *ctx)
 	return (ret);
 }
 
-/* bounce_req_rcpts - the request's recipients, with NOTIFY applied */
+/* bounce_offset_parse - a decimal file offset; 0 or -1 */
 static int
-bounce_req_rcpts(const struct attr_list *req, struct bounce_req *rq,
-		 size_t *skipped)
+bounce_offset_parse(const char *val, off_t *offset)
 {
-	const struct qfile_rcpt *qr;
-	struct dsn_rcpt *r = NULL;
-	char   *notify;
-	int     flags;
-	int     keep = 0;
+	long long v = 0;
+	const char *cp;
+
+	if (*val == 0 || strlen(val) > 15 || (val[0] == '0' && val[1] != 0))
+		return (-1);
+	for (cp = val; *cp; cp++) {
+		if (*cp < '0' || *cp > '9')
+			return (-1);
+		v = v * 10 + (*cp - '0');
+	}
+	*offset = (off_t) v;
+	return (0);
+}
+
+/* bounce_req_parse - the request's recipients, as asked; 0 or -1 */
+static int
+bounce_req_parse(const struct attr_list *req, struct bounce_req *rq)
+{
+	struct bounce_ent *e = NULL;
+	size_t  noffset = 0;
 	size_t  i;
 
-	*skipped = 0;
-	rq->rcpts = xcalloc(req->n + 1, sizeof(*rq->rcpts));
+	rq->ents = xcalloc(req->n + 1, sizeof(*rq->ents));
 	for (i = 0; i < req->n; i++) {
 		const char *name = req->names[i];
 		const char *val = req->values[i];
@@ -205,42 +274,150 @@ bounce_req_rcpts(const struct attr_list *req, struct bounce_req *rq,
 		if (strcmp(name, "rcpt") == 0) {
 			if (*val == 0)
 				return (-1);
-			r = rq->rcpts + rq->nrcpt;
-			memset(r, 0, sizeof(*r));
-			r->addr = val;
-			flags = 0;
-			if ((qr = bounce_find_rcpt(rq->msg, val)) != NULL) {
-				notify = bounce_param(qr->params, "notify");
-				if (notify
-				    && dsn_notify_parse(notify, &flags) < 0)
-					flags = 0;
-				free(notify);
-			} else {
-				log_warn("%s: bounce request for <%s>, not a "
-					 "recipient of the message",
-					 rq->queue_id, val);
-			}
-			keep = dsn_notify_wants(flags, rq->type);
-			if (keep)
-				rq->nrcpt++;
-			else
-				++*skipped;
-		} else if (strcmp(name, "dsn") == 0
-			   || strcmp(name, "relay") == 0
-			   || strcmp(name, "reply") == 0) {
-			if (r == NULL)
-				return (-1);	/* before any rcpt */
-			if (!keep)
-				continue;
-			if (name[0] == 'd')
-				r->dsn = val;
-			else if (name[1] == 'e' && name[2] == 'l')
-				r->relay = val;
-			else
-				r->reply = val;
+			e = rq->ents + rq->nent++;
+			e->addr = val;
+			e->offset = -1;
+			continue;
+		}
+		if (strcmp(name, "dsn") != 0 && strcmp(name, "relay") != 0
+		    && strcmp(name, "reply") != 0 && strcmp(name, "offset") != 0
+		    && strcmp(name, "action") != 0)
+			continue;
+		if (e == NULL)
+			return (-1);		/* before any rcpt */
+		if (strcmp(name, "dsn") == 0) {
+			e->dsn = val;
+		} else if (strcmp(name, "relay") == 0) {
+			e->relay = val;
+		} else if (strcmp(name, "reply") == 0) {
+			e->reply = val;
+		} else if (strcmp(name, "offset") == 0) {
+			if (e->offset >= 0 || bounce_offset_parse(val,
+							&e->offset) < 0)
+				return (-1);
+			noffset++;
+		} else {
+			if (strcmp(val, "relayed") != 0
+			    && strcmp(val, "delivered") != 0)
+				return (-1);
+			e->action = val;
 		}
 	}
-	return (r == NULL ? -1 : 0);
+	/* All recipients with offsets (a qmgr that marks), or none. */
+	if (noffset != 0 && noffset != rq->nent)
+		return (-1);
+	rq->marking = noffset != 0;
+	return (rq->nent == 0 ? -1 : 0);
+}
+
+/* bounce_find_offset - the record whose status byte is at "offset" */
+static const struct qfile_rcpt *
+bounce_find_offset(const struct qfile_msg *msg, off_t offset)
+{
+	size_t  i;
+
+	for (i = 0; i < msg->nrcpts; i++)
+		if (msg->rcpts[i].status_offset == offset)
+			return (msg->rcpts + i);
+	return (NULL);
+}
+
+/* bounce_mark_of - the status bytes of this kind of notice, or NULL */
+static const struct bounce_mark *
+bounce_mark_of(int type)
+{
+	const struct bounce_mark *m;
+
+	for (m = bounce_marks; m->type != 0; m++)
+		if (m->type == type)
+			return (m);
+	return (NULL);
+}
+
+/* bounce_req_owed - match the queue file; keep those still owed a notice */
+static int
+bounce_req_owed(struct bounce_req *rq)
+{
+	const struct bounce_mark *m = bounce_mark_of(rq->type);
+	struct bounce_ent *e;
+	size_t  i;
+	size_t  n;
+	ssize_t got;
+	char    c;
+
+	for (i = n = 0; i < rq->nent; i++) {
+		e = rq->ents + i;
+		if (!rq->marking) {
+			/* An older qmgr: report as asked, mark nothing. */
+			if ((e->qr = bounce_find_rcpt(rq->msg, e->addr)) == NULL)
+				log_warn("%s: bounce request for <%s>, not a "
+					 "recipient of the message",
+					 rq->queue_id, e->addr);
+			rq->ents[n++] = *e;
+			continue;
+		}
+		e->qr = bounce_find_offset(rq->msg, e->offset);
+		if (e->qr == NULL || strcmp(e->qr->addr, e->addr) != 0) {
+			log_warn("%s: bounce request: offset %lld is not the "
+				 "status of <%s>", rq->queue_id,
+				 (long long) e->offset, e->addr);
+			return (-1);
+		}
+		if (m == NULL) {
+			/* delay: no byte to check; the history says. */
+			rq->ents[n++] = *e;
+			continue;
+		}
+		/* The byte now, under our lock, not the parsed copy. */
+		do {
+			got = pread(rq->fd, &c, 1, e->offset);
+		} while (got < 0 && errno == EINTR);
+		if (got != 1)
+			return (-1);
+		if (c != m->from) {
+			log_info("%s: to=<%s>: no notice owed (status %c), "
+				 "skipped", rq->queue_id, e->addr, c);
+			continue;
+		}
+		e->owed = 1;
+		rq->ents[n++] = *e;
+	}
+	rq->nent = n;
+	return (0);
+}
+
+/* bounce_req_rcpts - the recipients to report, with NOTIFY applied */
+static void
+bounce_req_rcpts(struct bounce_req *rq, size_t *skipped)
+{
+	const struct bounce_ent *e;
+	struct dsn_rcpt *r;
+	char   *notify;
+	int     flags;
+	size_t  i;
+
+	*skipped = 0;
+	rq->rcpts = xcalloc(rq->nent + 1, sizeof(*rq->rcpts));
+	for (i = 0; i < rq->nent; i++) {
+		e = rq->ents + i;
+		flags = 0;
+		if (e->qr != NULL) {
+			notify = bounce_param(e->qr->params, "notify");
+			if (notify && dsn_notify_parse(notify, &flags) < 0)
+				flags = 0;
+			free(notify);
+		}
+		if (!dsn_notify_wants(flags, rq->type)) {
+			++*skipped;
+			continue;
+		}
+		r = rq->rcpts + rq->nrcpt++;
+		r->addr = e->addr;
+		r->dsn = e->dsn;
+		r->relay = e->relay;
+		r->reply = e->reply;
+		r->action = e->action;
+	}
 }
 
 /* bounce_orcpts - ORCPT of each kept recipient, decoded, from the file */
@@ -251,10 +428,15 @@ bounce_orcpts(struct bounce_req *rq, char **orcpts)
 	struct strbuf *dec = strbuf_new(128, 0);
 	char   *raw;
 	size_t  i;
+	size_t  j;
 
 	for (i = 0; i < rq->nrcpt; i++) {
 		orcpts[i] = NULL;
-		if ((qr = bounce_find_rcpt(rq->msg, rq->rcpts[i].addr)) != NULL
+		qr = NULL;
+		for (j = 0; j < rq->nent; j++)
+			if (rq->ents[j].addr == rq->rcpts[i].addr)
+				qr = rq->ents[j].qr;
+		if (qr != NULL
 		    && (raw = bounce_param(qr->params, "orcpt")) != NULL) {
 			/* Stored as xtext (docs/ipc.md); a bad one is left out. */
 			if (dsn_orcpt_parse(raw, dec) == 0)
@@ -283,17 +465,135 @@ bounce_to_postmaster(const struct bounce_req *rq)
 	return (0);
 }
 
+/* bounce_delay_sent - has a delay notice gone out already (history)? */
+static int
+bounce_delay_sent(const struct bounce_req *rq)
+{
+	struct strbuf *err = strbuf_new(128, 1024);
+	struct qhist *hist;
+	int     sent = 1;		/* unreadable: do not risk a flood */
+
+	if ((hist = qhist_read(".", rq->queue_id, err)) != NULL)
+		sent = qhist_has(hist, QHIST_DELAY);
+	else
+		log_warn("%s: history: %s", rq->queue_id, err->data);
+	qhist_free(hist);
+	strbuf_free(err);
+	return (sent);
+}
+
+/* bounce_delay_record - remember that the delay notice is done */
+static void
+bounce_delay_record(const struct bounce_req *rq)
+{
+	struct strbuf *err = strbuf_new(128, 1024);
+	struct qhist_rec rec;
+	char   *path;
+	int     fd;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.time = (long) rq->now;
+	rec.rcpt = "";
+	rec.status = QHIST_DELAY;
+	rec.reply = "delay notice sent";
+	if (qhist_append(".", rq->queue_id, &rec, 1, err) < 0) {
+		log_warn("%s: history: %s", rq->queue_id, err->data);
+	} else {
+		/* The history is advisory, but this record stops a repeat. */
+		path = qhist_path(".", rq->queue_id);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0
+		    || fsync(fd) < 0)
+			log_warn("%s: fsync %s: %s", rq->queue_id, path,
+				 strerror(errno));
+		if (fd >= 0)
+			(void) close(fd);
+		free(path);
+	}
+	strbuf_free(err);
+}
+
+/* bounce_mark_done - the notice is queued or not needed: final bytes */
+static void
+bounce_mark_done(const struct bounce_req *rq)
+{
+	const struct bounce_mark *m = bounce_mark_of(rq->type);
+	const struct bounce_ent *e;
+	size_t  i;
+
+	if (rq->type == DSN_TYPE_DELAY) {
+		bounce_delay_record(rq);
+		return;
+	}
+	if (!rq->marking || m == NULL)
+		return;
+	for (i = 0; i < rq->nent; i++) {
+		e = rq->ents + i;
+		if (e->owed && qfile_mark(rq->fd, e->offset, m->from, m->to) < 0)
+			/* Then qmgr asks again, and the sender may get two. */
+			log_warn("%s: to=<%s>: cannot set the status byte at "
+				 "%lld: %s", rq->queue_id, e->addr,
+				 (long long) e->offset, strerror(errno));
+	}
+}
+
+/* bounce_open - open and lock the queue file; 0, or -1 with res set */
+static int
+bounce_open(struct bounce_req *rq, struct bounce_result *res)
+{
+	struct strbuf *err;
+
+	rq->fd = open(rq->queue_file, (rq->marking ? O_RDWR : O_RDONLY)
+		      | O_CLOEXEC);
+	if (rq->fd < 0 && errno == ENOENT) {
+		/* Gone: no retry brings it back. */
+		log_warn("%s: bounce request: no queue file %s", rq->queue_id,
+			 rq->queue_file);
+		bounce_fail(res, 5, "5.3.0 queue file not found");
+		return (-1);
+	}
+	/* Shared: qmgr's try for an exclusive lock sees us at work. */
+	if (rq->fd < 0 || qfile_lock(rq->fd, QFILE_LOCK_SHARED) < 0) {
+		log_warn("%s: open %s: %s", rq->queue_id, rq->queue_file,
+			 strerror(errno));
+		bounce_fail(res, 4, "4.3.0 cannot read the queue file");
+		return (-1);
+	}
+	err = strbuf_new(128, 1024);
+	rq->msg = qfile_read(rq->queue_file, 1, err);
+	if (rq->msg == NULL) {
+		log_warn("%s: %s", rq->queue_id, err->data);
+		bounce_fail(res, 4, "4.3.0 cannot read the queue file");
+		strbuf_free(err);
+		return (-1);
+	}
+	strbuf_free(err);
+	return (0);
+}
+
+/* bounce_what - the kind of notice, for the log */
+static const char *
+bounce_what(int type)
+{
+	switch (type) {
+	case DSN_TYPE_DELAY:
+		return ("delay");
+	case DSN_TYPE_SUCCESS:
+		return ("delivery status");
+	default:
+		return ("non-delivery");
+	}
+}
+
 /* bounce_notify - one request */
 void
 bounce_notify(const struct attr_list *req, struct bounce_result *res)
 {
 	struct bounce_req rq;
 	struct stat st;
-	struct strbuf *err;
 	const char *type;
 	const char *to;
-	const char *what;
 	const char *ret_attr;
+	char    what[64];
 	char  **orcpts = NULL;
 	size_t  skipped;
 	size_t  i;
@@ -302,6 +602,7 @@ bounce_notify(const struct attr_list *req, struct bounce_result *res)
 
 	memset(&rq, 0, sizeof(rq));
 	memset(res, 0, sizeof(*res));
+	rq.fd = -1;
 	rq.now = time(NULL);
 	rq.queue_id = attr_list_get(req, "queue_id");
 	rq.queue_file = attr_list_get(req, "queue_file");
@@ -316,7 +617,6 @@ bounce_notify(const struct attr_list *req, struct bounce_result *res)
 		bounce_fail(res, 5, "5.5.4 malformed bounce request");
 		return;
 	}
-
 	if (stat(rq.queue_file, &st) < 0 && errno == ENOENT) {
 		/* Gone: no retry brings it back. */
 		log_warn("%s: bounce request: no queue file %s", rq.queue_id,
@@ -324,49 +624,60 @@ bounce_notify(const struct attr_list *req, struct bounce_result *res)
 		bounce_fail(res, 5, "5.3.0 queue file not found");
 		return;
 	}
-	err = strbuf_new(128, 1024);
-	rq.msg = qfile_read(rq.queue_file, 1, err);
-	if (rq.msg == NULL) {
-		log_warn("%s: %s", rq.queue_id, err->data);
-		bounce_fail(res, 4, "4.3.0 cannot read the queue file");
-		strbuf_free(err);
-		return;
+	if (bounce_req_parse(req, &rq) < 0) {
+		log_warn("%s: malformed bounce request", rq.queue_id);
+		bounce_fail(res, 5, "5.5.4 malformed bounce request");
+		goto done;
 	}
-	strbuf_free(err);
+	if (bounce_open(&rq, res) < 0)
+		goto done;
 	if ((ret_attr = qfile_msg_attr(rq.msg, "ret")) != NULL)
 		rq.ret = dsn_ret_parse(ret_attr) < 0 ? DSN_RET_NONE :
 			dsn_ret_parse(ret_attr);
 	rq.envid = qfile_msg_attr(rq.msg, "envid");
 
-	if (bounce_req_rcpts(req, &rq, &skipped) < 0) {
+	/* Exactly once: only what is still owed (docs/ipc.md "bounce"). */
+	if (bounce_req_owed(&rq) < 0) {
 		log_warn("%s: malformed bounce request", rq.queue_id);
 		bounce_fail(res, 5, "5.5.4 malformed bounce request");
 		goto done;
 	}
+	if (rq.nent == 0) {
+		log_info("%s: no %s notification: sent before", rq.queue_id,
+			 bounce_what(rq.type));
+		goto done;
+	}
+	if (rq.type == DSN_TYPE_DELAY && bounce_delay_sent(&rq)) {
+		log_info("%s: no delay notification: sent before",
+			 rq.queue_id);
+		goto done;
+	}
+	bounce_req_rcpts(&rq, &skipped);
 	if (rq.nrcpt == 0) {
 		log_info("%s: no %s notification: the recipients asked for "
-			 "none (NOTIFY)", rq.queue_id,
-			 rq.type == DSN_TYPE_DELAY ? "delay" :
-			 "non-delivery");
+			 "none (NOTIFY)", rq.queue_id, bounce_what(rq.type));
+		bounce_mark_done(&rq);
 		goto done;
 	}
 
 	/* Who gets it. Never the null sender. */
 	if (*rq.msg->sender != 0) {
 		to = rq.msg->sender;
-		what = rq.type == DSN_TYPE_DELAY ? "sender delay" :
-			"sender non-delivery";
-	} else if (rq.type == DSN_TYPE_DELAY) {
-		log_info("%s: delay notification for a message from <>, "
-			 "discarded", rq.queue_id);
+		snprintf(what, sizeof(what), "sender %s",
+			 bounce_what(rq.type));
+	} else if (rq.type == DSN_TYPE_DELAY || rq.type == DSN_TYPE_SUCCESS) {
+		log_info("%s: %s notification for a message from <>, "
+			 "discarded", rq.queue_id, bounce_what(rq.type));
+		bounce_mark_done(&rq);
 		goto done;
 	} else if (*var_double_bounce_recipient != 0
 		   && !bounce_to_postmaster(&rq)) {
 		to = var_double_bounce_recipient;
-		what = "postmaster non-delivery";
+		snprintf(what, sizeof(what), "postmaster non-delivery");
 	} else {
 		log_info("%s: undeliverable message from <>: double bounce, "
 			 "discarded", rq.queue_id);
+		bounce_mark_done(&rq);
 		goto done;
 	}
 
@@ -386,10 +697,13 @@ bounce_notify(const struct attr_list *req, struct bounce_result *res)
 			break;
 		}
 	if (bounce_cleanup_submit(to, flags, bounce_compose, &rq, res) < 0) {
+		/* Nothing marked: the recipients still owe the notice. */
 		log_warn("%s: %s notification to <%s> not sent: %s",
 			 rq.queue_id, what, to, res->reason);
 		goto done;
 	}
+	/* Queued in incoming/: only now are the recipients notified. */
+	bounce_mark_done(&rq);
 	log_info("%s: %s notification: %s", rq.queue_id, what, res->queue_id);
 
 done:
@@ -398,6 +712,9 @@ done:
 			free(orcpts[i]);
 		free(orcpts);
 	}
+	if (rq.fd >= 0)
+		(void) close(rq.fd);		/* and the lock */
 	free(rq.rcpts);
+	free(rq.ents);
 	qfile_msg_free(rq.msg);
 }

@@ -27,7 +27,9 @@
  *
  * DIAGNOSTICS
  *	A warning for a malformed or incomplete request, a timeout, or a
- *	reply that cannot be written.
+ *	reply that cannot be written; only an info line when the client
+ *	closed the connection before the reply (EPIPE): the status bytes
+ *	already say what was done.
  *
  * SEE ALSO
  *	docs/ipc.md, bounce(8)
@@ -107,9 +109,20 @@ bounce_sess_reply(struct bounce_sess *s, const struct bounce_result *res)
 	else
 		attr_puts(out, "reason", res->reason);
 	attr_end(out);
-	/* A few hundred bytes into an idle socket: no wait. */
-	if (attr_write_fd(s->fd, out) < 0)
-		log_warn("bounce: cannot write reply: %s", strerror(errno));
+	/*
+	 * A few hundred bytes into an idle socket: no wait. A client that
+	 * is gone (qmgr stopped or timed out) is no harm: what was done is
+	 * in the queue file's status bytes, and what was not is asked again.
+	 */
+	if (attr_write_fd(s->fd, out) < 0) {
+		if (errno == EPIPE || errno == ECONNRESET)
+			log_info("bounce: client left before the reply (status "
+				 "%d); the queue file has the outcome",
+				 res->status);
+		else
+			log_warn("bounce: cannot write reply: %s",
+				 strerror(errno));
+	}
 	strbuf_free(out);
 	bounce_sess_free(s);
 }
