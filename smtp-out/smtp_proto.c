@@ -18,6 +18,13 @@
  *	and DATA commands go out in one write and the replies are read in
  *	order (RFC 2920). Each stage has its own timeout.
  *
+ *	DSN (RFC 3461): when the server offers DSN in its EHLO reply, MAIL
+ *	gets RET= (as the sender gave it) and ENVID= (xtext-encoded again,
+ *	it is kept decoded), and each RCPT gets NOTIFY= (canonical form)
+ *	and ORCPT= (kept as xtext in the queue: sent in canonical form; a
+ *	value that is not xtext is taken as decoded and encoded). To a
+ *	server without DSN none of them is sent.
+ *
  *	Results: RCPT 2xx makes a recipient wait for the end-of-data reply,
  *	which sends (2xx), defers (4xx) or bounces (5xx) every such
  *	recipient; RCPT 4xx defers and 5xx bounces that recipient. A MAIL
@@ -64,6 +71,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "dsn.h"
 #include "log.h"
 #include "server.h"
 #include "smtp_reply.h"
@@ -289,27 +297,53 @@ smtp_proto_settle(struct smtp_sess *sess, size_t idx, const char *cmd)
 static void
 smtp_proto_xtext(struct evbuffer *out, const char *s)
 {
-	for (; *s; s++) {
-		unsigned char c = (unsigned char) *s;
+	struct strbuf *sb = strbuf_new(64, 0);
 
-		if (c < 0x21 || c > 0x7e || c == '+' || c == '=')
-			evbuffer_add_printf(out, "+%02X", c);
-		else
-			evbuffer_add(out, s, 1);
-	}
+	if (dsn_xtext_encode(s, strlen(s), sb) == 0)
+		evbuffer_add(out, sb->data, sb->len);
+	strbuf_free(sb);
 }
 
-/* smtp_proto_word_ok - a parameter value we may send as it is */
-static int
-smtp_proto_word_ok(const char *s)
+/* smtp_proto_rcpt_dsn - NOTIFY= and ORCPT= of one recipient (RFC 3461) */
+static void
+smtp_proto_rcpt_dsn(const struct smtp_rcpt *r, struct evbuffer *out)
 {
-	if (*s == 0)
-		return (0);
-	for (; *s; s++)
-		if ((unsigned char) *s < 0x21 || (unsigned char) *s > 0x7e
-		    || *s == '<' || *s == '>')
-			return (0);
-	return (1);
+	char    notify[DSN_NOTIFY_BUFSIZE];
+	struct strbuf *sb;
+	const char *semi;
+	size_t  tlen;
+	int     flags;
+
+	/* Sent in canonical form; a value that does not parse is left out. */
+	if (*r->notify && dsn_notify_parse(r->notify, &flags) == 0)
+		evbuffer_add_printf(out, " NOTIFY=%s",
+				    dsn_notify_str(flags, notify,
+						   sizeof(notify)));
+	if (*r->orcpt == 0)
+		return;
+
+	/*
+	 * The queue keeps ORCPT as "type;xtext" (docs/ipc.md), ready to go on
+	 * as it is. A value that is not valid xtext came decoded from an
+	 * older client: encode it.
+	 */
+	sb = strbuf_new(128, 0);
+	if (dsn_orcpt_canon(r->orcpt, sb) == 0) {
+		evbuffer_add_printf(out, " ORCPT=%s", sb->data);
+	} else {
+		semi = strchr(r->orcpt, ';');
+		tlen = semi ? (size_t) (semi - r->orcpt) : 0;
+		if (tlen == 0 || tlen > 32
+		    || strspn(r->orcpt, SMTP_PROTO_ATOM) != tlen) {
+			evbuffer_add_printf(out, " ORCPT=rfc822;");
+			smtp_proto_xtext(out, r->orcpt);
+		} else {
+			evbuffer_add_printf(out, " ORCPT=%.*s;", (int) tlen,
+					    r->orcpt);
+			smtp_proto_xtext(out, semi + 1);
+		}
+	}
+	strbuf_free(sb);
 }
 
 /* smtp_proto_send_rcpt - one RCPT command */
@@ -319,25 +353,9 @@ smtp_proto_send_rcpt(struct smtp_sess *sess, struct evbuffer *out)
 	struct smtp_rcpt *r = &sess->req->rcpts[sess->tx[sess->rcpt_sent++]];
 
 	evbuffer_add_printf(out, "RCPT TO:<%s>", r->addr);
-	if (sess->feat & SMTP_FEAT_DSN) {
-		if (smtp_proto_word_ok(r->notify))
-			evbuffer_add_printf(out, " NOTIFY=%s", r->notify);
-		/* ORCPT is stored decoded, "type;address": encode again. */
-		if (*r->orcpt) {
-			const char *semi = strchr(r->orcpt, ';');
-			size_t  tlen = semi ? (size_t) (semi - r->orcpt) : 0;
-
-			if (tlen == 0 || tlen > 32
-			    || strspn(r->orcpt, SMTP_PROTO_ATOM) != tlen) {
-				evbuffer_add_printf(out, " ORCPT=rfc822;");
-				smtp_proto_xtext(out, r->orcpt);
-			} else {
-				evbuffer_add_printf(out, " ORCPT=%.*s;",
-						    (int) tlen, r->orcpt);
-				smtp_proto_xtext(out, semi + 1);
-			}
-		}
-	}
+	/* Only to a next hop that offers DSN (RFC 3461 5.2). */
+	if (sess->feat & SMTP_FEAT_DSN)
+		smtp_proto_rcpt_dsn(r, out);
 	evbuffer_add(out, "\r\n", 2);
 }
 
@@ -394,8 +412,11 @@ smtp_proto_transaction(struct smtp_sess *sess)
 	if (req->smtputf8)
 		evbuffer_add_printf(out, " SMTPUTF8");
 	if (sess->feat & SMTP_FEAT_DSN) {
-		if (smtp_proto_word_ok(req->ret))
-			evbuffer_add_printf(out, " RET=%s", req->ret);
+		/* RET only when the sender gave it (RFC 3461 5.2.1). */
+		if (*req->ret && dsn_ret_parse(req->ret) > 0)
+			evbuffer_add_printf(out, " RET=%s",
+					    dsn_ret_str(dsn_ret_parse(req->ret)));
+		/* ENVID is kept decoded: xtext again on the wire. */
 		if (*req->envid) {
 			evbuffer_add_printf(out, " ENVID=");
 			smtp_proto_xtext(out, req->envid);

@@ -376,3 +376,128 @@ def test_client_gone_before_the_reply(mta_factory):
     r = ask(mta, m, "failure", [("bob@example.com", "5.1.1", RELAY,
                                  REPLY_550)])
     assert r == {"status": "0", "queue_id": ""}, r
+
+
+# -- smtp-out passes the DSN parameters on (RFC 3461 5.2) -------------------
+
+class DsnRecorder:
+    """aiosmtpd handler that keeps messages; offers DSN when asked to."""
+
+    def __init__(self, dsn):
+        self.dsn = dsn
+        self.messages = []
+        self.mail = []                  # raw MAIL arguments
+        self.rcpt = []                  # raw RCPT arguments
+        if dsn:
+            self.handle_EHLO = self._ehlo
+
+    async def _ehlo(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        # The last line ("250 HELP") ends the reply: DSN goes before it.
+        return responses[:-1] + ["250-DSN"] + responses[-1:]
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 2.0.0 Ok: stored"
+
+
+DSN_PARAMS = ("RET=", "ENVID=", "NOTIFY=", "ORCPT=")
+
+
+def dsn_controller():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP as AioSMTP
+
+    class DsnSMTP(AioSMTP):
+        """Records MAIL/RCPT as sent; takes the DSN parameters if offered."""
+
+        def _strip(self, arg):
+            if not self.event_handler.dsn:
+                return arg
+            return " ".join(w for w in arg.split(" ")
+                            if not w.upper().startswith(DSN_PARAMS))
+
+        async def smtp_MAIL(self, arg):
+            self.event_handler.mail.append(arg)
+            return await super().smtp_MAIL(self._strip(arg))
+
+        async def smtp_RCPT(self, arg):
+            self.event_handler.rcpt.append(arg)
+            return await super().smtp_RCPT(self._strip(arg))
+
+    class DsnController(Controller):
+        def factory(self):
+            return DsnSMTP(self.handler, decode_data=False,
+                           enable_SMTPUTF8=True)
+
+    return DsnController
+
+
+def qmgr_extra(mta, qid):
+    """The DSN attributes qmgr takes from the queue file for smtp-out."""
+    from test_dsn_ext import queued
+    q = queued(mta, qid)
+    extra = []
+    for _, params in q.rcpts:
+        extra += [("orcpt", params.get("orcpt", "")),
+                  ("notify", params.get("notify", ""))]
+    for k in ("ret", "envid"):
+        if k in q.attrs:
+            extra.append((k, q.attrs[k]))
+    return extra
+
+
+@pytest.mark.parametrize("offers_dsn", [True, False])
+def test_smtp_out_passes_dsn_on(mta_factory, offers_dsn):
+    from conftest import free_port
+    from test_smtp_out import deliver, smtp_out_mta
+    mta = smtp_out_mta(mta_factory,
+                       {"smtp_connection_cache_time_limit": "0"})
+    with socket.create_connection((mta.host, mta.port), timeout=10) as s:
+        f = s.makefile("rb")
+
+        def cmd(line):
+            if line is not None:
+                s.sendall(line.encode() + b"\r\n")
+            while True:
+                ln = f.readline().decode()
+                if ln[3:4] != "-":
+                    return int(ln[:3])
+        assert cmd(None) == 220
+        assert cmd("EHLO client.example") == 250
+        assert cmd("MAIL FROM:<alice@example.org> RET=HDRS "
+                   "ENVID=env+2B1+20x") == 250
+        assert cmd("RCPT TO:<bob@example.net> NOTIFY=failure,success "
+                   "ORCPT=rfc822;Bob+2Btag@Example.NET") == 250
+        assert cmd("RCPT TO:<carol@example.net>") == 250
+        assert cmd("DATA") == 354
+        s.sendall(b"Subject: dsn on\r\n\r\nbody\r\n.\r\n")
+        assert cmd(None) == 250
+        cmd("QUIT")
+    qid = wait_for(lambda: mta.queue_files(), what="queued")[0]
+
+    rec = DsnRecorder(offers_dsn)
+    ctl = dsn_controller()(rec, hostname="127.0.0.1", port=free_port())
+    ctl.start()
+    try:
+        res = deliver(mta, qid, ["bob@example.net", "carol@example.net"],
+                      "[127.0.0.1]:%d" % ctl.port, sender="alice@example.org",
+                      extra=qmgr_extra(mta, qid))
+    finally:
+        ctl.stop()
+    assert [r["status"] for r in res] == ["sent", "sent"], res
+    assert rec.messages == [("alice@example.org",
+                             ["bob@example.net", "carol@example.net"])]
+    mail, rcpt = rec.mail, rec.rcpt
+    if offers_dsn:
+        # As stored: RET as given, ENVID xtext again, ORCPT as it came in.
+        assert mail == ["FROM:<alice@example.org> SIZE=%d RET=HDRS "
+                        "ENVID=env+2B1+20x" % QueueFile(os.path.join(
+                            mta.queue_dir, "incoming", qid)).size]
+        assert rcpt == ["TO:<bob@example.net> NOTIFY=SUCCESS,FAILURE "
+                        "ORCPT=rfc822;Bob+2Btag@Example.NET",
+                        "TO:<carol@example.net>"]
+    else:
+        assert not any(p in a.upper() for a in mail + rcpt
+                       for p in DSN_PARAMS), (mail, rcpt)
+        assert rcpt == ["TO:<bob@example.net>", "TO:<carol@example.net>"]
