@@ -38,14 +38,21 @@
  *
  *	At start it moves messages left in active/ by a crash back to
  *	incoming/ and delivers them; recipients already done are skipped.
- *	Delivery is at least once: a crash between smtp-out's success and
- *	the status update may send one recipient twice, never zero times.
+ *	smtp-out records each final outcome in the queue file before it
+ *	reports it, and bounce each notice, so a crash of qmgr or a reload
+ *	sends nothing twice; only a recipient whose remote reply was on the
+ *	wire when smtp-out died can go twice (docs/decisions.md "Exactly
+ *	once").
  *
  *	master must run exactly one qmgr (master.cf process limit 1).
  *
  * SIGNALS
- *	SIGTERM and SIGHUP: exit at once. Requests in flight are dropped;
- *	their messages stay in active/ and the next qmgr recovers them.
+ *	SIGTERM: exit at once. SIGHUP (reload): take no new mail, hand out
+ *	nothing new, wait up to 5 seconds for the replies of requests in
+ *	flight, then exit. The replacement waits for that exit (a lock on
+ *	pid/qmgr.lock) before it recovers active/. Either way a message
+ *	still in the hands of smtp-out or bounce is locked by them, and a
+ *	qmgr that finds it locked leaves it alone for a moment.
  *
  * SECURITY
  *	qmgr runs as mail_owner (the skeleton drops privileges), optionally
@@ -78,13 +85,16 @@
  *	lib/qfile.c, lib/qhist.c
  */
 
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -149,12 +159,15 @@ static const struct qmgr_num_param {
 #define QMGR_BOUNCE_SERVICE	"bounce"	/* private/bounce */
 #define QMGR_NELEM(a)		(sizeof(a) / sizeof((a)[0]))
 #define QMGR_TRIGGER_TIMEOUT	10	/* seconds for a trigger client */
+#define QMGR_DRAIN_LIMIT	5	/* seconds a reload waits for replies */
 
 /* A trigger connection. */
 struct qmgr_trig {
 	int     fd;
 	struct event *ev;
 };
+
+static void qmgr_lock(const char *);
 
 /* qmgr_pre_init - parameters; the history folder while privileged */
 static void
@@ -215,6 +228,7 @@ qmgr_pre_init(void)
 	}
 	free(hist);
 	qmgr_route_init();
+	qmgr_lock(queue_dir);
 }
 
 /* qmgr_post_init - recover active/, then scan */
@@ -277,16 +291,62 @@ qmgr_accept(int fd, const struct sockaddr *unused_sa,
 		log_fatal("event_new: out of memory");
 }
 
-/* qmgr_sessions - nothing to wait for: a stop is always at once */
+/*
+ * qmgr_sessions - what a reload waits for: requests in flight
+ *
+ * After SIGHUP qmgr takes no new mail and hands out nothing new
+ * (server_stopping()), and waits up to QMGR_DRAIN_LIMIT seconds for the
+ * replies of smtp-out and bounce, so that their results are recorded
+ * and the messages end their pass. Whatever is still out then is safe
+ * too: the delivery agents record outcomes in the queue files and hold
+ * a lock that the next qmgr respects. The replacement qmgr waits for
+ * this one's exit (qmgr_lock()) before it recovers active/.
+ */
 static size_t
 qmgr_sessions(void)
 {
-	/*
-	 * Finishing deliveries in flight after SIGHUP would race with the
-	 * replacement qmgr, which recovers active/ at start. Exit at once;
-	 * at worst a recipient in flight is sent twice.
-	 */
-	return (0);
+	static time_t drain_start;
+	size_t  n = qmgr_sched_inflight() + qmgr_msg_bounce_inflight();
+
+	if (n == 0 || !server_stopping())
+		return (n);
+	if (drain_start == 0)
+		drain_start = time(NULL);
+	if (time(NULL) - drain_start >= QMGR_DRAIN_LIMIT) {
+		log_info("leaving %zu request%s in flight to the next qmgr", n,
+			 n == 1 ? "" : "s");
+		return (0);
+	}
+	return (n);
+}
+
+/*
+ * qmgr_lock - one qmgr owns the active queue at a time
+ *
+ * master starts the new qmgr of a reload while the old one still drains;
+ * the new one waits here, on an exclusive lock of pid/qmgr.lock that the
+ * old one holds for its whole life, and recovers active/ only after.
+ */
+static void
+qmgr_lock(const char *queue_dir)
+{
+	size_t  len = strlen(queue_dir) + sizeof("/pid/qmgr.lock");
+	char   *path = xmalloc(len);
+	int     fd;
+
+	snprintf(path, len, "%s/pid/qmgr.lock", queue_dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		log_fatal("open %s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			log_fatal("lock %s: %s", path, strerror(errno));
+		log_info("waiting for the previous qmgr to finish");
+		while (flock(fd, LOCK_EX) < 0)
+			if (errno != EINTR)
+				log_fatal("lock %s: %s", path, strerror(errno));
+	}
+	/* The descriptor stays open (and locked) until we exit. */
+	free(path);
 }
 
 int

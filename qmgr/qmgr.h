@@ -48,10 +48,13 @@ struct qmgr_rcpt {
 
 /* Steps of a message's end of pass (qmgr_msg_finish). */
 #define QMGR_FIN_NONE		0
-#define QMGR_FIN_FAILURE	1
-#define QMGR_FIN_EXPIRED	2
-#define QMGR_FIN_DELAY		3
-#define QMGR_FIN_DISPOSE	4
+#define QMGR_FIN_SUCCESS	1
+#define QMGR_FIN_FAILURE	2
+#define QMGR_FIN_EXPIRED	3
+#define QMGR_FIN_DELAY		4
+#define QMGR_FIN_DISPOSE	5
+
+#define QMGR_BUSY_RETRY		2	/* seconds: a file still in use */
 
 /* A message in the active queue: the envelope, not the content. */
 struct qmgr_msg {
@@ -126,6 +129,7 @@ extern void qmgr_msg_entry_done(struct qmgr_msg *);
 extern void qmgr_msg_finish(struct qmgr_msg *);
 extern struct qmgr_msg *qmgr_msg_free(struct qmgr_msg *);
 extern long qmgr_backoff(const struct qmgr_msg *, int, long);
+extern size_t qmgr_msg_bounce_inflight(void);
 extern int qmgr_is_greylist(const char *, const char *);
 
 /* qmgr_route.c: the nexthop of a recipient. */

@@ -89,6 +89,7 @@
 #include "log.h"
 #include "qfile.h"
 #include "qhist.h"
+#include "server.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -101,6 +102,10 @@ struct qmgr_bounce {
 	size_t  n;
 	size_t *rcpt;
 };
+
+static int qmgr_msg_busy(const char *, const char *);
+static int qmgr_msg_warned(struct qmgr_msg *);
+static void qmgr_msg_hist_now(struct qmgr_msg *, const struct qhist_rec *);
 
 /* qmgr_active_path - "active/ID" in a caller buffer */
 static const char *
@@ -240,6 +245,12 @@ qmgr_msg_load(const char *id)
 	int     r;
 
 	qmgr_active_path(path, sizeof(path), id);
+	if (qmgr_msg_busy(id, path)) {
+		strbuf_free(err);
+		strbuf_free(hop);
+		strbuf_free(why);
+		return (NULL);
+	}
 	if ((qm = qfile_read(path, 0, err)) == NULL) {
 		struct stat st;
 
@@ -271,14 +282,19 @@ qmgr_msg_load(const char *id)
 	for (i = 0; i < qm->nrcpts; i++) {
 		struct qmgr_rcpt *rp;
 
-		if (qm->rcpts[i].status != QSTAT_PENDING)
+		/* Pending, or done but still owing the sender a notice. */
+		if (qm->rcpts[i].status != QSTAT_PENDING
+		    && qm->rcpts[i].status != QSTAT_FAILED
+		    && qm->rcpts[i].status != QSTAT_NOTIFY)
 			continue;
 		rp = msg->rcpts + msg->nrcpts++;
 		rp->addr = xstrdup(qm->rcpts[i].addr);
 		rp->orcpt = qmgr_param(qm->rcpts[i].params, "orcpt");
 		rp->notify = qmgr_param(qm->rcpts[i].params, "notify");
-		rp->status = QSTAT_PENDING;
+		rp->status = qm->rcpts[i].status;
 		rp->status_offset = qm->rcpts[i].status_offset;
+		if (rp->status == QSTAT_FAILED)
+			rp->pass = QMGR_PASS_BOUNCED;
 	}
 	log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)",
 		 msg->id, msg->sender, msg->size, qm->nrcpts);
@@ -292,6 +308,8 @@ qmgr_msg_load(const char *id)
 	for (i = 0; i < msg->nrcpts; i++) {
 		struct qmgr_rcpt *rp = msg->rcpts + i;
 
+		if (rp->status != QSTAT_PENDING)
+			continue;
 		strbuf_reset(why);
 		r = qmgr_route(rp->addr, hop, why);
 		if (r != QMGR_ROUTE_OK) {
@@ -367,11 +385,17 @@ qmgr_msg_open(struct qmgr_msg *msg)
 	return (fd);
 }
 
-/* qmgr_msg_mark - set status bytes on disk, one fdatasync */
+/*
+ * qmgr_msg_mark - set status bytes that hold "from" (0: any) to "status"
+ *
+ * No sync: the page cache outlives any process, and a host crash can
+ * only make a recipient go once more, never be lost (docs/decisions.md
+ * "Exactly once"). The in-memory status follows the disk.
+ */
 static int
-qmgr_msg_mark(struct qmgr_msg *msg, size_t n, const size_t *rcpt, int status)
+qmgr_msg_mark(struct qmgr_msg *msg, size_t n, const size_t *rcpt, int from,
+	      int status)
 {
-	char    c = (char) status;
 	size_t  i;
 	int     fd;
 	int     ret = 0;
@@ -380,22 +404,95 @@ qmgr_msg_mark(struct qmgr_msg *msg, size_t n, const size_t *rcpt, int status)
 		return (0);
 	if ((fd = qmgr_msg_open(msg)) < 0)
 		return (-1);
-	/* Every byte first, then one qfile_set_status() that syncs them. */
-	for (i = 0; i + 1 < n && ret == 0; i++)
-		if (pwrite(fd, &c, 1, msg->rcpts[rcpt[i]].status_offset) != 1)
+	for (i = 0; i < n; i++) {
+		struct qmgr_rcpt *rp = msg->rcpts + rcpt[i];
+
+		if (qfile_mark(fd, rp->status_offset, from, status) < 0) {
+			log_warn("%s: cannot update recipient status: %s",
+				 msg->id, strerror(errno));
 			ret = -1;
-	if (ret == 0
-	    && qfile_set_status(fd, msg->rcpts[rcpt[n - 1]].status_offset,
-				status) < 0)
-		ret = -1;
-	if (ret < 0)
-		log_warn("%s: cannot update recipient status: %s", msg->id,
-			 strerror(errno));
+			continue;
+		}
+		rp->status = (char) status;
+	}
 	(void) close(fd);
-	if (ret == 0)
-		for (i = 0; i < n; i++)
-			msg->rcpts[rcpt[i]].status = (char) status;
 	return (ret);
+}
+
+/* qmgr_msg_disk - read the status bytes of some recipients */
+static int
+qmgr_msg_disk(struct qmgr_msg *msg, size_t n, const size_t *rcpt, char *st)
+{
+	size_t  i;
+	int     fd;
+
+	if ((fd = qmgr_msg_open(msg)) < 0)
+		return (-1);
+	for (i = 0; i < n; i++)
+		if (pread(fd, st + i, 1, msg->rcpts[rcpt[i]].status_offset) != 1
+		    || !QSTAT_VALID(st[i]))
+			st[i] = QSTAT_PENDING;
+	(void) close(fd);
+	return (0);
+}
+
+/* qmgr_msg_defer_file - move active/ID to deferred/, due after "delay" */
+static int
+qmgr_msg_defer_file(const char *id, long now, long delay)
+{
+	struct timeval tv[2];
+	struct stat st;
+	char    path[QFILE_ID_MAX + 16];
+	char    dir[16];
+	char    dst[QFILE_ID_MAX + 32];
+
+	qmgr_active_path(path, sizeof(path), id);
+	snprintf(dir, sizeof(dir), "%s/%c", QUEUE_DEFERRED, id[strlen(id) - 1]);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, id);
+	if (stat(dir, &st) < 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
+		log_warn("%s: create %s: %s", id, dir, strerror(errno));
+	/* Postfix's trick: the file's mtime is its next retry time. */
+	tv[0].tv_sec = now;
+	tv[0].tv_usec = 0;
+	tv[1].tv_sec = now + delay;
+	tv[1].tv_usec = 0;
+	if (utimes(path, tv) < 0) {
+		if (errno == ENOENT)
+			return (-1);
+		log_warn("%s: utimes %s: %s", id, path, strerror(errno));
+	}
+	if (rename(path, dst) < 0)
+		return (-1);
+	qmgr_queue_defer_at(now + delay);
+	return (0);
+}
+
+/*
+ * qmgr_msg_busy - is a delivery agent or bounce of an earlier qmgr (one
+ * that crashed or was reloaded) still at work on this file? Then it waits
+ * in deferred/ for a moment, so that the same recipients never go out
+ * twice at once; the outcome that process records is read next time.
+ */
+static int
+qmgr_msg_busy(const char *id, const char *path)
+{
+	int     fd;
+	int     busy;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return (0);			/* qfile_read() says why */
+	busy = qfile_lock(fd, QFILE_LOCK_TRY) < 0 && errno == EWOULDBLOCK;
+	(void) close(fd);
+	if (!busy)
+		return (0);
+	if (qmgr_msg_defer_file(id, (long) time(NULL), QMGR_BUSY_RETRY) == 0)
+		log_info("%s: still in the hands of a delivery agent of an "
+			 "earlier run; retry in %ds", id, QMGR_BUSY_RETRY);
+	else if (errno != ENOENT)
+		log_warn("%s: busy, and cannot move it to %s/: %s; left in "
+			 "%s/", id, QUEUE_DEFERRED, strerror(errno),
+			 QUEUE_ACTIVE);
+	return (1);
 }
 
 /* qmgr_is_greylist - does a deferral look like greylisting? */
@@ -419,48 +516,103 @@ qmgr_is_greylist(const char *dsn, const char *reply)
 	return (yes);
 }
 
-/* qmgr_msg_result - smtp-out's answer for some recipients */
+/* qmgr_msg_hist_now - append one record to the history at once */
+static void
+qmgr_msg_hist_now(struct qmgr_msg *msg, const struct qhist_rec *rec)
+{
+	struct strbuf *err = strbuf_new(128, 0);
+
+	if (qhist_append(".", msg->id, rec, 1, err) < 0)
+		log_warn("%s: history: %s", msg->id, err->data);
+	strbuf_free(err);
+}
+
+/*
+ * qmgr_msg_result - smtp-out's answer for some recipients
+ *
+ * smtp-out has recorded each final outcome in the queue file before it
+ * answered (QSTAT_SENT, QSTAT_NOTIFY, QSTAT_FAILED and the bounce reason
+ * in the history). The disk is the truth: qmgr reads the bytes back and
+ * sets those smtp-out could not (no sync either way).
+ */
 void
 qmgr_msg_result(struct qmgr_msg *msg, size_t n, const size_t *rcpt,
 		const char *const *status, const char *const *dsn,
 		const char *const *relay, const char *const *reply)
 {
 	struct qhist_rec *hist = xcalloc(n, sizeof(*hist));
-	size_t *sent = xcalloc(n, sizeof(*sent));
-	size_t  nsent = 0;
+	char   *disk = xcalloc(n ? n : 1, 1);
+	size_t  nhist = 0;
 	long    now = (long) time(NULL);
 	size_t  i;
+	int     fd;
 
+	if ((fd = qmgr_msg_open(msg)) < 0) {
+		free(hist);
+		free(disk);
+		return;
+	}
 	for (i = 0; i < n; i++) {
 		struct qmgr_rcpt *rp = msg->rcpts + rcpt[i];
-		int     pass;
+		int     pass = QMGR_PASS_NONE;
+		int     want = 0;
 
+		if (pread(fd, disk + i, 1, rp->status_offset) != 1
+		    || !QSTAT_VALID(disk[i]))
+			disk[i] = QSTAT_PENDING;
 		if (strcmp(status[i], "sent") == 0) {
-			sent[nsent++] = rcpt[i];
-			pass = QMGR_PASS_NONE;
+			want = QSTAT_SENT;
 		} else if (strcmp(status[i], "bounced") == 0) {
 			pass = QMGR_PASS_BOUNCED;
+			want = QSTAT_FAILED;
 		} else {
 			pass = qmgr_is_greylist(dsn[i], reply[i]) ?
 				QMGR_PASS_GREYLIST : QMGR_PASS_DEFERRED;
 		}
 		qmgr_rcpt_result(rp, pass, dsn[i], relay[i], reply[i]);
-		hist[i].time = now;
-		hist[i].rcpt = rp->addr;
-		hist[i].status = (char *) status[i];
-		hist[i].dsn = rp->dsn;
-		hist[i].relay = rp->relay;
-		hist[i].reply = rp->reply;
+		if (want != 0 && disk[i] == QSTAT_PENDING) {
+			/* smtp-out could not record it: do it now. */
+			if (want == QSTAT_FAILED) {
+				struct qhist_rec rec = {now, rp->addr,
+					(char *) status[i], rp->dsn, rp->relay,
+				rp->reply};
+
+				qmgr_msg_hist_now(msg, &rec);
+			}
+			if (qfile_mark(fd, rp->status_offset, QSTAT_PENDING,
+				       want) == 1)
+				disk[i] = (char) want;
+			else
+				log_warn("%s: cannot update recipient status: "
+					 "%s", msg->id, strerror(errno));
+		}
+		rp->status = disk[i];
+		/* A bounce reason or a relay is in the history already. */
+		if (disk[i] == QSTAT_FAILED || disk[i] == QSTAT_NOTIFY)
+			continue;
+		hist[nhist].time = now;
+		hist[nhist].rcpt = rp->addr;
+		hist[nhist].status = (char *) status[i];
+		hist[nhist].dsn = rp->dsn;
+		hist[nhist].relay = rp->relay;
+		hist[nhist].reply = rp->reply;
+		nhist++;
 	}
-	/* The status bytes first: they are what keeps mail from going twice. */
-	(void) qmgr_msg_mark(msg, nsent, sent, QSTAT_SENT);
-	if (!msg->gone)
-		qmgr_hist_add(msg, hist, n);
-	free(sent);
+	(void) close(fd);
+	if (nhist > 0)
+		qmgr_hist_add(msg, hist, nhist);
+	free(disk);
 	free(hist);
 }
 
-/* qmgr_msg_defer_all - defer recipients with one reason of our own */
+/*
+ * qmgr_msg_defer_all - defer recipients with one reason of our own
+ *
+ * Used when smtp-out's report was lost (it died, timed out, or answered
+ * nonsense). What it recorded in the queue file before that stands: a
+ * recipient marked delivered or failed is not deferred, and so never sent
+ * again.
+ */
 void
 qmgr_msg_defer_all(struct qmgr_msg *msg, size_t n, const size_t *rcpt,
 		   const char *dsn, const char *reply)
@@ -469,18 +621,54 @@ qmgr_msg_defer_all(struct qmgr_msg *msg, size_t n, const size_t *rcpt,
 	const char **ds = xcalloc(n, sizeof(char *));
 	const char **rl = xcalloc(n, sizeof(char *));
 	const char **rp = xcalloc(n, sizeof(char *));
+	char   *disk = xcalloc(n ? n : 1, 1);
 	size_t  i;
 
+	if (qmgr_msg_disk(msg, n, rcpt, disk) < 0)
+		memset(disk, QSTAT_PENDING, n);
 	for (i = 0; i < n; i++) {
-		st[i] = "deferred";
+		const char *addr = msg->rcpts[rcpt[i]].addr;
+
 		ds[i] = dsn;
 		rl[i] = "none";
+		if (disk[i] == QSTAT_SENT || disk[i] == QSTAT_NOTIFY) {
+			st[i] = "sent";
+			ds[i] = "2.0.0";
+			rp[i] = "delivered (recorded by the delivery agent "
+				"before its report was lost)";
+			log_info("%s: to=<%s>, relay=none, delay=%.2f, "
+				 "dsn=2.0.0, status=sent (%s)", msg->id, addr,
+				 qmgr_delay(msg), rp[i]);
+			continue;
+		}
+		if (disk[i] == QSTAT_FAILED) {
+			st[i] = "bounced";
+			ds[i] = "5.0.0";
+			rp[i] = "failed (recorded by the delivery agent "
+				"before its report was lost)";
+			log_info("%s: to=<%s>, relay=none, delay=%.2f, "
+				 "dsn=5.0.0, status=bounced (%s)", msg->id,
+				 addr, qmgr_delay(msg), rp[i]);
+			continue;
+		}
+		st[i] = "deferred";
 		rp[i] = reply;
 		log_info("%s: to=<%s>, relay=none, delay=%.2f, dsn=%s, "
-			 "status=deferred (%s)", msg->id,
-			 msg->rcpts[rcpt[i]].addr, qmgr_delay(msg), dsn, reply);
+			 "status=deferred (%s)", msg->id, addr,
+			 qmgr_delay(msg), dsn, reply);
 	}
 	qmgr_msg_result(msg, n, rcpt, st, ds, rl, rp);
+	/* The failure notice quotes the reason smtp-out wrote down. */
+	for (i = 0; i < n; i++) {
+		struct qmgr_rcpt *r = msg->rcpts + rcpt[i];
+
+		if (disk[i] == QSTAT_FAILED || r->status == QSTAT_NOTIFY) {
+			r->dsn = xfree(r->dsn);
+			r->relay = xfree(r->relay);
+			r->reply = xfree(r->reply);
+		}
+	}
+	free(disk);
 	free(st);
 	free(ds);
 	free(rl);
@@ -512,7 +700,22 @@ qmgr_backoff(const struct qmgr_msg *msg, int greylist, long now)
 	return (age > 0 ? age : 1);
 }
 
-/* qmgr_bounce_reply - bounce answered, or did not */
+static size_t qmgr_bounce_count;		/* requests in flight */
+
+/* qmgr_msg_bounce_inflight - bounce requests in flight */
+size_t
+qmgr_msg_bounce_inflight(void)
+{
+	return (qmgr_bounce_count);
+}
+
+/*
+ * qmgr_bounce_reply - bounce answered, or did not
+ *
+ * bounce sets the final status bytes itself once the notice is queued and
+ * before it answers, so that a qmgr that dies here never asks twice; qmgr
+ * sets those bounce could not (no sync) and follows them in memory.
+ */
 static void
 qmgr_bounce_reply(struct attr_list *reply, const char *why, void *ctx)
 {
@@ -521,6 +724,7 @@ qmgr_bounce_reply(struct attr_list *reply, const char *why, void *ctx)
 	long long status = -1;
 	size_t  i;
 
+	qmgr_bounce_count--;
 	if (reply != NULL && attr_list_getl(reply, "status", &status) < 0)
 		why = "malformed reply";
 	else if (reply != NULL && status == 5)
@@ -537,42 +741,50 @@ qmgr_bounce_reply(struct attr_list *reply, const char *why, void *ctx)
 			 "queued and are tried again later", msg->id, b->type,
 			 why);
 		msg->bounce_failed = 1;
+	} else if (strcmp(b->type, "success") == 0) {
+		(void) qmgr_msg_mark(msg, b->n, b->rcpt, QSTAT_NOTIFY,
+				     QSTAT_SENT);
 	} else if (strcmp(b->type, "failure") == 0) {
-		(void) qmgr_msg_mark(msg, b->n, b->rcpt, QSTAT_BOUNCED);
+		(void) qmgr_msg_mark(msg, b->n, b->rcpt, QSTAT_FAILED,
+				     QSTAT_BOUNCED);
 	} else if (strcmp(b->type, "expired") == 0) {
 		struct qhist_rec *hist = xcalloc(b->n, sizeof(*hist));
 
-		if (qmgr_msg_mark(msg, b->n, b->rcpt, QSTAT_EXPIRED) == 0) {
+		if (qmgr_msg_mark(msg, b->n, b->rcpt, QSTAT_PENDING,
+				  QSTAT_EXPIRED) == 0) {
 			for (i = 0; i < b->n; i++) {
 				struct qmgr_rcpt *rp = msg->rcpts + b->rcpt[i];
+				const char *dsn = rp->dsn ? rp->dsn : "4.4.7";
 
 				log_info("%s: to=<%s>, relay=none, delay=%.0f, "
-					 "dsn=5.4.7, status=expired, returned "
+					 "dsn=%s, status=expired, returned "
 					 "to sender", msg->id, rp->addr,
-					 qmgr_delay(msg));
+					 qmgr_delay(msg), dsn);
 				hist[i].time = (long) time(NULL);
 				hist[i].rcpt = rp->addr;
 				hist[i].status = QHIST_EXPIRED;
-				hist[i].dsn = "5.4.7";
+				hist[i].dsn = (char *) dsn;
 				hist[i].relay = "none";
 				hist[i].reply = "delivery time expired";
 			}
 			qmgr_hist_add(msg, hist, b->n);
 		}
 		free(hist);
-	} else {
+	} else if (!qmgr_msg_warned(msg)) {
+		/* A delay notice: bounce noted it; an older bounce did not. */
 		struct qhist_rec rec = {0};
 
 		rec.time = (long) time(NULL);
 		rec.rcpt = "";
 		rec.status = QHIST_DELAY;
 		rec.reply = "delay notice sent";
-		qmgr_hist_add(msg, &rec, 1);
+		qmgr_msg_hist_now(msg, &rec);
 	}
 	free(b->rcpt);
 	free(b);
 	msg->fin_step++;
 	qmgr_msg_finish(msg);
+	server_session_done();
 }
 
 /* qmgr_bounce_ask - one bounce request for some recipients */
@@ -591,6 +803,8 @@ qmgr_bounce_ask(struct qmgr_msg *msg, const char *type, size_t n,
 	b->type = type;
 	b->n = n;
 	b->rcpt = rcpt;
+	/* The words a notice quotes must be on disk before it is owed. */
+	qmgr_hist_flush(msg);
 	attr_puts(sb, "queue_id", msg->id);
 	attr_puts(sb, "queue_file", qmgr_active_path(path, sizeof(path),
 						      msg->id));
@@ -615,24 +829,30 @@ qmgr_bounce_ask(struct qmgr_msg *msg, const char *type, size_t n,
 				reply = h->reply;
 			}
 		}
-		if (strcmp(type, "expired") == 0)
-			dsn = "5.4.7";
 		attr_puts(sb, "rcpt", rp->addr);
-		attr_puts(sb, "dsn", dsn ? dsn : "4.0.0");
+		attr_putl(sb, "offset", (long long) rp->status_offset);
+		if (strcmp(type, "success") == 0)
+			attr_puts(sb, "action", "relayed");
+		attr_puts(sb, "dsn", dsn && *dsn ? dsn :
+			  strcmp(type, "expired") == 0 ? "4.4.7" :
+			  strcmp(type, "success") == 0 ? "2.0.0" : "4.0.0");
 		attr_puts(sb, "relay", relay ? relay : "none");
 		attr_puts(sb, "reply", reply ? reply :
 			  strcmp(type, "expired") == 0 ?
-			  "delivery time expired" : "delivery delayed");
+			  "delivery time expired" :
+			  strcmp(type, "success") == 0 ? "delivered" :
+			  "delivery delayed");
 	}
 	attr_end(sb);
 	qhist_free(hist);
 	strbuf_free(err);
+	qmgr_bounce_count++;
 	(void) qmgr_ipc_start(var_bounce_service, sb, 300, qmgr_bounce_reply, b);
 }
 
-/* qmgr_msg_select - pending recipients of a kind; count in *np */
+/* qmgr_msg_select - recipients owing a notice of a kind; count in *np */
 static size_t *
-qmgr_msg_select(const struct qmgr_msg *msg, int bounced, size_t *np)
+qmgr_msg_select(const struct qmgr_msg *msg, int fin, size_t *np)
 {
 	size_t *v = xcalloc(msg->nrcpts + 1, sizeof(size_t));
 	size_t  n = 0;
@@ -640,10 +860,23 @@ qmgr_msg_select(const struct qmgr_msg *msg, int bounced, size_t *np)
 
 	for (i = 0; i < msg->nrcpts; i++) {
 		const struct qmgr_rcpt *rp = msg->rcpts + i;
+		int     take;
 
-		if (rp->status != QSTAT_PENDING)
-			continue;
-		if ((rp->pass == QMGR_PASS_BOUNCED) == (bounced != 0))
+		switch (fin) {
+		case QMGR_FIN_SUCCESS:
+			take = rp->status == QSTAT_NOTIFY;
+			break;
+		case QMGR_FIN_FAILURE:
+			take = rp->status == QSTAT_FAILED
+				|| (rp->status == QSTAT_PENDING
+				    && rp->pass == QMGR_PASS_BOUNCED);
+			break;
+		default:			/* expired, delay */
+			take = rp->status == QSTAT_PENDING
+				&& rp->pass != QMGR_PASS_BOUNCED;
+			break;
+		}
+		if (take)
 			v[n++] = i;
 	}
 	*np = n;
@@ -676,11 +909,7 @@ qmgr_msg_warned(struct qmgr_msg *msg)
 static void
 qmgr_msg_dispose(struct qmgr_msg *msg)
 {
-	struct timeval tv[2];
-	struct stat st;
 	char    path[QFILE_ID_MAX + 16];
-	char    dir[16];
-	char    dst[QFILE_ID_MAX + 32];
 	size_t  pending = 0;
 	size_t  grey = 0;
 	size_t  i;
@@ -688,10 +917,14 @@ qmgr_msg_dispose(struct qmgr_msg *msg)
 	long    delay;
 
 	for (i = 0; i < msg->nrcpts; i++) {
-		if (msg->rcpts[i].status != QSTAT_PENDING)
+		/* Still to deliver, or a notice still owed. */
+		if (msg->rcpts[i].status != QSTAT_PENDING
+		    && msg->rcpts[i].status != QSTAT_FAILED
+		    && msg->rcpts[i].status != QSTAT_NOTIFY)
 			continue;
 		pending++;
-		if (msg->rcpts[i].pass == QMGR_PASS_GREYLIST)
+		if (msg->rcpts[i].status == QSTAT_PENDING
+		    && msg->rcpts[i].pass == QMGR_PASS_GREYLIST)
 			grey++;
 	}
 	qmgr_active_path(path, sizeof(path), msg->id);
@@ -709,31 +942,13 @@ qmgr_msg_dispose(struct qmgr_msg *msg)
 		return;
 	}
 	delay = qmgr_backoff(msg, grey == pending && !msg->bounce_failed, now);
-	snprintf(dir, sizeof(dir), "%s/%c", QUEUE_DEFERRED,
-		 msg->id[strlen(msg->id) - 1]);
-	snprintf(dst, sizeof(dst), "%s/%s", dir, msg->id);
-	if (stat(dir, &st) < 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
-		log_warn("%s: create %s: %s", msg->id, dir, strerror(errno));
-	/* Postfix's trick: the file's mtime is its next retry time. */
-	tv[0].tv_sec = now;
-	tv[0].tv_usec = 0;
-	tv[1].tv_sec = now + delay;
-	tv[1].tv_usec = 0;
-	if (utimes(path, tv) < 0) {
-		if (errno == ENOENT) {
-			log_info("%s: queue file is gone (deleted or moved by "
-				 "the operator); dropped", msg->id);
-			return;
-		}
-		log_warn("%s: utimes %s: %s", msg->id, path, strerror(errno));
-	}
-	if (rename(path, dst) < 0) {
+	if (qmgr_msg_defer_file(msg->id, now, delay) < 0) {
 		if (errno == ENOENT) {
 			log_info("%s: queue file is gone (deleted or moved by "
 				 "the operator); dropped", msg->id);
 		} else {
-			log_warn("%s: move to %s: %s; left in active/", msg->id,
-				 dst, strerror(errno));
+			log_warn("%s: move to %s/: %s; left in active/",
+				 msg->id, QUEUE_DEFERRED, strerror(errno));
 			qmgr_hist_flush(msg);
 		}
 		return;
@@ -742,7 +957,28 @@ qmgr_msg_dispose(struct qmgr_msg *msg)
 	log_info("%s: deferred, %zu recipient%s pending, next retry in %lds%s",
 		 msg->id, pending, pending == 1 ? "" : "s", delay,
 		 grey == pending && !msg->bounce_failed ? " (greylisted)" : "");
-	qmgr_queue_defer_at(now + delay);
+}
+
+/*
+ * qmgr_msg_owe - recipients qmgr itself failed (no route) owe a notice:
+ * their reason goes into the history and their byte becomes FAILED
+ * before bounce is asked, as smtp-out does for the ones it fails.
+ */
+static void
+qmgr_msg_owe(struct qmgr_msg *msg, size_t n, const size_t *rcpt)
+{
+	size_t *own = xcalloc(n + 1, sizeof(size_t));
+	size_t  k = 0;
+	size_t  i;
+
+	for (i = 0; i < n; i++)
+		if (msg->rcpts[rcpt[i]].status == QSTAT_PENDING)
+			own[k++] = rcpt[i];
+	if (k > 0) {
+		qmgr_hist_flush(msg);
+		(void) qmgr_msg_mark(msg, k, own, QSTAT_PENDING, QSTAT_FAILED);
+	}
+	free(own);
 }
 
 /* qmgr_msg_finish - end a pass: bounces, expiry, delay notice, dispose */
@@ -761,10 +997,20 @@ qmgr_msg_finish(struct qmgr_msg *msg)
 		age = (long) time(NULL) - msg->arrival_sec;
 		switch (msg->fin_step) {
 		case QMGR_FIN_NONE:
-			msg->fin_step = QMGR_FIN_FAILURE;
+			msg->fin_step = QMGR_FIN_SUCCESS;
+			break;
+		case QMGR_FIN_SUCCESS:
+			if ((v = qmgr_msg_select(msg, QMGR_FIN_SUCCESS, &n))
+			    != NULL) {
+				qmgr_bounce_ask(msg, "success", n, v);
+				return;
+			}
+			msg->fin_step++;
 			break;
 		case QMGR_FIN_FAILURE:
-			if ((v = qmgr_msg_select(msg, 1, &n)) != NULL) {
+			if ((v = qmgr_msg_select(msg, QMGR_FIN_FAILURE, &n))
+			    != NULL) {
+				qmgr_msg_owe(msg, n, v);
 				qmgr_bounce_ask(msg, "failure", n, v);
 				return;
 			}
@@ -772,7 +1018,8 @@ qmgr_msg_finish(struct qmgr_msg *msg)
 			break;
 		case QMGR_FIN_EXPIRED:
 			if (age >= var_max_queue_lifetime
-			    && (v = qmgr_msg_select(msg, 0, &n)) != NULL) {
+			    && (v = qmgr_msg_select(msg, QMGR_FIN_EXPIRED, &n))
+			    != NULL) {
 				qmgr_bounce_ask(msg, "expired", n, v);
 				return;
 			}
@@ -782,7 +1029,8 @@ qmgr_msg_finish(struct qmgr_msg *msg)
 			if (var_delay_warning_time > 0
 			    && age >= var_delay_warning_time
 			    && age < var_max_queue_lifetime
-			    && (v = qmgr_msg_select(msg, 0, &n)) != NULL) {
+			    && (v = qmgr_msg_select(msg, QMGR_FIN_DELAY, &n))
+			    != NULL) {
 				if (!qmgr_msg_warned(msg)) {
 					qmgr_bounce_ask(msg, "delay", n, v);
 					return;

@@ -331,7 +331,7 @@ qmgr_queue_fill(evutil_socket_t unused_fd, short unused_what,
 	(void) unused_fd;
 	(void) unused_what;
 	(void) unused_ctx;
-	while (qmgr_nmsgs < (size_t) var_active_limit
+	while (!server_stopping() && qmgr_nmsgs < (size_t) var_active_limit
 	       && (qmgr_scan_def.active || qmgr_scan_in.active)) {
 		/* Take turns, so neither queue starves the other. */
 		if (qmgr_scan_def.active

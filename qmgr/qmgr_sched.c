@@ -52,6 +52,7 @@
 
 #include "attr.h"
 #include "log.h"
+#include "server.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -227,6 +228,7 @@ qmgr_sched_reply(struct attr_list *reply, const char *why, void *ctx)
 	qmgr_dest_maybe_free(d);
 	qmgr_msg_entry_done(msg);
 	qmgr_sched_run();
+	server_session_done();
 }
 
 /* qmgr_sched_request - the attribute list of one delivery request */
@@ -249,6 +251,7 @@ qmgr_sched_request(const struct qmgr_entry *e)
 		attr_puts(sb, "rcpt", r->addr);
 		attr_puts(sb, "orcpt", r->orcpt);
 		attr_puts(sb, "notify", r->notify);
+		attr_putl(sb, "offset", (long long) r->status_offset);
 	}
 	if (msg->ret)
 		attr_puts(sb, "ret", msg->ret);
@@ -272,6 +275,9 @@ qmgr_sched_run(void)
 	struct qmgr_entry *e;
 	struct qmgr_msg *msg;
 
+	/* Asked to leave (reload): hand out nothing new. */
+	if (server_stopping())
+		return;
 	while (qmgr_inflight < (size_t) var_delivery_concurrency
 	       && (d = TAILQ_FIRST(&qmgr_ring)) != NULL) {
 		TAILQ_REMOVE(&qmgr_ring, d, ring);

@@ -53,6 +53,7 @@ struct smtp_rcpt {
 	char   *addr;
 	char   *orcpt;			/* "" when none */
 	char   *notify;			/* "" when none */
+	off_t   offset;			/* status byte in the file; -1 none */
 	int     status;			/* SMTP_RCPT_* */
 	char    dsn[SMTP_REPLY_DSN_MAX];
 	char   *relay;			/* host[addr]:port or "none" */
@@ -97,6 +98,7 @@ struct smtp_req {
 	size_t  nrcpt;
 
 	/* The message. */
+	int     qfd;			/* the queue file, shared lock; -1 */
 	struct qfile_msg *msg;
 	int     body_8bit;
 	int     smtputf8;

@@ -20,7 +20,16 @@
  *	queue file that cannot be read defers every recipient (4.3.0).
  *
  *	smtp_rcpt_set() records the outcome of one recipient (the strings
- *	are copied). smtp_request_done() ends the delivery: recipients
+ *	are copied). A final outcome is recorded in the queue file at once,
+ *	before anything else happens, when qmgr gave the recipient's status
+ *	byte offset: delivered becomes QSTAT_SENT, or QSTAT_NOTIFY when the
+ *	recipient asked for NOTIFY=SUCCESS and the next hop does not speak
+ *	DSN (a "relayed" notice is owed); bounced becomes QSTAT_FAILED, after
+ *	the reply went into the message's history so that bounce can quote
+ *	it. A qmgr that dies before it hears the reply, or a reload, then
+ *	never sends the recipient again (docs/decisions.md "Exactly once").
+ *	The request holds a shared lock on the queue file from start to end
+ *	(qfile_lock()). smtp_request_done() ends the delivery: recipients
  *	without a result get the last soft failure (deferred), else the
  *	last hard failure (bounced), else a generic deferral; it logs one
  *	line per recipient and writes the reply, then closes the connection
@@ -46,10 +55,12 @@
 
 #include <sys/time.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -59,6 +70,7 @@
 #include "attr.h"
 #include "log.h"
 #include "qfile.h"
+#include "qhist.h"
 #include "server.h"
 #include "strbuf.h"
 #include "xmalloc.h"
@@ -117,6 +129,8 @@ smtp_request_free(struct smtp_req *req)
 	xfree(req->ret);
 	xfree(req->envid);
 	qfile_msg_free(req->msg);
+	if (req->qfd >= 0)
+		(void) close(req->qfd);
 	smtp_dest_free(req->dests, req->ndest);
 	smtp_fail_clear(&req->temp);
 	smtp_fail_clear(&req->perm);
@@ -139,6 +153,52 @@ smtp_request_shutdown(void)
 		smtp_request_free(smtp_requests);
 }
 
+/* smtp_rcpt_notify_success - did the recipient ask for NOTIFY=SUCCESS? */
+static int
+smtp_rcpt_notify_success(const struct smtp_rcpt *r)
+{
+	return (strcasestr(r->notify, "SUCCESS") != NULL);
+}
+
+/* smtp_rcpt_record - a final outcome goes into the queue file first */
+static void
+smtp_rcpt_record(struct smtp_req *req, struct smtp_rcpt *r)
+{
+	struct qhist_rec rec;
+	struct strbuf *err;
+	int     to;
+
+	if (req->qfd < 0 || r->offset < 0)
+		return;
+	if (r->status == SMTP_RCPT_SENT) {
+		to = smtp_rcpt_notify_success(r) && !(req->sess
+				  && (req->sess->feat & SMTP_FEAT_DSN)) ?
+			QSTAT_NOTIFY : QSTAT_SENT;
+	} else if (r->status == SMTP_RCPT_BOUNCED) {
+		to = QSTAT_FAILED;
+	} else {
+		return;
+	}
+	/* The words a notice will quote, before the byte that owes it. */
+	if (to != QSTAT_SENT) {
+		memset(&rec, 0, sizeof(rec));
+		rec.time = (long) time(NULL);
+		rec.rcpt = r->addr;
+		rec.status = to == QSTAT_FAILED ? QHIST_BOUNCED : QHIST_SENT;
+		rec.dsn = r->dsn;
+		rec.relay = r->relay;
+		rec.reply = r->reply;
+		err = strbuf_new(128, 0);
+		if (qhist_append(".", req->queue_id, &rec, 1, err) < 0)
+			log_warn("%s: history: %s", req->queue_id, err->data);
+		strbuf_free(err);
+	}
+	if (qfile_mark(req->qfd, r->offset, QSTAT_PENDING, to) < 0)
+		log_warn("%s: cannot record the outcome for <%s> in %s: %s",
+			 req->queue_id, r->addr, req->queue_file,
+			 strerror(errno));
+}
+
 /* smtp_rcpt_set - the outcome of one recipient */
 void
 smtp_rcpt_set(struct smtp_req *req, size_t i, int status, const char *dsn,
@@ -152,6 +212,7 @@ smtp_rcpt_set(struct smtp_req *req, size_t i, int status, const char *dsn,
 	r->relay = xstrdup(relay ? relay : "none");
 	xfree(r->reply);
 	r->reply = xstrdup(reply ? reply : "");
+	smtp_rcpt_record(req, r);
 }
 
 /* smtp_delay_fmt - a delay the way Postfix logs it */
@@ -336,6 +397,7 @@ smtp_request_start(struct smtp_req *req, struct attr_list *list)
 	size_t  nrcpt = 0;
 	size_t  norcpt = 0;
 	size_t  nnotify = 0;
+	size_t  noffset = 0;
 
 	if ((v = attr_list_get(list, "queue_id")) == NULL || !qfile_id_valid(v))
 		return (smtp_request_bad(req, "missing or bad queue_id"));
@@ -369,6 +431,7 @@ smtp_request_start(struct smtp_req *req, struct attr_list *list)
 			req->rcpts[req->nrcpt].addr = xstrdup(list->values[i]);
 			req->rcpts[req->nrcpt].orcpt = xstrdup("");
 			req->rcpts[req->nrcpt].notify = xstrdup("");
+			req->rcpts[req->nrcpt].offset = -1;
 			req->nrcpt++;
 		} else if (strcmp(list->names[i], "orcpt") == 0) {
 			if (norcpt >= nrcpt)
@@ -382,12 +445,42 @@ smtp_request_start(struct smtp_req *req, struct attr_list *list)
 							 "too many notify"));
 			xfree(req->rcpts[nnotify].notify);
 			req->rcpts[nnotify++].notify = xstrdup(list->values[i]);
+		} else if (strcmp(list->names[i], "offset") == 0) {
+			char   *end;
+			long long off;
+
+			if (noffset >= nrcpt)
+				return (smtp_request_bad(req,
+							 "too many offset"));
+			errno = 0;
+			off = strtoll(list->values[i], &end, 10);
+			if (errno || *end || end == list->values[i] || off <= 0)
+				return (smtp_request_bad(req, "bad offset"));
+			req->rcpts[noffset++].offset = (off_t) off;
 		}
 	}
 	req->t_recv = smtp_now();
 	req->state = SMTP_REQ_DELIVER;
 	evtimer_del(req->timer);
 	bufferevent_disable(req->bev, EV_READ);
+
+	/*
+	 * The queue file, locked shared while we work on it: a qmgr that
+	 * starts after a crash or a reload sees the lock and leaves the
+	 * message alone until we are done.
+	 */
+	if ((req->qfd = open(req->queue_file, O_RDWR | O_CLOEXEC)) < 0
+	    || qfile_lock(req->qfd, QFILE_LOCK_SHARED) < 0) {
+		log_warn("%s: cannot open queue file %s: %s", req->queue_id,
+			 req->queue_file, strerror(errno));
+		if (req->qfd >= 0)
+			(void) close(req->qfd);
+		req->qfd = -1;
+		smtp_fail_set(&req->temp, "4.3.0", NULL,
+			      "cannot read the queue file");
+		smtp_request_done(req);
+		return (0);
+	}
 
 	/* Addresses that could smuggle commands never reach the wire. */
 	if (!smtp_request_addr_ok(req->sender)) {
@@ -506,6 +599,7 @@ smtp_request_accept(int fd)
 	struct timeval tv;
 
 	req = xcalloc(1, sizeof(*req));
+	req->qfd = -1;
 	req->queue_id = xstrdup("");
 	req->bev = bufferevent_socket_new(server_base(), fd,
 					  BEV_OPT_CLOSE_ON_FREE);
