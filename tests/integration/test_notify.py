@@ -501,3 +501,45 @@ def test_smtp_out_passes_dsn_on(mta_factory, offers_dsn):
         assert not any(p in a.upper() for a in mail + rcpt
                        for p in DSN_PARAMS), (mail, rcpt)
         assert rcpt == ["TO:<bob@example.net>", "TO:<carol@example.net>"]
+
+
+# -- end to end: qmgr, smtp-out and bounce together ---------------------------
+
+@pytest.mark.skipif(
+    not all(os.path.exists(os.path.join(os.environ.get(
+        "SENDARIX_BUILD", ""), "bin", d)) for d in ("qmgr", "smtp-out")),
+    reason="qmgr and smtp-out not built")
+def test_end_to_end_relayed_notice_once(mta_factory, tmp_path):
+    from test_bounce import FULL_MASTER_CF, Sandbox
+    sb = Sandbox(tmp_path)
+    try:
+        mta = mta_factory(main={"relayhost": "[127.0.0.1]:%d" % sb.port,
+                                "queue_run_delay": "2s"},
+                          master_cf=FULL_MASTER_CF)
+        qid = smtp_send(mta, "alice@example.org",
+                        ["bob@example.com", "carol@example.com"],
+                        rcpt_params={"bob@example.com":
+                                     " NOTIFY=SUCCESS,FAILURE"})
+
+        def notices():
+            return [data for env, data in sb.messages()
+                    if env["from"] == "" and env["to"] == [
+                        "alice@example.org"]]
+        data = wait_for(lambda: notices() and notices()[0], timeout=60,
+                        what="the success notice at the sandbox")
+        mta.wait_log("%s: sender delivery status notification: " % qid,
+                     timeout=30)
+        mta.wait_log("%s: removed" % qid, timeout=30)
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        assert msg["Subject"] == "Successful Mail Delivery Report"
+        _, per_rcpt = status_blocks(msg)
+        # The sandbox does not offer DSN: relayed, and only bob asked.
+        assert [(b["Final-Recipient"], b["Action"]) for b in per_rcpt] == [
+            ("rfc822; bob@example.com", "relayed")]
+        assert per_rcpt[0]["Status"].startswith("2.")
+        assert data.startswith(b"Received: by mx.test.example (Sendarix)"
+                               b"\r\n\tid ")
+        assert len(notices()) == 1
+        assert mta.queue_files() == [] and mta.queue_files("active") == []
+    finally:
+        sb.stop()
