@@ -117,6 +117,12 @@ const struct conf_param conf_params[] = {
 	{"cleanup_max_sessions", CONF_INT, "2000",
 	"most simultaneous submissions in one cleanup process"},
 
+	/* Local submission: sendmail, cleanup on public/, pickup. */
+	{"authorized_submit_users", CONF_STR, "static:anyone",
+	"login names that may submit mail with sendmail: names, !name, type:table"},
+	{"local_login_sender_maps", CONF_STR, "static:*",
+	"tables: login name -> envelope senders it may use (*, <>, @domain, address)"},
+
 	/* qmgr: routing, scheduling, retries. */
 	{"relayhost", CONF_STR, "",
 	"deliver all mail through these hosts, tried in order: [host]:port, ..."},
