@@ -151,6 +151,11 @@ main(int argc, char **argv)
 	}
 	strbuf_free(err);
 	ret = sendarix_cmds[c].fn(nargs, args);
+	/* Output that did not arrive is a failure too (a full disk). */
+	if ((fflush(stdout) != 0 || ferror(stdout)) && ret == 0) {
+		cli_error("write error on standard output");
+		ret = 1;
+	}
 	free(args);
 	return (ret);
 }
