@@ -47,7 +47,7 @@ override CFLAGS += -std=c11 $(OPTFLAGS) $(WARNFLAGS) -D_GNU_SOURCE -Ilib \
 LDLIBS		+= $(PKG_LIBS) -ldb
 
 # A daemon folder builds once it has sources.
-DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce,\
+DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce pickup,\
 		     $(if $(wildcard $(d)/*.c),$(d)))
 LIB_SRCS	:= $(wildcard lib/*.c)
 LIB_OBJS	:= $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

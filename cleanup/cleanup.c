@@ -6,8 +6,9 @@
  *	(started by master; see master(8))
  *
  * DESCRIPTION
- *	cleanup receives messages on private/cleanup from smtpd (and, later,
- *	from local submission), following docs/ipc.md: an envelope
+ *	cleanup receives messages on private/cleanup from smtpd, bounce and
+ *	pickup (and on public/sendmail from sendmail, cleanup_local.c),
+ *	following docs/ipc.md: an envelope
  *	attribute list (sender, rcpt..., client_addr, client_name, helo,
  *	protocol, body, smtputf8, size), then the content as "data"
  *	attributes. It writes the queue file in tmp/ (lib/qfile.c): the
@@ -58,6 +59,7 @@
  * CONFIGURATION PARAMETERS
  *	queue_directory, myhostname, header_size_limit, hopcount_limit,
  *	message_size_limit, cleanup_timeout, cleanup_max_sessions,
+ *	myorigin, authorized_submit_users, local_login_sender_maps,
  *	qmgr_service_name (see the table below and sendarix-params(5)).
  *
  * DIAGNOSTICS
@@ -153,6 +155,7 @@ cleanup_pre_init(void)
 				  cleanup_num_params[i].max);
 		*cleanup_num_params[i].var = val;
 	}
+	cleanup_local_init();
 }
 
 /* cleanup_post_init - the loop exists: set up sessions and group commit */

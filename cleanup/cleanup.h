@@ -123,8 +123,11 @@ extern void cleanup_trigger_qmgr(void);
 
 /* cleanup_local.c */
 struct attr;
+extern void cleanup_local_init(void);
 extern void cleanup_local_accept(struct cleanup_sess *);
 extern int cleanup_local_attr(struct cleanup_sess *, const struct attr *);
+extern int cleanup_local_uid(struct cleanup_sess *, const struct attr *);
+extern int cleanup_local_check(struct cleanup_sess *);
 extern void cleanup_local_envelope(struct cleanup_sess *);
 extern int cleanup_local_received(struct cleanup_sess *);
 extern void cleanup_local_headers(struct cleanup_sess *, int,

@@ -4,9 +4,13 @@
  * SYNOPSIS
  *	#include "cleanup.h"
  *
+ *	void	cleanup_local_init(void)
  *	void	cleanup_local_accept(struct cleanup_sess *s)
  *	int	cleanup_local_attr(struct cleanup_sess *s,
  *			const struct attr *a)
+ *	int	cleanup_local_uid(struct cleanup_sess *s,
+ *			const struct attr *a)
+ *	int	cleanup_local_check(struct cleanup_sess *s)
  *	void	cleanup_local_envelope(struct cleanup_sess *s)
  *	int	cleanup_local_received(struct cleanup_sess *s)
  *	void	cleanup_local_headers(struct cleanup_sess *s, int seen,
@@ -20,6 +24,10 @@
  *	connect there, so the client is identified by the kernel, not by
  *	what it says.
  *
+ *	cleanup_local_init() reads authorized_submit_users and
+ *	local_login_sender_maps and opens their tables (pre_init, while
+ *	still privileged). A malformed list is fatal.
+ *
  *	cleanup_local_accept() looks at a new connection: when its socket
  *	is under public/, the session is a local submission, and the peer
  *	credentials (SO_PEERCRED) give the uid of the submitting process.
@@ -30,15 +38,29 @@
  *	sendmail -F value): text on one line, at most 256 bytes. It returns
  *	0, or -1 when the value is malformed or given twice.
  *
+ *	cleanup_local_uid() takes the "local_uid" envelope attribute that
+ *	pickup(8) sends on private/cleanup for a maildrop file: the uid of
+ *	the file's owner. The session then is a local submission by that
+ *	uid, exactly as if it had come through public/sendmail. On a
+ *	public/ socket the attribute is refused (-1, malformed): there only
+ *	the kernel says who the client is.
+ *
+ *	cleanup_local_check() runs for a local submission once the
+ *	envelope is complete, before a queue file exists. It applies
+ *	authorized_submit_users to the login name ("unknown" without one)
+ *	and local_login_sender_maps to the login name ("uid:N" without one)
+ *	and the sender. A refusal is answered with status 5 and "5.7.1 User
+ *	NAME(UID) is not allowed to submit mail" or "... to use sender
+ *	address <S>", a table failure with status 4; then it returns -1
+ *	(the session is ending). Otherwise it returns 0.
+ *
  *	cleanup_local_envelope() runs once the envelope is complete and the
  *	queue ID is known. For an ordinary user the client attributes it
  *	sent (client_addr, client_name, helo, protocol) are dropped: they
  *	would be lies told to the logs and to the next hop. Every local
  *	submission is recorded with protocol=local, uid=N and, when the
- *	password file knows the uid, login=NAME (A records). The envelope
- *	sender is taken as given (XXX: no authorized_submit_users or
- *	sender checks yet); the line "QUEUEID: uid=N from=<sender>" is
- *	logged, as Postfix's pickup does.
+ *	password file knows the uid, login=NAME (A records). The line
+ *	"QUEUEID: uid=N from=<sender>" is logged, as Postfix's pickup does.
  *
  *	cleanup_local_received() writes, as the first content, the Received
  *	header that smtpd would otherwise have added:
@@ -58,7 +80,8 @@
  *	the other daemons are trusted to send their own attributes.
  *
  * DIAGNOSTICS
- *	"QUEUEID: uid=N from=<sender>" for each local submission. A peer
+ *	"QUEUEID: uid=N from=<sender>" for each local submission;
+ *	"NOQUEUE: reject: uid=N: REASON; from=<sender>" for a refusal. A peer
  *	whose credentials cannot be read is handled as uid "unknown" with
  *	no privileges: treated as an ordinary user.
  *
@@ -91,12 +114,33 @@
 #include "mail_date.h"
 #include "qfile.h"
 #include "strbuf.h"
+#include "submit_acl.h"
 #include "xmalloc.h"
 
 #include "cleanup.h"
 
 #define CLEANUP_LOCAL_DIR	"public/"
 #define CLEANUP_FULL_NAME_MAX	256
+
+static struct submit_acl *cleanup_local_acl;
+
+/* cleanup_local_init - open the local submission policy */
+void
+cleanup_local_init(void)
+{
+	struct strbuf *err = strbuf_new(256, 0);
+	const char *origin = conf_get("myorigin");
+
+	if (origin == NULL || *origin == 0)
+		origin = var_myhostname;
+	cleanup_local_acl = submit_acl_free(cleanup_local_acl);
+	if ((cleanup_local_acl = submit_acl_new(
+				conf_get("authorized_submit_users"),
+				conf_get("local_login_sender_maps"),
+				origin, err)) == NULL)
+		log_fatal("%s", STRBUF_STR(err));
+	strbuf_free(err);
+}
 
 /* cleanup_local_owner_uid - mail_owner's uid, or -1 when unknown */
 static long
@@ -135,15 +179,31 @@ cleanup_local_on_public(int fd)
 			sizeof(CLEANUP_LOCAL_DIR) - 1) == 0);
 }
 
+/* cleanup_local_identity - who submits: uid, login, trust */
+static void
+cleanup_local_identity(struct cleanup_sess *s, long uid)
+{
+	struct passwd *pw;
+	char    buf[32];
+
+	s->local_uid = uid;
+	s->local_user = (uid != 0 && uid != (long) geteuid()
+			 && uid != cleanup_local_owner_uid());
+	snprintf(buf, sizeof(buf), "%ld", uid);
+	s->uid_attr = xfree(s->uid_attr);
+	s->uid_attr = xstrdup(buf);
+	s->login = xfree(s->login);
+	if ((pw = getpwuid((uid_t) uid)) != NULL && pw->pw_name
+	    && *pw->pw_name && strpbrk(pw->pw_name, "\r\n\t") == NULL)
+		s->login = xstrdup(pw->pw_name);
+}
+
 /* cleanup_local_accept - note a local submission and who sends it */
 void
 cleanup_local_accept(struct cleanup_sess *s)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	struct passwd *pw;
-	long    uid;
-	char    buf[32];
 
 	if (!cleanup_local_on_public(s->fd))
 		return;
@@ -158,15 +218,27 @@ cleanup_local_accept(struct cleanup_sess *s)
 		s->uid_attr = xstrdup("unknown");
 		return;
 	}
-	uid = (long) cred.uid;
-	s->local_uid = uid;
-	s->local_user = (uid != 0 && uid != (long) geteuid()
-			 && uid != cleanup_local_owner_uid());
-	snprintf(buf, sizeof(buf), "%ld", uid);
-	s->uid_attr = xstrdup(buf);
-	if ((pw = getpwuid(cred.uid)) != NULL && pw->pw_name
-	    && *pw->pw_name && strpbrk(pw->pw_name, "\r\n\t") == NULL)
-		s->login = xstrdup(pw->pw_name);
+	cleanup_local_identity(s, (long) cred.uid);
+}
+
+/* cleanup_local_uid - pickup says whose maildrop file this is */
+int
+cleanup_local_uid(struct cleanup_sess *s, const struct attr *a)
+{
+	char    buf[16];
+	char   *end;
+	long    uid;
+
+	if (s->local || a->len == 0 || a->len >= sizeof(buf))
+		return (-1);			/* public/, or twice */
+	memcpy(buf, a->value, a->len);
+	buf[a->len] = 0;
+	uid = strtol(buf, &end, 10);
+	if (*end != 0 || buf[0] < '0' || buf[0] > '9' || uid > 0x7fffffffL)
+		return (-1);
+	s->local = 1;
+	cleanup_local_identity(s, uid);
+	return (0);
 }
 
 /* cleanup_local_attr - the full_name envelope attribute */
@@ -179,6 +251,45 @@ cleanup_local_attr(struct cleanup_sess *s, const struct attr *a)
 		return (-1);
 	s->full_name = xstrndup(a->value, a->len);
 	return (0);
+}
+
+/* cleanup_local_check - authorized_submit_users, local_login_sender_maps */
+int
+cleanup_local_check(struct cleanup_sess *s)
+{
+	char    key[32];
+	char    reason[512];
+	const char *name;
+	int     ret;
+
+	if (!s->local)
+		return (0);
+	name = s->login ? s->login : "unknown";
+	snprintf(key, sizeof(key), "uid:%s", s->uid_attr);
+	if ((ret = submit_acl_user(cleanup_local_acl, name)) > 0) {
+		ret = submit_acl_sender(cleanup_local_acl,
+					s->login ? s->login : key, s->sender);
+		if (ret == 0)
+			snprintf(reason, sizeof(reason), "5.7.1 User %s(%s) is "
+				 "not allowed to use sender address <%.300s>",
+				 name, s->uid_attr, s->sender);
+	} else if (ret == 0) {
+		snprintf(reason, sizeof(reason), "5.7.1 User %s(%s) is not "
+			 "allowed to submit mail", name, s->uid_attr);
+	}
+	if (ret > 0)
+		return (0);
+	if (ret < 0) {
+		log_warn("NOQUEUE: uid=%s: local submission policy table "
+			 "lookup failed; from=<%s>", s->uid_attr, s->sender);
+		cleanup_session_reply(s, 4, "4.3.0 Error: temporary "
+				      "lookup failure");
+		return (-1);
+	}
+	log_info("NOQUEUE: reject: uid=%s: %s; from=<%s>", s->uid_attr,
+		 reason + 6, s->sender);
+	cleanup_session_reply(s, 5, reason);
+	return (-1);
 }
 
 /* cleanup_local_envelope - drop what a user may not say, log the sender */

@@ -365,6 +365,8 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 	}
 	if (attr_name_is(a, "full_name"))
 		return (cleanup_local_attr(s, a));
+	if (attr_name_is(a, "local_uid"))
+		return (cleanup_local_uid(s, a));
 	log_debug("%s: ignoring envelope attribute %.*s", s->id,
 		  (int) a->namelen, a->name);
 	return (0);
@@ -438,6 +440,8 @@ cleanup_env_end(struct cleanup_sess *s)
 		cleanup_session_reply(s, 5, "5.5.3 Error: too many recipients");
 		return (-1);
 	}
+	if (cleanup_local_check(s) < 0)
+		return (-1);
 	err = strbuf_new(128, 1024);
 	if ((s->qf = qfile_create(CLEANUP_QUEUE_DIR, err)) == NULL) {
 		log_warn("%s: %s", s->id, err->data);

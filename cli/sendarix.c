@@ -12,6 +12,7 @@
  *	hands the rest to the command:
  *
  *	start, stop, reload, status	sendarix_ctl.c
+ *	check				sendarix_check.c
  *	conf				sendarix_conf.c
  *	map				sendarix_map.c
  *	queue				sendarix_queue.c
@@ -41,6 +42,7 @@ static const struct {
 	{"stop", sendarix_ctl_main},
 	{"reload", sendarix_ctl_main},
 	{"status", sendarix_ctl_main},
+	{"check", sendarix_check_main},
 	{"conf", sendarix_conf_main},
 	{"map", sendarix_map_main},
 	{"queue", sendarix_queue_main},
@@ -55,6 +57,7 @@ sendarix_usage(void)
 		"usage: sendarix [-c config_dir] [-v] command [args...]\n"
 		"commands:\n"
 		"  start | stop | reload | status   control the mail system\n"
+		"  check                            check the configuration\n"
 		"  conf [-n|-d] [name...]           show parameters\n"
 		"  conf -e name=value...            edit main.cf\n"
 		"  map build type:file              build a hash: or btree: table\n"
@@ -139,13 +142,20 @@ main(int argc, char **argv)
 	}
 	err = strbuf_new(256, 0);
 	if (conf_load(config_dir ? config_dir : SENDARIX_CONFIG_DIR, err) < 0) {
-		cli_error("%s", STRBUF_STR(err));
+		/* check reports every problem in one shape. */
+		cli_error("%s%s", sendarix_cmds[c].fn == sendarix_check_main ?
+			  "fatal: " : "", STRBUF_STR(err));
 		strbuf_free(err);
 		free(args);
 		return (1);
 	}
 	strbuf_free(err);
 	ret = sendarix_cmds[c].fn(nargs, args);
+	/* Output that did not arrive is a failure too (a full disk). */
+	if ((fflush(stdout) != 0 || ferror(stdout)) && ret == 0) {
+		cli_error("write error on standard output");
+		ret = 1;
+	}
 	free(args);
 	return (ret);
 }

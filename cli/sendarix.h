@@ -13,6 +13,10 @@ extern int sendarix_map_main(int, char **);
 extern int sendarix_queue_main(int, char **);
 extern int sendarix_ctl_main(int, char **);	/* start stop reload status */
 extern int sendarix_sandbox_main(int, char **);
+extern int sendarix_check_main(int, char **);
+
+/* sendarix_check.c: conf_check() with its problems on stderr. */
+extern int cli_check_config(int);
 
 extern void sendarix_usage(void);
 extern void cli_error(const char *,...)

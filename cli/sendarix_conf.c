@@ -20,8 +20,8 @@
  *		are kept) or is appended at the end. The new file is written
  *		next to the old one, fsynced and renamed over it. Names that
  *		are not in the table draw a warning; a value that does not
- *		parse for the parameter's type (and has no $name in it) is
- *		refused and nothing is written.
+ *		parse for the parameter's type or is out of its range (and
+ *		has no $name in it) is refused and nothing is written.
  *
  * DIAGNOSTICS
  *	Exit status 0; 1 when a name is unknown or main.cf cannot be
@@ -293,28 +293,14 @@ sendarix_conf_write(const char *path, const char *data, size_t len)
 	return (0);
 }
 
-/* sendarix_conf_check_value - does the value parse for its type? */
+/* sendarix_conf_check_value - type and range, as sendarix check sees it */
 static int
-sendarix_conf_check_value(const struct conf_param *param, const char *value)
+sendarix_conf_check_value(const struct conf_param *param, const char *value,
+			  struct strbuf *why)
 {
-	long    l;
-	long long ll;
-	int     b;
-
 	if (strchr(value, '$') != NULL)
 		return (0);
-	switch (param->type) {
-	case CONF_INT:
-		return (conf_parse_int(value, &l));
-	case CONF_BOOL:
-		return (conf_parse_bool(value, &b));
-	case CONF_TIME:
-		return (conf_parse_time(value, &l));
-	case CONF_SIZE:
-		return (conf_parse_size(value, &ll));
-	default:
-		return (0);
-	}
+	return (conf_check_value(param, value, why));
 }
 
 /* sendarix_conf_edit - conf -e name=value... */
@@ -323,6 +309,7 @@ sendarix_conf_edit(int argc, char **argv)
 {
 	struct conf_edit *ed = xcalloc((size_t) argc + 1, sizeof(*ed));
 	struct strbuf *out = NULL;
+	struct strbuf *why = strbuf_new(256, 0);
 	const struct conf_param *param;
 	char   *path = NULL;
 	char   *buf = NULL;
@@ -366,9 +353,9 @@ sendarix_conf_edit(int argc, char **argv)
 		}
 		if ((param = conf_param_find(ed[i].name)) == NULL) {
 			cli_error("warning: %s: unknown parameter", ed[i].name);
-		} else if (sendarix_conf_check_value(param, ed[i].value) < 0) {
-			cli_error("%s: bad value \"%s\" for this parameter",
-				  ed[i].name, ed[i].value);
+		} else if (sendarix_conf_check_value(param, ed[i].value,
+						     why) < 0) {
+			cli_error("%s", STRBUF_STR(why));
 			goto done;
 		}
 	}
@@ -423,6 +410,7 @@ done:
 	free(buf);
 	free(path);
 	strbuf_free(out);
+	strbuf_free(why);
 	return (ret);
 }
 

@@ -9,13 +9,16 @@
  * DESCRIPTION
  *	argv[0] is the command; main.cf is already loaded.
  *
- *	start	checks that master.cf can be read, refuses when the mail
+ *	start	checks the configuration as "sendarix check" does (and
+ *		refuses to start when it has errors), refuses when the mail
  *		system is already running, then runs daemon_directory/master
  *		-c CONFIG_DIR, which puts itself in the background once it
  *		is ready; its exit status is ours.
  *	stop	sends SIGTERM to master and waits (up to 30 seconds) until
  *		master has let go of its pid file lock.
- *	reload	sends SIGHUP to master.
+ *	reload	checks the configuration as start does and sends SIGHUP
+ *		to master only when it has no errors (master checks again,
+ *		and keeps the running configuration when it fails).
  *	status	says whether master runs, and its pid.
  *
  *	Whether master runs is decided by the lock on
@@ -105,9 +108,6 @@ ctl_state(long *pid)
 static int
 ctl_start(void)
 {
-	struct strbuf *err = strbuf_new(256, 0);
-	struct mastercf *cf;
-	char   *cfpath = ctl_path(conf_config_dir(), "master.cf");
 	char   *master = ctl_path(conf_get("daemon_directory"), "master");
 	char   *argv[5];
 	long    pid;
@@ -115,11 +115,10 @@ ctl_start(void)
 	int     ret = 1;
 	pid_t   child;
 
-	if ((cf = mastercf_load(cfpath, err)) == NULL) {
-		cli_error("%s", STRBUF_STR(err));
+	if (cli_check_config(0) > 0) {
+		cli_error("the configuration has errors; not starting");
 		goto out;
 	}
-	mastercf_free(cf);
 	switch (ctl_state(&pid)) {
 	case 1:
 		cli_error("the mail system is already running (pid %ld)", pid);
@@ -155,8 +154,6 @@ ctl_start(void)
 	ret = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 out:
 	xfree(master);
-	xfree(cfpath);
-	strbuf_free(err);
 	return (ret);
 }
 
@@ -216,6 +213,11 @@ ctl_reload(void)
 
 	if (ctl_running(&pid) < 0)
 		return (1);
+	if (cli_check_config(0) > 0) {
+		cli_error("the configuration has errors; not reloading (the "
+			  "mail system keeps running as it is)");
+		return (1);
+	}
 	if (kill((pid_t) pid, SIGHUP) < 0) {
 		cli_error("kill %ld: %s", pid, strerror(errno));
 		return (1);

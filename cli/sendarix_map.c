@@ -27,6 +27,7 @@
  *	sendarix(1), map(3)
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,10 @@ sendarix_map_stdin(struct map *map)
 			return (ret);
 		if (ret)
 			status = 1;
+	}
+	if (ferror(stdin)) {
+		cli_error("read standard input: %s", strerror(errno));
+		return (1);
 	}
 	return (status);
 }

@@ -66,7 +66,9 @@
  *
  * DIAGNOSTICS
  *	Exit status 0; 1 when the queue ID is not well-formed, the message
- *	does not exist or cannot be read or changed; 2 on a usage error.
+ *	does not exist or cannot be read or changed, or a queue folder or
+ *	history file cannot be read (the command still does what it can);
+ *	2 on a usage error.
  *
  * SECURITY
  *	The queue ID given to show is checked with qfile_id_valid() before
@@ -113,6 +115,13 @@ struct queue_scan {
 	size_t  cap;
 };
 
+/*
+ * Set by a failure that does not end the command at once (a queue folder
+ * that cannot be read, a history file, a folder that cannot be made):
+ * the command goes on with the rest and exits 1 at the end.
+ */
+static int queue_failed;
+
 /* sendarix_queue_usage - the queue command summary */
 static int
 sendarix_queue_usage(void)
@@ -156,8 +165,10 @@ queue_scan_dir(struct queue_scan *scan, const char *queue, const char *dir,
 	size_t  len;
 
 	if ((d = opendir(dir)) == NULL) {
-		if (errno != ENOENT)
+		if (errno != ENOENT) {
 			cli_error("queue: open %s: %s", dir, strerror(errno));
+			queue_failed = 1;
+		}
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -514,9 +525,10 @@ queue_hist_load(const char *queue_dir, const char *id)
 	struct strbuf *err = strbuf_new(128, 0);
 	struct qhist *hist = qhist_read(queue_dir, id, err);
 
-	if (hist == NULL)
+	if (hist == NULL) {
 		cli_error("queue: %s: history: %s", id, err->data);
-	else if (hist->n == 0)
+		queue_failed = 1;
+	} else if (hist->n == 0)
 		hist = qhist_free(hist);
 	strbuf_free(err);
 	return (hist);
@@ -623,7 +635,7 @@ queue_list(const char *queue_dir, int json)
 	}
 	if (json) {
 		ret = queue_json_print(arr);
-	} else if (nmsgs == 0) {
+	} else if (nmsgs == 0 && !queue_failed) {
 		printf("Mail queue is empty\n");
 	} else {
 		printf("\n-- %lld Kbytes in %zu Request%s.\n", (total + 1023) / 1024,
@@ -857,8 +869,10 @@ queue_deferred_path(const char *queue_dir, const char *id)
 	snprintf(parent, len, "%s/%s", queue_dir, QUEUE_DEFERRED);
 	snprintf(dir, len, "%s/%c", parent, id[strlen(id) - 1]);
 	snprintf(path, len, "%s/%s", dir, id);
-	if (queue_mkdir_like(dir, parent) < 0)
+	if (queue_mkdir_like(dir, parent) < 0) {
 		cli_error("queue: create %s: %s", dir, strerror(errno));
+		queue_failed = 1;
+	}
 	free(parent);
 	free(dir);
 	return (path);
@@ -983,9 +997,11 @@ queue_op_one(const char *queue_dir, enum queue_op op,
 	case QUEUE_OP_DELETE:
 		if (unlink(e->path) < 0 && errno != ENOENT)
 			return (-1);
-		if (qhist_remove(queue_dir, e->id) < 0)
+		if (qhist_remove(queue_dir, e->id) < 0) {
 			cli_error("queue: %s: remove history: %s", e->id,
 				  strerror(errno));
+			queue_failed = 1;
+		}
 		log_info("%s: removed", e->id);
 		printf("%s: deleted\n", e->id);
 		return (0);
@@ -1067,6 +1083,13 @@ queue_manage(const char *queue_dir, enum queue_op op, const char *arg)
 	return (ret);
 }
 
+/* queue_status - a command's exit status, 1 after any failure on the way */
+static int
+queue_status(int ret)
+{
+	return (ret == 0 && queue_failed ? 1 : ret);
+}
+
 /* sendarix_queue_main - sendarix queue list|show|flush|delete|... */
 int
 sendarix_queue_main(int argc, char **argv)
@@ -1105,22 +1128,23 @@ sendarix_queue_main(int argc, char **argv)
 	if (strcmp(argv[1], "list") == 0) {
 		if (id != NULL)
 			return (sendarix_queue_usage());
-		return (queue_list(queue_dir, json));
+		return (queue_status(queue_list(queue_dir, json)));
 	}
 	if (strcmp(argv[1], "show") == 0) {
 		if (id == NULL)
 			return (sendarix_queue_usage());
-		return (queue_show(queue_dir, id, json));
+		return (queue_status(queue_show(queue_dir, id, json)));
 	}
 	if (json)
 		return (sendarix_queue_usage());
 	if (strcmp(argv[1], "flush") == 0)
-		return (queue_flush(queue_dir, id));
+		return (queue_status(queue_flush(queue_dir, id)));
 	for (i = 0; queue_ops[i].name; i++) {
 		if (strcmp(argv[1], queue_ops[i].name) == 0) {
 			if (id == NULL)
 				return (sendarix_queue_usage());
-			return (queue_manage(queue_dir, queue_ops[i].op, id));
+			return (queue_status(queue_manage(queue_dir,
+						       queue_ops[i].op, id)));
 		}
 	}
 	cli_error("queue: unknown command: %s", argv[1]);

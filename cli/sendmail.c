@@ -11,6 +11,11 @@
  *	cleanup on queue_directory/public/sendmail (docs/ipc.md); cleanup
  *	identifies the calling user from the socket, adds the local
  *	Received: header and any missing From:, Date: and Message-ID:.
+ *	When nothing answers there (the mail system is down), the message
+ *	goes into queue_directory/maildrop/ for pickup(8) instead
+ *	(sendmail_drop.c). authorized_submit_users and
+ *	local_login_sender_maps are checked before the input is read, for a
+ *	clear error (cleanup enforces them in any case).
  *	The configuration directory is -C DIR, else $SENDARIX_CONFIG_DIR,
  *	else the compiled-in default; main.cf gives queue_directory,
  *	myorigin, myhostname, header_size_limit and command_directory.
@@ -39,10 +44,12 @@
  *	-c, -x) are accepted and ignored.
  *
  * EXIT STATUS
- *	0 once the message is safe in the queue; <sysexits.h> codes
+ *	0 once the message is safe in the queue or the maildrop; EX_NOPERM
+ *	when the user or the sender is not allowed (or cleanup refused with
+ *	a 5.7.x reason); other <sysexits.h> codes
  *	otherwise: EX_USAGE (bad option, no recipients given), EX_DATAERR
  *	(-t and no recipient in the header), EX_TEMPFAIL (no mail system
- *	running, or cleanup answered 4), EX_UNAVAILABLE (cleanup answered
+ *	running and no maildrop, or cleanup answered 4), EX_UNAVAILABLE (cleanup answered
  *	5), EX_SOFTWARE (internal error), EX_CONFIG (bad main.cf). Every
  *	error is also printed as "sendmail: fatal: ..." on standard error.
  *
@@ -73,6 +80,7 @@
 #include "dsn.h"
 #include "log.h"
 #include "strbuf.h"
+#include "submit_acl.h"
 #include "xmalloc.h"
 
 #include "sendmail.h"
@@ -166,11 +174,13 @@ sendmail_getline(FILE *fp, struct strbuf *sb, int *eol)
 	return (0);
 }
 
-/* sendmail_status - the sysexit for a cleanup status */
+/* sendmail_status - the sysexit for a cleanup status and reason */
 static int
-sendmail_status(int status)
+sendmail_status(const struct sendmail_sub *sub)
 {
-	return (status == 5 ? EX_UNAVAILABLE : EX_TEMPFAIL);
+	if (sub->status == 5 && strncmp(sub->reason, "5.7.", 4) == 0)
+		return (EX_NOPERM);		/* a policy refusal */
+	return (sub->status == 5 ? EX_UNAVAILABLE : EX_TEMPFAIL);
 }
 
 /* sendmail_usage - a bad option */
@@ -226,6 +236,62 @@ sendmail_default_sender(void)
 		sendmail_fatal(EX_NOUSER, "no login name found for user ID "
 			       "%lu", (unsigned long) getuid());
 	return (sendmail_addr_qualify(pw->pw_name));
+}
+
+static struct submit_acl *sendmail_acl;	/* NULL: no early checks */
+
+/* sendmail_login - the caller's login name, or NULL */
+static const char *
+sendmail_login(void)
+{
+	struct passwd *pw;
+
+	if ((pw = getpwuid(getuid())) == NULL || pw->pw_name == NULL
+	    || *pw->pw_name == 0)
+		return (NULL);
+	return (pw->pw_name);
+}
+
+/* sendmail_check_user - authorized_submit_users, before any input */
+static void
+sendmail_check_user(void)
+{
+	struct strbuf *err = strbuf_new(256, 0);
+	const char *login;
+
+	/*
+	 * cleanup and pickup enforce the policy where it cannot be bypassed;
+	 * this early check only gives a clear answer before the input is
+	 * read. A table we cannot read here is left to them.
+	 */
+	sendmail_acl = submit_acl_new(conf_get("authorized_submit_users"),
+				      conf_get("local_login_sender_maps"),
+				      sendmail_myorigin, err);
+	if (sendmail_acl == NULL)
+		sendmail_fatal(EX_CONFIG, "%s", STRBUF_STR(err));
+	strbuf_free(err);
+	login = sendmail_login();
+	if (submit_acl_user(sendmail_acl, login ? login : "unknown") == 0)
+		sendmail_fatal(EX_NOPERM, "User %s(%lu) is not allowed to "
+			       "submit mail", login ? login : "unknown",
+			       (unsigned long) getuid());
+}
+
+/* sendmail_check_sender - local_login_sender_maps, before any input */
+static void
+sendmail_check_sender(const char *sender)
+{
+	const char *login;
+	char    key[32];
+
+	if (sendmail_acl == NULL)
+		return;
+	snprintf(key, sizeof(key), "uid:%lu", (unsigned long) getuid());
+	login = sendmail_login();
+	if (submit_acl_sender(sendmail_acl, login ? login : key, sender) == 0)
+		sendmail_fatal(EX_NOPERM, "User %s(%lu) is not allowed to use "
+			       "sender address <%s>", login ? login : "unknown",
+			       (unsigned long) getuid(), sender);
 }
 
 /* Reading the header section for -t and Bcc: removal. */
@@ -383,7 +449,7 @@ sendmail_deliver(struct sendmail_env *env, int extract, int ignore_dots,
 	}
 
 	if (sendmail_sub_open(&sub, env) < 0)
-		sendmail_fatal(sendmail_status(sub.status), "%s", sub.reason);
+		sendmail_fatal(sendmail_status(&sub), "%s", sub.reason);
 	sendmail_sub_write(&sub, h.kept->data, h.kept->len);
 	if (h.field_raw->len)
 		sendmail_sub_write(&sub, h.field_raw->data, h.field_raw->len);
@@ -405,8 +471,12 @@ sendmail_deliver(struct sendmail_env *env, int extract, int ignore_dots,
 		at_bol = eol;
 	}
 	if (sendmail_sub_close(&sub) < 0)
-		sendmail_fatal(sendmail_status(sub.status), "%s", sub.reason);
-	if (sendmail_verbose)
+		sendmail_fatal(sendmail_status(&sub), "%s", sub.reason);
+	if (sendmail_verbose && strncmp(sub.queue_id, SENDMAIL_MAILDROP "/",
+					 sizeof(SENDMAIL_MAILDROP)) == 0)
+		fprintf(stderr, "%s: mail system down: queued in %s\n",
+			sendmail_progname, sub.queue_id);
+	else if (sendmail_verbose)
 		fprintf(stderr, "%s: queued as %s\n", sendmail_progname,
 			sub.queue_id);
 	sendmail_sub_free(&sub);
@@ -662,6 +732,8 @@ main(int argc, char **argv)
 	header_limit = conf_get_size("header_size_limit");
 	if (header_limit <= 0)
 		header_limit = 102400;
+	if (mode == SM_MODE_DELIVER || mode == SM_MODE_SMTP)
+		sendmail_check_user();
 
 	switch (mode) {
 	case SM_MODE_LIST:
@@ -675,6 +747,7 @@ main(int argc, char **argv)
 			sendmail_warn("-N, -R and -V are ignored with -bs");
 		env.notify = env.ret = env.envid = NULL;
 		c = sendmail_smtp(&env);
+		sendmail_acl = submit_acl_free(sendmail_acl);
 		sendmail_env_clear(&env);
 		free((char *) env.body);
 		free(sender);
@@ -696,6 +769,7 @@ main(int argc, char **argv)
 	if (env.sender == NULL)
 		sendmail_fatal(EX_NOUSER, "bad login name for user ID %lu",
 			       (unsigned long) getuid());
+	sendmail_check_sender(env.sender);
 	for (; i < argc; i++) {
 		if (sendmail_addr_list(argv[i], strlen(argv[i]), &env) < 0)
 			sendmail_fatal(EX_USAGE, "bad recipient address: %s",
@@ -706,6 +780,7 @@ main(int argc, char **argv)
 			       "specified on the command line or via the "
 			       "-t option");
 	c = sendmail_deliver(&env, extract, ignore_dots, header_limit);
+	sendmail_acl = submit_acl_free(sendmail_acl);
 	sendmail_env_clear(&env);
 	free((char *) env.body);
 	free(config_dir);

@@ -11,6 +11,9 @@
 struct strbuf;
 
 #define SENDMAIL_SERVICE	"public/sendmail"
+#define SENDMAIL_PICKUP		"public/pickup"	/* maildrop trigger */
+#define SENDMAIL_MAILDROP	"maildrop"
+#define SENDMAIL_DROP_VERSION	"1"	/* maildrop file format (ipc.md) */
 #define SENDMAIL_DATA_MAX	65536	/* one "data" value (ipc.md) */
 #define SENDMAIL_REASON_MAX	512
 #define SENDMAIL_LINE_MAX	65536	/* one piece of an input line */
@@ -50,10 +53,14 @@ struct sendmail_sub {
 	int     fd;
 	int     status;			/* 0, 4 or 5 */
 	char    reason[SENDMAIL_REASON_MAX];
-	char    queue_id[64];
+	char    queue_id[96];
 	struct strbuf *chunk;		/* content not yet sent */
 	struct strbuf *out;
 	struct strbuf *in;
+	/* The system is down: the message goes to maildrop/ instead. */
+	int     drop_dir;		/* maildrop/ (O_PATH), or -1 */
+	char    drop_tmp[72];		/* ".NAME" while being written */
+	char    drop_name[64];		/* NAME, once renamed */
 };
 
 extern int sendmail_sub_open(struct sendmail_sub *,
@@ -61,6 +68,15 @@ extern int sendmail_sub_open(struct sendmail_sub *,
 extern void sendmail_sub_write(struct sendmail_sub *, const char *, size_t);
 extern int sendmail_sub_close(struct sendmail_sub *);
 extern void sendmail_sub_free(struct sendmail_sub *);
+extern int sendmail_sub_error(struct sendmail_sub *, int, const char *,...)
+		__attribute__((format(printf, 3, 4)));
+extern void sendmail_sub_envelope(struct strbuf *,
+				          const struct sendmail_env *);
+
+/* The maildrop (sendmail_drop.c). */
+extern int sendmail_drop_open(struct sendmail_sub *);
+extern int sendmail_drop_close(struct sendmail_sub *);
+extern void sendmail_drop_free(struct sendmail_sub *);
 
 /* Addresses (sendmail_addr.c). */
 extern char *sendmail_addr_qualify(const char *);

@@ -20,8 +20,12 @@
  *	sendmail_sub_open() connects and sends the envelope (sender, rcpt
  *	..., full_name, body, and the DSN values ret, envid and, per
  *	recipient, notify), then waits for the "file is open" reply. It
- *	returns 0, or -1 with sub->status 4 or 5 and sub->reason set (a
- *	missing socket or a refused connection is status 4).
+ *	returns 0, or -1 with sub->status 4 or 5 and sub->reason set.
+ *	When nothing listens on public/sendmail (no socket, or a refused
+ *	connection: the mail system is down), the message goes to the
+ *	maildrop instead (sendmail_drop.c): the envelope and the content
+ *	are written to a file in maildrop/ that pickup(8) submits once the
+ *	system runs. Only when that fails too is it status 4.
  *
  *	sendmail_sub_write() adds content: lines that end in CRLF, not dot
  *	stuffed. It is sent as "data" attributes of at most 64 KiB. After
@@ -29,10 +33,16 @@
  *
  *	sendmail_sub_close() sends the rest and the end of the content and
  *	waits for cleanup's final answer: 0 with sub->queue_id once the
- *	message is safe in incoming/, else -1 with status and reason.
+ *	message is safe in incoming/, else -1 with status and reason. For
+ *	the maildrop, 0 once the file is fsynced and renamed into place;
+ *	sub->queue_id then says "maildrop/NAME".
  *
- *	sendmail_sub_free() closes the connection and frees the buffers;
- *	the structure itself belongs to the caller.
+ *	sendmail_sub_envelope() appends the envelope list (both for
+ *	cleanup and for a maildrop file).
+ *
+ *	sendmail_sub_free() closes the connection and frees the buffers,
+ *	and removes a maildrop file that was not finished; the structure
+ *	itself belongs to the caller.
  *
  * DIAGNOSTICS
  *	Only through sub->status and sub->reason; nothing is printed.
@@ -59,7 +69,7 @@
 int     sendmail_timeout = 3600;	/* per reply from cleanup */
 
 /* sendmail_sub_error - remember the first error */
-static int
+int
 sendmail_sub_error(struct sendmail_sub *sub, int status, const char *fmt,...)
 {
 	va_list ap;
@@ -110,10 +120,12 @@ sendmail_sub_reply(struct sendmail_sub *sub, int timeout, const char *when)
 	return (0);
 }
 
-/* sendmail_sub_connect - connect to public/sendmail */
+/* sendmail_sub_connect - connect to public/sendmail; 1: nobody there */
 static int
 sendmail_sub_connect(struct sendmail_sub *sub)
 {
+	int     err;
+
 	struct sockaddr_un sun;
 	char    path[4096];
 
@@ -133,41 +145,80 @@ sendmail_sub_connect(struct sendmail_sub *sub)
 	if ((sub->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return (sendmail_sub_error(sub, 4, "4.3.0 socket: %s",
 					   strerror(errno)));
-	if (connect(sub->fd, (struct sockaddr *) &sun, sizeof(sun)) < 0)
-		return (sendmail_sub_error(sub, 4, "4.3.0 connect to %s: %s "
-					   "(is the mail system running?)",
-					   path, strerror(errno)));
+	if (connect(sub->fd, (struct sockaddr *) &sun, sizeof(sun)) < 0) {
+		err = errno;
+		sendmail_sub_error(sub, 4, "4.3.0 connect to %s: %s (is the "
+				   "mail system running?)", path, strerror(err));
+		return (err == ENOENT || err == ECONNREFUSED ? 1 : -1);
+	}
 	return (0);
+}
+
+/* sendmail_sub_envelope - the envelope list */
+void
+sendmail_sub_envelope(struct strbuf *out, const struct sendmail_env *env)
+{
+	size_t  i;
+
+	attr_puts(out, "sender", env->sender);
+	for (i = 0; i < env->nrcpt; i++) {
+		attr_puts(out, "rcpt", env->rcpts[i]);
+		if (env->notify)
+			attr_puts(out, "notify", env->notify);
+	}
+	if (env->full_name && *env->full_name)
+		attr_puts(out, "full_name", env->full_name);
+	if (env->body)
+		attr_puts(out, "body", env->body);
+	if (env->ret)
+		attr_puts(out, "ret", env->ret);
+	if (env->envid)
+		attr_puts(out, "envid", env->envid);
+	attr_end(out);
 }
 
 /* sendmail_sub_open - connect, send the envelope, wait for the queue ID */
 int
 sendmail_sub_open(struct sendmail_sub *sub, const struct sendmail_env *env)
 {
-	size_t  i;
+	char    why[SENDMAIL_REASON_MAX];
+	char    drop[SENDMAIL_REASON_MAX];
+	int     ret;
 
 	memset(sub, 0, sizeof(*sub));
 	sub->fd = -1;
+	sub->drop_dir = -1;
 	sub->chunk = strbuf_new(SENDMAIL_DATA_MAX + 1, SENDMAIL_DATA_MAX);
 	sub->out = strbuf_new(SENDMAIL_DATA_MAX + 64, 0);
 	sub->in = strbuf_new(1024, 64 * 1024);
-	if (sendmail_sub_connect(sub) < 0)
+	if ((ret = sendmail_sub_connect(sub)) < 0)
 		return (-1);
-	attr_puts(sub->out, "sender", env->sender);
-	for (i = 0; i < env->nrcpt; i++) {
-		attr_puts(sub->out, "rcpt", env->rcpts[i]);
-		if (env->notify)
-			attr_puts(sub->out, "notify", env->notify);
+	if (ret > 0) {
+		/* Nobody listens: the maildrop, for pickup to submit later. */
+		if (sub->fd >= 0)
+			(void) close(sub->fd);
+		sub->fd = -1;
+		snprintf(why, sizeof(why), "%s", sub->reason);
+		sub->status = 0;
+		if (sendmail_drop_open(sub) < 0) {
+			/* Both ways failed: say why, direct path first. */
+			snprintf(drop, sizeof(drop), "%s", sub->reason);
+			snprintf(sub->reason, sizeof(sub->reason), "%.200s; "
+				 "%.200s", why, strncmp(drop, "4.3.0 ", 6) == 0 ?
+				 drop + 6 : drop);
+			return (-1);
+		}
+		attr_puts(sub->out, "version", SENDMAIL_DROP_VERSION);
+		sendmail_sub_envelope(sub->out, env);
+		if (attr_write_fd(sub->fd, sub->out) < 0)
+			return (sendmail_sub_error(sub, 4, "4.3.0 write %s/%s: "
+						   "%s", SENDMAIL_MAILDROP,
+						   sub->drop_tmp,
+						   strerror(errno)));
+		strbuf_reset(sub->out);
+		return (0);
 	}
-	if (env->full_name && *env->full_name)
-		attr_puts(sub->out, "full_name", env->full_name);
-	if (env->body)
-		attr_puts(sub->out, "body", env->body);
-	if (env->ret)
-		attr_puts(sub->out, "ret", env->ret);
-	if (env->envid)
-		attr_puts(sub->out, "envid", env->envid);
-	attr_end(sub->out);
+	sendmail_sub_envelope(sub->out, env);
 	if (attr_write_fd(sub->fd, sub->out) < 0)
 		return (sendmail_sub_error(sub, 4, "4.3.0 send envelope to "
 					   "cleanup: %s", strerror(errno)));
@@ -185,6 +236,14 @@ sendmail_sub_send(struct sendmail_sub *sub)
 		strbuf_reset(sub->out);
 		attr_put(sub->out, "data", sub->chunk->data, sub->chunk->len);
 		if (attr_write_fd(sub->fd, sub->out) < 0) {
+			if (sub->drop_dir >= 0) {
+				sendmail_sub_error(sub, 4, "4.3.0 write %s/%s: "
+						   "%s", SENDMAIL_MAILDROP,
+						   sub->drop_tmp,
+						   strerror(errno));
+				strbuf_reset(sub->chunk);
+				return;
+			}
 			/* cleanup may have said why before it closed. */
 			if (sendmail_sub_reply(sub, 5, "content") == 0)
 				sendmail_sub_error(sub, 4, "4.3.0 lost "
@@ -223,6 +282,8 @@ sendmail_sub_close(struct sendmail_sub *sub)
 		return (-1);
 	strbuf_reset(sub->out);
 	attr_end(sub->out);
+	if (sub->drop_dir >= 0)
+		return (sendmail_drop_close(sub));
 	if (attr_write_fd(sub->fd, sub->out) < 0)
 		return (sendmail_sub_error(sub, 4, "4.3.0 send to cleanup: %s",
 					   strerror(errno)));
@@ -233,6 +294,7 @@ sendmail_sub_close(struct sendmail_sub *sub)
 void
 sendmail_sub_free(struct sendmail_sub *sub)
 {
+	sendmail_drop_free(sub);
 	if (sub->fd >= 0)
 		(void) close(sub->fd);
 	sub->fd = -1;

@@ -24,6 +24,14 @@
  *	int	conf_parse_size(const char *str, long long *result)
  *	int	conf_parse_int(const char *str, long *result)
  *
+ *	const struct conf_bound *conf_param_bound(const char *name)
+ *	int	conf_check_value(const struct conf_param *param,
+ *			const char *value, struct strbuf *why)
+ *
+ *	struct conf_saved *conf_save(void)
+ *	void	conf_restore(struct conf_saved *saved)
+ *	struct conf_saved *conf_saved_free(struct conf_saved *saved)
+ *
  *	size_t	conf_user_count(void)
  *	const char *conf_user_name(size_t index)
  *
@@ -73,6 +81,21 @@
  *	*result and return 0, or -1 (result untouched) when it does not
  *	parse or is out of range.
  *
+ *	conf_param_bound() returns the range of a numeric parameter
+ *	(conf_bounds[] in conf_params.c), or NULL when it has none.
+ *	conf_check_value() says whether a value (already expanded) is good
+ *	for a parameter: one of its type, and within its range. It returns
+ *	0, or -1 with the reason in why, in the words the typed getters use
+ *	when they end the process. A string parameter is always good here.
+ *
+ *	conf_save() keeps aside what main.cf and the overrides set now
+ *	(and config_directory); conf_restore() goes back to it, as if the
+ *	loads and overrides since had not happened, and frees the saved
+ *	copy. A reload that fails its checks goes back this way, and a
+ *	check of master.cf -o overrides applies them and undoes them.
+ *	conf_saved_free() drops a saved copy that is not needed (NULL in,
+ *	NULL out).
+ *
  *	conf_user_count() and conf_user_name() list the names set in
  *	main.cf, each once, in the order of their first appearance.
  *
@@ -86,8 +109,9 @@
  * DIAGNOSTICS
  *	conf_load(), conf_load_file() and conf_override() return 0, or -1
  *	with a message in err ("/etc/sendarix/main.cf, line 3: ...").
- *	A typed getter whose value does not parse ends the process with
- *	log_fatal() (bad configuration). Asking for a name that is neither
+ *	A typed getter whose value does not parse, or is outside its
+ *	parameter's range, ends the process with log_fatal() (bad
+ *	configuration). Asking for a name that is neither
  *	in the table nor set is a program bug: log_panic().
  * SEE ALSO
  *	conf_params.c, the one table of parameters; sendarix-params(5).
@@ -1038,56 +1062,236 @@ conf_parse_size(const char *str, long long *result)
 	return (0);
 }
 
+/* conf_param_bound - the range of a numeric parameter, or NULL */
+const struct conf_bound *
+conf_param_bound(const char *name)
+{
+	size_t  i;
+
+	for (i = 0; i < conf_bounds_count; i++)
+		if (strcmp(conf_bounds[i].name, name) == 0)
+			return (&conf_bounds[i]);
+	return (NULL);
+}
+
+/* conf_check_range - is a number within the parameter's range? */
+static int
+conf_check_range(const char *name, const char *value, long long num,
+		 struct strbuf *why)
+{
+	const struct conf_bound *b = conf_param_bound(name);
+
+	if (b == NULL || (num >= b->min && num <= b->max))
+		return (0);
+	strbuf_setf(why, "parameter %s: value \"%s\" out of range %lld..%lld",
+		    name, value, b->min, b->max);
+	return (-1);
+}
+
+/* conf_check_typed - check a value of a given type for a name */
+static int
+conf_check_typed(const char *name, enum conf_type type, const char *value,
+		 struct strbuf *why, long long *num)
+{
+	long    l;
+	int     b;
+
+	switch (type) {
+	case CONF_INT:
+		if (conf_parse_int(value, &l) < 0) {
+			strbuf_setf(why, "parameter %s: bad integer value: "
+				    "\"%s\"", name, value ? value : "");
+			return (-1);
+		}
+		*num = l;
+		break;
+	case CONF_BOOL:
+		if (conf_parse_bool(value, &b) < 0) {
+			strbuf_setf(why, "parameter %s: bad yes/no value: "
+				    "\"%s\"", name, value ? value : "");
+			return (-1);
+		}
+		*num = b;
+		return (0);
+	case CONF_TIME:
+		if (conf_parse_time(value, &l) < 0) {
+			strbuf_setf(why, "parameter %s: bad time value: \"%s\" "
+				    "(use a number with an optional unit s, m, "
+				    "h, d, w)", name, value ? value : "");
+			return (-1);
+		}
+		*num = l;
+		break;
+	case CONF_SIZE:
+		if (conf_parse_size(value, num) < 0) {
+			strbuf_setf(why, "parameter %s: bad size value: \"%s\" "
+				    "(use a byte count with an optional k, m "
+				    "or g)", name, value ? value : "");
+			return (-1);
+		}
+		break;
+	default:
+		*num = 0;
+		return (0);
+	}
+	return (conf_check_range(name, value, *num, why));
+}
+
+/* conf_check_value - is a value good for its parameter? */
+int
+conf_check_value(const struct conf_param *param, const char *value,
+		 struct strbuf *why)
+{
+	long long num;
+
+	return (conf_check_typed(param->name, param->type, value, why, &num));
+}
+
+/* conf_get_typed - a typed value, or the end of the process */
+static long long
+conf_get_typed(const char *name, enum conf_type type)
+{
+	const char *val = conf_get(name);
+	struct strbuf *why;
+	long long num;
+
+	why = strbuf_new(256, 0);
+	if (conf_check_typed(name, type, val, why, &num) < 0)
+		log_fatal("%s", why->data);
+	strbuf_free(why);
+	return (num);
+}
+
 /* conf_get_int - an integer parameter */
 long
 conf_get_int(const char *name)
 {
-	const char *val = conf_get(name);
-	long    res;
-
-	if (conf_parse_int(val, &res) < 0)
-		log_fatal("parameter %s: bad integer value: \"%s\"", name, val);
-	return (res);
+	return ((long) conf_get_typed(name, CONF_INT));
 }
 
 /* conf_get_bool - a yes/no parameter */
 int
 conf_get_bool(const char *name)
 {
-	const char *val = conf_get(name);
-	int     res;
-
-	if (conf_parse_bool(val, &res) < 0)
-		log_fatal("parameter %s: bad yes/no value: \"%s\"", name, val);
-	return (res);
+	return ((int) conf_get_typed(name, CONF_BOOL));
 }
 
 /* conf_get_time - a time parameter, in seconds */
 long
 conf_get_time(const char *name)
 {
-	const char *val = conf_get(name);
-	long    res;
-
-	if (conf_parse_time(val, &res) < 0)
-		log_fatal("parameter %s: bad time value: \"%s\" "
-			  "(use a number with an optional unit s, m, h, d, w)",
-			  name, val);
-	return (res);
+	return ((long) conf_get_typed(name, CONF_TIME));
 }
 
 /* conf_get_size - a size parameter, in bytes */
 long long
 conf_get_size(const char *name)
 {
-	const char *val = conf_get(name);
-	long long res;
+	return (conf_get_typed(name, CONF_SIZE));
+}
 
-	if (conf_parse_size(val, &res) < 0)
-		log_fatal("parameter %s: bad size value: \"%s\" "
-			  "(use a byte count with an optional k, m or g)",
-			  name, val);
-	return (res);
+/* What conf_save() keeps: one setting of main.cf or an override. */
+struct conf_saved_ent {
+	char   *name;
+	char   *file_value;
+	char   *over_value;
+};
+
+struct conf_saved {
+	char   *dir;
+	struct conf_saved_ent *ents;	/* main.cf names first, file order */
+	size_t  count;
+	size_t  nusers;			/* the first nusers are conf_users */
+};
+
+/* conf_save_add - keep one entry's settings */
+static void
+conf_save_add(struct conf_saved *saved, size_t *size,
+	      const struct conf_ent *ent)
+{
+	struct conf_saved_ent *se;
+
+	if (saved->count == *size) {
+		*size = *size ? *size * 2 : 32;
+		saved->ents = xreallocarray(saved->ents, *size,
+					    sizeof(*saved->ents));
+	}
+	se = &saved->ents[saved->count++];
+	se->name = xstrdup(ent->name);
+	se->file_value = ent->file_value ? xstrdup(ent->file_value) : NULL;
+	se->over_value = ent->over_value ? xstrdup(ent->over_value) : NULL;
+}
+
+/* conf_save - keep the current settings aside */
+struct conf_saved *
+conf_save(void)
+{
+	struct conf_saved *saved = xcalloc(1, sizeof(*saved));
+	struct conf_ent *ent;
+	size_t  size = 0;
+	size_t  i;
+
+	saved->dir = conf_dir ? xstrdup(conf_dir) : NULL;
+	for (i = 0; i < conf_nusers; i++)
+		conf_save_add(saved, &size, conf_lookup(conf_users[i], 0));
+	saved->nusers = saved->count;
+	for (i = 0; i < CONF_HASH_SIZE; i++)
+		for (ent = conf_hash[i]; ent; ent = ent->next)
+			if (!ent->listed && (ent->file_value || ent->over_value))
+				conf_save_add(saved, &size, ent);
+	return (saved);
+}
+
+/* conf_saved_free - drop saved settings */
+struct conf_saved *
+conf_saved_free(struct conf_saved *saved)
+{
+	size_t  i;
+
+	if (saved == NULL)
+		return (NULL);
+	for (i = 0; i < saved->count; i++) {
+		free(saved->ents[i].name);
+		free(saved->ents[i].file_value);
+		free(saved->ents[i].over_value);
+	}
+	free(saved->ents);
+	free(saved->dir);
+	free(saved);
+	return (NULL);
+}
+
+/* conf_restore - go back to saved settings; frees saved */
+void
+conf_restore(struct conf_saved *saved)
+{
+	struct conf_saved_ent *se;
+	struct conf_ent *ent;
+	size_t  i;
+
+	for (i = 0; i < CONF_HASH_SIZE; i++) {
+		for (ent = conf_hash[i]; ent; ent = ent->next) {
+			conf_retire(ent->file_value);
+			conf_retire(ent->over_value);
+			ent->file_value = ent->over_value = NULL;
+			ent->listed = 0;
+		}
+	}
+	conf_nusers = 0;
+	for (i = 0; i < saved->count; i++) {
+		se = &saved->ents[i];
+		ent = conf_lookup(se->name, 1);
+		ent->file_value = se->file_value;
+		ent->over_value = se->over_value;
+		if (i < saved->nusers)
+			conf_add_user(ent);
+		free(se->name);
+	}
+	conf_retire(conf_dir);
+	conf_dir = saved->dir;
+	free(saved->ents);
+	free(saved);
+	conf_invalidate();
 }
 
 /* conf_user_count - how many names main.cf sets */

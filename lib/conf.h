@@ -30,6 +30,20 @@ struct conf_param {
 extern const struct conf_param conf_params[];
 extern const size_t conf_params_count;
 
+/*
+ * The range of a numeric parameter outside of which a program refuses to
+ * start (conf_params.c). In its own table so that the entries of
+ * conf_params[] stay four fields.
+ */
+struct conf_bound {
+	const char *name;
+	long long min;
+	long long max;
+};
+
+extern const struct conf_bound conf_bounds[];
+extern const size_t conf_bounds_count;
+
 #ifndef SENDARIX_CONFIG_DIR
 #define SENDARIX_CONFIG_DIR	"/etc/sendarix"
 #endif
@@ -56,6 +70,17 @@ extern int conf_parse_bool(const char *, int *);
 extern int conf_parse_time(const char *, long *);
 extern int conf_parse_size(const char *, long long *);
 extern int conf_parse_int(const char *, long *);
+
+/* Checking a value against its parameter's type and bounds. */
+extern const struct conf_bound *conf_param_bound(const char *);
+extern int conf_check_value(const struct conf_param *, const char *,
+			            struct strbuf *);
+
+/* Keeping the settings aside, to go back to them (reload, checks). */
+struct conf_saved;
+extern struct conf_saved *conf_save(void);
+extern void conf_restore(struct conf_saved *);
+extern struct conf_saved *conf_saved_free(struct conf_saved *);
 
 /* For "sendarix conf": every name set in main.cf, in file order. */
 extern size_t conf_user_count(void);

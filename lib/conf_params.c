@@ -117,6 +117,12 @@ const struct conf_param conf_params[] = {
 	{"cleanup_max_sessions", CONF_INT, "2000",
 	"most simultaneous submissions in one cleanup process"},
 
+	/* Local submission: sendmail, cleanup on public/, pickup. */
+	{"authorized_submit_users", CONF_STR, "static:anyone",
+	"login names that may submit mail with sendmail: names, !name, type:table"},
+	{"local_login_sender_maps", CONF_STR, "static:*",
+	"tables: login name -> envelope senders it may use (*, <>, @domain, address)"},
+
 	/* qmgr: routing, scheduling, retries. */
 	{"relayhost", CONF_STR, "",
 	"deliver all mail through these hosts, tried in order: [host]:port, ..."},
@@ -193,3 +199,37 @@ const struct conf_param conf_params[] = {
 };
 
 const size_t conf_params_count = sizeof(conf_params) / sizeof(conf_params[0]);
+
+/*
+ * The ranges outside of which a program refuses to start (log_fatal).
+ * conf_get_int(), conf_get_time() and conf_get_size() enforce them, and
+ * "sendarix check", "sendarix start" and master check them before
+ * anything runs. A parameter whose odd values a program only warns
+ * about and replaces (smtpd_recipient_limit = 0) has no entry here.
+ */
+const struct conf_bound conf_bounds[] = {
+	/* qmgr. */
+	{"queue_run_delay", 1, 86400},
+	{"minimal_backoff_time", 1, 86400 * 7},
+	{"maximal_backoff_time", 1, 86400 * 7},
+	{"greylist_retry_time", 1, 86400},
+	{"maximal_queue_lifetime", 0, 86400 * 100},
+	{"delay_warning_time", 0, 86400 * 100},
+	{"qmgr_delivery_timeout", 1, 86400},
+	{"default_destination_concurrency_limit", 1, 100000},
+	{"qmgr_delivery_concurrency_limit", 1, 100000},
+	{"qmgr_message_active_limit", 1, 10000000},
+	{"smtp_destination_recipient_limit", 1, 100000},
+
+	/* cleanup. */
+	{"header_size_limit", 1024, 1LL << 30},
+	{"hopcount_limit", 1, 100000},
+	{"cleanup_timeout", 1, 86400},
+	{"cleanup_max_sessions", 1, 1000000},
+
+	/* bounce. */
+	{"bounce_size_limit", 0, 1LL << 30},
+	{"bounce_timeout", 1, 3600},
+};
+
+const size_t conf_bounds_count = sizeof(conf_bounds) / sizeof(conf_bounds[0]);

@@ -36,12 +36,15 @@ extern int map_build(const char *, struct strbuf *);
  *   matchlist_domain: literal items are domains; "example.com" matches
  *     only that domain, ".example.com" any subdomain of it; tables are
  *     asked with the domain, then with ".parent" forms.
+ *   matchlist_string: literal items are strings (user names), matched
+ *     case-insensitively; tables are asked with the key as it is.
  * matchlist_match() returns 1 (match), 0 (no match), -1 (table failure).
  */
 struct matchlist;
 
 extern struct matchlist *matchlist_addr(const char *, struct strbuf *);
 extern struct matchlist *matchlist_domain(const char *, struct strbuf *);
+extern struct matchlist *matchlist_string(const char *, struct strbuf *);
 extern int matchlist_match(struct matchlist *, const char *);
 extern struct matchlist *matchlist_free(struct matchlist *);
 

@@ -7,6 +7,8 @@
  *	struct matchlist *matchlist_addr(const char *list, struct strbuf *err)
  *	struct matchlist *matchlist_domain(const char *list,
  *			struct strbuf *err)
+ *	struct matchlist *matchlist_string(const char *list,
+ *			struct strbuf *err)
  *	int	matchlist_match(struct matchlist *ml, const char *key)
  *	struct matchlist *matchlist_free(struct matchlist *ml)
  *
@@ -32,6 +34,11 @@
  *	Matching is case-insensitive and a trailing dot on the key or an
  *	item is ignored.
  *
+ *	matchlist_string(): as Postfix's string lists (authorized_submit_users):
+ *	an item that starts with a known table type is a table, asked with
+ *	the key as it is; otherwise a literal string that matches the key
+ *	case-insensitively.
+ *
  *	A table answers "match" when it finds the key, whatever the value.
  *
  *	The caller owns the list and releases it with matchlist_free(),
@@ -51,6 +58,7 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "strbuf.h"
@@ -61,12 +69,18 @@
 #define MATCHLIST_NET		1
 #define MATCHLIST_DOMAIN	2
 #define MATCHLIST_TABLE		3
+#define MATCHLIST_STRING	4
+
+/* What the literal items of a list are. */
+#define MATCHLIST_OF_DOMAINS	0
+#define MATCHLIST_OF_ADDRS	1
+#define MATCHLIST_OF_STRINGS	2
 
 struct matchlist_item {
 	int     kind;
 	int     negate;
 	struct map_net net;		/* MATCHLIST_NET */
-	char   *domain;			/* MATCHLIST_DOMAIN, folded */
+	char   *domain;			/* MATCHLIST_DOMAIN, _STRING: folded */
 	struct map *map;		/* MATCHLIST_TABLE */
 };
 
@@ -140,11 +154,15 @@ matchlist_item(struct matchlist *ml, char *word, int in_file,
 		}
 		return (matchlist_file(ml, word, err));
 	}
-	if (ml->is_addr ? map_is_spec(word)
+	if (ml->is_addr != MATCHLIST_OF_DOMAINS ? map_is_spec(word)
 	    : (strchr(word, ':') != NULL && *word != '[')) {
 		item.kind = MATCHLIST_TABLE;
 		if ((item.map = map_open(word, err)) == NULL)
 			return (-1);
+	} else if (ml->is_addr == MATCHLIST_OF_STRINGS) {
+		item.kind = MATCHLIST_STRING;
+		item.domain = xstrdup(word);
+		map_fold(item.domain);
 	} else if (ml->is_addr) {
 		item.kind = MATCHLIST_NET;
 		if (map_net_parse_bits(word, &item.net, &hostbits) < 0) {
@@ -235,14 +253,21 @@ matchlist_new(const char *list, int is_addr, struct strbuf *err)
 struct matchlist *
 matchlist_addr(const char *list, struct strbuf *err)
 {
-	return (matchlist_new(list, 1, err));
+	return (matchlist_new(list, MATCHLIST_OF_ADDRS, err));
 }
 
 /* matchlist_domain - a list of domains, .subdomains and tables */
 struct matchlist *
 matchlist_domain(const char *list, struct strbuf *err)
 {
-	return (matchlist_new(list, 0, err));
+	return (matchlist_new(list, MATCHLIST_OF_DOMAINS, err));
+}
+
+/* matchlist_string - a list of strings (user names) and tables */
+struct matchlist *
+matchlist_string(const char *list, struct strbuf *err)
+{
+	return (matchlist_new(list, MATCHLIST_OF_STRINGS, err));
 }
 
 /* matchlist_table_domain - ask a table for the domain and its parents */
@@ -281,7 +306,11 @@ matchlist_match(struct matchlist *ml, const char *key)
 	if (strbuf_sets(ml->key, key) < 0)
 		return (-1);
 	k = STRBUF_STR(ml->key);
-	if (ml->is_addr) {
+	if (ml->is_addr == MATCHLIST_OF_STRINGS) {
+		/* Tables see the key as it is; literals are folded. */
+		if (*k == 0)
+			return (0);
+	} else if (ml->is_addr) {
 		/* Tables see the bare address. */
 		klen = STRBUF_LEN(ml->key);
 		if (klen >= 2 && k[0] == '[' && k[klen - 1] == ']') {
@@ -311,8 +340,11 @@ matchlist_match(struct matchlist *ml, const char *key)
 			else
 				hit = strcmp(k, item->domain) == 0;
 			break;
+		case MATCHLIST_STRING:
+			hit = strcasecmp(k, item->domain) == 0;
+			break;
 		case MATCHLIST_TABLE:
-			if (ml->is_addr)
+			if (ml->is_addr != MATCHLIST_OF_DOMAINS)
 				ret = map_lookup(item->map, k, &result);
 			else
 				ret = matchlist_table_domain(item->map, k);

@@ -11,6 +11,13 @@
  *	a process that dies (with backoff), reloads on SIGHUP and stops
  *	everything on SIGTERM. Normally it is started by "sendarix start".
  *
+ *	Before it forks anything (also with -f) master checks the
+ *	configuration as "sendarix check" does (conf_check(3)): a parameter
+ *	value that is not of its type or out of its range, also through a
+ *	master.cf -o override, or a master.cf command that is not an
+ *	executable program, ends it with exit status 1 and one line per
+ *	problem on standard error (and in the log).
+ *
  *	Without -f master puts itself in the background; the command that
  *	started it exits only once master is ready (sockets bound, pid file
  *	written): with status 0, or with status 1 and the reason on standard
@@ -30,8 +37,9 @@
  *
  * SIGNALS
  *	SIGHUP		reload: reread main.cf and master.cf (a file that
- *			does not parse is a warning and the old settings
- *			stay), keep the sockets of services that still
+ *			does not parse, or fails the start-up checks, is a
+ *			warning and the old settings stay, with the running
+ *			processes), keep the sockets of services that still
  *			exist, start fresh processes with the new settings
  *			and let the old ones finish their sessions.
  *	SIGTERM, SIGINT	stop: SIGTERM to every process, SIGKILL to those
@@ -85,6 +93,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "conf_check.h"
 #include "log.h"
 #include "mastercf.h"
 #include "privs.h"
@@ -236,6 +245,29 @@ master_log_open(void)
 	master_log_on_stderr = (strcmp(file, "/dev/stderr") == 0);
 }
 
+/* master_check_start - report a problem found before start-up */
+static void
+master_check_start(int level, const char *msg, void *unused_ctx)
+{
+	(void) unused_ctx;
+	if (level != CONF_CHECK_ERROR) {
+		log_warn("%s", msg);
+		return;
+	}
+	if (!master_log_on_stderr)
+		fprintf(stderr, "sendarix/master: fatal: %s\n", msg);
+	log_error("%s", msg);
+}
+
+/* master_check_reload - report a problem found by a reload */
+static void
+master_check_reload(int level, const char *msg, void *unused_ctx)
+{
+	(void) unused_ctx;
+	log_warn("reload: %s%s", level == CONF_CHECK_ERROR ? "" :
+		 "(warning) ", msg);
+}
+
 /* master_load_mastercf - read config_dir/master.cf */
 static struct mastercf *
 master_load_mastercf(struct strbuf *err)
@@ -328,7 +360,9 @@ master_sighup_cb(evutil_socket_t unused_sig, short unused_what,
 		 void *unused_ctx)
 {
 	struct strbuf *err = strbuf_new(256, 0);
+	struct conf_saved *saved;
 	struct mastercf *cf;
+	int     errors;
 
 	(void) unused_sig;
 	(void) unused_what;
@@ -347,14 +381,26 @@ master_sighup_cb(evutil_socket_t unused_sig, short unused_what,
 		strbuf_free(err);
 		return;
 	}
+	saved = conf_save();
 	if (conf_load(master_config_dir, err) < 0) {
 		/* conf_load() leaves the earlier settings alone. */
 		log_warn("reload: %s; keeping the old configuration",
 			 STRBUF_STR(err));
+		conf_saved_free(saved);
 		mastercf_free(cf);
 		strbuf_free(err);
 		return;
 	}
+	if ((errors = conf_check(cf, 0, master_check_reload, NULL)) > 0) {
+		/* The processes running now keep their settings, too. */
+		conf_restore(saved);
+		log_warn("reload: %d error%s in the configuration; keeping the "
+			 "old configuration", errors, errors == 1 ? "" : "s");
+		mastercf_free(cf);
+		strbuf_free(err);
+		return;
+	}
+	conf_saved_free(saved);
 	master_log_open();
 	if (strcmp(conf_get("queue_directory"), master_queue_dir) != 0)
 		log_warn("reload: queue_directory changed to %s; that takes "
@@ -390,6 +436,7 @@ main(int argc, char **argv)
 	struct mastercf *cf;
 	struct event *ev;
 	int     foreground = 0;
+	int     errors;
 	int     pid_fd;
 	int     ch;
 	static const int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT};
@@ -415,13 +462,25 @@ main(int argc, char **argv)
 		master_usage(argv[0]);
 	umask(022);
 	master_config_dir = master_config_path(dir ? dir : SENDARIX_CONFIG_DIR);
-	if (!foreground)
-		master_daemonize();
 
+	/*
+	 * Read and check everything before forking anything: a bad
+	 * configuration ends the start here, with the reasons on stderr,
+	 * not in a child that crashes over and over.
+	 */
 	err = strbuf_new(256, 0);
 	if (conf_load(master_config_dir, err) < 0)
 		master_fatal("%s", STRBUF_STR(err));
 	master_log_open();
+	if ((cf = master_load_mastercf(err)) == NULL)
+		master_fatal("%s", STRBUF_STR(err));
+	if ((errors = conf_check(cf, 0, master_check_start, NULL)) > 0)
+		master_fatal("%d error%s in the configuration; not starting",
+			     errors, errors == 1 ? "" : "s");
+	if (!foreground) {
+		master_daemonize();
+		master_log_open();
+	}
 
 	master_is_root = (geteuid() == 0);
 	if (master_is_root) {
@@ -442,9 +501,6 @@ main(int argc, char **argv)
 		master_fatal("%s", STRBUF_STR(err));
 	strbuf_reset(err);
 	if (master_pid_write(pid_fd, err) < 0)
-		master_fatal("%s", STRBUF_STR(err));
-	strbuf_reset(err);
-	if ((cf = master_load_mastercf(err)) == NULL)
 		master_fatal("%s", STRBUF_STR(err));
 
 	signal(SIGPIPE, SIG_IGN);

@@ -30,6 +30,7 @@ struct master_serv {
 	char   *type;			/* "inet" or "unix" */
 	int     private_;
 	int     chroot;
+	int     wakeup;			/* seconds, 0 = none */
 	int     maxproc;		/* resolved: >= 1 */
 	char   *path;			/* command, resolved to a path */
 	char  **extra;			/* -o name=value ... then args */

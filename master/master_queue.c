@@ -12,7 +12,10 @@
  * DESCRIPTION
  *	master_queue_init() creates queue_directory and the folders under it
  *	that are missing (tmp incoming active deferred hold corrupt private:
- *	0700, public: 0711, pid: 0755), owned by mail_owner when master runs
+ *	0700, public: 0711, maildrop: 3733 so that any user can drop a file
+ *	there but not list or remove others' files, and the files get
+ *	mail_owner's group so that pickup can read them; pid: 0755), owned
+ *	by mail_owner when master runs
  *	as root (pid/ stays root's), and makes it the working directory:
  *	from then on master uses queue-relative paths (short enough for
  *	unix socket names).
@@ -54,6 +57,8 @@ static const struct {
 	{"corrupt", 0700, 1},
 	{"private", 0700, 1},
 	{"public", 0711, 1},		/* local users reach public/sendmail */
+	/* sendmail writes here when the system is down; pickup reads. */
+	{"maildrop", 03733, 1},		/* sticky, setgid mail_owner's group */
 	{"pid", 0755, 0},
 };
 
@@ -79,14 +84,14 @@ master_queue_mkdir(const char *path, mode_t mode, int owned,
 		}
 		return (0);
 	}
-	/* mkdir() obeys the umask; say what we mean. */
-	if (chmod(path, mode) < 0) {
-		strbuf_printf(err, "chmod %s: %s", path, strerror(errno));
-		return (-1);
-	}
 	if (owned && master_is_root
 	    && chown(path, master_owner_uid, master_owner_gid) < 0) {
 		strbuf_printf(err, "chown %s: %s", path, strerror(errno));
+		return (-1);
+	}
+	/* mkdir() obeys the umask; say what we mean (after chown: setgid). */
+	if (chmod(path, mode) < 0) {
+		strbuf_printf(err, "chmod %s: %s", path, strerror(errno));
 		return (-1);
 	}
 	return (0);

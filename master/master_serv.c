@@ -73,6 +73,7 @@ master_serv_new(const struct mastercf_service *svc, struct strbuf *err)
 	serv->type = xstrdup(svc->type);
 	serv->private_ = svc->private_;
 	serv->chroot = svc->chroot;
+	serv->wakeup = svc->wakeup;
 	serv->lineno = svc->lineno;
 	if (svc->maxproc < 0) {
 		limit = conf_get_int("default_process_limit");

@@ -20,7 +20,9 @@
  *	A child gets the service's listening sockets at fds 3, 4, ...,
  *	every other descriptor above 2 closed, default signal handling,
  *	an environment of only the import_environment names plus
- *	SENDARIX_LISTEN_FDS and SENDARIX_CONFIG_DIR, and the arguments
+ *	SENDARIX_LISTEN_FDS and SENDARIX_CONFIG_DIR (and SENDARIX_WAKEUP,
+ *	the master.cf wakeup column in seconds, when it is set: the service
+ *	runs its own periodic work at that interval), and the arguments
  *
  *	    path -n NAME -t TYPE -c CONFIG_DIR [-v] [-C] [-o name=value]...
  *		 [args...]
@@ -123,7 +125,7 @@ master_spawn_env(const struct master_serv *serv)
 	char   *w;
 	char  **env;
 	size_t  n = 0;
-	size_t  max = 2 + 1;
+	size_t  max = 3 + 1;
 	const char *val;
 
 	for (w = names; *w; w++)
@@ -131,7 +133,7 @@ master_spawn_env(const struct master_serv *serv)
 			max++;
 	max++;
 	env = xcalloc(max + 1, sizeof(char *));
-	for (w = strtok_r(names, ", \t", &save); w && n < max - 3;
+	for (w = strtok_r(names, ", \t", &save); w && n < max - 4;
 	     w = strtok_r(NULL, ", \t", &save)) {
 		if (strchr(w, '=') != NULL) {
 			/* NAME=VALUE sets a value, as in Postfix. */
@@ -146,6 +148,10 @@ master_spawn_env(const struct master_serv *serv)
 	env[n] = xmalloc(sizeof("SENDARIX_CONFIG_DIR=")
 			 + strlen(master_config_dir));
 	sprintf(env[n++], "SENDARIX_CONFIG_DIR=%s", master_config_dir);
+	if (serv->wakeup > 0) {
+		env[n] = xmalloc(sizeof("SENDARIX_WAKEUP=") + 12);
+		sprintf(env[n++], "SENDARIX_WAKEUP=%d", serv->wakeup);
+	}
 	env[n] = NULL;
 	xfree(names);
 	return (env);

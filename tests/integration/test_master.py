@@ -343,10 +343,32 @@ def test_child_exiting_zero_is_replaced_at_once(mta_factory, tmp_path):
 
 
 def test_exec_failure_is_logged_and_retried(mta_factory):
-    m = mta_factory(main={"master_restart_min_delay": "1s"},
-                    master_cf="{listen} inet n - n - 1 /nonexistent/daemon\n")
-    m.wait_log("exec /nonexistent/daemon: No such file or directory")
-    m.wait_log("warning: process /nonexistent/daemon pid")
+    # A missing program is refused at start (test_check.py); one that
+    # goes away while master runs is logged and retried.
+    m = mta_factory(main={"master_restart_min_delay": "1s"}, start=False)
+    prog = os.path.join(str(m.tmp), "daemon")
+    with open(ECHO) as src, open(prog, "w") as dst:
+        dst.write(src.read())
+    os.chmod(prog, 0o755)
+    write_master_cf(m, "{listen} inet n - n - 1 %s\n" % prog)
+    m.start()
+    def kids():
+        out = subprocess.run(["pgrep", "-P", str(m.proc.pid)],
+                             capture_output=True, text=True).stdout.split()
+        found = []
+        for p in out:
+            try:
+                with open("/proc/%s/cmdline" % p, "rb") as f:
+                    if prog.encode() in f.read():
+                        found.append(int(p))
+            except OSError:
+                pass
+        return found
+    kid = wait_for(kids, what="child")[0]
+    os.unlink(prog)
+    os.kill(kid, signal.SIGKILL)
+    m.wait_log("exec %s: No such file or directory" % prog)
+    m.wait_log("warning: process %s pid" % prog)
     m.wait_log("restarting in 1 s")
     assert m.proc.poll() is None
 

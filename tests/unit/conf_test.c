@@ -712,6 +712,97 @@ test_man_page(void **state)
 	assert_int_equal(missing, 0);
 }
 
+/* test_check_value - type and range, in the getters' words */
+static void
+test_check_value(void **unused_state)
+{
+	struct strbuf *why = strbuf_new(256, 0);
+	const struct conf_param *p;
+
+	(void) unused_state;
+	p = conf_param_find("message_size_limit");
+	assert_int_equal(conf_check_value(p, "10m", why), 0);
+	assert_int_equal(conf_check_value(p, "abc", why), -1);
+	assert_string_equal(why->data, "parameter message_size_limit: bad "
+			    "size value: \"abc\" (use a byte count with an "
+			    "optional k, m or g)");
+	p = conf_param_find("hopcount_limit");
+	assert_int_equal(conf_check_value(p, "0", why), -1);
+	assert_string_equal(why->data, "parameter hopcount_limit: value "
+			    "\"0\" out of range 1..100000");
+	assert_int_equal(conf_check_value(p, "100000", why), 0);
+	p = conf_param_find("maximal_backoff_time");
+	assert_int_equal(conf_check_value(p, "1w", why), 0);
+	assert_int_equal(conf_check_value(p, "8d", why), -1);
+	p = conf_param_find("smtpd_forbid_bare_newline");
+	assert_int_equal(conf_check_value(p, "maybe", why), -1);
+	p = conf_param_find("mail_name");
+	assert_int_equal(conf_check_value(p, "anything", why), 0);
+	strbuf_free(why);
+}
+
+/* test_bounds_table - every range names a numeric parameter, default in */
+static void
+test_bounds_table(void **unused_state)
+{
+	struct strbuf *why = strbuf_new(256, 0);
+	const struct conf_param *p;
+	size_t  i;
+
+	(void) unused_state;
+	for (i = 0; i < conf_bounds_count; i++) {
+		p = conf_param_find(conf_bounds[i].name);
+		assert_non_null(p);
+		assert_true(p->type == CONF_INT || p->type == CONF_TIME
+			    || p->type == CONF_SIZE);
+		assert_true(conf_bounds[i].min <= conf_bounds[i].max);
+		assert_ptr_equal(conf_param_bound(p->name), &conf_bounds[i]);
+		if (conf_check_value(p, p->def, why) < 0)
+			fail_msg("default out of range: %s", why->data);
+	}
+	/* Every default of the table is good. */
+	for (i = 0; i < conf_params_count; i++)
+		if (strchr(conf_params[i].def, '$') == NULL
+		    && conf_check_value(&conf_params[i], conf_params[i].def,
+					why) < 0)
+			fail_msg("bad default: %s", why->data);
+	strbuf_free(why);
+}
+
+/* test_save_restore - back to main.cf and overrides as they were */
+static void
+test_save_restore(void **unused_state)
+{
+	struct strbuf *err = strbuf_new(256, 0);
+	struct conf_saved *saved;
+	const char *before;
+
+	(void) unused_state;
+	assert_int_equal(load_text("hopcount_limit = 7\nmy_a = x\n"
+				   "mail_name = $my_a\n", err), 0);
+	assert_int_equal(conf_override("smtpd_timeout=10s", err), 0);
+	before = conf_get("mail_name");
+	assert_string_equal(before, "x");
+	saved = conf_save();
+	write_main_cf("hopcount_limit = 9\nmail_name = y\nmy_b = z\n");
+	assert_int_equal(conf_load(tmpdir, err), 0);
+	assert_int_equal(conf_override("smtpd_timeout=20s", err), 0);
+	assert_int_equal(conf_override("hopcount_limit=11", err), 0);
+	assert_int_equal(conf_get_int("hopcount_limit"), 11);
+	assert_string_equal(conf_get("mail_name"), "y");
+	conf_restore(saved);
+	assert_int_equal(conf_get_int("hopcount_limit"), 7);
+	assert_int_equal(conf_get_time("smtpd_timeout"), 10);
+	assert_string_equal(conf_get("mail_name"), "x");
+	assert_string_equal(before, "x");	/* still valid */
+	assert_int_equal(conf_user_count(), 3);
+	assert_string_equal(conf_user_name(0), "hopcount_limit");
+	assert_string_equal(conf_user_name(2), "mail_name");
+	assert_false(conf_is_set("my_b"));
+	assert_null(conf_saved_free(conf_save()));
+	strbuf_free(err);
+}
+
 /* main - run the cases in a scratch directory */
 int
 main(void)
@@ -736,6 +827,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_param_table, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_man_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_value, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bounds_table, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_save_restore, setup,
+						teardown),
 	};
 	char    path[256];
 	int     ret;

@@ -231,6 +231,55 @@ test_domain_bad(void **unused_state)
 	strbuf_free(err);
 }
 
+/* string_list - a string list that must parse */
+static struct matchlist *
+string_list(const char *text)
+{
+	struct strbuf *err = strbuf_new(64, 0);
+	struct matchlist *ml = matchlist_string(text, err);
+
+	if (ml == NULL)
+		fail_msg("matchlist_string(\"%s\"): %s", text, STRBUF_STR(err));
+	strbuf_free(err);
+	return (ml);
+}
+
+static void
+test_string_lists(void **unused_state)
+{
+	struct matchlist *ml;
+
+	(void) unused_state;
+	/* authorized_submit_users: names, exclusions and tables. */
+	ml = string_list("static:anyone");
+	expect_match(ml, "nobody", 1);
+	expect_match(ml, "unknown", 1);
+	matchlist_free(ml);
+
+	ml = string_list("!nobody, static:anyone");
+	expect_match(ml, "nobody", 0);
+	expect_match(ml, "NoBody", 0);
+	expect_match(ml, "root", 1);
+	matchlist_free(ml);
+
+	ml = string_list("root, Alice inline:{bob}");
+	expect_match(ml, "root", 1);
+	expect_match(ml, "alice", 1);
+	expect_match(ml, "bob", 1);
+	expect_match(ml, "bob.example", 0);
+	expect_match(ml, "carol", 0);
+	matchlist_free(ml);
+
+	ml = string_list("root, !static:all");
+	expect_match(ml, "root", 1);
+	expect_match(ml, "daemon", 0);
+	matchlist_free(ml);
+
+	ml = string_list("");
+	expect_match(ml, "root", 0);
+	matchlist_free(ml);
+}
+
 static void
 test_file_items(void **unused_state)
 {
@@ -276,6 +325,7 @@ main(void)
 		cmocka_unit_test(test_domain_literals),
 		cmocka_unit_test(test_domain_tables),
 		cmocka_unit_test(test_domain_bad),
+		cmocka_unit_test(test_string_lists),
 		cmocka_unit_test(test_file_items),
 	};
 
