@@ -29,7 +29,8 @@
  * DIAGNOSTICS
  *	"QUEUEID: message-id=<...>" for each message (as Postfix's cleanup).
  *	Refused messages: "QUEUEID: reject: reason; from=<...>".
- *	Write errors: a warning and status 4.
+ *	Write errors: a warning and status 4 (4.3.1 when the queue file
+ *	system is full, cleanup_write_reason()).
  *
  * SEE ALSO
  *	lib/hdr.c, RFC 5322
@@ -79,8 +80,10 @@ cleanup_reject(struct cleanup_sess *s, int status, const char *reason)
 static int
 cleanup_write_error(struct cleanup_sess *s)
 {
-	log_warn("%s: write queue file: %s", s->id, strerror(errno));
-	cleanup_session_refuse(s, 4, CLEANUP_WRITE_ERROR);
+	int     saved = errno;
+
+	log_warn("%s: write queue file: %s", s->id, strerror(saved));
+	cleanup_session_refuse(s, 4, cleanup_write_reason(s->id, saved));
 	return (-1);
 }
 
@@ -161,6 +164,7 @@ int
 cleanup_content_end(struct cleanup_sess *s)
 {
 	struct strbuf *err;
+	int     saved;
 
 	if (s->hdr != NULL) {
 		(void) hdr_finish(s->hdr);
@@ -172,9 +176,10 @@ cleanup_content_end(struct cleanup_sess *s)
 	/* E record and size here; fsync and rename in cleanup_sync.c. */
 	err = strbuf_new(128, 1024);
 	if (qfile_out_end(s->qf, err) < 0) {
+		saved = errno;
 		log_warn("%s: %s", s->id, err->data);
 		strbuf_free(err);
-		cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
+		cleanup_session_reply(s, 4, cleanup_write_reason(s->id, saved));
 		return (-1);
 	}
 	strbuf_free(err);

@@ -190,6 +190,10 @@ const struct conf_param conf_params[] = {
 	"most mail transactions over one connection"},
 	{"smtp_request_timeout", CONF_TIME, "60s",
 	"how long smtp-out waits for qmgr to send a request or take the reply"},
+
+	/* smtpd: queue space. */
+	{"queue_minfree", CONF_SIZE, "0",
+	"free space the queue file system must keep; MAIL FROM gets 452 4.3.1 below it (0: only check that the message fits)"},
 };
 
 const size_t conf_params_count = sizeof(conf_params) / sizeof(conf_params[0]);

@@ -32,6 +32,10 @@
  *
  *	smtpd puts a Received: header first in the content.
  *
+ *	Queue space: MAIL FROM gets 452 4.3.1 when the queue file system
+ *	has too little room (queue_minfree, as in Postfix), and so does a
+ *	message that cleanup could not write because it filled up.
+ *
  * CONFIGURATION PARAMETERS
  *	myhostname, mail_name, smtpd_banner, mynetworks, relay_domains,
  *	cleanup_service_name, message_size_limit, smtpd_recipient_limit,
@@ -39,7 +43,7 @@
  *	smtpd_hard_error_limit, smtpd_timeout, smtpd_cleanup_timeout,
  *	smtpd_client_connection_count_limit,
  *	smtpd_client_connection_exceptions, smtpd_max_sessions,
- *	smtpd_forbid_bare_newline. See sendarix-params(5).
+ *	smtpd_forbid_bare_newline, queue_minfree. See sendarix-params(5).
  *
  * DIAGNOSTICS
  *	Postfix-shaped log lines: "connect from name[addr]",
@@ -151,6 +155,14 @@ smtpd_pre_init(void)
 		smtpd_var.size_limit = 0;
 	smtpd_var.forbid_bare_newline =
 		conf_get_bool("smtpd_forbid_bare_newline");
+	smtpd_var.queue_minfree = conf_get_size("queue_minfree");
+	if (smtpd_var.queue_minfree < 0)
+		smtpd_var.queue_minfree = 0;
+	if (smtpd_var.queue_minfree > 0 && smtpd_var.size_limit > 0
+	    && smtpd_var.queue_minfree / 3 * 2 < smtpd_var.size_limit)
+		log_warn("queue_minfree (%lld) should be at least "
+			 "1.5*message_size_limit (%lld)",
+			 smtpd_var.queue_minfree, smtpd_var.size_limit);
 
 	for (np = smtpd_num_params; np < smtpd_num_params
 	     + sizeof(smtpd_num_params) / sizeof(smtpd_num_params[0]); np++) {

@@ -26,6 +26,7 @@ struct smtpd_params {
 	char   *banner;
 	char   *cleanup_path;		/* private/$cleanup_service_name */
 	long long size_limit;		/* message_size_limit; 0: none */
+	long long queue_minfree;	/* queue_minfree, bytes */
 	long    rcpt_limit;
 	long    line_limit;
 	long    soft_error_limit;
@@ -171,5 +172,6 @@ extern void smtpd_cleanup_close(struct smtpd_session *);
 extern int smtpd_check_rcpt(struct smtpd_session *, const char *, int,
 			            struct strbuf *);
 extern int smtpd_check_client(const char *, struct matchlist *);
+extern int smtpd_check_queue(long long);
 
 #endif

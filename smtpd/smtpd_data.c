@@ -34,7 +34,10 @@
  *
  *	smtpd_data_cleanup_reply() is what the cleanup client calls with a
  *	cleanup status: 0 with a queue ID, or 4/5 with a reason ("4.3.0
- *	..."). Only status 0 after the end of the content gives 250.
+ *	..."). Only status 0 after the end of the content gives 250. The
+ *	reply code follows the reason's enhanced status code: 4.3.1 (queue
+ *	file system full) 452, other 4.x.x 451, 5.3.4 552, 5.6.x (content,
+ *	such as NUL characters in headers) 550, other 5.x.x 554.
  *
  * DIAGNOSTICS
  *	"QUEUEID: client=name[addr]" once cleanup has a queue ID; one
@@ -231,13 +234,28 @@ smtpd_bdat_scan(struct smtpd_session *s, const unsigned char *p, size_t n)
 	}
 }
 
+/*
+ * The SMTP reply code for a cleanup reason, by its enhanced status code
+ * (the first match); as Postfix's smtpd answers its cleanup's verdicts.
+ */
+static const struct smtpd_data_code {
+	const char *dsn;		/* prefix of the reason */
+	int     code;
+}       smtpd_data_codes[] = {
+	{"4.3.1 ", 452},		/* queue file system full */
+	{"4.", 451},
+	{"5.3.4 ", 552},		/* too big */
+	{"5.6.", 550},			/* content refused (NUL in headers) */
+	{"5.", 554},
+};
+
 /* smtpd_data_fail_reply - a reply for a cleanup failure */
 static void
 smtpd_data_fail_reply(struct smtpd_session *s, const char *cmd)
 {
+	const struct smtpd_data_code *dc;
 	const char *r = s->cleanup_reason;
 	char    text[512];
-	int     code;
 	const char *cp;
 
 	if (r != NULL && (r[0] == '4' || r[0] == '5') && r[1] == '.'
@@ -245,11 +263,13 @@ smtpd_data_fail_reply(struct smtpd_session *s, const char *cmd)
 		for (cp = r; *cp; cp++)
 			if ((unsigned char) *cp < 32 || *cp == 127)
 				break;
-		if (*cp == 0) {
-			code = r[0] == '4' ? 451 :
-				strncmp(r, "5.3.4", 5) == 0 ? 552 : 554;
-			snprintf(text, sizeof(text), "%d %s", code, r);
-			goto done;
+		for (dc = smtpd_data_codes; *cp == 0 && dc < smtpd_data_codes
+		     + sizeof(smtpd_data_codes) / sizeof(*dc); dc++) {
+			if (strncmp(r, dc->dsn, strlen(dc->dsn)) == 0) {
+				snprintf(text, sizeof(text), "%d %s",
+					 dc->code, r);
+				goto done;
+			}
 		}
 	}
 	snprintf(text, sizeof(text), "451 4.3.0 Error: queue file write error");

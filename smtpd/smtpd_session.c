@@ -650,6 +650,15 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 		smtpd_session_reject_log(s, "MAIL", reply, NULL);
 		return (-1);
 	}
+	if (smtpd_check_queue(size) != SMTPD_CHECK_OK) {
+		char    reply[] = "452 4.3.1 Insufficient system storage";
+
+		xfree(envid);
+		xfree(addr);
+		smtpd_reply(s, "%s", reply);
+		smtpd_session_reject_log(s, "MAIL", reply, NULL);
+		return (-1);
+	}
 	s->sender = addr;
 	s->declared_size = size;
 	s->body_8bit = body_8bit;

@@ -1,0 +1,120 @@
+"""smtpd and cleanup for operators: a full queue file system, NUL bytes in
+headers, a unix-socket smtpd, memory after a burst, client host names.
+
+Each test starts a real master (conftest.py) and talks SMTP to it with
+raw sockets (test_smtpd.Client).
+"""
+
+import contextlib
+import errno
+import os
+import subprocess
+
+import pytest
+
+from conftest import wait_for
+from test_smtpd import connect, queued_id, queue_file
+
+
+# -- a full queue file system ---------------------------------------------
+
+@contextlib.contextmanager
+def small_tmpfs(path, size="2m"):
+    """Mount a small tmpfs on path, or skip the test if we may not."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size,
+                        "tmpfs", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs: " + r.stderr.strip())
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+def fill(path):
+    """Write a file until the file system is full; return its name."""
+    name = os.path.join(path, "filler")
+    block = b"x" * 65536
+    with open(name, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(block)
+        except OSError as e:
+            assert e.errno in (errno.ENOSPC, errno.EDQUOT), e
+    # Fill the last partial block too.
+    with open(name, "ab", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"x")
+        except OSError:
+            pass
+    return name
+
+
+def send_message(c, body, sender="a@example.org", rcpt="b@example.com"):
+    """MAIL, RCPT, DATA, content; the final reply (code, text)."""
+    assert c.cmd("MAIL FROM:<%s>" % sender)[0] == 250
+    assert c.cmd("RCPT TO:<%s>" % rcpt)[0] == 250
+    code, text = c.cmd("DATA")
+    assert code == 354, text
+    c.send(body + b".\r\n")
+    return c.reply()
+
+
+def test_full_queue_file_system(mta_factory):
+    m = mta_factory(start=False)
+    with small_tmpfs(m.queue_dir):
+        try:
+            m.start()
+            filler = fill(m.queue_dir)
+
+            # No room at all: refused at MAIL FROM (queue_minfree = 0).
+            c = connect(m)
+            assert c.cmd("EHLO c.example")[0] == 250
+            code, text = c.cmd("MAIL FROM:<a@example.org>")
+            assert (code, text) == (452, "4.3.1 Insufficient system storage")
+            m.wait_log("NOQUEUE: reject: MAIL from unknown[127.0.0.1]: "
+                       "452 4.3.1 Insufficient system storage")
+            m.wait_log("not enough free space in mail queue")
+
+            # A little room: MAIL passes, but cleanup runs out of space.
+            with open(filler, "r+b") as f:
+                f.truncate(os.path.getsize(filler) - 64 * 1024)
+            body = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 600
+            code, text = send_message(c, body)
+            assert (code, text) == (452, "4.3.1 Insufficient system storage")
+            m.wait_log("queue file system is full")
+            m.wait_log("reject: DATA from unknown[127.0.0.1]: 452 4.3.1")
+            assert os.listdir(os.path.join(m.queue_dir, "tmp")) == []
+            assert m.queue_files() == []
+
+            # Room again: accepted without a restart.
+            os.unlink(filler)
+            code, text = send_message(c, body)
+            assert code == 250, text
+            qid = queued_id(text)
+            assert m.queue_files() == [qid]
+            assert queue_file(m, qid).content.endswith(b"y" * 998 + b"\r\n")
+            c.cmd("QUIT")
+        finally:
+            m.stop()
+
+
+def test_queue_minfree(mta_factory):
+    m = mta_factory(main={"queue_minfree": "1g", "message_size_limit": "0"})
+    c = connect(m)
+    assert c.cmd("EHLO c.example")[0] == 250
+    st = os.statvfs(m.queue_dir)
+    free = st.f_bavail * st.f_frsize
+    if free <= 1 << 30:
+        code, text = c.cmd("MAIL FROM:<a@example.org>")
+        assert (code, text) == (452, "4.3.1 Insufficient system storage")
+    else:
+        # Plenty of room, but a SIZE= that would eat into queue_minfree
+        # (or half of what is free) is refused.
+        code, text = c.cmd("MAIL FROM:<a@example.org> SIZE=%d" % free)
+        assert (code, text) == (452, "4.3.1 Insufficient system storage")
+        assert c.cmd("MAIL FROM:<a@example.org> SIZE=1000")[0] == 250
