@@ -11,11 +11,12 @@
  * DESCRIPTION
  *	cleanup_content() takes the next piece of content. While the header
  *	section lasts, it is kept in memory (lib/hdr.c, at most
- *	header_size_limit bytes); when it ends, it is checked (hopcount),
+ *	header_size_limit bytes); when it ends, it is checked (NUL bytes
+ *	in a header line: 5.6.0, never queued; hopcount),
  *	written to the queue file with any missing Message-ID: and Date:
  *	added at its end, and from then on the body goes straight to the
  *	queue file. The content is stored byte for byte as received, apart
- *	from the added headers. It returns 0, or -1 after the message was
+ *	from the added headers (so a NUL in the body is kept as it is). It returns 0, or -1 after the message was
  *	refused (cleanup_session_refuse(): the session then reads the rest
  *	of the content and answers with the reason).
  *
@@ -103,6 +104,9 @@ cleanup_header_out(struct cleanup_sess *s)
 	if (h->state == HDR_TOOBIG)
 		return (cleanup_reject(s, 5,
 				   "5.3.4 Message header size exceeds limit"));
+	if (h->seen & HDR_SEEN_NUL)
+		return (cleanup_reject(s, 5, "5.6.0 Message contains NUL "
+				       "characters in headers"));
 	if (h->received > var_hopcount_limit)
 		return (cleanup_reject(s, 5, "5.4.6 Too many hops"));
 

@@ -118,3 +118,55 @@ def test_queue_minfree(mta_factory):
         code, text = c.cmd("MAIL FROM:<a@example.org> SIZE=%d" % free)
         assert (code, text) == (452, "4.3.1 Insufficient system storage")
         assert c.cmd("MAIL FROM:<a@example.org> SIZE=1000")[0] == 250
+
+
+# -- NUL bytes ----------------------------------------------------------------
+
+NUL_REPLY = (550, "5.6.0 Message contains NUL characters in headers")
+
+
+@pytest.mark.parametrize("header", [
+    b"Subject: a\0b\r\n",                   # in a value
+    b"X-Fo\0o: bar\r\n",                    # in a name
+    b"Subject: a\r\n b\0c\r\n",             # in a continuation line
+    b"\0Subject: x\r\n",                    # where a name would start
+])
+def test_nul_in_headers_refused_data(mta, header):
+    c = connect(mta)
+    assert c.cmd("EHLO c.example")[0] == 250
+    code, text = send_message(c, b"From: a@example.org\r\n" + header
+                              + b"\r\nbody\r\n")
+    assert (code, text) == NUL_REPLY
+    mta.wait_log("reject: DATA from unknown[127.0.0.1]: 550 5.6.0 Message "
+                 "contains NUL characters in headers")
+    assert mta.queue_files() == []
+    # The session goes on.
+    code, text = send_message(c, b"Subject: fine\r\n\r\nbody\r\n")
+    assert code == 250, text
+    c.cmd("QUIT")
+
+
+def test_nul_in_headers_refused_bdat(mta):
+    c = connect(mta)
+    assert c.cmd("EHLO c.example")[0] == 250
+    assert c.cmd("MAIL FROM:<a@example.org>")[0] == 250
+    assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+    part1 = b"Subject: x\r\nX-Bad: one\0"
+    part2 = b"two\r\n\r\nbody\r\n"
+    c.send(b"BDAT %d\r\n" % len(part1) + part1)
+    assert c.reply()[0] == 250
+    c.send(b"BDAT %d LAST\r\n" % len(part2) + part2)
+    assert c.reply() == NUL_REPLY
+    mta.wait_log("reject: BDAT from unknown[127.0.0.1]: 550 5.6.0")
+    assert mta.queue_files() == []
+    assert c.cmd("NOOP")[0] == 250
+
+
+def test_nul_in_body_kept(mta):
+    # Documented: the body is stored byte for byte, NUL included.
+    c = connect(mta)
+    assert c.cmd("EHLO c.example")[0] == 250
+    code, text = send_message(c, b"Subject: x\r\n\r\nbo\0dy\r\n")
+    assert code == 250, text
+    qid = queued_id(text)
+    assert queue_file(mta, qid).content.endswith(b"\r\n\r\nbo\0dy\r\n")
