@@ -2,7 +2,7 @@
  * smtpd - Sendarix SMTP server
  *
  * SYNOPSIS
- *	smtpd -n service -t inet [-c config_dir] [-v] [-o name=value ...]
+ *	smtpd -n service -t inet|unix [-c config_dir] [-v] [-o name=value ...]
  *	(started by master(8), never by hand)
  *
  * DESCRIPTION
@@ -23,7 +23,9 @@
  *	Relay control: a client in mynetworks may send to any recipient;
  *	any other client only to domains in relay_domains, and never with
  *	an address trick (source route, "%", "!" or quoted "@" in the local
- *	part): 554 5.7.1 Relay access denied.
+ *	part): 554 5.7.1 Relay access denied. A client on a unix socket
+ *	(a master.cf "unix" smtpd) has no IP address: it is shown as
+ *	localhost[unix] and may relay, like a sendmail(1) user.
  *
  *	SMTP smuggling: the end of DATA is CRLF.CRLF only. A bare LF or
  *	bare CR in the content gets 550 5.5.2 with

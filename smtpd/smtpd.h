@@ -66,6 +66,10 @@ extern struct smtpd_params smtpd_var;
 #define SMTPD_CMD_UNKNOWN	12
 #define SMTPD_CMD_COUNT		13
 
+/* A client on a unix socket (smtpd_session.c). */
+#define SMTPD_LOCAL_ADDR	"unix"		/* shown as the address */
+#define SMTPD_LOCAL_NAME	"localhost"
+
 struct smtpd_cleanup;
 
 struct smtpd_session {
@@ -78,6 +82,7 @@ struct smtpd_session {
 	struct event *free_ev;		/* deferred free */
 	char    addr[INET6_ADDRSTRLEN + 8];	/* client address, text */
 	char    name[16];		/* client name ("unknown") */
+	int     local;			/* on a unix socket: no IP address */
 	char   *helo;			/* HELO/EHLO argument or NULL */
 	int     esmtp;			/* EHLO seen */
 	int     state;			/* SMTPD_ST_* */

@@ -288,10 +288,14 @@ smtpd_data_received(struct smtpd_session *s)
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
-	strbuf_printf(s->chunk, "Received: from %s (%s [%s%s])\r\n"
-		      "\tby %s (%s) with %s id %s",
-		      s->helo ? s->helo : "unknown", s->name,
-		      strchr(s->addr, ':') ? "IPv6:" : "", s->addr,
+	if (s->local)
+		strbuf_printf(s->chunk, "Received: from %s (%s)\r\n",
+			      s->helo ? s->helo : "unknown", s->name);
+	else
+		strbuf_printf(s->chunk, "Received: from %s (%s [%s%s])\r\n",
+			      s->helo ? s->helo : "unknown", s->name,
+			      strchr(s->addr, ':') ? "IPv6:" : "", s->addr);
+	strbuf_printf(s->chunk, "\tby %s (%s) with %s id %s",
 		      smtpd_var.myhostname, smtpd_var.mail_name,
 		      s->smtputf8 ? "UTF8SMTP" : smtpd_protocol(s),
 		      s->queue_id);

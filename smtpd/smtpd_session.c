@@ -18,7 +18,10 @@
  * DESCRIPTION
  *	smtpd_session_accept() takes a new client connection: it checks
  *	the session and per-client limits, sends the greeting and reads
- *	commands from then on. Each session is one struct smtpd_session,
+ *	commands from then on. A client on a unix socket (a master.cf
+ *	"unix" smtpd) has no IP address: it is shown as localhost[unix],
+ *	is trusted to relay like a sendmail(1) user instead of being
+ *	matched against mynetworks, and has no per-client limit. Each session is one struct smtpd_session,
  *	allocated here and freed by smtpd_session_free(), which also closes
  *	the client and any cleanup connection.
  *
@@ -1034,8 +1037,15 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 				  sizeof(s->addr));
 		else
 			inet_ntop(AF_INET6, a6, s->addr, sizeof(s->addr));
-	} else
-		strcpy(s->addr, "127.0.0.1");	/* XXX unix socket: local */
+	} else {
+		/*
+		 * A unix socket: a local process, with no IP address to
+		 * show or to match against mynetworks (docs/decisions.md).
+		 */
+		s->local = 1;
+		strcpy(s->addr, SMTPD_LOCAL_ADDR);
+		strcpy(s->name, SMTPD_LOCAL_NAME);
+	}
 
 	s->bev = bufferevent_socket_new(server_base(), fd,
 					BEV_OPT_CLOSE_ON_FREE);
@@ -1061,7 +1071,7 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	bufferevent_setwatermark(s->bev, EV_WRITE, SMTPD_OUT_LOWAT, 0);
 
 	/* Count before linking in: the new one is not among them. */
-	if (smtpd_var.conn_limit > 0)
+	if (smtpd_var.conn_limit > 0 && !s->local)
 		for (t = smtpd_sessions; t; t = t->next)
 			if (t->state != SMTPD_ST_CLOSING
 			    && strcmp(t->addr, s->addr) == 0)
@@ -1084,7 +1094,8 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 		smtpd_session_close(s);
 		return;
 	}
-	if (smtpd_var.conn_limit > 0 && same >= smtpd_var.conn_limit
+	if (smtpd_var.conn_limit > 0 && !s->local
+	    && same >= smtpd_var.conn_limit
 	    && smtpd_check_client(s->addr, smtpd_var.conn_exceptions) != 1) {
 		log_warn("Connection concurrency limit exceeded: %ld from "
 			 "%s[%s] for service %s", same + 1, s->name, s->addr,
@@ -1094,7 +1105,9 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 		smtpd_session_close(s);
 		return;
 	}
-	s->trusted = smtpd_check_client(s->addr, smtpd_var.mynetworks);
+	/* Local processes may use sendmail(1) anyway: they may relay. */
+	s->trusted = s->local ? 1 :
+		smtpd_check_client(s->addr, smtpd_var.mynetworks);
 	smtpd_reply(s, "220 %s", smtpd_var.banner);
 	s->errors = 0;
 	smtpd_session_flush(s);

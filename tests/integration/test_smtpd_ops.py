@@ -8,12 +8,13 @@ raw sockets (test_smtpd.Client).
 import contextlib
 import errno
 import os
+import socket
 import subprocess
 
 import pytest
 
 from conftest import wait_for
-from test_smtpd import connect, queued_id, queue_file
+from test_smtpd import Client, connect, queued_id, queue_file
 
 
 # -- a full queue file system ---------------------------------------------
@@ -170,3 +171,64 @@ def test_nul_in_body_kept(mta):
     assert code == 250, text
     qid = queued_id(text)
     assert queue_file(mta, qid).content.endswith(b"\r\n\r\nbo\0dy\r\n")
+
+
+# -- smtpd on a unix socket ---------------------------------------------------
+
+UNIX_MASTER_CF = """\
+{listen} inet n - n - 1 smtpd
+smtpu unix n - n - 1 smtpd
+cleanup unix - - n - 1 cleanup
+"""
+
+
+class UnixClient(Client):
+    """The raw client of test_smtpd, over a unix socket."""
+
+    def __init__(self, path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+
+
+def test_unix_socket_client_is_local(mta_factory):
+    # mynetworks holds no loopback address, and nothing may relay by
+    # relay_domains: only the local (unix) client may send out.
+    m = mta_factory(main={"mynetworks": "192.0.2.0/24",
+                          "smtpd_client_connection_count_limit": "1"},
+                    master_cf=UNIX_MASTER_CF)
+    path = os.path.join(m.queue_dir, "public", "smtpu")
+    wait_for(lambda: os.path.exists(path), what="public/smtpu")
+    c = UnixClient(path)
+    assert c.reply()[0] == 220
+    # No per-client limit for local clients: a second session is fine.
+    c2 = UnixClient(path)
+    assert c2.reply()[0] == 220
+    assert c2.cmd("QUIT")[0] == 221
+    assert c.cmd("EHLO c.example")[0] == 250
+    assert c.cmd("MAIL FROM:<a@example.org>")[0] == 250
+    assert c.cmd("RCPT TO:<far@elsewhere.example>") == (250, "2.1.5 Ok")
+    code, text = c.cmd("DATA")
+    assert code == 354, text
+    c.send(b"Subject: local\r\n\r\nhi\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 250, text
+    qid = queued_id(text)
+    q = queue_file(m, qid)
+    assert q.content.startswith(
+        b"Received: from c.example (localhost)\r\n"
+        b"\tby mx.test.example (Sendarix) with ESMTP id " + qid.encode())
+    assert b"127.0.0.1" not in q.content
+    assert "client_addr" not in q.attrs
+    assert q.attrs.get("client_name") == "localhost"
+    m.wait_log("connect from localhost[unix]")
+    m.wait_log("%s: client=localhost[unix]" % qid)
+    c.cmd("QUIT")
+
+    # Over TCP from 127.0.0.1 the same recipient is refused.
+    t = connect(m)
+    assert t.cmd("EHLO c.example")[0] == 250
+    assert t.cmd("MAIL FROM:<a@example.org>")[0] == 250
+    code, text = t.cmd("RCPT TO:<far@elsewhere.example>")
+    assert code == 554, text
