@@ -121,7 +121,7 @@ struct smtpd_session {
 	int     too_big;
 	int     bare;			/* bare CR or LF seen (forbidden) */
 	int     last_lf;		/* last content byte stored was LF */
-	struct strbuf *chunk;		/* content not yet sent to cleanup */
+	struct strbuf *chunk;		/* content for cleanup; NULL when idle */
 
 	/* BDAT. */
 	unsigned long long bdat_left;	/* bytes of this chunk still due */

@@ -76,6 +76,8 @@ smtpd_data_flush(struct smtpd_session *s)
 	size_t  off;
 	size_t  n;
 
+	if (s->chunk == NULL)
+		return;
 	for (off = 0; off < s->chunk->len; off += n) {
 		n = s->chunk->len - off;
 		if (n > QFILE_CHUNK)
@@ -105,9 +107,10 @@ smtpd_data_emit(struct smtpd_session *s, const void *p, size_t n)
 		/* Abort at once: cleanup removes its file in tmp/. */
 		s->too_big = 1;
 		smtpd_cleanup_close(s);
-		strbuf_reset(s->chunk);
+		if (s->chunk)
+			strbuf_reset(s->chunk);
 	}
-	if (smtpd_data_rejected(s))
+	if (smtpd_data_rejected(s) || s->chunk == NULL)
 		return;
 	strbuf_append(s->chunk, p, n);
 	if (s->chunk->len >= QFILE_CHUNK)
@@ -122,7 +125,8 @@ smtpd_data_bare(struct smtpd_session *s)
 		return;
 	s->bare = 1;
 	smtpd_cleanup_close(s);
-	strbuf_reset(s->chunk);
+	if (s->chunk)
+		strbuf_reset(s->chunk);
 }
 
 /* smtpd_data_scan - run DATA content through the parser; bytes taken */
@@ -317,6 +321,9 @@ smtpd_data_start(struct smtpd_session *s, int mode)
 	s->bare = 0;
 	s->last_lf = 1;
 	s->cleanup_failed = 0;
+	/* Only a message in progress holds a content buffer. */
+	if (s->chunk == NULL)
+		s->chunk = strbuf_new(QFILE_CHUNK + 1024, 0);
 	strbuf_reset(s->chunk);
 }
 
@@ -603,7 +610,8 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 			return;
 		s->cleanup_failed = 1;
 		smtpd_cleanup_close(s);
-		strbuf_reset(s->chunk);
+		if (s->chunk)
+			strbuf_reset(s->chunk);
 		s->paused = 0;
 		break;
 	case SMTPD_ST_CLEANUP_DONE:

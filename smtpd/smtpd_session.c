@@ -39,7 +39,8 @@
  *	smtpd_session_resume() continues input processing after a wait
  *	(cleanup answered, backpressure relieved).
  *
- *	smtpd_session_reset() forgets the mail transaction.
+ *	smtpd_session_reset() forgets the mail transaction and frees its
+ *	content buffer: an idle session holds none.
  *
  *	smtpd_session_shutdown() says 421 to every session and frees them
  *	all (SIGTERM).
@@ -185,8 +186,8 @@ smtpd_session_reset(struct smtpd_session *s)
 	s->cleanup_reason = xfree(s->cleanup_reason);
 	s->bdat_reply = xfree(s->bdat_reply);
 	s->queue_id[0] = 0;
-	if (s->chunk)
-		strbuf_reset(s->chunk);
+	/* An idle session holds no content buffer (DESIGN.md). */
+	s->chunk = strbuf_free(s->chunk);
 }
 
 /* smtpd_session_free_cb - free a session from the loop */
@@ -1057,7 +1058,6 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	}
 	s->reply = evbuffer_new();
 	s->line = strbuf_new(256, 0);
-	s->chunk = strbuf_new(QFILE_CHUNK + 1024, 0);
 	s->delay_ev = evtimer_new(server_base(), smtpd_session_delay_cb, s);
 	s->free_ev = evtimer_new(server_base(), smtpd_session_free_cb, s);
 	s->declared_size = -1;

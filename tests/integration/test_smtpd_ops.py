@@ -8,6 +8,7 @@ raw sockets (test_smtpd.Client).
 import contextlib
 import errno
 import os
+import resource
 import socket
 import subprocess
 
@@ -232,3 +233,57 @@ def test_unix_socket_client_is_local(mta_factory):
     assert t.cmd("MAIL FROM:<a@example.org>")[0] == 250
     code, text = t.cmd("RCPT TO:<far@elsewhere.example>")
     assert code == 554, text
+
+
+# -- memory after a burst -----------------------------------------------------
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def test_memory_given_back_after_burst(mta_factory):
+    n = 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2 * n + 200:
+        pytest.skip("RLIMIT_NOFILE hard limit %d is too low" % hard)
+    if soft != resource.RLIM_INFINITY and soft < 2 * n + 200:
+        # master and smtpd inherit it.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2 * n + 200, hard))
+    m = mta_factory(main={"smtpd_client_connection_count_limit": "0"})
+    pid = wait_for(lambda: m.child_pids("smtpd"), what="smtpd")[0]
+    c = connect(m)
+    assert c.cmd("QUIT")[0] == 221
+    m.wait_log("disconnect from")
+    idle = rss_kb(pid)
+
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection((m.host, m.port), timeout=30)
+            socks.append(s)
+        for s in socks:
+            assert s.recv(1000).startswith(b"220")
+            s.sendall(b"EHLO client.example\r\n")
+        for s in socks:
+            got = b""
+            while b"250 SMTPUTF8\r\n" not in got:
+                chunk = s.recv(4096)
+                assert chunk, got
+                got += chunk
+        during = rss_kb(pid)
+    finally:
+        for s in socks:
+            s.close()
+    wait_for(lambda: m.log().count("disconnect from") >= n + 1,
+             timeout=60, what="all sessions to end")
+    # Trimmed a second after the process went idle.
+    try:
+        wait_for(lambda: rss_kb(pid) < idle + 8 * 1024, timeout=10,
+                 what="smtpd RSS to fall back")
+    except AssertionError:
+        raise AssertionError("RSS idle %d KB, during %d KB, after %d KB"
+                             % (idle, during, rss_kb(pid)))
