@@ -13,6 +13,7 @@
 #include "qfile.h"
 
 struct bufferevent;
+struct dns_req;
 struct evbuffer;
 struct event;
 struct event_base;
@@ -36,6 +37,7 @@ struct smtpd_params {
 	long    conn_limit;
 	long    max_sessions;
 	int     forbid_bare_newline;
+	int     peername_lookup;	/* smtpd_peername_lookup */
 	struct matchlist *mynetworks;
 	struct matchlist *relay_domains;	/* NULL: nothing relays */
 	struct matchlist *conn_exceptions;
@@ -49,6 +51,7 @@ extern struct smtpd_params smtpd_var;
 #define SMTPD_ST_BDAT		3	/* reading a BDAT chunk */
 #define SMTPD_ST_CLEANUP_DONE	4	/* waiting for cleanup's verdict */
 #define SMTPD_ST_CLOSING	5	/* sending the last reply */
+#define SMTPD_ST_LOOKUP		6	/* client name lookup before 220 */
 
 /* Per-command counters, in the order of the disconnect log line. */
 #define SMTPD_CMD_EHLO		0
@@ -81,7 +84,8 @@ struct smtpd_session {
 	struct event *delay_ev;		/* soft error limit pause */
 	struct event *free_ev;		/* deferred free */
 	char    addr[INET6_ADDRSTRLEN + 8];	/* client address, text */
-	char    name[16];		/* client name ("unknown") */
+	char   *name;			/* verified client name, or "unknown" */
+	struct dns_req *dns;		/* client name lookup in progress */
 	int     local;			/* on a unix socket: no IP address */
 	char   *helo;			/* HELO/EHLO argument or NULL */
 	int     esmtp;			/* EHLO seen */
@@ -94,6 +98,7 @@ struct smtpd_session {
 	int     eof;			/* the client has closed its side */
 	int     out_blocked;		/* the client does not read replies */
 	int     closing_logged;
+	long    same;			/* sessions from addr at connect */
 
 	/* Counters for the disconnect line. */
 	unsigned cmd_ok[SMTPD_CMD_COUNT];

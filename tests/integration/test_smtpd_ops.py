@@ -11,10 +11,12 @@ import os
 import resource
 import socket
 import subprocess
+import time
 
 import pytest
 
 from conftest import wait_for
+from dnsserver import DnsServer
 from test_smtpd import Client, connect, queued_id, queue_file
 
 
@@ -287,3 +289,100 @@ def test_memory_given_back_after_burst(mta_factory):
     except AssertionError:
         raise AssertionError("RSS idle %d KB, during %d KB, after %d KB"
                              % (idle, during, rss_kb(pid)))
+
+
+# -- client host names --------------------------------------------------------
+
+NAME_ZONE = {
+    # Verified: the name leads back to the address.
+    "5.0.0.127.in-addr.arpa": ["PTR client5.example.net."],
+    "client5.example.net": ["A 127.0.0.5"],
+    # Not verified: the name's address is another one.
+    "6.0.0.127.in-addr.arpa": ["PTR liar.example.net."],
+    "liar.example.net": ["A 192.0.2.99"],
+    # Two PTR names, the second one verifies.
+    "7.0.0.127.in-addr.arpa": ["PTR gone.example.net.",
+                               "PTR client7.example.net."],
+    "client7.example.net": ["A 127.0.0.7"],
+}
+
+
+def names_mta(mta_factory, dns, **main):
+    params = {"smtpd_peername_lookup": "yes", "dns_resolver": dns.spec}
+    params.update(main)
+    return mta_factory(main=params)
+
+
+def send_from(m, source, helo="c.example"):
+    """One message from a source address; the queue file."""
+    c = connect(m, source=source)
+    assert c.cmd("EHLO " + helo)[0] == 250
+    code, text = send_message(c, b"Subject: name\r\n\r\nhi\r\n")
+    assert code == 250, text
+    c.cmd("QUIT")
+    qid = queued_id(text)
+    return qid, queue_file(m, qid)
+
+
+def test_client_name_verified(mta_factory):
+    with DnsServer(NAME_ZONE) as dns:
+        m = names_mta(mta_factory, dns)
+        qid, q = send_from(m, "127.0.0.5")
+        assert q.content.startswith(
+            b"Received: from c.example (client5.example.net [127.0.0.5])"
+            b"\r\n\tby mx.test.example")
+        assert q.attrs["client_name"] == "client5.example.net"
+        assert q.attrs["client_addr"] == "127.0.0.5"
+        m.wait_log("connect from client5.example.net[127.0.0.5]")
+        m.wait_log("%s: client=client5.example.net[127.0.0.5]" % qid)
+        m.wait_log("disconnect from client5.example.net[127.0.0.5]")
+
+        qid, q = send_from(m, "127.0.0.7")
+        assert b"(client7.example.net [127.0.0.7])" in q.content
+
+        # A PTR name that does not lead back is not believed.
+        qid, q = send_from(m, "127.0.0.6")
+        assert q.content.startswith(
+            b"Received: from c.example (unknown [127.0.0.6])")
+        assert q.attrs["client_name"] == "unknown"
+        m.wait_log("connect from unknown[127.0.0.6]")
+        assert "liar" not in m.log()
+
+        # No PTR at all.
+        qid, q = send_from(m, "127.0.0.8")
+        assert b"(unknown [127.0.0.8])" in q.content
+        assert ("8.0.0.127.in-addr.arpa", "PTR") in dns.queries
+
+        # 127.0.0.1 is localhost without asking the server.
+        qid, q = send_from(m, "127.0.0.1")
+        assert b"(localhost [127.0.0.1])" in q.content
+        assert ("1.0.0.127.in-addr.arpa", "PTR") not in dns.queries
+
+
+def test_client_name_lookup_off(mta_factory):
+    with DnsServer(NAME_ZONE) as dns:
+        m = names_mta(mta_factory, dns, smtpd_peername_lookup="no")
+        qid, q = send_from(m, "127.0.0.5")
+        assert b"(unknown [127.0.0.5])" in q.content
+        m.wait_log("connect from unknown[127.0.0.5]")
+        assert dns.queries == []
+
+
+def test_silent_dns_does_not_stall_others(mta_factory):
+    with DnsServer(NAME_ZONE, drop=["9.0.0.127.in-addr.arpa"]) as dns:
+        m = names_mta(mta_factory, dns, smtpd_peername_lookup_timeout="3s")
+        slow = Client(m, source="127.0.0.9")
+        started = time.monotonic()
+        wait_for(lambda: ("9.0.0.127.in-addr.arpa", "PTR") in dns.queries,
+                 what="the PTR query for 127.0.0.9")
+        # Another client is served while that lookup hangs.
+        qid, q = send_from(m, "127.0.0.5")
+        assert b"(client5.example.net [127.0.0.5])" in q.content
+        assert time.monotonic() - started < 2.5
+        assert "127.0.0.9" not in m.log()
+        # The silent one gets its greeting after the timeout, unnamed.
+        code, text = slow.reply()
+        assert code == 220, text
+        assert time.monotonic() - started >= 2.5
+        m.wait_log("connect from unknown[127.0.0.9]")
+        assert slow.cmd("QUIT")[0] == 221
