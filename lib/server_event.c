@@ -50,8 +50,9 @@
  *	idle, or the number of sessions falls to half its peak (and by at
  *	least SERVER_TRIM_DROP), a timer calls glibc's malloc_trim(0)
  *	SERVER_TRIM_DELAY seconds later, at most once per that delay. Freed
- *	session memory otherwise stays in the heap, where a long-lived
- *	allocation made during the burst keeps it from shrinking.
+ *	session memory otherwise stays in the heap. libevent's small
+ *	allocations come from lib/evmem.c's pool, so that the records it
+ *	keeps per descriptor do not pin the heap in between.
  *	server_service_name() is the master.cf service name (-n), else the
  *	program name. server_stopping() is non-zero after SIGHUP or SIGTERM.
  *
@@ -83,6 +84,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "evmem.h"
 #include "log.h"
 #include "privs.h"
 #include "server.h"
@@ -162,12 +164,10 @@ server_check_cb(evutil_socket_t unused_fd, short unused_what, void *unused_ctx)
 /*
  * server_trim_cb - give the memory of ended sessions back
  *
- * XXX libevent keeps a small per-descriptor record (evmap) for every fd
- * number it has seen, allocated between the sessions' own memory; those
- * pin roughly a session's worth of heap per descriptor of the peak, which
- * malloc_trim() cannot return (about 2 KB per peak session). Giving
- * libevent its own small-object pool (event_set_mem_functions()) would
- * let all of it go.
+ * libevent keeps a small record (evmap) for every descriptor number it
+ * has seen; allocated between the sessions' own memory, those would pin
+ * about a session's worth of heap per descriptor of the peak, which
+ * malloc_trim() cannot return. lib/evmem.c keeps them apart.
  */
 static void
 server_trim_cb(evutil_socket_t unused_fd, short unused_what, void *unused_ctx)
@@ -444,6 +444,8 @@ server_event_main(int argc, char **argv, const char *program,
 	if (ops == NULL || ops->accept == NULL)
 		log_panic("server_event_main: no accept callback");
 	server_ops = ops;
+	/* Before any libevent call: see the XXX at server_trim_cb(). */
+	evmem_init();
 	if (program == NULL || *program == 0)
 		program = argv[0] ? argv[0] : "server";
 	log_init(program);

@@ -247,6 +247,8 @@ def rss_kb(pid):
     raise AssertionError("no VmRSS for %d" % pid)
 
 
+@pytest.mark.skipif("ASAN_OPTIONS" in os.environ,
+                    reason="sanitizer builds keep freed memory (quarantine)")
 def test_memory_given_back_after_burst(mta_factory):
     n = 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
