@@ -33,6 +33,7 @@ extern long long var_cleanup_max_sessions;
 #define CLEANUP_DATA_MAX	65536	/* one "data" value (ipc.md) */
 #define CLEANUP_RCPT_MAX	100000	/* recipients per message */
 #define CLEANUP_WRITE_ERROR	"4.3.0 Error: queue file write error"
+#define CLEANUP_NO_SPACE	"4.3.1 Insufficient system storage"
 #define CLEANUP_ENV_MAX		(16 * 1024 * 1024) /* all rcpts */
 
 /* What the last "rcpt" has had added (notify, orcpt: once each). */
@@ -93,6 +94,7 @@ struct cleanup_sess {
 	/* cleanup_sync.c: under its lock while a worker has the file. */
 	struct cleanup_sess *sync_next;
 	int     sync_status;		/* qfile_out_sync() result */
+	int     sync_errno;		/* its errno */
 	struct strbuf *sync_err;	/* its error text */
 };
 
@@ -103,6 +105,7 @@ extern size_t cleanup_session_count(void);
 extern void cleanup_session_shutdown(void);
 extern void cleanup_session_reply(struct cleanup_sess *, int, const char *);
 extern void cleanup_session_refuse(struct cleanup_sess *, int, const char *);
+extern const char *cleanup_write_reason(const char *, int);
 
 /* cleanup_header.c */
 extern int cleanup_content(struct cleanup_sess *, const char *, size_t);

@@ -93,6 +93,7 @@ cleanup_commit_run(void)
 	struct strbuf *err;
 	char   *path;
 	int     ok;
+	int     saved;
 	int     n = 0;
 
 	s = cleanup_commit_head;
@@ -104,6 +105,7 @@ cleanup_commit_run(void)
 
 	err = strbuf_new(128, 1024);
 	ok = (qfile_dir_sync(CLEANUP_QUEUE_DIR, QUEUE_INCOMING, err) == 0);
+	saved = ok ? 0 : errno;
 	for (; s != NULL; s = next, n++) {
 		next = s->commit_next;		/* the reply may free s */
 		if (ok) {
@@ -122,7 +124,8 @@ cleanup_commit_run(void)
 				log_warn("%s: remove %s: %s", s->id, path,
 					 strerror(errno));
 			free(path);
-			cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
+			cleanup_session_reply(s, 4, cleanup_write_reason(s->id,
+								       saved));
 		}
 	}
 	strbuf_free(err);

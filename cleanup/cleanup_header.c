@@ -11,11 +11,12 @@
  * DESCRIPTION
  *	cleanup_content() takes the next piece of content. While the header
  *	section lasts, it is kept in memory (lib/hdr.c, at most
- *	header_size_limit bytes); when it ends, it is checked (hopcount),
+ *	header_size_limit bytes); when it ends, it is checked (NUL bytes
+ *	in a header line: 5.6.0, never queued; hopcount),
  *	written to the queue file with any missing Message-ID: and Date:
  *	added at its end, and from then on the body goes straight to the
  *	queue file. The content is stored byte for byte as received, apart
- *	from the added headers. It returns 0, or -1 after the message was
+ *	from the added headers (so a NUL in the body is kept as it is). It returns 0, or -1 after the message was
  *	refused (cleanup_session_refuse(): the session then reads the rest
  *	of the content and answers with the reason).
  *
@@ -29,7 +30,8 @@
  * DIAGNOSTICS
  *	"QUEUEID: message-id=<...>" for each message (as Postfix's cleanup).
  *	Refused messages: "QUEUEID: reject: reason; from=<...>".
- *	Write errors: a warning and status 4.
+ *	Write errors: a warning and status 4 (4.3.1 when the queue file
+ *	system is full, cleanup_write_reason()).
  *
  * SEE ALSO
  *	lib/hdr.c, RFC 5322
@@ -79,8 +81,10 @@ cleanup_reject(struct cleanup_sess *s, int status, const char *reason)
 static int
 cleanup_write_error(struct cleanup_sess *s)
 {
-	log_warn("%s: write queue file: %s", s->id, strerror(errno));
-	cleanup_session_refuse(s, 4, CLEANUP_WRITE_ERROR);
+	int     saved = errno;
+
+	log_warn("%s: write queue file: %s", s->id, strerror(saved));
+	cleanup_session_refuse(s, 4, cleanup_write_reason(s->id, saved));
 	return (-1);
 }
 
@@ -100,6 +104,9 @@ cleanup_header_out(struct cleanup_sess *s)
 	if (h->state == HDR_TOOBIG)
 		return (cleanup_reject(s, 5,
 				   "5.3.4 Message header size exceeds limit"));
+	if (h->seen & HDR_SEEN_NUL)
+		return (cleanup_reject(s, 5, "5.6.0 Message contains NUL "
+				       "characters in headers"));
 	if (h->received > var_hopcount_limit)
 		return (cleanup_reject(s, 5, "5.4.6 Too many hops"));
 
@@ -161,6 +168,7 @@ int
 cleanup_content_end(struct cleanup_sess *s)
 {
 	struct strbuf *err;
+	int     saved;
 
 	if (s->hdr != NULL) {
 		(void) hdr_finish(s->hdr);
@@ -172,9 +180,10 @@ cleanup_content_end(struct cleanup_sess *s)
 	/* E record and size here; fsync and rename in cleanup_sync.c. */
 	err = strbuf_new(128, 1024);
 	if (qfile_out_end(s->qf, err) < 0) {
+		saved = errno;
 		log_warn("%s: %s", s->id, err->data);
 		strbuf_free(err);
-		cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
+		cleanup_session_reply(s, 4, cleanup_write_reason(s->id, saved));
 		return (-1);
 	}
 	strbuf_free(err);

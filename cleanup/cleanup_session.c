@@ -12,6 +12,7 @@
  *			const char *text)
  *	void	cleanup_session_refuse(struct cleanup_sess *s, int status,
  *			const char *reason)
+ *	const char *cleanup_write_reason(const char *id, int errnum)
  *
  * DESCRIPTION
  *	This module speaks the cleanup protocol of docs/ipc.md on each
@@ -38,6 +39,12 @@
  *	cleanup_session_refuse() removes the queue file from tmp/ and keeps
  *	reading the content to its end (so that the client stays in step),
  *	then answers with "status" and "reason" (a static string).
+ *
+ *	cleanup_write_reason() is the reason to answer after a queue file
+ *	operation failed with "errnum": CLEANUP_NO_SPACE ("4.3.1
+ *	Insufficient system storage", which smtpd turns into 452) when
+ *	the queue file system is full (ENOSPC, EDQUOT), logged as such,
+ *	else CLEANUP_WRITE_ERROR. Both are static strings.
  *
  *	Each session owns its memory; cleanup_sess_free() releases all of
  *	it, removes an unfinished queue file, and tells the skeleton.
@@ -200,6 +207,18 @@ cleanup_session_refuse(struct cleanup_sess *s, int status, const char *reason)
 	s->status = status;
 	s->reason = reason;
 	s->state = CLEANUP_ST_DRAIN;
+}
+
+/* cleanup_write_reason - the reply reason for a failed queue file write */
+const char *
+cleanup_write_reason(const char *id, int errnum)
+{
+	if (errnum == ENOSPC || errnum == EDQUOT) {
+		log_warn("%s: queue file system is full (%s); message not "
+			 "accepted (4.3.1)", id, strerror(errnum));
+		return (CLEANUP_NO_SPACE);
+	}
+	return (CLEANUP_WRITE_ERROR);
 }
 
 /* cleanup_env_value - copy a value that must be text on one line */
@@ -427,6 +446,7 @@ static int
 cleanup_env_end(struct cleanup_sess *s)
 {
 	struct strbuf *err;
+	int     saved;
 
 	if (s->sender == NULL || s->nrcpt == 0) {
 		log_warn("%s: envelope without %s from client", s->id,
@@ -444,17 +464,19 @@ cleanup_env_end(struct cleanup_sess *s)
 		return (-1);
 	err = strbuf_new(128, 1024);
 	if ((s->qf = qfile_create(CLEANUP_QUEUE_DIR, err)) == NULL) {
+		saved = errno;
 		log_warn("%s: %s", s->id, err->data);
 		strbuf_free(err);
-		cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
+		cleanup_session_reply(s, 4, cleanup_write_reason(s->id, saved));
 		return (-1);
 	}
 	strbuf_free(err);
 	snprintf(s->id, sizeof(s->id), "%s", qfile_out_id(s->qf));
 	cleanup_local_envelope(s);
 	if (cleanup_env_write(s) < 0 || cleanup_local_received(s) < 0) {
-		log_warn("%s: write queue file: %s", s->id, strerror(errno));
-		cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
+		saved = errno;
+		log_warn("%s: write queue file: %s", s->id, strerror(saved));
+		cleanup_session_reply(s, 4, cleanup_write_reason(s->id, saved));
 		return (-1);
 	}
 	s->hdr = hdr_new((size_t) var_header_size_limit);

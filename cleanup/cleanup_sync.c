@@ -24,7 +24,7 @@
  *	on the done list and wakes the loop. The loop's callback moves every
  *	done session to the group commit at once, so that files synced at
  *	the same time share one fsync of incoming/; a failed one gets
- *	status 4. The order file fsync, rename, directory fsync, reply is
+ *	status 4 (4.3.1 when the file system is full). The order file fsync, rename, directory fsync, reply is
  *	kept for every message. fsyncs that the workers issue at the same
  *	time overlap (a journalling file system merges them into one
  *	commit) instead of following each other.
@@ -86,6 +86,7 @@ cleanup_sync_worker(void *unused_arg)
 		(void) pthread_mutex_unlock(&cleanup_sync_lock);
 
 		s->sync_status = qfile_out_sync(s->qf, s->sync_err);
+		s->sync_errno = s->sync_status < 0 ? errno : 0;
 
 		(void) pthread_mutex_lock(&cleanup_sync_lock);
 		s->sync_next = cleanup_sync_done;
@@ -121,7 +122,8 @@ cleanup_sync_collect(void)
 			cleanup_commit_add(s);
 		} else {
 			log_warn("%s: %s", s->id, s->sync_err->data);
-			cleanup_session_reply(s, 4, CLEANUP_WRITE_ERROR);
+			cleanup_session_reply(s, 4, cleanup_write_reason(s->id,
+							    s->sync_errno));
 		}
 	}
 }

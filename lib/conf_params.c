@@ -196,6 +196,16 @@ const struct conf_param conf_params[] = {
 	"most mail transactions over one connection"},
 	{"smtp_request_timeout", CONF_TIME, "60s",
 	"how long smtp-out waits for qmgr to send a request or take the reply"},
+
+	/* smtpd: queue space. */
+	{"queue_minfree", CONF_SIZE, "0",
+	"free space the queue file system must keep; MAIL FROM gets 452 4.3.1 below it (0: only check that the message fits)"},
+
+	/* smtpd: client names. */
+	{"smtpd_peername_lookup", CONF_BOOL, "yes",
+	"look up the client's host name (PTR, confirmed by A/AAAA); no: always \"unknown\""},
+	{"smtpd_peername_lookup_timeout", CONF_TIME, "5s",
+	"longest time the greeting waits for the client name lookup; then the name is \"unknown\""},
 };
 
 const size_t conf_params_count = sizeof(conf_params) / sizeof(conf_params[0]);

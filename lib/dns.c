@@ -15,6 +15,8 @@
  *			void *arg)
  *	struct dns_req *dns_lookup_host(const char *host, dns_callback cb,
  *			void *arg)
+ *	struct dns_req *dns_lookup_ptr(const char *addr, dns_callback cb,
+ *			void *arg)
  *	void	dns_cancel(struct dns_req *req)
  *
  *	struct dns_result *dns_result_new(const char *name)
@@ -79,6 +81,20 @@
  *	has preference 0; DNS_NOTFOUND when the name does not exist or has
  *	no address, DNS_TEMPFAIL when a lookup failed and no address came.
  *	A malformed name is DNS_NOTFOUND at once, without a query.
+ *	dns_lookup_ptr() finds the verified host name of an IP address, as
+ *	Postfix's smtpd does for a client: it asks for the PTR records of
+ *	the address (in-addr.arpa or ip6.arpa; an IPv4-mapped IPv6 address
+ *	counts as IPv4), then for the A or AAAA records (the address's
+ *	family) of up to DNS_PTR_MAX of the names, and accepts the first
+ *	name, in answer order, whose addresses include the address
+ *	(forward confirmation). DNS_OK: one entry whose "host" is that
+ *	name and "addr" the address. DNS_NOTFOUND: no PTR record, or no
+ *	name that resolves back to the address (the reason names the
+ *	first PTR name). DNS_TEMPFAIL: a lookup failed or timed out and no
+ *	name was confirmed. A malformed address is DNS_NOTFOUND at once.
+ *	The loopback reverse zone is passed on to the resolver (unbound's
+ *	built-in one is made transparent), except 127.0.0.1, which is
+ *	"localhost" as before.
  *	Either returns a request handle; the callback is called exactly once,
  *	always later from the event loop (never inside dns_lookup_*()),
  *	unless the request is cancelled first. dns_timeout bounds the whole
@@ -156,6 +172,7 @@
 #include "xmalloc.h"
 
 #define DNS_T_A		1
+#define DNS_T_PTR	12
 #define DNS_T_MX	15
 #define DNS_T_AAAA	28
 #define DNS_C_IN	1
@@ -165,9 +182,13 @@
 
 #define DNS_REQ_MX	1
 #define DNS_REQ_HOST	2
+#define DNS_REQ_PTR	3
+
+#define DNS_PTR_MAX	4		/* PTR names checked per address */
 
 #define DNS_STAGE_MX	1		/* waiting for the MX answer */
 #define DNS_STAGE_ADDR	2		/* waiting for A/AAAA answers */
+#define DNS_STAGE_PTR	3		/* waiting for the PTR answer */
 
 #define DNS_IS_LDH(c)	(((c) >= 'a' && (c) <= 'z') || \
 			 ((c) >= 'A' && (c) <= 'Z') || \
@@ -208,6 +229,7 @@ struct dns_req {
 	void   *arg;
 	int     families;
 	enum dns_prefer prefer;
+	long    timeout;		/* seconds */
 	struct event *timer;		/* deadline, or an early result */
 	struct dns_result *early;	/* result known before any query */
 	struct dns_query *queries;	/* in flight */
@@ -215,6 +237,8 @@ struct dns_req {
 	size_t  nhosts;
 	int     secure;			/* MX answer secure */
 	int     implicit_mx;
+	int     ptr_family;		/* PTR: the address, binary */
+	unsigned char ptr_addr[16];
 	struct dns_req *prev;		/* all requests, for dns_free() */
 	struct dns_req *next;
 };
@@ -535,20 +559,15 @@ dns_name_check(const char *name, char *out, size_t size)
 	return (0);
 }
 
-/* dns_mx_parse - decode the RDATA of one MX record */
-int
-dns_mx_parse(const unsigned char *rdata, size_t len, int *pref,
-	             char *host, size_t size)
+/* dns_rdata_name - decode the uncompressed name at rdata[pos..len] */
+static int
+dns_rdata_name(const unsigned char *rdata, size_t len, size_t pos,
+	               char *host, size_t size)
 {
-	size_t  pos = 2;
 	size_t  out = 0;
 	size_t  need;
 	size_t  lab;
 	size_t  i;
-
-	if (rdata == 0 || len < 3 || size < 2)
-		return (-1);
-	*pref = (rdata[0] << 8) | rdata[1];
 
 	/*
 	 * libunbound hands over RDATA with names uncompressed; a pointer
@@ -580,6 +599,17 @@ dns_mx_parse(const unsigned char *rdata, size_t len, int *pref,
 		host[out++] = '.';
 	host[out] = 0;
 	return (0);
+}
+
+/* dns_mx_parse - decode the RDATA of one MX record */
+int
+dns_mx_parse(const unsigned char *rdata, size_t len, int *pref,
+	             char *host, size_t size)
+{
+	if (rdata == 0 || len < 3 || size < 2)
+		return (-1);
+	*pref = (rdata[0] << 8) | rdata[1];
+	return (dns_rdata_name(rdata, len, 2, host, size));
 }
 
 /* dns_mx_cmp - qsort by preference */
@@ -651,6 +681,7 @@ dns_init(struct event_base *base, const char *spec, struct strbuf *err)
 	if ((rc = ub_ctx_set_option(dns_ctx, "do-not-query-localhost:",
 				    "no")) != 0)
 		goto fail;
+
 	if (n == 0) {
 		if ((rc = ub_ctx_resolvconf(dns_ctx, 0)) != 0)
 			log_warn("dns: cannot read /etc/resolv.conf (%s): "
@@ -664,6 +695,16 @@ dns_init(struct event_base *base, const char *spec, struct strbuf *err)
 				goto fail;
 		}
 	}
+	/*
+	 * unbound answers all of 127.in-addr.arpa itself (NXDOMAIN but for
+	 * 127.0.0.1); pass it on, so that a local resolver decides, and
+	 * keep 127.0.0.1 -> localhost. This finalizes the settings: last.
+	 */
+	if ((rc = ub_ctx_zone_add(dns_ctx, "127.in-addr.arpa.",
+				  "transparent")) != 0
+	    || (rc = ub_ctx_data_add(dns_ctx, "1.0.0.127.in-addr.arpa. "
+				     "PTR localhost.")) != 0)
+		goto fail;
 	if (ub_fd(dns_ctx) < 0) {
 		rc = UB_PIPE;
 		goto fail;
@@ -772,6 +813,48 @@ dns_req_finish(struct dns_req *req, struct dns_result *res)
 	cb(res, arg);
 }
 
+/* dns_ptr_assemble - the first PTR name that resolves to the address */
+static void
+dns_ptr_assemble(struct dns_req *req)
+{
+	struct dns_result *res = dns_result_new(req->name);
+	const char *temp_why = 0;
+	unsigned char bin[16];
+	struct dns_host *h;
+	struct strbuf *sb;
+	size_t  alen = req->ptr_family == AF_INET ? 4 : 16;
+	size_t  i;
+	size_t  k;
+
+	for (i = 0; i < req->nhosts; i++) {
+		h = &req->hosts[i];
+		for (k = 0; k < h->count; k++) {
+			if (h->addrs[k].family != req->ptr_family
+			    || inet_pton(h->addrs[k].family, h->addrs[k].addr,
+					 bin) != 1
+			    || memcmp(bin, req->ptr_addr, alen) != 0)
+				continue;
+			(void) dns_result_add(res, h->name, 0, req->ptr_family,
+					      req->name, h->addrs[k].secure);
+			res->secure = h->addrs[k].secure;
+			dns_req_finish(req, res);
+			return;
+		}
+		if (h->temp && h->count == 0 && temp_why == 0)
+			temp_why = h->why;
+	}
+	if (temp_why) {
+		dns_result_set(res, DNS_TEMPFAIL, temp_why);
+	} else {
+		sb = strbuf_new(0, 1024);
+		strbuf_printf(sb, "hostname %s does not resolve to address %s",
+			      req->nhosts ? req->hosts[0].name : "", req->name);
+		dns_result_set(res, DNS_NOTFOUND, STRBUF_STR(sb));
+		strbuf_free(sb);
+	}
+	dns_req_finish(req, res);
+}
+
 /* dns_req_assemble - build the result from the hosts, in order */
 static void
 dns_req_assemble(struct dns_req *req)
@@ -786,6 +869,11 @@ dns_req_assemble(struct dns_req *req)
 	int     full = 0;
 	int     secure = 1;
 
+	if (req->kind == DNS_REQ_PTR) {
+		dns_result_free(res);
+		dns_ptr_assemble(req);
+		return;
+	}
 	res->implicit_mx = req->implicit_mx;
 	for (i = 0; i < req->nhosts; i++) {
 		h = &req->hosts[i];
@@ -872,7 +960,8 @@ dns_query_start(struct dns_req *req, const char *name, int rrtype,
 static const char *
 dns_type_str(int rrtype)
 {
-	return (rrtype == DNS_T_MX ? "MX" : rrtype == DNS_T_A ? "A" : "AAAA");
+	return (rrtype == DNS_T_MX ? "MX" : rrtype == DNS_T_A ? "A" :
+		rrtype == DNS_T_PTR ? "PTR" : "AAAA");
 }
 
 /* dns_rcode_why - the Postfix wording of a failed answer */
@@ -1016,6 +1105,51 @@ out:
 	strbuf_free(why);
 }
 
+/* dns_ptr_answer - handle the PTR answer: confirm the names */
+static void
+dns_ptr_answer(struct dns_req *req, int err, struct ub_result *r)
+{
+	struct strbuf *why = strbuf_new(0, 1024);
+	char    host[DNS_NAME_MAX + 2];
+	size_t  i;
+	size_t  k;
+
+	if (err != 0 || r->bogus || (r->rcode != 0
+				    && r->rcode != DNS_R_NXDOMAIN)) {
+		dns_rcode_why(why, req->name, DNS_T_PTR, err, r);
+		dns_req_fail(req, DNS_TEMPFAIL, STRBUF_STR(why));
+		goto out;
+	}
+	for (i = 0; r->havedata && r->data[i] != 0
+	     && req->nhosts < DNS_PTR_MAX; i++) {
+		if (dns_rdata_name((unsigned char *) r->data[i],
+				   (size_t) r->len[i], 0, host,
+				   sizeof(host)) < 0
+		    || strcmp(host, ".") == 0) {
+			log_warn("malformed PTR record for %s ignored",
+				 req->name);
+			continue;
+		}
+		for (k = 0; k < req->nhosts; k++)
+			if (strcasecmp(req->hosts[k].name, host) == 0)
+				break;
+		if (k == req->nhosts)
+			dns_host_add(req, host, 0);
+	}
+	if (req->nhosts == 0) {
+		strbuf_printf(why, "no PTR record for address %s", req->name);
+		dns_req_fail(req, DNS_NOTFOUND, STRBUF_STR(why));
+		goto out;
+	}
+	req->families = req->ptr_family == AF_INET ? DNS_FAMILY_IPV4 :
+		DNS_FAMILY_IPV6;
+	if (dns_req_start_addrs(req, why) < 0)
+		dns_req_fail(req, DNS_TEMPFAIL, STRBUF_STR(why));
+
+out:
+	strbuf_free(why);
+}
+
 /* dns_addr_answer - record the A or AAAA answer of one host */
 static void
 dns_addr_answer(struct dns_req *req, struct dns_query *q, int err,
@@ -1097,6 +1231,8 @@ dns_query_done(void *ctx, int err, struct ub_result *r)
 		err = UB_NOMEM;
 	if (req->stage == DNS_STAGE_MX)
 		dns_mx_answer(req, err, r);
+	else if (req->stage == DNS_STAGE_PTR)
+		dns_ptr_answer(req, err, r);
 	else {
 		dns_addr_answer(req, q, err, r);
 		if (req->queries == 0)
@@ -1124,9 +1260,11 @@ dns_timer_done(evutil_socket_t unused_fd, short unused_what, void *ctx)
 		return;
 	}
 	why = strbuf_new(0, 1024);
-	if (req->stage == DNS_STAGE_MX) {
-		strbuf_printf(why, "Name service error for name=%s type=MX: "
-			      "timed out after %lds", req->name, dns_timeout);
+	if (req->stage == DNS_STAGE_MX || req->stage == DNS_STAGE_PTR) {
+		strbuf_printf(why, "Name service error for name=%s type=%s: "
+			      "timed out after %lds", req->name,
+			      req->stage == DNS_STAGE_MX ? "MX" : "PTR",
+			      req->timeout);
 		dns_req_fail(req, DNS_TEMPFAIL, STRBUF_STR(why));
 	} else {
 		/* Hosts still waiting failed temporarily; use the rest. */
@@ -1169,12 +1307,14 @@ dns_req_new(int kind, const char *name, dns_callback cb, void *arg)
 		log_panic("dns_lookup: dns_init() was not called");
 	req = xcalloc(1, sizeof(*req));
 	req->kind = kind;
-	req->stage = kind == DNS_REQ_MX ? DNS_STAGE_MX : DNS_STAGE_ADDR;
+	req->stage = kind == DNS_REQ_MX ? DNS_STAGE_MX :
+		kind == DNS_REQ_PTR ? DNS_STAGE_PTR : DNS_STAGE_ADDR;
 	req->name = xstrdup(name ? name : "");
 	req->cb = cb;
 	req->arg = arg;
 	req->families = dns_families;
 	req->prefer = dns_prefer;
+	req->timeout = dns_timeout;
 	req->timer = evtimer_new(dns_base, dns_timer_done, req);
 	if (req->timer == 0)
 		log_fatal("dns: cannot create a timer event");
@@ -1206,7 +1346,7 @@ dns_req_arm(struct dns_req *req)
 {
 	struct timeval tv;
 
-	tv.tv_sec = dns_timeout;
+	tv.tv_sec = req->timeout;
 	tv.tv_usec = 0;
 	evtimer_add(req->timer, &tv);
 	return (req);
@@ -1263,6 +1403,68 @@ dns_lookup_host(const char *host, dns_callback cb, void *arg)
 	dns_host_add(req, name, 0);
 	why = strbuf_new(0, 1024);
 	if (dns_req_start_addrs(req, why) < 0)
+		dns_req_early(req, DNS_TEMPFAIL, STRBUF_STR(why));
+	else
+		dns_req_arm(req);
+	strbuf_free(why);
+	return (req);
+}
+
+/* dns_ptr_name - the reverse lookup name of an address */
+static void
+dns_ptr_name(int family, const unsigned char *bin, char *out, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t  n = 0;
+	int     i;
+
+	if (family == AF_INET) {
+		snprintf(out, size, "%u.%u.%u.%u.in-addr.arpa", bin[3], bin[2],
+			 bin[1], bin[0]);
+		return;
+	}
+	for (i = 15; i >= 0 && n + 4 < size; i--) {
+		out[n++] = hex[bin[i] & 0xf];
+		out[n++] = '.';
+		out[n++] = hex[bin[i] >> 4];
+		out[n++] = '.';
+	}
+	snprintf(out + n, size - n, "ip6.arpa");
+}
+
+/* dns_lookup_ptr - the verified host name of an address */
+struct dns_req *
+dns_lookup_ptr(const char *addr, dns_callback cb, void *arg)
+{
+	char    name[80];
+	char    text[DNS_ADDR_STRLEN];
+	unsigned char bin[16];
+	struct dns_req *req;
+	struct strbuf *why;
+
+	req = dns_req_new(DNS_REQ_PTR, addr, cb, arg);
+	if (addr && inet_pton(AF_INET, addr, bin) == 1) {
+		req->ptr_family = AF_INET;
+		memcpy(req->ptr_addr, bin, 4);
+	} else if (addr && inet_pton(AF_INET6, addr, bin) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *) bin)) {
+			req->ptr_family = AF_INET;
+			memcpy(req->ptr_addr, bin + 12, 4);
+		} else {
+			req->ptr_family = AF_INET6;
+			memcpy(req->ptr_addr, bin, 16);
+		}
+	} else
+		return (dns_req_early(req, DNS_NOTFOUND, "malformed address"));
+	/* The canonical text form, for the result and the comparison. */
+	if (inet_ntop(req->ptr_family, req->ptr_addr, text,
+		      sizeof(text)) != 0) {
+		xfree(req->name);
+		req->name = xstrdup(text);
+	}
+	dns_ptr_name(req->ptr_family, req->ptr_addr, name, sizeof(name));
+	why = strbuf_new(0, 1024);
+	if (dns_query_start(req, name, DNS_T_PTR, 0, why) < 0)
 		dns_req_early(req, DNS_TEMPFAIL, STRBUF_STR(why));
 	else
 		dns_req_arm(req);

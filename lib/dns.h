@@ -9,7 +9,8 @@ struct strbuf;
 /*
  * Asynchronous DNS for the delivery agent: where does mail for a domain
  * go (MX with RFC 5321 ordering, implicit MX, RFC 7505 null MX), and what
- * are the addresses of a host. One resolver (libunbound) per process, run
+ * are the addresses of a host; for smtpd: the verified name of a client
+ * address (PTR, then forward confirmation). One resolver (libunbound) per process, run
  * from the libevent loop; a lookup never blocks the loop. See dns.c.
  */
 
@@ -89,6 +90,7 @@ extern void dns_free(void);
 /* Lookups; the callback is always called later, from the event loop. */
 extern struct dns_req *dns_lookup_mx(const char *, dns_callback, void *);
 extern struct dns_req *dns_lookup_host(const char *, dns_callback, void *);
+extern struct dns_req *dns_lookup_ptr(const char *, dns_callback, void *);
 extern void dns_cancel(struct dns_req *);
 
 /* Results. */

@@ -48,7 +48,14 @@
  *	header stays in the header section, and "eol" says what to add
  *	before more headers. It returns the final state.
  *
- *	The fields "seen" (HDR_SEEN_MSGID, _DATE, _FROM), "received" (the
+ *	A NUL byte in a header line (in the field name, before the colon,
+ *	in the value or in a continuation line), or at the start of the
+ *	line where the next field would start, sets HDR_SEEN_NUL in
+ *	"seen"; a NUL in a field name still ends the header section there,
+ *	as any other byte that cannot be in a name. The caller decides
+ *	what to do about it (cleanup refuses the message).
+ *
+ *	The fields "seen" (HDR_SEEN_MSGID, _DATE, _FROM, _NUL), "received" (the
  *	number of Received: fields), "headers" (the number of fields) and
  *	"hdr_len" are valid after the scan. Names match case-insensitively.
  *
@@ -161,6 +168,7 @@ hdr_feed(struct hdr *h, const char *data, size_t len, size_t *used)
 {
 	size_t  base = h->buf->len;
 	size_t  i = 0;
+	size_t  end;
 	const char *lf;
 	unsigned char c;
 
@@ -184,6 +192,8 @@ hdr_feed(struct hdr *h, const char *data, size_t len, size_t *used)
 			}
 			hdr_close_msgid(h);
 			if (!HDR_NAME_CHAR(c)) {
+				if (c == 0)
+					h->seen |= HDR_SEEN_NUL;
 				hdr_end(h);	/* empty line or body */
 				break;
 			}
@@ -205,6 +215,8 @@ hdr_feed(struct hdr *h, const char *data, size_t len, size_t *used)
 			} else if (HDR_BLANK(c)) {
 				h->line_state = HDR_LS_BLANK;
 			} else {
+				if (c == 0)
+					h->seen |= HDR_SEEN_NUL;
 				hdr_end(h);	/* no colon: body */
 				break;
 			}
@@ -215,6 +227,8 @@ hdr_feed(struct hdr *h, const char *data, size_t len, size_t *used)
 				hdr_field(h);
 				h->line_state = HDR_LS_FIELD;
 			} else if (!HDR_BLANK(c)) {
+				if (c == 0)
+					h->seen |= HDR_SEEN_NUL;
 				hdr_end(h);	/* "word word": body */
 				break;
 			}
@@ -222,10 +236,11 @@ hdr_feed(struct hdr *h, const char *data, size_t len, size_t *used)
 			break;
 		default:				/* HDR_LS_FIELD */
 			lf = memchr(data + i, '\n', len - i);
-			if (lf == NULL) {
-				i = len;
-			} else {
-				i = (size_t) (lf - data) + 1;
+			end = lf ? (size_t) (lf - data) + 1 : len;
+			if (memchr(data + i, 0, end - i) != NULL)
+				h->seen |= HDR_SEEN_NUL;
+			i = end;
+			if (lf != NULL) {
 				h->hdr_len = base + i;
 				h->line_state = HDR_LS_START;
 			}

@@ -21,6 +21,7 @@ struct strbuf;
 #define HDR_SEEN_MSGID	(1 << 0)
 #define HDR_SEEN_DATE	(1 << 1)
 #define HDR_SEEN_FROM	(1 << 2)
+#define HDR_SEEN_NUL	(1 << 3)	/* a NUL byte in a header line */
 
 #define HDR_NAME_KEEP	16		/* name bytes kept to match */
 

@@ -66,7 +66,8 @@
  *	nothing but "out" and "err", so a worker thread may run it while
  *	the caller's thread goes on with other files. qfile_create() may
  *	run in several threads. After a failure (-1, with
- *	the reason in "err") the caller calls qfile_abort(), which removes
+ *	the reason in "err" and errno set; qfile_create() also sets errno
+ *	when it returns NULL) the caller calls qfile_abort(), which removes
  *	the file from tmp/ if it is still there, and frees "out". After
  *	success the caller calls qfile_out_free() (qfile_abort() then does
  *	not remove the file either: it never touches incoming/).
@@ -518,6 +519,7 @@ qfile_create(const char *queue_dir, struct strbuf *err)
 	char    rec[64];
 	int     fd = -1;
 	int     tries;
+	int     saved;
 	int     n;
 
 	path = xmalloc(plen);
@@ -531,18 +533,22 @@ qfile_create(const char *queue_dir, struct strbuf *err)
 			break;
 	}
 	if (fd < 0) {
+		saved = errno;
 		strbuf_sets(err, "");
 		strbuf_printf(err, "create queue file %s: %s", path,
-			      strerror(errno));
+			      strerror(saved));
 		free(path);
+		errno = saved;
 		return (NULL);
 	}
 	if (fstat(fd, &st) < 0) {
+		saved = errno;
 		strbuf_sets(err, "");
-		strbuf_printf(err, "fstat %s: %s", path, strerror(errno));
+		strbuf_printf(err, "fstat %s: %s", path, strerror(saved));
 		(void) unlink(path);
 		(void) close(fd);
 		free(path);
+		errno = saved;
 		return (NULL);
 	}
 	out = xcalloc(1, sizeof(*out));

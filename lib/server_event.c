@@ -46,6 +46,13 @@
  *	server_base() returns the loop (NULL before post_init).
  *	server_session_done() is called by the daemon whenever a session
  *	ends; during a graceful stop it lets the process exit at once.
+ *	It also gives memory back after a burst: when the process goes
+ *	idle, or the number of sessions falls to half its peak (and by at
+ *	least SERVER_TRIM_DROP), a timer calls glibc's malloc_trim(0)
+ *	SERVER_TRIM_DELAY seconds later, at most once per that delay. Freed
+ *	session memory otherwise stays in the heap. libevent's small
+ *	allocations come from lib/evmem.c's pool, so that the records it
+ *	keeps per descriptor do not pin the heap in between.
  *	server_service_name() is the master.cf service name (-n), else the
  *	program name. server_stopping() is non-zero after SIGHUP or SIGTERM.
  *
@@ -65,6 +72,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +84,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "evmem.h"
 #include "log.h"
 #include "privs.h"
 #include "server.h"
@@ -82,6 +93,8 @@
 
 #define SERVER_MAX_LISTEN	64	/* sanity limit on SENDARIX_LISTEN_FDS */
 #define SERVER_ACCEPT_BURST	1024	/* accepts per wakeup, then yield */
+#define SERVER_TRIM_DELAY	1	/* seconds: trim after, at most once */
+#define SERVER_TRIM_DROP	64	/* sessions gone since the peak */
 
 static const struct server_ops *server_ops;
 static struct event_base *server_evbase;
@@ -95,6 +108,8 @@ static struct event *server_pause_ev;
 static struct event *server_check_ev;	/* "maybe exit now" (deferred) */
 static struct event *server_backstop_ev;	/* 1 s timer during SIGHUP stop */
 static int server_stop_flag;
+static struct event *server_trim_ev;	/* malloc_trim() soon */
+static size_t server_trim_peak;		/* most sessions since last trim */
 
 /* server_base - the event loop of this process */
 struct event_base *
@@ -146,10 +161,46 @@ server_check_cb(evutil_socket_t unused_fd, short unused_what, void *unused_ctx)
 	server_exit_if_idle();
 }
 
+/*
+ * server_trim_cb - give the memory of ended sessions back
+ *
+ * libevent keeps a small record (evmap) for every descriptor number it
+ * has seen; allocated between the sessions' own memory, those would pin
+ * about a session's worth of heap per descriptor of the peak, which
+ * malloc_trim() cannot return. lib/evmem.c keeps them apart.
+ */
+static void
+server_trim_cb(evutil_socket_t unused_fd, short unused_what, void *unused_ctx)
+{
+	(void) unused_fd;
+	(void) unused_what;
+	(void) unused_ctx;
+#ifdef __GLIBC__
+	(void) malloc_trim(0);
+#endif
+	server_trim_peak = server_sessions();
+}
+
+/* server_trim_check - after a session ended: time to trim? */
+static void
+server_trim_check(void)
+{
+	struct timeval tv = {SERVER_TRIM_DELAY, 0};
+	size_t  n;
+
+	if (server_trim_ev == NULL || evtimer_pending(server_trim_ev, NULL))
+		return;
+	n = server_sessions();
+	if (n == 0 || (n <= server_trim_peak / 2
+		       && server_trim_peak - n >= SERVER_TRIM_DROP))
+		evtimer_add(server_trim_ev, &tv);
+}
+
 /* server_session_done - a session ended; exit if stopping and idle */
 void
 server_session_done(void)
 {
+	server_trim_check();
 	if (!server_stop_flag)
 		return;
 
@@ -248,6 +299,8 @@ server_accept_cb(evutil_socket_t fd, short unused_what, void *ctx)
 			}
 		}
 		server_ops->accept(cfd, (struct sockaddr *) &ss, sslen, lp);
+		if (server_sessions() > server_trim_peak)
+			server_trim_peak = server_sessions();
 	}
 }
 
@@ -391,6 +444,8 @@ server_event_main(int argc, char **argv, const char *program,
 	if (ops == NULL || ops->accept == NULL)
 		log_panic("server_event_main: no accept callback");
 	server_ops = ops;
+	/* Before any libevent call: see the XXX at server_trim_cb(). */
+	evmem_init();
 	if (program == NULL || *program == 0)
 		program = argv[0] ? argv[0] : "server";
 	log_init(program);
@@ -481,8 +536,9 @@ server_event_main(int argc, char **argv, const char *program,
 	ev_hup = evsignal_new(server_evbase, SIGHUP, server_sighup_cb, NULL);
 	server_pause_ev = evtimer_new(server_evbase, server_pause_cb, NULL);
 	server_check_ev = event_new(server_evbase, -1, 0, server_check_cb, NULL);
+	server_trim_ev = evtimer_new(server_evbase, server_trim_cb, NULL);
 	if (ev_term == NULL || ev_hup == NULL || server_pause_ev == NULL
-	    || server_check_ev == NULL
+	    || server_check_ev == NULL || server_trim_ev == NULL
 	    || event_add(ev_term, NULL) < 0 || event_add(ev_hup, NULL) < 0)
 		log_fatal("cannot set up signal events");
 

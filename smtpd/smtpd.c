@@ -2,7 +2,7 @@
  * smtpd - Sendarix SMTP server
  *
  * SYNOPSIS
- *	smtpd -n service -t inet [-c config_dir] [-v] [-o name=value ...]
+ *	smtpd -n service -t inet|unix [-c config_dir] [-v] [-o name=value ...]
  *	(started by master(8), never by hand)
  *
  * DESCRIPTION
@@ -23,7 +23,9 @@
  *	Relay control: a client in mynetworks may send to any recipient;
  *	any other client only to domains in relay_domains, and never with
  *	an address trick (source route, "%", "!" or quoted "@" in the local
- *	part): 554 5.7.1 Relay access denied.
+ *	part): 554 5.7.1 Relay access denied. A client on a unix socket
+ *	(a master.cf "unix" smtpd) has no IP address: it is shown as
+ *	localhost[unix] and may relay, like a sendmail(1) user.
  *
  *	SMTP smuggling: the end of DATA is CRLF.CRLF only. A bare LF or
  *	bare CR in the content gets 550 5.5.2 with
@@ -32,6 +34,18 @@
  *
  *	smtpd puts a Received: header first in the content.
  *
+ *	Client names: with smtpd_peername_lookup = yes (the default), the
+ *	greeting waits for the client's name: the PTR name of its address
+ *	if that name's A/AAAA records contain the address (forward
+ *	confirmation, as Postfix), else "unknown"; at most
+ *	smtpd_peername_lookup_timeout, while other sessions go on. The name
+ *	is in the logs ("connect from name[addr]"), the Received header and
+ *	the client_name sent to cleanup.
+ *
+ *	Queue space: MAIL FROM gets 452 4.3.1 when the queue file system
+ *	has too little room (queue_minfree, as in Postfix), and so does a
+ *	message that cleanup could not write because it filled up.
+ *
  * CONFIGURATION PARAMETERS
  *	myhostname, mail_name, smtpd_banner, mynetworks, relay_domains,
  *	cleanup_service_name, message_size_limit, smtpd_recipient_limit,
@@ -39,7 +53,9 @@
  *	smtpd_hard_error_limit, smtpd_timeout, smtpd_cleanup_timeout,
  *	smtpd_client_connection_count_limit,
  *	smtpd_client_connection_exceptions, smtpd_max_sessions,
- *	smtpd_forbid_bare_newline. See sendarix-params(5).
+ *	smtpd_forbid_bare_newline, queue_minfree, smtpd_peername_lookup,
+ *	smtpd_peername_lookup_timeout, dns_resolver. See
+ *	sendarix-params(5).
  *
  * DIAGNOSTICS
  *	Postfix-shaped log lines: "connect from name[addr]",
@@ -53,8 +69,10 @@
  *	smtpd runs as mail_owner (the skeleton drops root before any
  *	client is served) and reads untrusted network input: every line
  *	and every byte count from a client is bounded, and input errors
- *	get an SMTP reply, never a crash. Client names are not looked up
- *	(shown as "unknown").
+ *	get an SMTP reply, never a crash. Client names come from DNS, which
+ *	the client may control: a PTR name counts only once its A/AAAA
+ *	records lead back to the client's address, and it is used only as
+ *	a checked host name (letters, digits, "-", "_" and dots).
  *
  * SEE ALSO
  *	smtpd(8), cleanup(8), master(8), docs/ipc.md
@@ -67,6 +85,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "dns.h"
 #include "log.h"
 #include "map.h"
 #include "server.h"
@@ -151,6 +170,15 @@ smtpd_pre_init(void)
 		smtpd_var.size_limit = 0;
 	smtpd_var.forbid_bare_newline =
 		conf_get_bool("smtpd_forbid_bare_newline");
+	smtpd_var.peername_lookup = conf_get_bool("smtpd_peername_lookup");
+	smtpd_var.queue_minfree = conf_get_size("queue_minfree");
+	if (smtpd_var.queue_minfree < 0)
+		smtpd_var.queue_minfree = 0;
+	if (smtpd_var.queue_minfree > 0 && smtpd_var.size_limit > 0
+	    && smtpd_var.queue_minfree / 3 * 2 < smtpd_var.size_limit)
+		log_warn("queue_minfree (%lld) should be at least "
+			 "1.5*message_size_limit (%lld)",
+			 smtpd_var.queue_minfree, smtpd_var.size_limit);
 
 	for (np = smtpd_num_params; np < smtpd_num_params
 	     + sizeof(smtpd_num_params) / sizeof(smtpd_num_params[0]); np++) {
@@ -171,11 +199,19 @@ smtpd_pre_init(void)
 		smtpd_open_list("smtpd_client_connection_exceptions", 0);
 }
 
-/* smtpd_post_init - nothing to do once unprivileged */
+/* smtpd_post_init - start the resolver for client names */
 static void
-smtpd_post_init(struct event_base *unused_base)
+smtpd_post_init(struct event_base *base)
 {
-	(void) unused_base;
+	struct strbuf *err;
+
+	if (!smtpd_var.peername_lookup)
+		return;
+	err = strbuf_new(128, 0);
+	if (dns_init(base, conf_get("dns_resolver"), err) < 0)
+		log_fatal("cannot start the resolver: %s", err->data);
+	strbuf_free(err);
+	dns_set_timeout(conf_get_time("smtpd_peername_lookup_timeout"));
 }
 
 /* smtpd_accept - a new client connection */

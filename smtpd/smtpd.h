@@ -13,6 +13,7 @@
 #include "qfile.h"
 
 struct bufferevent;
+struct dns_req;
 struct evbuffer;
 struct event;
 struct event_base;
@@ -26,6 +27,7 @@ struct smtpd_params {
 	char   *banner;
 	char   *cleanup_path;		/* private/$cleanup_service_name */
 	long long size_limit;		/* message_size_limit; 0: none */
+	long long queue_minfree;	/* queue_minfree, bytes */
 	long    rcpt_limit;
 	long    line_limit;
 	long    soft_error_limit;
@@ -35,6 +37,7 @@ struct smtpd_params {
 	long    conn_limit;
 	long    max_sessions;
 	int     forbid_bare_newline;
+	int     peername_lookup;	/* smtpd_peername_lookup */
 	struct matchlist *mynetworks;
 	struct matchlist *relay_domains;	/* NULL: nothing relays */
 	struct matchlist *conn_exceptions;
@@ -48,6 +51,7 @@ extern struct smtpd_params smtpd_var;
 #define SMTPD_ST_BDAT		3	/* reading a BDAT chunk */
 #define SMTPD_ST_CLEANUP_DONE	4	/* waiting for cleanup's verdict */
 #define SMTPD_ST_CLOSING	5	/* sending the last reply */
+#define SMTPD_ST_LOOKUP		6	/* client name lookup before 220 */
 
 /* Per-command counters, in the order of the disconnect log line. */
 #define SMTPD_CMD_EHLO		0
@@ -65,6 +69,10 @@ extern struct smtpd_params smtpd_var;
 #define SMTPD_CMD_UNKNOWN	12
 #define SMTPD_CMD_COUNT		13
 
+/* A client on a unix socket (smtpd_session.c). */
+#define SMTPD_LOCAL_ADDR	"unix"		/* shown as the address */
+#define SMTPD_LOCAL_NAME	"localhost"
+
 struct smtpd_cleanup;
 
 struct smtpd_session {
@@ -76,7 +84,9 @@ struct smtpd_session {
 	struct event *delay_ev;		/* soft error limit pause */
 	struct event *free_ev;		/* deferred free */
 	char    addr[INET6_ADDRSTRLEN + 8];	/* client address, text */
-	char    name[16];		/* client name ("unknown") */
+	char   *name;			/* verified client name, or "unknown" */
+	struct dns_req *dns;		/* client name lookup in progress */
+	int     local;			/* on a unix socket: no IP address */
 	char   *helo;			/* HELO/EHLO argument or NULL */
 	int     esmtp;			/* EHLO seen */
 	int     state;			/* SMTPD_ST_* */
@@ -88,6 +98,7 @@ struct smtpd_session {
 	int     eof;			/* the client has closed its side */
 	int     out_blocked;		/* the client does not read replies */
 	int     closing_logged;
+	long    same;			/* sessions from addr at connect */
 
 	/* Counters for the disconnect line. */
 	unsigned cmd_ok[SMTPD_CMD_COUNT];
@@ -115,7 +126,7 @@ struct smtpd_session {
 	int     too_big;
 	int     bare;			/* bare CR or LF seen (forbidden) */
 	int     last_lf;		/* last content byte stored was LF */
-	struct strbuf *chunk;		/* content not yet sent to cleanup */
+	struct strbuf *chunk;		/* content for cleanup; NULL when idle */
 
 	/* BDAT. */
 	unsigned long long bdat_left;	/* bytes of this chunk still due */
@@ -171,5 +182,6 @@ extern void smtpd_cleanup_close(struct smtpd_session *);
 extern int smtpd_check_rcpt(struct smtpd_session *, const char *, int,
 			            struct strbuf *);
 extern int smtpd_check_client(const char *, struct matchlist *);
+extern int smtpd_check_queue(long long);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * smtpd_addr - relay control for RCPT TO
+ * smtpd_addr - relay control for RCPT TO, room in the queue for MAIL
  *
  * SYNOPSIS
  *	#include "smtpd.h"
@@ -7,6 +7,7 @@
  *	int	smtpd_check_rcpt(struct smtpd_session *s, const char *addr,
  *			int pflags, struct strbuf *reply)
  *	int	smtpd_check_client(const char *addr, struct matchlist *list)
+ *	int	smtpd_check_queue(long long size)
  *
  * DESCRIPTION
  *	smtpd_check_rcpt() decides whether the client may send to "addr",
@@ -24,6 +25,16 @@
  *	list (mynetworks, smtpd_client_connection_exceptions): 1, 0, or
  *	-1 when a table lookup failed. A NULL list matches nothing.
  *
+ *	smtpd_check_queue() says whether the queue file system (the
+ *	working directory) has room for a new message of "size" bytes
+ *	(MAIL FROM SIZE=, or 0 when not declared), as Postfix's smtpd
+ *	does: SMTPD_CHECK_REJECT when the free space (statvfs f_bavail,
+ *	in blocks) is at most queue_minfree, or the message would not
+ *	leave queue_minfree free, or would fill half of what is free; the
+ *	caller then answers 452 4.3.1. With queue_minfree = 0 only the
+ *	last two apply, so a full file system is refused. A failed
+ *	statvfs() lets the message in (the write will tell).
+ *
  * DIAGNOSTICS
  *	Table failures are logged as warnings.
  *
@@ -31,7 +42,9 @@
  *	smtp_addr(3), map(3), smtpd(8)
  */
 
+#include <sys/statvfs.h>
 #include <ctype.h>
+#include <errno.h>
 #include <string.h>
 
 #include "log.h"
@@ -112,4 +125,34 @@ smtpd_check_rcpt(struct smtpd_session *s, const char *addr, int pflags,
 retry:
 	strbuf_printf(reply, "451 4.3.0 <%s>: Temporary lookup failure", addr);
 	return (SMTPD_CHECK_REJECT);
+}
+
+/* smtpd_check_queue - room in the queue file system for "size" bytes? */
+int
+smtpd_check_queue(long long size)
+{
+	struct statvfs fs;
+	unsigned long long bsize;
+	unsigned long long bfree;
+	unsigned long long minfree;
+	unsigned long long need;
+
+	if (statvfs(".", &fs) < 0) {
+		log_warn("statvfs queue directory: %s", strerror(errno));
+		return (SMTPD_CHECK_OK);
+	}
+	bsize = fs.f_frsize ? fs.f_frsize : fs.f_bsize;
+	if (bsize == 0)
+		return (SMTPD_CHECK_OK);
+	bfree = fs.f_bavail;
+	minfree = (unsigned long long) smtpd_var.queue_minfree / bsize;
+	need = size > 0 ? (unsigned long long) size / bsize : 0;
+	if (minfree >= bfree || need >= bfree - minfree || need >= bfree / 2) {
+		log_warn("not enough free space in mail queue: %llu bytes "
+			 "free, queue_minfree %lld, message size %lld",
+			 bfree * bsize, smtpd_var.queue_minfree,
+			 size > 0 ? size : 0);
+		return (SMTPD_CHECK_REJECT);
+	}
+	return (SMTPD_CHECK_OK);
 }

@@ -350,7 +350,8 @@ smtpd_cleanup_open(struct smtpd_session *s)
 		if (s->rcpt_orcpt[i])
 			attr_puts(env, "orcpt", s->rcpt_orcpt[i]);
 	}
-	attr_puts(env, "client_addr", s->addr);
+	if (!s->local)
+		attr_puts(env, "client_addr", s->addr);
 	attr_puts(env, "client_name", s->name);
 	attr_puts(env, "helo", s->helo ? s->helo : "");
 	attr_puts(env, "protocol", smtpd_protocol(s));

@@ -34,7 +34,10 @@
  *
  *	smtpd_data_cleanup_reply() is what the cleanup client calls with a
  *	cleanup status: 0 with a queue ID, or 4/5 with a reason ("4.3.0
- *	..."). Only status 0 after the end of the content gives 250.
+ *	..."). Only status 0 after the end of the content gives 250. The
+ *	reply code follows the reason's enhanced status code: 4.3.1 (queue
+ *	file system full) 452, other 4.x.x 451, 5.3.4 552, 5.6.x (content,
+ *	such as NUL characters in headers) 550, other 5.x.x 554.
  *
  * DIAGNOSTICS
  *	"QUEUEID: client=name[addr]" once cleanup has a queue ID; one
@@ -73,6 +76,8 @@ smtpd_data_flush(struct smtpd_session *s)
 	size_t  off;
 	size_t  n;
 
+	if (s->chunk == NULL)
+		return;
 	for (off = 0; off < s->chunk->len; off += n) {
 		n = s->chunk->len - off;
 		if (n > QFILE_CHUNK)
@@ -102,9 +107,10 @@ smtpd_data_emit(struct smtpd_session *s, const void *p, size_t n)
 		/* Abort at once: cleanup removes its file in tmp/. */
 		s->too_big = 1;
 		smtpd_cleanup_close(s);
-		strbuf_reset(s->chunk);
+		if (s->chunk)
+			strbuf_reset(s->chunk);
 	}
-	if (smtpd_data_rejected(s))
+	if (smtpd_data_rejected(s) || s->chunk == NULL)
 		return;
 	strbuf_append(s->chunk, p, n);
 	if (s->chunk->len >= QFILE_CHUNK)
@@ -119,7 +125,8 @@ smtpd_data_bare(struct smtpd_session *s)
 		return;
 	s->bare = 1;
 	smtpd_cleanup_close(s);
-	strbuf_reset(s->chunk);
+	if (s->chunk)
+		strbuf_reset(s->chunk);
 }
 
 /* smtpd_data_scan - run DATA content through the parser; bytes taken */
@@ -231,13 +238,28 @@ smtpd_bdat_scan(struct smtpd_session *s, const unsigned char *p, size_t n)
 	}
 }
 
+/*
+ * The SMTP reply code for a cleanup reason, by its enhanced status code
+ * (the first match); as Postfix's smtpd answers its cleanup's verdicts.
+ */
+static const struct smtpd_data_code {
+	const char *dsn;		/* prefix of the reason */
+	int     code;
+}       smtpd_data_codes[] = {
+	{"4.3.1 ", 452},		/* queue file system full */
+	{"4.", 451},
+	{"5.3.4 ", 552},		/* too big */
+	{"5.6.", 550},			/* content refused (NUL in headers) */
+	{"5.", 554},
+};
+
 /* smtpd_data_fail_reply - a reply for a cleanup failure */
 static void
 smtpd_data_fail_reply(struct smtpd_session *s, const char *cmd)
 {
+	const struct smtpd_data_code *dc;
 	const char *r = s->cleanup_reason;
 	char    text[512];
-	int     code;
 	const char *cp;
 
 	if (r != NULL && (r[0] == '4' || r[0] == '5') && r[1] == '.'
@@ -245,11 +267,13 @@ smtpd_data_fail_reply(struct smtpd_session *s, const char *cmd)
 		for (cp = r; *cp; cp++)
 			if ((unsigned char) *cp < 32 || *cp == 127)
 				break;
-		if (*cp == 0) {
-			code = r[0] == '4' ? 451 :
-				strncmp(r, "5.3.4", 5) == 0 ? 552 : 554;
-			snprintf(text, sizeof(text), "%d %s", code, r);
-			goto done;
+		for (dc = smtpd_data_codes; *cp == 0 && dc < smtpd_data_codes
+		     + sizeof(smtpd_data_codes) / sizeof(*dc); dc++) {
+			if (strncmp(r, dc->dsn, strlen(dc->dsn)) == 0) {
+				snprintf(text, sizeof(text), "%d %s",
+					 dc->code, r);
+				goto done;
+			}
 		}
 	}
 	snprintf(text, sizeof(text), "451 4.3.0 Error: queue file write error");
@@ -268,10 +292,14 @@ smtpd_data_received(struct smtpd_session *s)
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
-	strbuf_printf(s->chunk, "Received: from %s (%s [%s%s])\r\n"
-		      "\tby %s (%s) with %s id %s",
-		      s->helo ? s->helo : "unknown", s->name,
-		      strchr(s->addr, ':') ? "IPv6:" : "", s->addr,
+	if (s->local)
+		strbuf_printf(s->chunk, "Received: from %s (%s)\r\n",
+			      s->helo ? s->helo : "unknown", s->name);
+	else
+		strbuf_printf(s->chunk, "Received: from %s (%s [%s%s])\r\n",
+			      s->helo ? s->helo : "unknown", s->name,
+			      strchr(s->addr, ':') ? "IPv6:" : "", s->addr);
+	strbuf_printf(s->chunk, "\tby %s (%s) with %s id %s",
 		      smtpd_var.myhostname, smtpd_var.mail_name,
 		      s->smtputf8 ? "UTF8SMTP" : smtpd_protocol(s),
 		      s->queue_id);
@@ -293,6 +321,9 @@ smtpd_data_start(struct smtpd_session *s, int mode)
 	s->bare = 0;
 	s->last_lf = 1;
 	s->cleanup_failed = 0;
+	/* Only a message in progress holds a content buffer. */
+	if (s->chunk == NULL)
+		s->chunk = strbuf_new(QFILE_CHUNK + 1024, 0);
 	strbuf_reset(s->chunk);
 }
 
@@ -579,7 +610,8 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 			return;
 		s->cleanup_failed = 1;
 		smtpd_cleanup_close(s);
-		strbuf_reset(s->chunk);
+		if (s->chunk)
+			strbuf_reset(s->chunk);
 		s->paused = 0;
 		break;
 	case SMTPD_ST_CLEANUP_DONE:

@@ -17,8 +17,14 @@
  *
  * DESCRIPTION
  *	smtpd_session_accept() takes a new client connection: it checks
- *	the session and per-client limits, sends the greeting and reads
- *	commands from then on. Each session is one struct smtpd_session,
+ *	the session limit, looks up the client's name (smtpd_peername_lookup:
+ *	PTR, then forward confirmation through lib/dns.c, asynchronously;
+ *	"unknown" unless the name resolves back to the address), then
+ *	checks the per-client limit, sends the greeting and reads
+ *	commands from then on. A client on a unix socket (a master.cf
+ *	"unix" smtpd) has no IP address: it is shown as localhost[unix],
+ *	is trusted to relay like a sendmail(1) user instead of being
+ *	matched against mynetworks, and has no per-client limit. Each session is one struct smtpd_session,
  *	allocated here and freed by smtpd_session_free(), which also closes
  *	the client and any cleanup connection.
  *
@@ -36,7 +42,8 @@
  *	smtpd_session_resume() continues input processing after a wait
  *	(cleanup answered, backpressure relieved).
  *
- *	smtpd_session_reset() forgets the mail transaction.
+ *	smtpd_session_reset() forgets the mail transaction and frees its
+ *	content buffer: an idle session holds none.
  *
  *	smtpd_session_shutdown() says 421 to every session and frees them
  *	all (SIGTERM).
@@ -64,6 +71,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "dns.h"
 #include "dsn.h"
 #include "log.h"
 #include "map.h"
@@ -85,6 +93,8 @@ static const char *const smtpd_cmd_names[SMTPD_CMD_COUNT] = {
 static void smtpd_session_free(struct smtpd_session *);
 static void smtpd_session_run(struct smtpd_session *);
 static void smtpd_session_close(struct smtpd_session *);
+static void smtpd_session_greet(struct smtpd_session *);
+static void smtpd_session_name_cb(struct dns_result *, void *);
 
 /* smtpd_protocol - the protocol name for Received: and the logs */
 const char *
@@ -182,8 +192,8 @@ smtpd_session_reset(struct smtpd_session *s)
 	s->cleanup_reason = xfree(s->cleanup_reason);
 	s->bdat_reply = xfree(s->bdat_reply);
 	s->queue_id[0] = 0;
-	if (s->chunk)
-		strbuf_reset(s->chunk);
+	/* An idle session holds no content buffer (DESIGN.md). */
+	s->chunk = strbuf_free(s->chunk);
 }
 
 /* smtpd_session_free_cb - free a session from the loop */
@@ -253,6 +263,7 @@ smtpd_session_free(struct smtpd_session *s)
 
 	smtpd_session_log_disconnect(s);
 	smtpd_cleanup_close(s);
+	dns_cancel(s->dns);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -270,6 +281,7 @@ smtpd_session_free(struct smtpd_session *s)
 		event_free(s->free_ev);
 	strbuf_free(s->line);
 	strbuf_free(s->chunk);
+	xfree(s->name);
 	xfree(s->helo);
 	xfree(s->sender);
 	for (i = 0; i < s->nrcpt; i++) {
@@ -650,6 +662,15 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 		smtpd_session_reject_log(s, "MAIL", reply, NULL);
 		return (-1);
 	}
+	if (smtpd_check_queue(size) != SMTPD_CHECK_OK) {
+		char    reply[] = "452 4.3.1 Insufficient system storage";
+
+		xfree(envid);
+		xfree(addr);
+		smtpd_reply(s, "%s", reply);
+		smtpd_session_reject_log(s, "MAIL", reply, NULL);
+		return (-1);
+	}
 	s->sender = addr;
 	s->declared_size = size;
 	s->body_8bit = body_8bit;
@@ -986,6 +1007,7 @@ smtpd_session_run(struct smtpd_session *s)
 
 	/* Read only when we would act on the input. */
 	waiting = s->delayed || s->paused || s->out_blocked
+		|| s->state == SMTPD_ST_LOOKUP
 		|| s->state == SMTPD_ST_CLEANUP_OPEN
 		|| s->state == SMTPD_ST_CLEANUP_DONE;
 	if (s->eof) {
@@ -1000,6 +1022,50 @@ smtpd_session_run(struct smtpd_session *s)
 		bufferevent_enable(s->bev, EV_READ);
 }
 
+/* smtpd_session_greet - limits, then the greeting */
+static void
+smtpd_session_greet(struct smtpd_session *s)
+{
+	s->state = SMTPD_ST_CMD;
+	log_info("connect from %s[%s]", s->name, s->addr);
+	if (smtpd_var.conn_limit > 0 && !s->local
+	    && s->same >= smtpd_var.conn_limit
+	    && smtpd_check_client(s->addr, smtpd_var.conn_exceptions) != 1) {
+		log_warn("Connection concurrency limit exceeded: %ld from "
+			 "%s[%s] for service %s", s->same + 1, s->name, s->addr,
+			 server_service_name());
+		smtpd_reply(s, "421 4.7.0 %s Error: too many connections "
+			    "from your address", smtpd_var.myhostname);
+		smtpd_session_close(s);
+		return;
+	}
+	/* Local processes may use sendmail(1) anyway: they may relay. */
+	s->trusted = s->local ? 1 :
+		smtpd_check_client(s->addr, smtpd_var.mynetworks);
+	smtpd_reply(s, "220 %s", smtpd_var.banner);
+	s->errors = 0;
+	smtpd_session_flush(s);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+/* smtpd_session_name_cb - the client name lookup is done */
+static void
+smtpd_session_name_cb(struct dns_result *res, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+
+	s->dns = NULL;
+	if (res->status == DNS_OK && res->count > 0) {
+		xfree(s->name);
+		s->name = xstrdup(res->addrs[0].host);
+	} else if (log_verbose) {
+		log_debug("%s: client name lookup: %s: %s", s->addr,
+			  dns_status_str(res->status), res->reason);
+	}
+	dns_result_free(res);
+	smtpd_session_greet(s);
+}
+
 /* smtpd_session_accept - a new client */
 void
 smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
@@ -1008,11 +1074,9 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	struct smtpd_session *t;
 	struct timeval rtv;
 	struct timeval wtv;
-	long    same = 0;
 
 	(void) salen;
 	s = xcalloc(1, sizeof(*s));
-	strcpy(s->name, "unknown");
 	if (sa->sa_family == AF_INET) {
 		inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr,
 			  s->addr, sizeof(s->addr));
@@ -1025,20 +1089,27 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 				  sizeof(s->addr));
 		else
 			inet_ntop(AF_INET6, a6, s->addr, sizeof(s->addr));
-	} else
-		strcpy(s->addr, "127.0.0.1");	/* XXX unix socket: local */
+	} else {
+		/*
+		 * A unix socket: a local process, with no IP address to
+		 * show or to match against mynetworks (docs/decisions.md).
+		 */
+		s->local = 1;
+		strcpy(s->addr, SMTPD_LOCAL_ADDR);
+	}
+	s->name = xstrdup(s->local ? SMTPD_LOCAL_NAME : "unknown");
 
 	s->bev = bufferevent_socket_new(server_base(), fd,
 					BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
 		log_warn("cannot make a buffer event for %s", s->addr);
 		close(fd);
+		xfree(s->name);
 		xfree(s);
 		return;
 	}
 	s->reply = evbuffer_new();
 	s->line = strbuf_new(256, 0);
-	s->chunk = strbuf_new(QFILE_CHUNK + 1024, 0);
 	s->delay_ev = evtimer_new(server_base(), smtpd_session_delay_cb, s);
 	s->free_ev = evtimer_new(server_base(), smtpd_session_free_cb, s);
 	s->declared_size = -1;
@@ -1052,22 +1123,21 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	bufferevent_setwatermark(s->bev, EV_WRITE, SMTPD_OUT_LOWAT, 0);
 
 	/* Count before linking in: the new one is not among them. */
-	if (smtpd_var.conn_limit > 0)
+	if (smtpd_var.conn_limit > 0 && !s->local)
 		for (t = smtpd_sessions; t; t = t->next)
 			if (t->state != SMTPD_ST_CLOSING
 			    && strcmp(t->addr, s->addr) == 0)
-				same++;
+				s->same++;
 	s->next = smtpd_sessions;
 	if (smtpd_sessions)
 		smtpd_sessions->prev = s;
 	smtpd_sessions = s;
 	smtpd_nsessions++;
-
-	log_info("connect from %s[%s]", s->name, s->addr);
 	bufferevent_enable(s->bev, EV_WRITE);
 
 	if (smtpd_var.max_sessions > 0
 	    && smtpd_nsessions > (size_t) smtpd_var.max_sessions) {
+		log_info("connect from %s[%s]", s->name, s->addr);
 		log_warn("too many sessions (%ld): refusing %s[%s]",
 			 smtpd_var.max_sessions, s->name, s->addr);
 		smtpd_reply(s, "421 4.3.2 %s Service busy, try again later",
@@ -1075,21 +1145,17 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 		smtpd_session_close(s);
 		return;
 	}
-	if (smtpd_var.conn_limit > 0 && same >= smtpd_var.conn_limit
-	    && smtpd_check_client(s->addr, smtpd_var.conn_exceptions) != 1) {
-		log_warn("Connection concurrency limit exceeded: %ld from "
-			 "%s[%s] for service %s", same + 1, s->name, s->addr,
-			 server_service_name());
-		smtpd_reply(s, "421 4.7.0 %s Error: too many connections "
-			    "from your address", smtpd_var.myhostname);
-		smtpd_session_close(s);
+
+	/*
+	 * The client's name comes first (Postfix logs "connect from" with
+	 * it); other sessions go on meanwhile. Reading waits too.
+	 */
+	if (smtpd_var.peername_lookup && !s->local) {
+		s->state = SMTPD_ST_LOOKUP;
+		s->dns = dns_lookup_ptr(s->addr, smtpd_session_name_cb, s);
 		return;
 	}
-	s->trusted = smtpd_check_client(s->addr, smtpd_var.mynetworks);
-	smtpd_reply(s, "220 %s", smtpd_var.banner);
-	s->errors = 0;
-	smtpd_session_flush(s);
-	bufferevent_enable(s->bev, EV_READ);
+	smtpd_session_greet(s);
 }
 
 /* smtpd_session_shutdown - say goodbye to everyone (SIGTERM) */

@@ -3,12 +3,12 @@
  *
  * SYNOPSIS
  *	dnsq [-v] [-r resolver] [-t timeout] [-p any|ipv4|ipv6]
- *		[-f inet_protocols] [-C|-F] mx|a NAME...
+ *		[-f inet_protocols] [-C|-F] mx|a|ptr NAME...
  *
  * DESCRIPTION
  *	A test helper for tests/integration/test_dns.py. It starts one
  *	lookup per NAME at once (dns_lookup_mx() for "mx", dns_lookup_host()
- *	for "a"), runs the libevent loop until every callback has come, and
+ *	for "a", dns_lookup_ptr() for "ptr", NAME an address), runs the libevent loop until every callback has come, and
  *	prints the results in argument order, one line per address in the
  *	order to try:
  *
@@ -55,7 +55,7 @@ static void
 dnsq_usage(void)
 {
 	fprintf(stderr, "usage: dnsq [-v] [-r resolver] [-t timeout] "
-		"[-p any|ipv4|ipv6] [-f inet_protocols] [-C|-F] mx|a NAME...\n");
+		"[-p any|ipv4|ipv6] [-f inet_protocols] [-C|-F] mx|a|ptr NAME...\n");
 	exit(2);
 }
 
@@ -166,6 +166,8 @@ main(int argc, char **argv)
 		mx = 1;
 	else if (strcmp(argv[optind], "a") == 0)
 		mx = 0;
+	else if (strcmp(argv[optind], "ptr") == 0)
+		mx = 2;
 	else
 		dnsq_usage();
 	optind++;
@@ -188,8 +190,9 @@ main(int argc, char **argv)
 	items = xcalloc(n, sizeof(*items));
 	for (i = 0; i < n; i++) {
 		items[i].name = argv[optind + i];
-		items[i].req = mx ? dns_lookup_mx(items[i].name, dnsq_done,
-						  &items[i])
+		items[i].req = mx == 2 ? dns_lookup_ptr(items[i].name,
+							dnsq_done, &items[i])
+		    : mx ? dns_lookup_mx(items[i].name, dnsq_done, &items[i])
 		    : dns_lookup_host(items[i].name, dnsq_done, &items[i]);
 	}
 	dnsq_pending = n;

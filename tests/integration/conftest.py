@@ -76,6 +76,8 @@ class Mta:
             "maillog_file": self.log_file,
             "myhostname": "mx.test.example",
             "mynetworks": "127.0.0.0/8 [::1]/128",
+            # No DNS unless a test asks (and brings its own server).
+            "smtpd_peername_lookup": "no",
         }
         # Under "make asan", daemons must get the sanitizer options too.
         san = [v for v in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")

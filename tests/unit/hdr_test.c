@@ -352,6 +352,49 @@ test_malformed(void **unused_state)
 	scan_free(&r);
 }
 
+/* test_nul - NUL in a name, a value, a continuation or a line start */
+static void
+test_nul(void **unused_state)
+{
+	struct scan r;
+	static const char name[] = "A: b\r\nX-Fo\0o: bar\r\n\r\nbody\r\n";
+	static const char value[] = "A: b\0c\r\nB: d\r\n\r\nbody\r\n";
+	static const char cont[] = "A: b\r\n c\0d\r\n\r\nbody\r\n";
+	static const char blank[] = "A: b\r\nX \0: y\r\n\r\n";
+	static const char start[] = "A: b\r\n\0Subject: y\r\n\r\n";
+	static const char body[] = "A: b\r\n\r\nbo\0dy\r\n\0\r\n";
+
+	(void) unused_state;
+	scan_all(&r, name, sizeof(name) - 1, HDR_TEST_LIMIT);
+	assert_true(r.seen & HDR_SEEN_NUL);
+	assert_string_equal(r.head->data, "A: b\r\n");
+	scan_free(&r);
+
+	scan_all(&r, value, sizeof(value) - 1, HDR_TEST_LIMIT);
+	assert_true(r.seen & HDR_SEEN_NUL);
+	assert_int_equal(r.headers, 2);
+	scan_free(&r);
+
+	scan_all(&r, cont, sizeof(cont) - 1, HDR_TEST_LIMIT);
+	assert_true(r.seen & HDR_SEEN_NUL);
+	assert_int_equal(r.headers, 1);
+	scan_free(&r);
+
+	scan_all(&r, blank, sizeof(blank) - 1, HDR_TEST_LIMIT);
+	assert_true(r.seen & HDR_SEEN_NUL);
+	scan_free(&r);
+
+	scan_all(&r, start, sizeof(start) - 1, HDR_TEST_LIMIT);
+	assert_true(r.seen & HDR_SEEN_NUL);
+	scan_free(&r);
+
+	/* After the empty line it is body: not the scanner's business. */
+	scan_all(&r, body, sizeof(body) - 1, HDR_TEST_LIMIT);
+	assert_false(r.seen & HDR_SEEN_NUL);
+	assert_int_equal(r.headers, 1);
+	scan_free(&r);
+}
+
 /* test_limit - at the limit is fine, one byte over is not */
 static void
 test_limit(void **unused_state)
@@ -465,6 +508,7 @@ main(void)
 		cmocka_unit_test(test_no_header),
 		cmocka_unit_test(test_nonheader_ends),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_nul),
 		cmocka_unit_test(test_limit),
 		cmocka_unit_test(test_received),
 		cmocka_unit_test(test_msgid_first),
