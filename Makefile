@@ -6,6 +6,7 @@
 #   make stop		stop the demo started by make run
 #   make asan		build with AddressSanitizer+UBSan into build-asan/, run tests
 #   make bench		benchmarks against Postfix (tools/bench)
+#   make bench-crash	lost/duplicate counts under kills and reloads (tools/bench/crash)
 #   make install DESTDIR=... PREFIX=...
 #
 # Files are found by wildcard: lib/*.c make libsendarix.a, each daemon
@@ -193,6 +194,10 @@ bench: deps
 	$(MAKE) all
 	tools/bench/run $(BUILD)
 
+bench-crash: deps
+	$(MAKE) all
+	tools/bench/crash $(BUILD)
+
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --inline-suppr -D__GNUC__ --std=c11 -Ilib \
@@ -217,5 +222,6 @@ install: $(PROGRAMS)
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps check test unit run stop asan bench cppcheck install clean \
+.PHONY: all deps check test unit run stop asan bench bench-crash cppcheck \
+	install clean \
 	fuzz fuzz-build fuzz-smoke

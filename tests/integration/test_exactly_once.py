@@ -108,16 +108,6 @@ def diagnosis(mta, rec):
                 "".join(mta.log().splitlines(True)[-40:])))
 
 
-def lines_about(mta, rcpts):
-    """The log lines of the messages of these recipients."""
-    log = mta.log()
-    qids = set()
-    for r in rcpts:
-        qids.update(re.findall(r"(\w+): to=<%s>" % re.escape(r), log))
-    return "".join(ln for ln in log.splitlines(True)
-                   if any(q in ln for q in qids))
-
-
 def drained(target, timeout=30):
     """Wait until the queue is empty and only one generation of daemons
     runs (nothing can be delivered any more)."""
@@ -311,12 +301,36 @@ def test_load_with_every_daemon_killed_and_three_reloads(chain):
     assert target.queue_empty(), why
     dup_notices = [r for r, t in rec.notices.items() if len(t) > 1]
     assert res.dup_notices == 0, "%s\ntheir log lines:\n%s" % (
-        why, lines_about(mta, dup_notices[:5]))
+        why, target.lines_about(dup_notices[:5]))
     assert not res.unjustified, "duplicates not explained by a reply on " \
         "the wire at an smtp-out kill: %r\n%s\ntheir log lines:\n%s" % (
-            res.unjustified[:20], why, lines_about(mta, res.unjustified[:5]))
+            res.unjustified[:20], why, target.lines_about(res.unjustified[:5]))
     for e in res.events:
         if e.victim() == "smtp-out":
             assert len(e.dups) <= DEST_CONCURRENCY, why
         else:
             assert not e.dups, why
+
+
+def test_crash_bench_smoke(tmp_path):
+    """tools/bench/crash (make bench-crash) runs the same scenario; a
+    small run keeps the command working: a complete table and JSON."""
+    import json
+    import subprocess
+    from conftest import BUILD
+    out = tmp_path / "crash.txt"
+    r = subprocess.run([os.path.join(ROOT, "tools", "bench", "crash"), BUILD,
+                        "--messages", "600", "--sessions", "6",
+                        "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    # exit 1 means the goal was missed: the load test above says why
+    assert r.returncode in (0, 1), r.stdout[-3000:] + r.stderr[-3000:]
+    text = out.read_text()
+    for action in ("kill smtpd", "kill cleanup", "kill qmgr",
+                   "kill smtp-out", "kill bounce", "reload"):
+        assert action in text
+    assert "runs met the goal" in text
+    data = json.loads((tmp_path / "crash.json").read_text())
+    run = data["runs"][0]
+    assert run["accepted"] == 600 and len(run["events"]) == 8
+    assert {"lost", "stranded", "duplicates", "duplicate_notices"} <= set(run)

@@ -31,8 +31,10 @@ DATA. It is lost when its recipient was neither delivered (accepted by the
 receiver) nor, for a rejected recipient, reported in a failure
 notification to its sender. Stranded: queue files still in active/ (or
 incoming/, deferred/) after the drain. A duplicate is a second (third...)
-copy of a recipient at the receiver; a duplicate notification a second
-failure report for one recipient. Messages whose client did not see the 250
+copy of a recipient at the receiver (a repeated copy of one notification
+message counts as a duplicate delivery to its recipient); a duplicate
+notification a second failure notification, with its own Message-ID,
+about one recipient. Messages whose client did not see the 250
 (its session broke under a kill) are not accounted; the client goes on with
 a new sequence number.
 
@@ -43,7 +45,8 @@ earlier copy, as the log names them ("to=<...>, ... status=sent" and "(queue act
 when the log does not have every copy (smtp-out died before it logged),
 to the last event before the repeated copy among those after the message
 was accepted. Duplicate notifications are charged by time that way; lost
-and stranded messages to the first event after their 250 to the client.
+and stranded messages to the first event after their 250 to the client
+(or the last event, for those accepted after it).
 "Replies on the wire" of an event are the receiver's 250s to DATA whose
 connection closed, without another command from the client, within a few
 seconds after the event: the only deliveries whose outcome the client may
@@ -109,7 +112,7 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         rec = self.rec
         await rec._hold(rec.data_gate)
-        rec._record(envelope)
+        rec._record(envelope, session.peer)
         session.pending_reply = list(envelope.rcpt_tos)
         return "250 2.0.0 Ok: stored"
 
@@ -135,6 +138,7 @@ class _SMTP(SMTP):
 
     async def smtp_QUIT(self, arg):
         self._confirmed()
+        self.session.quit = True
         await super().smtp_QUIT(arg)
 
     def connection_made(self, transport):
@@ -143,10 +147,13 @@ class _SMTP(SMTP):
 
     def connection_lost(self, error):
         pending = getattr(self.session, "pending_reply", None)
-        if pending:
-            rec = self.event_handler.rec
-            with rec.lock:
+        rec = self.event_handler.rec
+        with rec.lock:
+            if pending:
                 rec.on_wire.append((time.monotonic(), pending))
+            rec.closes.append((time.monotonic(), self.session.peer,
+                               pending, getattr(self.session, "quit",
+                                                False)))
         super().connection_lost(error)
 
 
@@ -158,6 +165,9 @@ class _Controller(Controller):
 
 _FINAL = re.compile(rb"Final-Recipient: *rfc822; *([^\r\n]+)\r?\n"
                     rb"Action: *([a-z]+)", re.I)
+
+
+_MSGID = re.compile(rb"^Message-ID: *(\S+)", re.I | re.M)
 
 
 class CrashReceiver:
@@ -172,6 +182,9 @@ class CrashReceiver:
         self.notices = {}	# recipient -> [time of each failure notice]
         self.delays = {}	# recipient -> [time of each delay notice]
         self.rejected = {}	# recipient -> [time of each 550 at RCPT]
+        self.notice_copies = {}	# (rcpts, Message-ID) -> [time of each]
+        self.peers = {}		# recipient -> [client address of each copy]
+        self.closes = []	# (time, peer, pending rcpts, QUIT seen)
         self.messages = []	# (mail_from, rcpts, content) of every 250
         self.on_wire = []	# (close time, rcpts) of unconfirmed 250s
         self.connections = 0
@@ -212,13 +225,22 @@ class CrashReceiver:
             with self.lock:
                 self.held -= 1
 
-    def _record(self, envelope):
+    def _record(self, envelope, peer=None):
         now = time.monotonic()
         content = envelope.original_content or b""
         with self.lock:
             self.messages.append((envelope.mail_from,
                                   list(envelope.rcpt_tos), content))
             if envelope.mail_from in ("", "<>", None):
+                # a second copy of one notification is a repeated
+                # delivery, not a second notification
+                m = _MSGID.search(content)
+                key = (tuple(envelope.rcpt_tos),
+                       m.group(1) if m else len(self.messages))
+                copies = self.notice_copies.setdefault(key, [])
+                copies.append(now)
+                if len(copies) > 1:
+                    return
                 for addr, action in _FINAL.findall(content):
                     addr = addr.decode(errors="replace").strip()
                     table = self.notices if action.lower() == b"failed" \
@@ -227,6 +249,7 @@ class CrashReceiver:
                 return
             for r in envelope.rcpt_tos:
                 self.deliveries.setdefault(r, []).append(now)
+                self.peers.setdefault(r, []).append(peer)
 
     def copies(self, addr):
         with self.lock:
@@ -243,8 +266,10 @@ class Target:
     """A running Sendarix, seen from outside: master's pid and paths."""
 
     def __init__(self, master_pid, conf_dir, queue_dir, log_file, host, port,
-                 sendarix):
+                 sendarix, services=None):
         self.master_pid = master_pid
+        # {program: processes master keeps running}
+        self.services = services or {n: 1 for n in SERVICES}
         self.conf_dir = conf_dir
         self.queue_dir = queue_dir
         self.log_file = log_file
@@ -310,6 +335,19 @@ class Target:
         except OSError:
             return ""
 
+    def lines_about(self, rcpts):
+        """The log lines of the messages to these recipients and of the
+        notifications about them."""
+        log = self.log()
+        qids = set()
+        for r in rcpts:
+            qids.update(re.findall(r"(\w+): to=<%s>" % re.escape(r), log))
+        for q in list(qids):
+            qids.update(re.findall(r"%s: \w+ [\w-]+ notification: (\w+)"
+                                   % q, log))
+        return "".join(ln for ln in log.splitlines(True)
+                       if any(q in ln for q in qids))
+
     def log_tail(self, n=40):
         return "".join(self.log().splitlines(True)[-n:])
 
@@ -327,18 +365,18 @@ def wait_until(cond, timeout, interval=0.02):
 
 
 def wait_settled(target, timeout=30.0):
-    """Until master runs exactly one process of each service (no old
-    generation left after a reload, no victim waiting for its restart)."""
+    """Until master runs just its configured processes (no old generation
+    left after a reload, no victim waiting for its restart)."""
     def settled():
-        names = []
+        names = {}
         for p in target.children():
             try:
                 with open("/proc/%d/cmdline" % p, "rb") as f:
-                    names.append(os.path.basename(
-                        f.read().split(b"\0")[0].decode()))
+                    n = os.path.basename(f.read().split(b"\0")[0].decode())
             except OSError:
                 return False
-        return sorted(names) == sorted(SERVICES)
+            names[n] = names.get(n, 0) + 1
+        return names == target.services
     return wait_until(settled, timeout)
 
 
@@ -385,6 +423,45 @@ class LoadResult:
         self.delivered = 0
         self.notified = 0
         self.rejected_rcpts = 0
+
+    def as_dict(self):
+        """The numbers, for JSON."""
+        return {
+            "messages": self.count, "sessions": self.sessions,
+            "accepted": len(self.accepted), "broken": self.unacked,
+            "client_errors": self.client_errors,
+            "load_s": round(self.elapsed_load, 2),
+            "total_s": round(self.elapsed_total, 2),
+            "drained": self.drained, "delivered": self.delivered,
+            "notified": self.notified, "lost": len(self.lost),
+            "stranded": len(self.stranded),
+            "left": {q: len(v) for q, v in self.left.items()},
+            "duplicates": self.dups,
+            "duplicates_on_wire": self.dups - len(self.unjustified),
+            "duplicate_notices": self.dup_notices,
+            "events": [{
+                "event": e.action, "at_s": round(e.at - self.t0, 2),
+                "accepted": e.accepted, "settle_s": e.settle,
+                "on_wire": e.on_wire, "lost": len(e.lost),
+                "stranded": len(e.stranded), "duplicates": len(e.dups),
+                "duplicates_on_wire": e.on_wire_dups,
+                "duplicate_notices": len(e.dup_notices)}
+                for e in self.events],
+        }
+
+    def suspects(self, n=5):
+        """Some recipients behind what went wrong, to look up in the log."""
+        out = list(self.unjustified[:n]) + list(self.lost[:n])
+        out += [r for e in self.events for r in e.dup_notices][:n]
+        return out
+
+    def ok(self):
+        """The issue's goal: nothing lost or left, no duplicate
+        notification, duplicates only of replies on the wire at an
+        smtp-out kill."""
+        return (self.drained and not self.lost and not self.stranded
+                and not any(self.left.values()) and not self.unjustified
+                and not self.dup_notices)
 
     def table(self):
         """The per-event table and the totals, as text."""
@@ -525,7 +602,8 @@ def run_load(target, receiver, count=10000, sessions=20, events=None,
     margin = max(1, count // 50)
 
     def new_generation(before):
-        return all(set(target.children(n)) - before for n in SERVICES)
+        return all(set(target.children(n)) - before
+                   for n in target.services)
 
     def fire(frac, action, next_frac):
         threshold = int(frac * count)
@@ -634,6 +712,15 @@ def _first_event(events, start):
     return None
 
 
+def _charge(events, start):
+    """The event a lost or stranded message is charged to: the first at
+    or after its 250, else the last before it."""
+    e = _first_event(events, start)
+    if e is None and events and events[-1].at < start:
+        e = events[-1]
+    return e
+
+
 def _cause(events, start, end):
     """The last event before end (and after start, when known)."""
     found = None
@@ -688,6 +775,11 @@ def _account(res, target, receiver):
     events = sorted(res.events, key=lambda e: e.at)
     with receiver.lock:
         deliveries = {k: list(v) for k, v in receiver.deliveries.items()}
+        # repeated copies of a notification count as repeated deliveries
+        # to its envelope recipient (the sender of the bounced message)
+        for (rcpts, _id), times in receiver.notice_copies.items():
+            if len(times) > 1 and len(rcpts) == 1:
+                deliveries[rcpts[0]] = list(times)
         notices = {k: list(v) for k, v in receiver.notices.items()}
         on_wire = list(receiver.on_wire)
     res.left = target.queue_files()
@@ -716,7 +808,7 @@ def _account(res, target, receiver):
             res.delivered += bool(got)
         if not got:
             res.lost.append(rcpt)
-            e = _first_event(events, t_acc)
+            e = _charge(events, t_acc)
             if e:
                 e.lost.append(rcpt)
             else:
@@ -724,7 +816,7 @@ def _account(res, target, receiver):
     for path in res.stranded:
         seq = _seq_of_file(path)
         t_acc = res.accepted.get(seq, (None, None))[1]
-        e = _first_event(events, t_acc) if t_acc is not None else None
+        e = _charge(events, t_acc) if t_acc is not None else None
         if e:
             e.stranded.append(path)
 
