@@ -275,7 +275,9 @@ def test_load_with_every_daemon_killed_and_three_reloads(chain):
 
     Asserted: nothing lost (every message that got 250 was delivered, or
     its rejected recipient reported to the sender), nothing left in the
-    queue, no duplicate notification, and no duplicate delivery except at
+    queue, no duplicate notification except of a notice whose request to
+    bounce a kill of bounce or cleanup broke (cleanup may have queued it:
+    its answer was on the wire), and no duplicate delivery except at
     the smtp-out kill for a recipient whose 250 from the receiver was on
     the wire when smtp-out died: the receiver had answered, and smtp-out
     never sent another command on that connection, so the answer may never
@@ -283,8 +285,9 @@ def test_load_with_every_daemon_killed_and_three_reloads(chain):
     reply was lost, and sending again is the only safe choice. There is at
     most one such reply per open connection, so at most
     DEST_CONCURRENCY (20) per smtp-out kill; in practice a handful. Kills
-    of qmgr, bounce, cleanup and smtpd, and the reloads, must give 0: no
-    remote reply can be lost there. The per-event table is printed.
+    of qmgr, bounce, cleanup and smtpd, and the reloads, must give no
+    duplicate delivery: no remote reply can be lost there. The per-event
+    table is printed.
     """
     mta, rec, target = chain
     res = crashload.run_load(target, rec, count=CRASH_MESSAGES,
@@ -300,7 +303,7 @@ def test_load_with_every_daemon_killed_and_three_reloads(chain):
     assert not res.stranded, why
     assert target.queue_empty(), why
     dup_notices = [r for r, t in rec.notices.items() if len(t) > 1]
-    assert res.dup_notices == 0, "%s\ntheir log lines:\n%s" % (
+    assert not res.unjustified_notices, "%s\ntheir log lines:\n%s" % (
         why, target.lines_about(dup_notices[:5]))
     assert not res.unjustified, "duplicates not explained by a reply on " \
         "the wire at an smtp-out kill: %r\n%s\ntheir log lines:\n%s" % (
