@@ -111,9 +111,22 @@ def diagnosis(mta, rec):
 def drained(target, timeout=30):
     """Wait until the queue is empty and only one generation of daemons
     runs (nothing can be delivered any more)."""
-    wait_for(lambda: target.queue_empty()
-             and crashload.wait_settled(target, 0),
-             timeout=timeout, what="the queue to drain")
+    if not crashload.wait_until(lambda: target.queue_empty()
+                                and crashload.wait_settled(target, 0),
+                                timeout):
+        names = {}
+        for p in target.children():
+            try:
+                with open("/proc/%d/cmdline" % p, "rb") as f:
+                    n = os.path.basename(f.read().split(b"\0")[0].decode())
+            except OSError:
+                continue
+            names[n] = names.get(n, 0) + 1
+        q = target.sendarix("queue", "list")
+        raise AssertionError(
+            "timed out waiting for the queue to drain; master's children "
+            "%r; queue list:\n%s\nlog tail:\n%s" % (
+                names, q.stdout[-2000:], target.log_tail(40)))
 
 
 def log_count(mta, qid, rcpt, status):
@@ -167,8 +180,11 @@ def test_reload_with_reply_pending_delivers_once(chain, reloads):
     first = set(target.children("qmgr"))
     for i in range(reloads):
         mta.sendarix("reload")
-        wait_for(lambda: mta.log().count("reload -- version") == i + 1,
-                 what="master to log reload %d" % (i + 1))
+        try:
+            wait_for(lambda: mta.log().count("reload -- version") >= i + 1,
+                     timeout=20, what="master to log reload %d" % (i + 1))
+        except AssertionError as e:
+            raise AssertionError(str(e) + diagnosis(mta, rec))
     # the new generation is up while the reply is still pending
     wait_for(lambda: set(target.children("qmgr")) - first, timeout=20,
              what="a new qmgr")
