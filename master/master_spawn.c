@@ -242,12 +242,25 @@ master_spawn_one(struct master_serv *serv)
 	char  **envp = master_spawn_env(serv);
 	pid_t   self = getpid();
 	pid_t   pid;
+	sigset_t all;
+	sigset_t saved_mask;
 	size_t  i;
 
+	/*
+	 * Block every signal across fork(): until the child has reset its
+	 * handlers, a signal to it (a SIGHUP that retires it at once) would
+	 * run master's libevent handler in the child, which writes to the
+	 * signal socket that master shares, and master would take the
+	 * child's signal for its own (a reload storm). The child unblocks
+	 * after SIG_DFL; a signal that came meanwhile is then acted on.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &saved_mask);
 	log_flush();
 	pid = fork();
 	if (pid == 0)
 		master_spawn_child(serv, argv, envp, self);
+	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
 	for (i = 0; envp[i]; i++)
 		xfree(envp[i]);
 	xfree(envp);
