@@ -162,6 +162,7 @@ bounce_cleanup_submit(const char *rcpt, int flags,
 	long long deadline;
 	size_t  off;
 	size_t  n;
+	char    id[sizeof(res->queue_id)];
 	int     fd = -1;
 	int     ret = -1;
 
@@ -233,9 +234,16 @@ bounce_cleanup_submit(const char *rcpt, int flags,
 		res->queue_id[0] = 0;
 		goto done;
 	}
+	snprintf(id, sizeof(id), "%s", res->queue_id);
 	res->queue_id[0] = 0;
-	if (bounce_cleanup_reply(fd, in, res) < 0)
-		goto done;
+	if (bounce_cleanup_reply(fd, in, res) < 0) {
+		/* cleanup died after it committed: the notice is queued. */
+		if (qfile_committed(id) != 1)
+			goto done;
+		log_info("%s: cleanup went away after it queued the notice",
+			 id);
+		snprintf(res->queue_id, sizeof(res->queue_id), "%s", id);
+	}
 	res->status = 0;
 	res->reason[0] = 0;
 	ret = 0;

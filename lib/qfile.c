@@ -97,6 +97,17 @@
  *	outcome was recorded before: leave it), or -1 with errno (EINVAL:
  *	"offset" is not a status byte).
  *
+ *	qfile_committed() tells a client of cleanup whose connection broke
+ *	after it sent the whole message whether cleanup committed the file
+ *	before it went away. cleanup renames a file out of tmp/ only after
+ *	the file is fsynced, and a file is in one folder at a time: one that
+ *	has left tmp/ for incoming/ (or that qmgr already took on to active/
+ *	or deferred/) is queued and will be delivered. Then the folders are
+ *	fsynced, as cleanup would have, and it returns 1; 0 when the file is
+ *	still in tmp/ or nowhere (removed, or even delivered already: the
+ *	caller must then assume it failed), -1 when a sync failed. Paths are
+ *	relative to the queue directory, the daemons' working directory.
+ *
  *	qfile_lock() takes a shared lock on an open queue file
  *	(QFILE_LOCK_SHARED, waits), as a delivery agent or bounce does
  *	while it works on a message, or tries an exclusive one and lets
@@ -1091,4 +1102,50 @@ qfile_lock(int fd, int how)
 		return (-1);
 	(void) flock(fd, LOCK_UN);
 	return (0);
+}
+
+/* qfile_dir_fsync - fsync one queue folder; 0 or -1 */
+static int
+qfile_dir_fsync(const char *dir)
+{
+	int     fd;
+	int     ret;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return (-1);
+	ret = fsync(fd);
+	(void) close(fd);
+	return (ret);
+}
+
+/* qfile_committed - did cleanup commit message "id" before it went away? */
+int
+qfile_committed(const char *id)
+{
+	static const char *const dirs[] = {QUEUE_INCOMING, QUEUE_ACTIVE};
+	char    path[QFILE_ID_MAX + 32];
+	struct stat st;
+	size_t  i;
+
+	if (!qfile_id_valid(id))
+		return (0);
+	snprintf(path, sizeof(path), "%s/%s", QUEUE_TMP, id);
+	if (lstat(path, &st) == 0 || errno != ENOENT)
+		return (0);
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dirs[i], id);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+			break;
+	}
+	if (i == sizeof(dirs) / sizeof(dirs[0])) {
+		snprintf(path, sizeof(path), "%s/%c/%s", QUEUE_DEFERRED,
+			 id[strlen(id) - 1], id);
+		if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			return (0);
+	}
+	/* Durable as cleanup would have made it, before anyone says so. */
+	if (qfile_dir_fsync(QUEUE_INCOMING) < 0
+	    || qfile_dir_fsync(QUEUE_ACTIVE) < 0)
+		return (-1);
+	return (1);
 }

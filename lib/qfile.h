@@ -120,6 +120,7 @@ extern const char *qfile_msg_attr(const struct qfile_msg *, const char *);
 extern int qfile_set_status(int, off_t, int);
 extern int qfile_mark(int, off_t, int, int);
 extern int qfile_lock(int, int);
+extern int qfile_committed(const char *);
 
 #define QFILE_LOCK_SHARED	0	/* a delivery agent or bounce */
 #define QFILE_LOCK_TRY		1	/* qmgr: is anyone working on it? */

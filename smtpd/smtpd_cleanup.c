@@ -46,10 +46,8 @@
  */
 
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -100,68 +98,18 @@ smtpd_cleanup_close(struct smtpd_session *s)
 	s->cleanup = NULL;
 }
 
-/* smtpd_cleanup_dir_sync - fsync a queue folder; 0 or -1 */
-static int
-smtpd_cleanup_dir_sync(const char *dir)
-{
-	int     fd;
-	int     ret;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return (-1);
-	ret = fsync(fd);
-	(void) close(fd);
-	return (ret);
-}
-
-/*
- * smtpd_cleanup_committed - did cleanup commit the message before it died?
- *
- * The content was all sent and cleanup went away before its verdict.
- * cleanup renames a file out of tmp/ only after the file is fsynced, and
- * a file is in exactly one folder at a time: one that has left tmp/ for
- * incoming/ (or that qmgr has already taken on to active/ or deferred/)
- * is queued, and will be delivered whatever we tell the client. Then the
- * folders are fsynced here, as cleanup would have, and the client gets
- * its 250 instead of a 451 that would make it send the message twice.
- * Anything else (still in tmp/, or nowhere: removed, or even delivered
- * already) stays a temporary failure.
- */
-static int
-smtpd_cleanup_committed(const char *id)
-{
-	static const char *const dirs[] = {QUEUE_INCOMING, QUEUE_ACTIVE};
-	char    path[QFILE_ID_MAX + 32];
-	struct stat st;
-	size_t  i;
-
-	if (!qfile_id_valid(id))
-		return (0);
-	snprintf(path, sizeof(path), "%s/%s", QUEUE_TMP, id);
-	if (lstat(path, &st) == 0 || errno != ENOENT)
-		return (0);
-	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dirs[i], id);
-		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
-			break;
-	}
-	if (i == sizeof(dirs) / sizeof(dirs[0])) {
-		snprintf(path, sizeof(path), "%s/%c/%s", QUEUE_DEFERRED,
-			 id[strlen(id) - 1], id);
-		if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
-			return (0);
-	}
-	return (smtpd_cleanup_dir_sync(QUEUE_INCOMING) == 0
-		&& smtpd_cleanup_dir_sync(QUEUE_ACTIVE) == 0);
-}
-
 /* smtpd_cleanup_fail - tell the session, and let go */
 static void
 smtpd_cleanup_fail(struct smtpd_cleanup *cl, const char *why)
 {
 	struct smtpd_session *s = cl->session;
+	/*
+	 * cleanup went away after all the content was sent: if it committed
+	 * the file before it died, the message will be delivered whatever
+	 * we say, and a 451 would make the client send it twice.
+	 */
 	int     done = cl->state == SMTPD_CL_WAIT_DONE
-		&& smtpd_cleanup_committed(s->queue_id);
+		&& qfile_committed(s->queue_id) == 1;
 
 	log_warn("%s%s%s: cleanup service %s: %s%s", s->queue_id,
 		 s->queue_id[0] ? ": " : "", s->addr, smtpd_var.cleanup_path,
