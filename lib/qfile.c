@@ -16,6 +16,7 @@
  *			const char *params)
  *	int	qfile_out_content(struct qfile_out *out, const void *data,
  *			size_t len)
+ *	int	qfile_out_late_header(struct qfile_out *out, const char *field)
  *	long long qfile_out_size(const struct qfile_out *out)
  *	int	qfile_out_finish(struct qfile_out *out, struct strbuf *err)
  *	int	qfile_out_end(struct qfile_out *out, struct strbuf *err)
@@ -26,10 +27,16 @@
  *	int	qfile_dir_sync(const char *queue_dir, const char *queue,
  *			struct strbuf *err)
  *
- *	struct qfile_msg *qfile_read(const char *path, int want_content,
+ *	struct qfile_msg *qfile_read(const char *path, int how,
+ *			struct strbuf *err)
+ *	struct qfile_msg *qfile_read_fd(int fd, const char *path, int how,
  *			struct strbuf *err)
  *	struct qfile_msg *qfile_parse(const char *buf, size_t len,
- *			int want_content, struct strbuf *err)
+ *			int how, struct strbuf *err)
+ *	void	qfile_content_start(struct qfile_cursor *cur,
+ *			const struct qfile_msg *msg)
+ *	ssize_t	qfile_content_read(int fd, struct qfile_cursor *cur,
+ *			void *buf, size_t size)
  *	struct qfile_msg *qfile_msg_free(struct qfile_msg *msg)
  *	const char *qfile_msg_attr(const struct qfile_msg *msg,
  *			const char *name)
@@ -55,7 +62,10 @@
  *	error sticks: every later call fails, and qfile_out_finish() reports
  *	it. Records are buffered and written in large writes;
  *	qfile_out_content() joins small pieces into C records of up to
- *	QFILE_CHUNK bytes. qfile_out_size() is the content size so far.
+ *	QFILE_CHUNK bytes. qfile_out_late_header() adds an H record after
+ *	the content (EINVAL for a field that is not "Name: value" with
+ *	folded lines only, see qfile.h). qfile_out_size() is the content
+ *	size so far.
  *
  *	qfile_out_finish() writes the E record, sets the Z record, fsyncs
  *	the file and renames it to incoming/ID; it does not fsync the
@@ -73,16 +83,32 @@
  *	not remove the file either: it never touches incoming/).
  *	Both return NULL.
  *
- *	qfile_read() reads and checks a whole file; qfile_parse() checks a
- *	file in memory. Both return a new message (the caller frees it with
- *	qfile_msg_free(), which accepts NULL) or NULL with the reason in
- *	"err": no V record or an unknown version, an unknown record type, a
- *	bad length, a record out of order, bad record data, a size that does
- *	not match the content, or no E record (an incomplete file). The
- *	message ID is the file's base name for qfile_read() when that is a
- *	valid queue ID, else "". The content is copied into msg->content
- *	only when "want_content" is non-zero; msg->content_offset is the
- *	offset of the first C record (or of the E record with no content).
+ *	qfile_read() reads and checks a file, qfile_read_fd() one that is
+ *	open (it reads with pread(), the file offset does not matter), and
+ *	qfile_parse() one in memory. They return a new message (the caller
+ *	frees it with qfile_msg_free(), which accepts NULL) or NULL with the
+ *	reason in "err": no V record or an unknown version, an unknown
+ *	record type, a bad length, a record out of order, bad record data,
+ *	a size that does not match the content, or no E record (an
+ *	incomplete file). The message ID is the file's base name for
+ *	qfile_read() when that is a valid queue ID, else "". "how":
+ *	QFILE_READ_ENVELOPE (0) checks the whole file but reads only what
+ *	is not content: the C records are skipped by their lengths, only
+ *	their framing is read; QFILE_READ_CONTENT (1) also copies the
+ *	content into msg->content; QFILE_READ_HEAD (2) stops at the first
+ *	record after the envelope and only checks that the file ends in an
+ *	E record (msg->late is then NULL, and the size is not checked).
+ *	msg->late holds the late headers as they go out (the last H record
+ *	first, each field ending in CRLF; empty when there are none).
+ *	msg->content_offset is the offset of the first record after the
+ *	envelope (C, else H, else E).
+ *
+ *	qfile_content_start() and qfile_content_read() read the content of
+ *	a message read before from the same file ("fd") a piece at a time:
+ *	qfile_content_read() returns up to "size" bytes of content (one C
+ *	record at most), 0 at its end, or -1 with errno (EINVAL: a bad
+ *	record, EIO: the file is shorter than it says). Memory does not
+ *	grow with the message.
  *
  *	qfile_set_status() overwrites the status byte of one recipient at
  *	"offset" (qfile_rcpt.status_offset) and fdatasyncs; 0 or -1.
