@@ -207,3 +207,54 @@ def test_200mb_message_bounded_memory(mta_factory):
                  what="the queue to empty")
     finally:
         rx.close()
+
+
+def _rec(t, data):
+    return t + str(len(data)).encode() + b":" + data + b"\n"
+
+
+def test_late_headers_go_out_first(mta_factory):
+    """A queue file with H records (none of our writers makes one yet):
+    `sendarix queue show` and delivery put them before the message's own
+    headers, the last one first."""
+    from receivers import aiosmtpd_receiver
+    ctl, rec = aiosmtpd_receiver()
+    try:
+        mta = mta_factory(main={
+            "relayhost": "[127.0.0.1]:%d" % ctl.port,
+            "queue_run_delay": "2s"}, master_cf=MASTER_CF)
+        content = (b"From: a@example.org\r\nSubject: late\r\n\r\n"
+                   b".dot\r\nbody\r\n")
+        qid = "0000000000000B"
+        data = (_rec(b"V", b"1") + _rec(b"T", b"%d.000000" % time.time())
+                + _rec(b"Z", b"%015d" % len(content))
+                + _rec(b"S", b"a@example.org")
+                + _rec(b"R", b"-b@example.com")
+                + _rec(b"C", content[:20]) + _rec(b"C", content[20:])
+                + _rec(b"H", b"Authentication-Results: mx.example;\r\n"
+                       b"\tnone")
+                + _rec(b"H", b"DKIM-Signature: v=1; b=x")
+                + _rec(b"E", b""))
+        hold = os.path.join(mta.queue_dir, "hold")
+        path = os.path.join(hold, qid)
+        with open(path, "wb") as f:
+            f.write(data)
+        st = os.stat(hold)
+        os.chown(path, st.st_uid, st.st_gid)
+        os.chmod(path, 0o600)
+        late = (b"DKIM-Signature: v=1; b=x\r\n"
+                b"Authentication-Results: mx.example;\r\n\tnone\r\n")
+
+        shown = mta.sendarix("queue", "show", qid).stdout
+        body = shown.split("*** CONTENT ***\n")[1]
+        assert body.startswith(late.decode().replace("\r\n", "\n")
+                               + "From: a@example.org\n")
+
+        mta.sendarix("queue", "release", qid)
+        wait_for(lambda: rec.messages, timeout=30, what="delivery")
+        _, rcpts, got = rec.messages[0]
+        assert rcpts == ["b@example.com"]
+        assert got == late + content
+        mta.wait_log("status=sent")
+    finally:
+        ctl.stop()
