@@ -24,7 +24,12 @@
  *
  *	It reads the original queue file (lib/qfile.c) for the sender, the
  *	arrival time, ENVID and RET (A records), each recipient's NOTIFY
- *	and ORCPT (R record parameters) and the content. Recipients whose
+ *	and ORCPT (R record parameters), the late headers (H records) and
+ *	the content, as much as a notice may quote: the late headers and
+ *	the content up to one byte over bounce_size_limit (lib/dsn.c then
+ *	returns the whole message, or only its header section when it is
+ *	larger); the rest is read a piece at a time for 8-bit bytes only,
+ *	so memory does not grow with the message. Recipients whose
  *	NOTIFY= excludes this kind of notice are left out; when none is
  *	left no notice goes out. The notice (lib/dsn.c) is submitted from
  *	the null sender to the original sender through cleanup
@@ -101,7 +106,9 @@ struct bounce_req {
 	int     fd;			/* the queue file, locked; -1 */
 	struct dsn_rcpt *rcpts;		/* to report (after NOTIFY) */
 	size_t  nrcpt;
-	struct qfile_msg *msg;
+	struct qfile_msg *msg;		/* the envelope */
+	struct strbuf *orig;		/* what a notice may quote */
+	int     eight;			/* the original has 8-bit bytes */
 	int     ret;			/* DSN_RET_* */
 	const char *envid;
 	time_t  now;
@@ -231,8 +238,8 @@ bounce_compose(const char *new_id, struct strbuf *out, void *ctx)
 	rp.boundary = boundary;
 	rp.rcpts = rq->rcpts;
 	rp.nrcpt = rq->nrcpt;
-	rp.content = rq->msg->content ? rq->msg->content->data : "";
-	rp.content_len = rq->msg->content ? rq->msg->content->len : 0;
+	rp.content = rq->orig->data;
+	rp.content_len = rq->orig->len;
 	rp.size_limit = (size_t) var_bounce_size_limit;
 	ret = dsn_report_compose(&rp, out);
 	free(msgid);
@@ -537,6 +544,61 @@ bounce_mark_done(const struct bounce_req *rq)
 }
 
 /* bounce_open - open and lock the queue file; 0, or -1 with res set */
+/* bounce_has_8bit - any byte with the top bit set? */
+static int
+bounce_has_8bit(const char *p, size_t len)
+{
+	size_t  i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char) p[i] & 0x80)
+			return (1);
+	return (0);
+}
+
+/*
+ * bounce_original - what a notice may quote: the late headers, then the
+ * content, up to one byte over bounce_size_limit (which tells lib/dsn.c
+ * that the whole does not fit); the rest is only looked at for 8-bit
+ * bytes, a piece at a time.
+ */
+static int
+bounce_original(struct bounce_req *rq, struct strbuf *err)
+{
+	char    buf[65536];
+	struct qfile_cursor cur;
+	size_t  keep = (size_t) var_bounce_size_limit + 1;
+	size_t  n;
+	ssize_t got;
+
+	rq->orig = strbuf_new(4096, 0);
+	if (rq->msg->late)
+		(void) strbuf_append(rq->orig, rq->msg->late->data,
+				     rq->msg->late->len < keep ?
+				     rq->msg->late->len : keep);
+	rq->eight = rq->msg->late
+		&& bounce_has_8bit(rq->msg->late->data, rq->msg->late->len);
+	qfile_content_start(&cur, rq->msg);
+	while ((got = qfile_content_read(rq->fd, &cur, buf, sizeof(buf))) > 0) {
+		n = keep - rq->orig->len;
+		if (n > (size_t) got)
+			n = (size_t) got;
+		if (n > 0)
+			(void) strbuf_append(rq->orig, buf, n);
+		if (!rq->eight)
+			rq->eight = bounce_has_8bit(buf, (size_t) got);
+		if (rq->eight && rq->orig->len >= keep)
+			break;			/* nothing more to learn */
+	}
+	if (got < 0) {
+		strbuf_sets(err, "");
+		strbuf_printf(err, "read %s: %s", rq->queue_file,
+			      strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
 static int
 bounce_open(struct bounce_req *rq, struct bounce_result *res)
 {
@@ -559,8 +621,9 @@ bounce_open(struct bounce_req *rq, struct bounce_result *res)
 		return (-1);
 	}
 	err = strbuf_new(128, 1024);
-	rq->msg = qfile_read(rq->queue_file, 1, err);
-	if (rq->msg == NULL) {
+	rq->msg = qfile_read_fd(rq->fd, rq->queue_file, QFILE_READ_ENVELOPE,
+				err);
+	if (rq->msg == NULL || bounce_original(rq, err) < 0) {
 		log_warn("%s: %s", rq->queue_id, err->data);
 		bounce_fail(res, 4, "4.3.0 cannot read the queue file");
 		strbuf_free(err);
@@ -684,13 +747,7 @@ bounce_notify(const struct attr_list *req, struct bounce_result *res)
 	orcpts = xcalloc(rq.nrcpt, sizeof(*orcpts));
 	bounce_orcpts(&rq, orcpts);
 	/* 8-bit content, UTF-8 address: declare them as the original did. */
-	flags = 0;
-	if (rq.msg->content)
-		for (i = 0; i < rq.msg->content->len; i++)
-			if (rq.msg->content->data[i] & 0x80) {
-				flags |= BOUNCE_SUBMIT_8BIT;
-				break;
-			}
+	flags = rq.eight ? BOUNCE_SUBMIT_8BIT : 0;
 	for (cp = to; *cp; cp++)
 		if (*cp & 0x80) {
 			flags |= BOUNCE_SUBMIT_UTF8 | BOUNCE_SUBMIT_8BIT;
@@ -717,4 +774,5 @@ done:
 	free(rq.rcpts);
 	free(rq.ents);
 	qfile_msg_free(rq.msg);
+	strbuf_free(rq.orig);
 }

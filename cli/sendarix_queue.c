@@ -677,6 +677,21 @@ queue_print_content(const struct strbuf *c)
 		fputc('\n', stdout);
 }
 
+/* queue_late_first - the content as it goes out: late headers first */
+static void
+queue_late_first(struct qfile_msg *msg)
+{
+	struct strbuf *all;
+
+	if (msg->late == NULL || msg->late->len == 0)
+		return;
+	all = strbuf_new(msg->late->len + msg->content->len + 1, 0);
+	(void) strbuf_append(all, msg->late->data, msg->late->len);
+	(void) strbuf_append(all, msg->content->data, msg->content->len);
+	strbuf_free(msg->content);
+	msg->content = all;
+}
+
 /* queue_show - the show command */
 static int
 queue_show(const char *queue_dir, const char *id, int json)
@@ -722,7 +737,7 @@ queue_show(const char *queue_dir, const char *id, int json)
 		return (1);
 	}
 	err = strbuf_new(256, 0);
-	if ((msg = qfile_read(e->path, 1, err)) == NULL) {
+	if ((msg = qfile_read(e->path, QFILE_READ_CONTENT, err)) == NULL) {
 		s = queue_safe(err->data);
 		cli_error("queue: %s: %s", id, s);
 		free(s);
@@ -730,6 +745,7 @@ queue_show(const char *queue_dir, const char *id, int json)
 		queue_scan_free(&scan);
 		return (1);
 	}
+	queue_late_first(msg);
 	hist = queue_hist_load(queue_dir, id);
 	if (json) {
 		json_t *obj = queue_json_msg(e, msg, NULL);

@@ -16,6 +16,7 @@
  *			const char *params)
  *	int	qfile_out_content(struct qfile_out *out, const void *data,
  *			size_t len)
+ *	int	qfile_out_late_header(struct qfile_out *out, const char *field)
  *	long long qfile_out_size(const struct qfile_out *out)
  *	int	qfile_out_finish(struct qfile_out *out, struct strbuf *err)
  *	int	qfile_out_end(struct qfile_out *out, struct strbuf *err)
@@ -26,10 +27,16 @@
  *	int	qfile_dir_sync(const char *queue_dir, const char *queue,
  *			struct strbuf *err)
  *
- *	struct qfile_msg *qfile_read(const char *path, int want_content,
+ *	struct qfile_msg *qfile_read(const char *path, int how,
+ *			struct strbuf *err)
+ *	struct qfile_msg *qfile_read_fd(int fd, const char *path, int how,
  *			struct strbuf *err)
  *	struct qfile_msg *qfile_parse(const char *buf, size_t len,
- *			int want_content, struct strbuf *err)
+ *			int how, struct strbuf *err)
+ *	void	qfile_content_start(struct qfile_cursor *cur,
+ *			const struct qfile_msg *msg)
+ *	ssize_t	qfile_content_read(int fd, struct qfile_cursor *cur,
+ *			void *buf, size_t size)
  *	struct qfile_msg *qfile_msg_free(struct qfile_msg *msg)
  *	const char *qfile_msg_attr(const struct qfile_msg *msg,
  *			const char *name)
@@ -55,7 +62,10 @@
  *	error sticks: every later call fails, and qfile_out_finish() reports
  *	it. Records are buffered and written in large writes;
  *	qfile_out_content() joins small pieces into C records of up to
- *	QFILE_CHUNK bytes. qfile_out_size() is the content size so far.
+ *	QFILE_CHUNK bytes. qfile_out_late_header() adds an H record after
+ *	the content (EINVAL for a field that is not "Name: value" with
+ *	folded lines only, see qfile.h). qfile_out_size() is the content
+ *	size so far.
  *
  *	qfile_out_finish() writes the E record, sets the Z record, fsyncs
  *	the file and renames it to incoming/ID; it does not fsync the
@@ -73,16 +83,32 @@
  *	not remove the file either: it never touches incoming/).
  *	Both return NULL.
  *
- *	qfile_read() reads and checks a whole file; qfile_parse() checks a
- *	file in memory. Both return a new message (the caller frees it with
- *	qfile_msg_free(), which accepts NULL) or NULL with the reason in
- *	"err": no V record or an unknown version, an unknown record type, a
- *	bad length, a record out of order, bad record data, a size that does
- *	not match the content, or no E record (an incomplete file). The
- *	message ID is the file's base name for qfile_read() when that is a
- *	valid queue ID, else "". The content is copied into msg->content
- *	only when "want_content" is non-zero; msg->content_offset is the
- *	offset of the first C record (or of the E record with no content).
+ *	qfile_read() reads and checks a file, qfile_read_fd() one that is
+ *	open (it reads with pread(), the file offset does not matter), and
+ *	qfile_parse() one in memory. They return a new message (the caller
+ *	frees it with qfile_msg_free(), which accepts NULL) or NULL with the
+ *	reason in "err": no V record or an unknown version, an unknown
+ *	record type, a bad length, a record out of order, bad record data,
+ *	a size that does not match the content, or no E record (an
+ *	incomplete file). The message ID is the file's base name for
+ *	qfile_read() when that is a valid queue ID, else "". "how":
+ *	QFILE_READ_ENVELOPE (0) checks the whole file but reads only what
+ *	is not content: the C records are skipped by their lengths, only
+ *	their framing is read; QFILE_READ_CONTENT (1) also copies the
+ *	content into msg->content; QFILE_READ_HEAD (2) stops at the first
+ *	record after the envelope and only checks that the file ends in an
+ *	E record (msg->late is then NULL, and the size is not checked).
+ *	msg->late holds the late headers as they go out (the last H record
+ *	first, each field ending in CRLF; empty when there are none).
+ *	msg->content_offset is the offset of the first record after the
+ *	envelope (C, else H, else E).
+ *
+ *	qfile_content_start() and qfile_content_read() read the content of
+ *	a message read before from the same file ("fd") a piece at a time:
+ *	qfile_content_read() returns up to "size" bytes of content (one C
+ *	record at most), 0 at its end, or -1 with errno (EINVAL: a bad
+ *	record, EIO: the file is shorter than it says). Memory does not
+ *	grow with the message.
  *
  *	qfile_set_status() overwrites the status byte of one recipient at
  *	"offset" (qfile_rcpt.status_offset) and fdatasyncs; 0 or -1.
@@ -187,8 +213,10 @@ qfile_rank(int type)
 		return (5);
 	case QREC_CONTENT:
 		return (6);
-	case QREC_END:
+	case QREC_LATE_HEADER:
 		return (7);
+	case QREC_END:
+		return (8);
 	default:
 		return (-1);
 	}
@@ -198,8 +226,11 @@ qfile_rank(int type)
 static int
 qfile_repeats(int type)
 {
-	return (type == QREC_ATTR || type == QREC_RCPT || type == QREC_CONTENT);
+	return (type == QREC_ATTR || type == QREC_RCPT || type == QREC_CONTENT
+		|| type == QREC_LATE_HEADER);
 }
+
+static int qfile_field_ok(const char *, size_t);
 
 struct qfile_out {
 	int     fd;
@@ -395,6 +426,19 @@ qfile_out_content(struct qfile_out *out, const void *data, size_t len)
 			return (-1);
 	}
 	return (0);
+}
+
+/* qfile_out_late_header - add one H record, after the content */
+int
+qfile_out_late_header(struct qfile_out *out, const char *field)
+{
+	size_t  len = strlen(field);
+
+	if (!qfile_field_ok(field, len)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	return (qfile_out_record(out, QREC_LATE_HEADER, field, len));
 }
 
 /* qfile_out_size - content bytes so far */
@@ -743,6 +787,60 @@ qfile_abort(struct qfile_out *out)
 
 /* Reading. */
 
+#define QFILE_HEAD_MAX	(1 + QFILE_LEN_DIGITS + 1)	/* TYPE LENGTH ':' */
+#define QFILE_READ_AHEAD 65536			/* envelope reads */
+
+/*
+ * A queue file being read: in memory (qfile_parse), or from an open file
+ * through a window that holds what the parser looks at (qfile_read_fd).
+ * The window never holds content that nobody asked for.
+ */
+struct qfile_src {
+	const char *mem;			/* the whole file, or NULL */
+	int     fd;
+	size_t  len;				/* file size */
+	char   *win;
+	size_t  win_off;
+	size_t  win_len;
+	size_t  win_size;
+};
+
+/* qfile_src_get - "len" bytes at "off" (within the file); NULL: errno */
+static const char *
+qfile_src_get(struct qfile_src *src, size_t off, size_t len, size_t ahead)
+{
+	size_t  want = len > ahead ? len : ahead;
+	size_t  got = 0;
+	ssize_t n;
+
+	if (src->mem)
+		return (src->mem + off);
+	if (off >= src->win_off && off + len <= src->win_off + src->win_len)
+		return (src->win + (off - src->win_off));
+	if (want > src->len - off)
+		want = src->len - off;
+	if (want > src->win_size) {
+		src->win = xrealloc(src->win, want);
+		src->win_size = want;
+	}
+	src->win_len = 0;
+	while (got < want) {
+		n = pread(src->fd, src->win + got, want - got,
+			  (off_t) (off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;	/* the file shrank */
+			return (NULL);
+		}
+		got += (size_t) n;
+	}
+	src->win_off = off;
+	src->win_len = got;
+	return (src->win);
+}
+
 /* qfile_bad - set the reason, return NULL */
 static struct qfile_msg *
 qfile_bad(struct qfile_msg *msg, struct strbuf *err, size_t off,
@@ -750,6 +848,16 @@ qfile_bad(struct qfile_msg *msg, struct strbuf *err, size_t off,
 {
 	strbuf_sets(err, "");
 	strbuf_printf(err, "%s at offset %zu", reason, off);
+	return (qfile_msg_free(msg));
+}
+
+/* qfile_bad_read - a read error, return NULL */
+static struct qfile_msg *
+qfile_bad_read(struct qfile_msg *msg, struct strbuf *err, size_t off)
+{
+	strbuf_sets(err, "");
+	strbuf_printf(err, "read error at offset %zu: %s", off,
+		      strerror(errno));
 	return (qfile_msg_free(msg));
 }
 
@@ -771,81 +879,191 @@ qfile_digits(const char *p, size_t len, unsigned long long *val)
 	return (0);
 }
 
-/* qfile_parse - check a queue file in memory */
-struct qfile_msg *
-qfile_parse(const char *buf, size_t len, int want_content,
-	    struct strbuf *err)
+/*
+ * qfile_head - parse LENGTH ':' after the type byte; "avail" bytes at
+ * "p" (the type byte included), "at_end": the file ends there. Returns
+ * the header length, 0 for a bad length, -1 for a truncated record.
+ */
+static ssize_t
+qfile_head(const char *p, size_t avail, int at_end, unsigned long long *len)
+{
+	unsigned long long v = 0;
+	size_t  i;
+	size_t  ndigits = 0;
+
+	for (i = 1; i < avail && p[i] != ':'; i++, ndigits++) {
+		if (p[i] < '0' || p[i] > '9' || ndigits >= QFILE_LEN_DIGITS
+		    || (ndigits == 1 && v == 0))
+			return (0);
+		v = v * 10 + (unsigned long long) (p[i] - '0');
+	}
+	if (i >= avail)
+		return (at_end ? -1 : 0);
+	if (ndigits == 0)
+		return (0);
+	*len = v;
+	return ((ssize_t) i + 1);
+}
+
+/*
+ * qfile_field_ok - an H record: "Name: value", a name of printable
+ * ASCII without ':', folded lines joined by CRLF and a space or a tab,
+ * no other CR or LF, no CRLF at the end.
+ */
+static int
+qfile_field_ok(const char *p, size_t len)
+{
+	size_t  i;
+
+	for (i = 0; i < len && p[i] != ':'; i++)
+		if ((unsigned char) p[i] <= ' ' || (unsigned char) p[i] >= 0x7f)
+			return (0);
+	if (i == 0 || i == len)
+		return (0);
+	for (; i < len; i++) {
+		if (p[i] == 0 || p[i] == '\n')
+			return (0);
+		if (p[i] == '\r' && (i + 2 >= len || p[i + 1] != '\n'
+				     || (p[i + 2] != ' ' && p[i + 2] != '\t')))
+			return (0);
+		if (p[i] == '\r')
+			i++;
+	}
+	return (1);
+}
+
+/* qfile_late_build - the H records as they go out: the last one first */
+static void
+qfile_late_build(struct qfile_msg *msg, char **fields, size_t n)
+{
+	size_t  total = 0;
+	size_t  i;
+
+	for (i = 0; i < n; i++)
+		total += strlen(fields[i]) + 2;
+	msg->late = strbuf_new(total + 1, 0);
+	for (i = n; i > 0; i--) {
+		(void) strbuf_appends(msg->late, fields[i - 1]);
+		(void) strbuf_append(msg->late, "\r\n", 2);
+	}
+}
+
+/* qfile_scan - check a queue file, record by record */
+static struct qfile_msg *
+qfile_scan(struct qfile_src *src, int how, struct strbuf *err)
 {
 	struct qfile_msg *msg = xcalloc(1, sizeof(*msg));
+	size_t  len = src->len;
 	size_t  pos = 0;
 	size_t  start;
 	size_t  dlen;
-	size_t  ndigits;
 	size_t  acap = 0;
 	size_t  rcap = 0;
+	size_t  ahead = QFILE_READ_AHEAD;
+	size_t  avail;
+	size_t  nlate = 0;
+	char  **late = NULL;
 	unsigned long long v;
 	unsigned long long v2;
 	long long csize = 0;
+	const char *hdr;
 	const char *data;
 	const char *dot;
 	const char *tab;
+	ssize_t hlen;
 	int     type;
 	int     rank;
 	int     last = -1;
+	int     want_content = (how == QFILE_READ_CONTENT);
 
 	msg->content_offset = -1;
 	if (want_content)
-		msg->content = strbuf_new(len, 0);
+		msg->content = strbuf_new(src->mem ? len : QFILE_READ_AHEAD, 0);
 	while (last < qfile_rank(QREC_END)) {
 		start = pos;
-		if (pos >= len)
-			return (qfile_bad(msg, err, pos,
-					  last < 0 ? "empty file" :
-					  "incomplete file: no end record"));
-		type = (unsigned char) buf[pos++];
-		if (last < 0 && type != QREC_VERSION)
-			return (qfile_bad(msg, err, start, "no version record"));
-		if ((rank = qfile_rank(type)) < 0)
-			return (qfile_bad(msg, err, start, "unknown record type"));
-		/* Exactly V T Z S, then A* R* C* E. */
+		if (pos >= len) {
+			msg = qfile_bad(msg, err, pos, last < 0 ? "empty file" :
+					"incomplete file: no end record");
+			goto done;
+		}
+		avail = len - pos < QFILE_HEAD_MAX ? len - pos : QFILE_HEAD_MAX;
+		if ((hdr = qfile_src_get(src, pos, avail, ahead)) == NULL) {
+			msg = qfile_bad_read(msg, err, start);
+			goto done;
+		}
+		type = (unsigned char) hdr[0];
+		if (last < 0 && type != QREC_VERSION) {
+			msg = qfile_bad(msg, err, start, "no version record");
+			goto done;
+		}
+		if ((rank = qfile_rank(type)) < 0) {
+			msg = qfile_bad(msg, err, start, "unknown record type");
+			goto done;
+		}
+		/* Exactly V T Z S, then A* R* C* H* E. */
 		if (rank < last || (rank == last && !qfile_repeats(type))
-		    || (last < qfile_rank(QREC_SENDER) && rank != last + 1))
-			return (qfile_bad(msg, err, start, "record out of order"));
+		    || (last < qfile_rank(QREC_SENDER) && rank != last + 1)) {
+			msg = qfile_bad(msg, err, start, "record out of order");
+			goto done;
+		}
+		if (msg->content_offset < 0 && rank > qfile_rank(QREC_RCPT)) {
+			msg->content_offset = (off_t) start;
+			/* The envelope ends here; so does the reading. */
+			if (how == QFILE_READ_HEAD)
+				break;
+			if (!want_content)
+				ahead = QFILE_HEAD_MAX + 1;
+		}
 
 		/* LENGTH ':' DATA '\n' */
-		v = 0;
-		for (ndigits = 0; pos < len && buf[pos] != ':'; pos++, ndigits++) {
-			if (buf[pos] < '0' || buf[pos] > '9'
-			    || ndigits >= QFILE_LEN_DIGITS
-			    || (ndigits == 1 && v == 0))
-				return (qfile_bad(msg, err, start, "bad record length"));
-			v = v * 10 + (unsigned long long) (buf[pos] - '0');
+		hlen = qfile_head(hdr, avail, pos + avail == len, &v);
+		if (hlen == 0) {
+			msg = qfile_bad(msg, err, start, "bad record length");
+			goto done;
 		}
-		if (pos >= len)
-			return (qfile_bad(msg, err, start, "incomplete file: "
-					  "truncated record"));
-		if (ndigits == 0)
-			return (qfile_bad(msg, err, start, "bad record length"));
-		pos++;
-		if (v > len - pos || len - pos - v < 1)
-			return (qfile_bad(msg, err, start, "incomplete file: "
-					  "truncated record"));
-		data = buf + pos;
+		if (hlen < 0) {
+			msg = qfile_bad(msg, err, start, "incomplete file: "
+					"truncated record");
+			goto done;
+		}
+		pos += (size_t) hlen;
+		if (v > len - pos || len - pos - v < 1) {
+			msg = qfile_bad(msg, err, start, "incomplete file: "
+					"truncated record");
+			goto done;
+		}
 		dlen = (size_t) v;
-		pos += dlen;
-		if (buf[pos++] != '\n')
-			return (qfile_bad(msg, err, start, "no newline after record"));
+		if (type == QREC_CONTENT && !want_content) {
+			/* Only the newline after it, and the next header. */
+			data = NULL;
+			hdr = qfile_src_get(src, pos + dlen, 1, ahead);
+		} else {
+			data = qfile_src_get(src, pos, dlen + 1, ahead);
+			hdr = data ? data + dlen : NULL;
+		}
+		if (hdr == NULL) {
+			msg = qfile_bad_read(msg, err, start);
+			goto done;
+		}
+		if (*hdr != '\n') {
+			msg = qfile_bad(msg, err, start, "no newline after record");
+			goto done;
+		}
 		last = rank;
 
 		/* NUL bytes are content only. */
-		if (type != QREC_CONTENT && memchr(data, 0, dlen) != NULL)
-			return (qfile_bad(msg, err, start, "NUL byte in record"));
+		if (type != QREC_CONTENT && memchr(data, 0, dlen) != NULL) {
+			msg = qfile_bad(msg, err, start, "NUL byte in record");
+			goto done;
+		}
 		switch (type) {
 		case QREC_VERSION:
 			if (dlen != strlen(QFILE_VERSION)
-			    || memcmp(data, QFILE_VERSION, dlen) != 0)
-				return (qfile_bad(msg, err, start,
-						  "unsupported version"));
+			    || memcmp(data, QFILE_VERSION, dlen) != 0) {
+				msg = qfile_bad(msg, err, start,
+						"unsupported version");
+				goto done;
+			}
 			break;
 		case QREC_TIME:
 			dot = memchr(data, '.', dlen);
@@ -853,23 +1071,30 @@ qfile_parse(const char *buf, size_t len, int want_content,
 			    || qfile_digits(data, (size_t) (dot - data), &v) < 0
 			    || qfile_digits(dot + 1, dlen - (size_t) (dot - data) - 1,
 					    &v2) < 0
-			    || v > (unsigned long long) INT64_MAX / 2 || v2 > 999999)
-				return (qfile_bad(msg, err, start, "bad arrival time"));
+			    || v > (unsigned long long) INT64_MAX / 2 || v2 > 999999) {
+				msg = qfile_bad(msg, err, start, "bad arrival time");
+				goto done;
+			}
 			msg->arrival_sec = (long) v;
 			msg->arrival_usec = (long) v2;
 			break;
 		case QREC_SIZE:
 			if (dlen != QFILE_SIZE_WIDTH
-			    || qfile_digits(data, dlen, &v) < 0)
-				return (qfile_bad(msg, err, start, "bad size record"));
+			    || qfile_digits(data, dlen, &v) < 0) {
+				msg = qfile_bad(msg, err, start, "bad size record");
+				goto done;
+			}
 			msg->size = (long long) v;
 			break;
 		case QREC_SENDER:
 			msg->sender = xstrndup(data, dlen);
 			break;
 		case QREC_ATTR:
-			if ((dot = memchr(data, '=', dlen)) == NULL || dot == data)
-				return (qfile_bad(msg, err, start, "bad attribute record"));
+			if ((dot = memchr(data, '=', dlen)) == NULL || dot == data) {
+				msg = qfile_bad(msg, err, start,
+						"bad attribute record");
+				goto done;
+			}
 			if (msg->nattrs == acap) {
 				acap = acap ? acap * 2 : 8;
 				msg->attr_names = xreallocarray(msg->attr_names, acap,
@@ -885,8 +1110,11 @@ qfile_parse(const char *buf, size_t len, int want_content,
 			break;
 		case QREC_RCPT:
 			if (dlen < 2 || !QSTAT_VALID(data[0])
-			    || data[1] == '\t')
-				return (qfile_bad(msg, err, start, "bad recipient record"));
+			    || data[1] == '\t') {
+				msg = qfile_bad(msg, err, start,
+						"bad recipient record");
+				goto done;
+			}
 			if (msg->nrcpts == rcap) {
 				rcap = rcap ? rcap * 2 : 8;
 				msg->rcpts = xreallocarray(msg->rcpts, rcap,
@@ -894,7 +1122,7 @@ qfile_parse(const char *buf, size_t len, int want_content,
 			}
 			tab = memchr(data + 1, '\t', dlen - 1);
 			msg->rcpts[msg->nrcpts].status = data[0];
-			msg->rcpts[msg->nrcpts].status_offset = (off_t) (data - buf);
+			msg->rcpts[msg->nrcpts].status_offset = (off_t) pos;
 			if (tab) {
 				msg->rcpts[msg->nrcpts].addr =
 					xstrndup(data + 1, (size_t) (tab - data - 1));
@@ -907,83 +1135,93 @@ qfile_parse(const char *buf, size_t len, int want_content,
 			msg->nrcpts++;
 			break;
 		case QREC_CONTENT:
-			if (msg->content_offset < 0)
-				msg->content_offset = (off_t) start;
 			csize += (long long) dlen;
 			if (msg->content)
 				(void) strbuf_append(msg->content, data, dlen);
 			break;
+		case QREC_LATE_HEADER:
+			if (!qfile_field_ok(data, dlen)) {
+				msg = qfile_bad(msg, err, start,
+						"bad late header record");
+				goto done;
+			}
+			late = xreallocarray(late, nlate + 1, sizeof(*late));
+			late[nlate++] = xstrndup(data, dlen);
+			break;
 		case QREC_END:
-			if (dlen != 0)
-				return (qfile_bad(msg, err, start, "bad end record"));
-			if (msg->content_offset < 0)
-				msg->content_offset = (off_t) start;
+			if (dlen != 0) {
+				msg = qfile_bad(msg, err, start, "bad end record");
+				goto done;
+			}
 			break;
 		}
+		pos += dlen + 1;
 	}
-	if (pos != len)
-		return (qfile_bad(msg, err, pos, "data after end record"));
-	if (csize != msg->size)
-		return (qfile_bad(msg, err, pos, "size record does not match "
-				  "content"));
+	if (how == QFILE_READ_HEAD) {
+		/* Not read, but a file cut short is still found. */
+		if (len < 4 || (hdr = qfile_src_get(src, len - 4, 4, 0)) == NULL
+		    || memcmp(hdr, "E0:\n", 4) != 0)
+			msg = qfile_bad(msg, err, len,
+					"incomplete file: no end record");
+		else if (msg->size > (long long) len)
+			msg = qfile_bad(msg, err, len, "size record does not "
+					"match content");
+		goto done;
+	}
+	if (pos != len) {
+		msg = qfile_bad(msg, err, pos, "data after end record");
+		goto done;
+	}
+	if (csize != msg->size) {
+		msg = qfile_bad(msg, err, pos, "size record does not match "
+				"content");
+		goto done;
+	}
+	qfile_late_build(msg, late, nlate);
+
+done:
+	while (nlate > 0)
+		free(late[--nlate]);
+	free(late);
 	return (msg);
 }
 
-/* qfile_read - read and check a queue file */
+/* qfile_parse - check a queue file in memory */
 struct qfile_msg *
-qfile_read(const char *path, int want_content, struct strbuf *err)
+qfile_parse(const char *buf, size_t len, int how, struct strbuf *err)
 {
-	struct strbuf *sb;
+	struct qfile_src src;
+
+	memset(&src, 0, sizeof(src));
+	src.mem = buf;
+	src.len = len;
+	return (qfile_scan(&src, how, err));
+}
+
+/* qfile_read_fd - read and check an open queue file */
+struct qfile_msg *
+qfile_read_fd(int fd, const char *path, int how, struct strbuf *err)
+{
+	struct qfile_src src;
 	struct qfile_msg *msg;
 	struct stat st;
 	const char *base;
-	ssize_t n = -1;
-	int     fd;
 
-	/*
-	 * XXX The whole file is read even without want_content; a reader
-	 * that only wants the envelope could stop at the first C record and
-	 * skip by record lengths.
-	 */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0) {
 		strbuf_sets(err, "");
-		strbuf_printf(err, "open %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			(void) close(fd);
+		strbuf_printf(err, "fstat %s: %s", path, strerror(errno));
 		return (NULL);
 	}
 	if (!S_ISREG(st.st_mode)) {
 		strbuf_sets(err, "");
 		strbuf_printf(err, "%s: not a regular file", path);
-		(void) close(fd);
 		return (NULL);
 	}
-	sb = strbuf_new((size_t) st.st_size + 1, 0);
-	for (;;) {
-		if (strbuf_reserve(sb, 65536) < 0) {
-			strbuf_sets(err, "");
-			strbuf_printf(err, "%s: file too large", path);
-			break;
-		}
-		n = read(fd, sb->data + sb->len, sb->size - sb->len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			strbuf_sets(err, "");
-			strbuf_printf(err, "read %s: %s", path, strerror(errno));
-			break;
-		}
-		if (n == 0)
-			break;
-		sb->len += (size_t) n;
-	}
-	(void) close(fd);
-	if (n != 0) {
-		strbuf_free(sb);
-		return (NULL);
-	}
-	msg = qfile_parse(sb->data, sb->len, want_content, err);
-	strbuf_free(sb);
+	memset(&src, 0, sizeof(src));
+	src.fd = fd;
+	src.len = (size_t) st.st_size;
+	msg = qfile_scan(&src, how, err);
+	free(src.win);
 	if (msg == NULL) {
 		struct strbuf *why = strbuf_new(err->len + 1, 0);
 
@@ -997,6 +1235,77 @@ qfile_read(const char *path, int want_content, struct strbuf *err)
 	if (qfile_id_valid(base))
 		snprintf(msg->id, sizeof(msg->id), "%s", base);
 	return (msg);
+}
+
+/* qfile_read - open, read and check a queue file */
+struct qfile_msg *
+qfile_read(const char *path, int how, struct strbuf *err)
+{
+	struct qfile_msg *msg;
+	int     fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		strbuf_sets(err, "");
+		strbuf_printf(err, "open %s: %s", path, strerror(errno));
+		return (NULL);
+	}
+	msg = qfile_read_fd(fd, path, how, err);
+	(void) close(fd);
+	return (msg);
+}
+
+/* qfile_content_start - a cursor at the message's first C record */
+void
+qfile_content_start(struct qfile_cursor *cur, const struct qfile_msg *msg)
+{
+	cur->next = msg->content_offset;
+	cur->data = 0;
+	cur->left = 0;
+}
+
+/* qfile_content_read - the next piece of content; 0 at its end */
+ssize_t
+qfile_content_read(int fd, struct qfile_cursor *cur, void *buf,
+		   size_t size)
+{
+	char    hdr[QFILE_HEAD_MAX];
+	unsigned long long len;
+	ssize_t n;
+	ssize_t hlen;
+
+	while (cur->left == 0) {
+		if (cur->next < 0)
+			return (0);
+		do {
+			n = pread(fd, hdr, sizeof(hdr), cur->next);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return (-1);
+		if (n == 0 || hdr[0] != QREC_CONTENT) {
+			cur->next = -1;		/* H or E: the content ended */
+			return (0);
+		}
+		if ((hlen = qfile_head(hdr, (size_t) n, 1, &len)) <= 0) {
+			errno = EINVAL;
+			return (-1);
+		}
+		cur->data = cur->next + (off_t) hlen;
+		cur->left = (size_t) len;
+		cur->next = cur->data + (off_t) len + 1;
+	}
+	if (size > cur->left)
+		size = cur->left;
+	do {
+		n = pread(fd, buf, size, cur->data);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		if (n == 0)
+			errno = EIO;
+		return (-1);
+	}
+	cur->data += n;
+	cur->left -= (size_t) n;
+	return (n);
 }
 
 /* qfile_msg_free - release a message; NULL is fine */
@@ -1020,6 +1329,7 @@ qfile_msg_free(struct qfile_msg *msg)
 	}
 	free(msg->rcpts);
 	strbuf_free(msg->content);
+	strbuf_free(msg->late);
 	free(msg);
 	return (NULL);
 }

@@ -24,7 +24,20 @@ struct strbuf;
  *		address, then optional TAB-separated name=value parameters.
  *		The status byte is updated in place.
  *	C*	message content in chunks: lines end in CRLF, not dot-stuffed
+ *	H*	late headers: header fields added once the content was known
+ *		(a signature, Authentication-Results, a filter's edits), one
+ *		field a record, "Name: value", folded lines joined by CRLF
+ *		and a space or tab, no CRLF at the end. They go out before
+ *		the content's own header section, as if each were prepended
+ *		in the order of the file: the last H record is the first
+ *		line of the message. Z does not count them. Files without
+ *		H records (all files before them) read as before.
  *	E	end marker, empty. A file without it is incomplete.
+ *
+ * The content may be large: readers that do not need it skip the C
+ * records by their lengths (QFILE_READ_ENVELOPE) or stop at the first
+ * one (QFILE_READ_HEAD), and a delivery agent reads it a piece at a
+ * time (qfile_content_read()).
  */
 #define QREC_VERSION	'V'
 #define QREC_TIME	'T'
@@ -33,6 +46,7 @@ struct strbuf;
 #define QREC_ATTR	'A'
 #define QREC_RCPT	'R'
 #define QREC_CONTENT	'C'
+#define QREC_LATE_HEADER 'H'
 #define QREC_END	'E'
 
 #define QFILE_VERSION	"1"
@@ -80,6 +94,7 @@ extern int qfile_out_sender(struct qfile_out *, const char *);
 extern int qfile_out_attr(struct qfile_out *, const char *, const char *);
 extern int qfile_out_rcpt(struct qfile_out *, const char *, const char *);
 extern int qfile_out_content(struct qfile_out *, const void *, size_t);
+extern int qfile_out_late_header(struct qfile_out *, const char *);
 extern long long qfile_out_size(const struct qfile_out *);
 extern int qfile_out_finish(struct qfile_out *, struct strbuf *);
 extern int qfile_out_end(struct qfile_out *, struct strbuf *);
@@ -110,11 +125,31 @@ struct qfile_msg {
 	struct qfile_rcpt *rcpts;
 	off_t   content_offset;		/* first C record */
 	struct strbuf *content;		/* NULL unless asked for */
+	struct strbuf *late;		/* H records as they go out; NULL
+					 * with QFILE_READ_HEAD */
+};
+
+/* What qfile_read() reads. */
+#define QFILE_READ_ENVELOPE	0	/* all but the content */
+#define QFILE_READ_CONTENT	1	/* the content too, in memory */
+#define QFILE_READ_HEAD		2	/* the envelope, up to the content */
+
+/* Reading the content a piece at a time. */
+struct qfile_cursor {
+	off_t   next;			/* next record; -1 at the end */
+	off_t   data;			/* next byte of the current record */
+	size_t  left;			/* bytes left in it */
 };
 
 extern struct qfile_msg *qfile_read(const char *, int, struct strbuf *);
+extern struct qfile_msg *qfile_read_fd(int, const char *, int,
+				               struct strbuf *);
 extern struct qfile_msg *qfile_parse(const char *, size_t, int,
 				             struct strbuf *);
+extern void qfile_content_start(struct qfile_cursor *,
+				        const struct qfile_msg *);
+extern ssize_t qfile_content_read(int, struct qfile_cursor *, void *,
+				          size_t);
 extern struct qfile_msg *qfile_msg_free(struct qfile_msg *);
 extern const char *qfile_msg_attr(const struct qfile_msg *, const char *);
 extern int qfile_set_status(int, off_t, int);

@@ -251,7 +251,7 @@ qmgr_msg_load(const char *id)
 		strbuf_free(why);
 		return (NULL);
 	}
-	if ((qm = qfile_read(path, 0, err)) == NULL) {
+	if ((qm = qfile_read(path, QFILE_READ_HEAD, err)) == NULL) {
 		struct stat st;
 
 		if (stat(path, &st) < 0 && errno == ENOENT)

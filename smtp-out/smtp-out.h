@@ -180,7 +180,8 @@ struct smtp_sess {
 	int     data_sent;
 
 	/* The content. */
-	size_t  cpos;
+	size_t  cpos;			/* bytes queued, late headers first */
+	struct qfile_cursor cur;	/* the next C record to read */
 	int     bol;			/* at the beginning of a line */
 	int     last_cr;		/* the last byte was CR */
 };

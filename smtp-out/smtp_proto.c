@@ -198,6 +198,14 @@ smtp_proto_setup_fail(struct smtp_sess *sess, int perm, const char *dsn,
 	return (-1);
 }
 
+/* smtp_proto_size - the message as it goes out: late headers and content */
+static long long
+smtp_proto_size(const struct smtp_req *req)
+{
+	return (req->msg->size
+		+ (req->msg->late ? (long long) req->msg->late->len : 0));
+}
+
 /* smtp_proto_tx_fail - the session broke in a transaction */
 static int
 smtp_proto_tx_fail(struct smtp_sess *sess, const char *dsn, const char *text)
@@ -387,10 +395,10 @@ smtp_proto_transaction(struct smtp_sess *sess)
 		strbuf_printf(sb, "SMTPUTF8 not supported by the remote "
 			      "server %s", sess->peer);
 	else if ((sess->feat & SMTP_FEAT_SIZE) && sess->peer_size > 0
-		 && req->msg->size > sess->peer_size)
+		 && smtp_proto_size(req) > sess->peer_size)
 		strbuf_printf(sb, "message too big for remote: size %lld "
 			      "exceeds size limit %lld of server %s",
-			      req->msg->size, sess->peer_size, sess->peer);
+			      smtp_proto_size(req), sess->peer_size, sess->peer);
 	if (sb->len) {
 		for (i = 0; i < sess->ntx; i++)
 			smtp_rcpt_set(req, sess->tx[i], SMTP_RCPT_BOUNCED,
@@ -406,7 +414,7 @@ smtp_proto_transaction(struct smtp_sess *sess)
 	sess->uses++;
 	evbuffer_add_printf(out, "MAIL FROM:<%s>", req->sender);
 	if (sess->feat & SMTP_FEAT_SIZE)
-		evbuffer_add_printf(out, " SIZE=%lld", req->msg->size);
+		evbuffer_add_printf(out, " SIZE=%lld", smtp_proto_size(req));
 	if (req->body_8bit && (sess->feat & SMTP_FEAT_8BITMIME))
 		evbuffer_add_printf(out, " BODY=8BITMIME");
 	if (req->smtputf8)
@@ -645,10 +653,13 @@ smtp_proto_reply(struct smtp_sess *sess)
 		}
 		sess->state = SMTP_ST_CONTENT;
 		sess->cpos = 0;
+		qfile_content_start(&sess->cur, req->msg);
 		sess->bol = 1;
 		sess->last_cr = 0;
 		smtp_conn_timer(sess, smtp_var.data_xfer_timeout);
-		smtp_content_fill(sess);
+		if (smtp_content_fill(sess) < 0)
+			return (smtp_proto_tx_fail(sess, "4.3.0",
+						   "cannot read the queue file"));
 		return (0);
 
 	case SMTP_ST_CONTENT:
@@ -804,7 +815,9 @@ smtp_proto_written(struct smtp_sess *sess)
 {
 	if (sess->state == SMTP_ST_CONTENT) {
 		smtp_conn_timer(sess, smtp_var.data_xfer_timeout);
-		smtp_content_fill(sess);
+		if (smtp_content_fill(sess) < 0)
+			(void) smtp_proto_tx_fail(sess, "4.3.0",
+						  "cannot read the queue file");
 	} else if (sess->state == SMTP_ST_DOT
 		   && evbuffer_get_length(bufferevent_get_output(sess->bev))
 		   == 0)

@@ -15,8 +15,9 @@
  * DESCRIPTION
  *	smtp_request_accept() takes one connection from qmgr and reads one
  *	request (docs/ipc.md "smtp-out") within smtp_request_timeout. A
- *	well-formed request is checked, its queue file read (content
- *	included), and the delivery started (smtp_nexthop_start()). A
+ *	well-formed request is checked, its queue file read (all but the
+ *	content, which smtp_content_fill() reads as it goes out), and the
+ *	delivery started (smtp_nexthop_start()). A
  *	queue file that cannot be read defers every recipient (4.3.0).
  *
  *	smtp_rcpt_set() records the outcome of one recipient (the strings
@@ -496,11 +497,12 @@ smtp_request_start(struct smtp_req *req, struct attr_list *list)
 				      "bad recipient address syntax");
 
 	/*
-	 * XXX The whole message is read into memory; a large message should
-	 * be streamed from the file by C records (qfile content_offset).
+	 * The envelope and the late headers; the content stays on disk and
+	 * goes out a piece at a time (smtp_content_fill()).
 	 */
 	err = strbuf_new(256, 0);
-	req->msg = qfile_read(req->queue_file, 1, err);
+	req->msg = qfile_read_fd(req->qfd, req->queue_file,
+				 QFILE_READ_ENVELOPE, err);
 	if (req->msg == NULL) {
 		log_warn("%s: cannot read queue file %s: %s", req->queue_id,
 			 req->queue_file, err->len ? err->data :

@@ -627,6 +627,206 @@ dump_msg(struct strbuf *sb, const struct qfile_msg *msg)
 			      (long long) msg->rcpts[i].status_offset);
 	strbuf_printf(sb, "content @%lld %zu\n", (long long) msg->content_offset,
 		      msg->content ? msg->content->len : 0);
+	if (msg->late && msg->late->len) {
+		strbuf_appends(sb, "late ");
+		for (i = 0; i < msg->late->len; i++) {
+			if (msg->late->data[i] == '\r'
+			    && msg->late->data[i + 1] == '\n') {
+				strbuf_appendc(sb, '|');
+				i++;
+			} else
+				strbuf_appendc(sb, msg->late->data[i]);
+		}
+		strbuf_appendc(sb, '\n');
+	}
+}
+
+/* stream_all - the content through qfile_content_read() in small pieces */
+static struct strbuf *
+stream_all(const char *path, const struct qfile_msg *msg, size_t piece)
+{
+	struct strbuf *sb = strbuf_new(0, 0);
+	struct qfile_cursor cur;
+	char    buf[4096];
+	ssize_t n;
+	int     fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_true(piece <= sizeof(buf));
+	qfile_content_start(&cur, msg);
+	while ((n = qfile_content_read(fd, &cur, buf, piece)) > 0)
+		strbuf_append(sb, buf, (size_t) n);
+	assert_int_equal(n, 0);
+	/* And stays at the end. */
+	assert_int_equal(qfile_content_read(fd, &cur, buf, piece), 0);
+	close(fd);
+	return (sb);
+}
+
+/* test_late_headers - H records: written after the content, read first */
+static void
+test_late_headers(void **state)
+{
+	struct qdir *q = *state;
+	struct strbuf *err = strbuf_new(0, 0);
+	struct strbuf *content = strbuf_new(0, 0);
+	struct strbuf *got;
+	struct qfile_out *out;
+	struct qfile_msg *msg;
+	char   *path;
+	char   *cut;
+	size_t  i;
+	int     fd;
+	char    line[32];
+
+	out = qfile_create(q->path, err);
+	assert_non_null(out);
+	assert_int_equal(qfile_out_sender(out, "a@example.com"), 0);
+	assert_int_equal(qfile_out_rcpt(out, "b@example.net", ""), 0);
+	/* 150 KB: three C records. */
+	for (i = 0; content->len < 150000; i++) {
+		int     n = snprintf(line, sizeof(line), ".%06zu\n", i);
+
+		strbuf_append(content, line, (size_t) n);
+		assert_int_equal(qfile_out_content(out, line, (size_t) n), 0);
+	}
+	/* Not a header field: refused, and nothing is written. */
+	assert_int_equal(qfile_out_late_header(out, "no colon"), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(qfile_out_late_header(out, ": no name"), -1);
+	assert_int_equal(qfile_out_late_header(out, "X: bare\nLF"), -1);
+	assert_int_equal(qfile_out_late_header(out, "X: end\r\n"), -1);
+	assert_int_equal(qfile_out_late_header(out, "X: a\r\nb"), -1);
+	assert_int_equal(qfile_out_late_header(out,
+			 "DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=abc"), 0);
+	assert_int_equal(qfile_out_late_header(out,
+			 "Authentication-Results: mx.example; none"), 0);
+	/* No content after a late header. */
+	assert_int_equal(qfile_out_content(out, "x", 1), -1);
+	assert_int_equal(errno, EINVAL);
+	path = qfile_path(q->path, "incoming", qfile_out_id(out));
+	assert_int_equal(qfile_commit(out, err), 0);
+	out = qfile_out_free(out);
+
+	/* Envelope and late headers; the last one written comes first. */
+	msg = qfile_read(path, QFILE_READ_ENVELOPE, err);
+	if (msg == NULL)
+		fail_msg("%s", err->data);
+	assert_null(msg->content);
+	assert_int_equal(msg->size, (long long) content->len);
+	assert_non_null(msg->late);
+	assert_int_equal(msg->late->len,
+			 strlen("Authentication-Results: mx.example; none\r\n"
+				"DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=abc\r\n"));
+	assert_memory_equal(msg->late->data,
+			    "Authentication-Results: mx.example; none\r\n"
+			    "DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=abc\r\n",
+			    msg->late->len);
+
+	/* The content, streamed in pieces of any size. */
+	got = stream_all(path, msg, 1);
+	assert_int_equal(got->len, content->len);
+	assert_memory_equal(got->data, content->data, content->len);
+	strbuf_free(got);
+	got = stream_all(path, msg, 4096);
+	assert_int_equal(got->len, content->len);
+	assert_memory_equal(got->data, content->data, content->len);
+	strbuf_free(got);
+	qfile_msg_free(msg);
+
+	/* Whole: the content without the late headers. */
+	msg = qfile_read(path, QFILE_READ_CONTENT, err);
+	assert_non_null(msg);
+	assert_int_equal(msg->content->len, content->len);
+	assert_memory_equal(msg->content->data, content->data, content->len);
+	assert_true(msg->late->len > 0);
+	qfile_msg_free(msg);
+
+	/* qmgr's read: the envelope only. */
+	msg = qfile_read(path, QFILE_READ_HEAD, err);
+	assert_non_null(msg);
+	assert_null(msg->content);
+	assert_null(msg->late);
+	assert_int_equal(msg->nrcpts, 1);
+	assert_string_equal(msg->rcpts[0].addr, "b@example.net");
+	qfile_msg_free(msg);
+
+	/* Cut short: every kind of read refuses it. */
+	got = slurp(path);
+	cut = qfile_path(q->path, "hold", "0000000000000CUT");
+	fd = open(cut, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, got->data, got->len - 10),
+			 (ssize_t) (got->len - 10));
+	close(fd);
+	assert_null(qfile_read(cut, QFILE_READ_HEAD, err));
+	assert_non_null(strstr(err->data, "incomplete file"));
+	assert_null(qfile_read(cut, QFILE_READ_ENVELOPE, err));
+	assert_null(qfile_read(cut, QFILE_READ_CONTENT, err));
+	strbuf_free(got);
+	free(cut);
+
+	free(path);
+	strbuf_free(content);
+	strbuf_free(err);
+}
+
+/* test_envelope_read_small - an envelope read does not read the content */
+static void
+test_envelope_read_small(void **state)
+{
+	struct qdir *q = *state;
+	struct strbuf *err = strbuf_new(0, 0);
+	struct qfile_out *out;
+	struct qfile_msg *msg;
+	char   *path;
+	char   *big = malloc(QFILE_CHUNK);
+	int     i;
+
+	out = qfile_create(q->path, err);
+	assert_non_null(out);
+	assert_int_equal(qfile_out_sender(out, "a@example.com"), 0);
+	assert_int_equal(qfile_out_rcpt(out, "b@example.net", ""), 0);
+	memset(big, 'x', QFILE_CHUNK);
+	for (i = 0; i < 64; i++)			/* 4 MB */
+		assert_int_equal(qfile_out_content(out, big, QFILE_CHUNK), 0);
+	path = qfile_path(q->path, "incoming", qfile_out_id(out));
+	assert_int_equal(qfile_commit(out, err), 0);
+	out = qfile_out_free(out);
+
+	/* The envelope read walks the C records by their lengths... */
+	msg = qfile_read(path, QFILE_READ_ENVELOPE, err);
+	if (msg == NULL)
+		fail_msg("%s", err->data);
+	assert_int_equal(msg->size, 64LL * QFILE_CHUNK);
+	assert_int_equal(msg->late->len, 0);
+	qfile_msg_free(msg);
+
+	/* ...but a broken record in the middle is found. */
+	{
+		int     fd = open(path, O_RDWR);
+		char    c = 'Q';
+
+		assert_true(fd >= 0);
+		msg = qfile_read(path, QFILE_READ_HEAD, err);
+		assert_non_null(msg);
+		/* The 3rd C record's type byte. */
+		assert_int_equal(pwrite(fd, &c, 1, msg->content_offset
+					+ 2 * (off_t) (strlen("C65536:") + QFILE_CHUNK
+						       + 1)), 1);
+		close(fd);
+		qfile_msg_free(msg);
+	}
+	assert_null(qfile_read(path, QFILE_READ_ENVELOPE, err));
+	assert_non_null(strstr(err->data, "unknown record type"));
+	/* qmgr's read stops before it. */
+	msg = qfile_read(path, QFILE_READ_HEAD, err);
+	assert_non_null(msg);
+	qfile_msg_free(msg);
+
+	free(big);
+	free(path);
+	strbuf_free(err);
 }
 
 /* test_fixtures - good and bad files under tests/unit/data/qfile */
@@ -714,6 +914,10 @@ main(void)
 						qdir_teardown),
 		cmocka_unit_test_setup_teardown(test_paths, qdir_setup,
 						qdir_teardown),
+		cmocka_unit_test_setup_teardown(test_late_headers, qdir_setup,
+						qdir_teardown),
+		cmocka_unit_test_setup_teardown(test_envelope_read_small,
+						qdir_setup, qdir_teardown),
 		cmocka_unit_test(test_fixtures),
 	};
 
