@@ -197,21 +197,24 @@ smtpd_pre_init(void)
 	smtpd_var.relay_domains = smtpd_open_list("relay_domains", 1);
 	smtpd_var.conn_exceptions =
 		smtpd_open_list("smtpd_client_connection_exceptions", 0);
+	/* Errors are logged; the commands they affect get 451 4.3.5. */
+	(void) smtpd_check_init();
 }
 
-/* smtpd_post_init - start the resolver for client names */
+/* smtpd_post_init - start the resolver for client names and DNS lists */
 static void
 smtpd_post_init(struct event_base *base)
 {
 	struct strbuf *err;
 
-	if (!smtpd_var.peername_lookup)
+	if (!smtpd_var.peername_lookup && !smtpd_check_need_dns())
 		return;
 	err = strbuf_new(128, 0);
 	if (dns_init(base, conf_get("dns_resolver"), err) < 0)
 		log_fatal("cannot start the resolver: %s", err->data);
 	strbuf_free(err);
-	dns_set_timeout(conf_get_time("smtpd_peername_lookup_timeout"));
+	if (smtpd_var.peername_lookup)
+		dns_set_timeout(conf_get_time("smtpd_peername_lookup_timeout"));
 }
 
 /* smtpd_accept - a new client connection */
