@@ -86,6 +86,7 @@ struct smtpd_policy_conn {
 	struct event *timer;		/* request timeout, or idle limit */
 	struct smtpd_policy_req *req;	/* NULL when idle */
 	int     reused;			/* served a request before */
+	char   *action;			/* of the answer being read */
 };
 
 struct smtpd_policy_req {
@@ -193,6 +194,7 @@ smtpd_policy_conn_free(struct smtpd_policy_conn *pc)
 		pc->req->conn = NULL;
 	bufferevent_free(pc->bev);
 	event_free(pc->timer);
+	xfree(pc->action);
 	xfree(pc);
 }
 
@@ -229,33 +231,37 @@ smtpd_policy_answer(struct smtpd_policy_conn *pc)
 {
 	struct evbuffer *in = bufferevent_get_input(pc->bev);
 	struct smtpd_policy_req *req = pc->req;
+	struct evbuffer_ptr eol;
 	struct timeval tv;
 	char   *line;
-	char   *action = NULL;
+	char   *action;
 	size_t  len;
 
 	for (;;) {
-		line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
-		if (line == NULL) {
-			xfree(action);
+		eol = evbuffer_search_eol(in, NULL, &len, EVBUFFER_EOL_LF);
+		if (eol.pos < 0) {
 			if (evbuffer_get_length(in) > SMTPD_POLICY_REPLY_MAX)
 				smtpd_policy_fail(pc, "answer too long");
 			return (-1);		/* more to come */
 		}
-		if (len == 0) {
-			free(line);
+		line = xmalloc(eol.pos + 1);
+		evbuffer_remove(in, line, eol.pos);
+		line[eol.pos] = 0;
+		evbuffer_drain(in, 1);
+		if (eol.pos > 0 && line[eol.pos - 1] == '\r')
+			line[eol.pos - 1] = 0;
+		if (*line == 0) {
+			xfree(line);
 			break;
 		}
 		if (strncasecmp(line, "action=", 7) == 0) {
-			xfree(action);
-			action = xstrdup(line + 7);
+			xfree(pc->action);
+			pc->action = xstrdup(line + 7);
 		}
-		free(line);
+		xfree(line);
 	}
-	/*
-	 * XXX Lines before the end were consumed even when more than one
-	 * answer were buffered; a server sends one answer per request.
-	 */
+	action = pc->action;
+	pc->action = NULL;
 	if (action == NULL) {
 		smtpd_policy_fail(pc, "answer without action");
 		return (0);

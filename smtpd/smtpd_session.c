@@ -1037,7 +1037,7 @@ smtpd_session_cmd_done(struct smtpd_session *s, int ret)
 /* smtpd_session_pipelined - commands sent ahead of time (RFC 2920)? */
 static void
 smtpd_session_pipelined(struct smtpd_session *s, const char *verb,
-			const struct smtpd_cmd *cmd)
+			size_t len, const struct smtpd_cmd *cmd)
 {
 	/*
 	 * Improper: more input behind a command that must end a group, or
@@ -1053,8 +1053,8 @@ smtpd_session_pipelined(struct smtpd_session *s, const char *verb,
 	if (s->esmtp && (cmd == NULL || !(cmd->flags & SMTPD_CF_LAST)))
 		return;
 	s->ill_pipelining = 1;
-	log_info("improper command pipelining after %.16s from %s[%s]",
-		 verb, s->name, s->addr);
+	log_info("improper command pipelining after %.*s from %s[%s]",
+		 (int) (len > 16 ? 16 : len), verb, s->name, s->addr);
 }
 
 /* smtpd_session_command - run one command line */
@@ -1099,7 +1099,7 @@ smtpd_session_command(struct smtpd_session *s, int too_long)
 			break;
 		}
 	}
-	smtpd_session_pipelined(s, line, cmd);
+	smtpd_session_pipelined(s, line, len, cmd);
 	if (cmd == NULL) {
 		s->cmd_total[SMTPD_CMD_UNKNOWN]++;
 		smtpd_reply(s, "500 5.5.2 Error: command not recognized");
