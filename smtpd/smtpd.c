@@ -20,7 +20,14 @@
  *	CHUNKING and SMTPUTF8 (RFC 6531).
  *	STARTTLS and AUTH are not offered yet.
  *
- *	Relay control: a client in mynetworks may send to any recipient;
+ *	Access restrictions (smtpd_check.c): Postfix's restriction lists per
+ *	stage (client, helo, sender, relay, recipient: all at RCPT TO; data;
+ *	end of data), with access tables, DNS block lists and policy
+ *	servers; a check that waits suspends only its own session.
+ *
+ *	Relay control (smtpd_relay_restrictions, by default
+ *	permit_mynetworks, reject_unauth_destination): a client in
+ *	mynetworks may send to any recipient;
  *	any other client only to domains in relay_domains, and never with
  *	an address trick (source route, "%", "!" or quoted "@" in the local
  *	part): 554 5.7.1 Relay access denied. A client on a unix socket
@@ -54,7 +61,9 @@
  *	smtpd_client_connection_count_limit,
  *	smtpd_client_connection_exceptions, smtpd_max_sessions,
  *	smtpd_forbid_bare_newline, queue_minfree, smtpd_peername_lookup,
- *	smtpd_peername_lookup_timeout, dns_resolver. See
+ *	smtpd_peername_lookup_timeout, dns_resolver,
+ *	smtpd_{client,helo,sender,relay,recipient,data,end_of_data}_restrictions,
+ *	smtpd_policy_service_{timeout,max_idle,default_action}. See
  *	sendarix-params(5).
  *
  * DIAGNOSTICS

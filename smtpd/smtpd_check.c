@@ -479,10 +479,9 @@ smtpd_check_action(struct smtpd_check *c, const char *value,
 	text = value + len;
 	while (*text == ' ' || *text == '\t')
 		text++;
-	if (len >= sizeof(word))
-		len = sizeof(word) - 1;
-	memcpy(word, value, len);
-	word[len] = 0;
+	/* A longer word is no known action: cut, it stays unknown. */
+	snprintf(word, sizeof(word), "%.*s", (int) len, value);
+	len = strlen(word);
 
 	/* "4NN text", "5NN text": a reply of our own. */
 	if (len == 3 && (word[0] == '4' || word[0] == '5')
