@@ -73,6 +73,8 @@ struct cleanup_sess {
 	char   *ret;			/* DSN RET: FULL, HDRS or NULL */
 	char   *envid;			/* DSN ENVID, decoded, or NULL */
 	int     rcpt_dsn;		/* CLEANUP_RCPT_* of the last rcpt */
+	char   *hold;			/* smtpd HOLD: commit into hold/ */
+	char   *discard;		/* smtpd DISCARD: say 250, keep nothing */
 	/* Content. */
 	struct qfile_out *qf;
 	char    id[64];			/* queue ID, or "NOQUEUE" */

@@ -109,17 +109,19 @@ cleanup_commit_run(void)
 	for (; s != NULL; s = next, n++) {
 		next = s->commit_next;		/* the reply may free s */
 		if (ok) {
-			log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queued)",
+			log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (%s)",
 				 s->id, s->sender, qfile_out_size(s->qf),
-				 s->nrcpt);
+				 s->nrcpt, s->hold ? "held" : "queued");
+			if (s->hold)
+				log_info("%s: hold: %s", s->id, s->hold);
 			s->qf = qfile_out_free(s->qf);
 			cleanup_session_reply(s, 0, s->id);
 		} else {
 			log_warn("%s: %s; message not accepted", s->id,
 				 err->data);
 			s->qf = qfile_out_free(s->qf);
-			path = qfile_path(CLEANUP_QUEUE_DIR, QUEUE_INCOMING,
-					  s->id);
+			path = qfile_path(CLEANUP_QUEUE_DIR, s->hold ?
+					  QUEUE_HOLD : QUEUE_INCOMING, s->id);
 			if (unlink(path) < 0 && errno != ENOENT)
 				log_warn("%s: remove %s: %s", s->id, path,
 					 strerror(errno));

@@ -24,7 +24,9 @@
  *	the header section if it is still open, then ends the queue file
  *	(E record, size) and hands the session to cleanup_sync.c, whose
  *	workers fsync and rename the file into incoming/ and then put the
- *	session on the group commit list; or it answers with an error. The session
+ *	session on the group commit list; or it answers with an error. A
+ *	message that smtpd marked "discard" is removed and answered as if
+ *	queued; one marked "hold" goes to hold/ (cleanup_sync.c). The session
  *	may be gone when it returns; it returns -1 then, 0 when committing.
  *
  * DIAGNOSTICS
@@ -176,6 +178,12 @@ cleanup_content_end(struct cleanup_sess *s)
 			cleanup_session_reply(s, s->status, s->reason);
 			return (-1);
 		}
+	}
+	/* smtpd's DISCARD: claim success, keep nothing (as Postfix). */
+	if (s->discard) {
+		log_info("%s: discard: %s", s->id, s->discard);
+		cleanup_session_reply(s, 0, s->id);	/* removes the file */
+		return (-1);
 	}
 	/* E record and size here; fsync and rename in cleanup_sync.c. */
 	err = strbuf_new(128, 1024);

@@ -142,6 +142,8 @@ cleanup_sess_free(struct cleanup_sess *s)
 	free(s->body);
 	free(s->ret);
 	free(s->envid);
+	free(s->hold);
+	free(s->discard);
 	cleanup_local_free(s);
 	free(s);
 	cleanup_nsessions--;
@@ -523,6 +525,16 @@ cleanup_sess_input(struct cleanup_sess *s)
 			}
 			cleanup_content_end(s);
 			return (-1);
+		}
+		/* smtpd's HOLD and DISCARD, just before the end (ipc.md). */
+		if (attr_name_is(&a, "hold") || attr_name_is(&a, "discard")) {
+			char  **where = attr_name_is(&a, "hold") ? &s->hold :
+				&s->discard;
+
+			free(*where);
+			if ((*where = cleanup_env_value(&a)) == NULL)
+				goto bad;
+			continue;
 		}
 		if (!attr_name_is(&a, "data"))
 			goto bad;

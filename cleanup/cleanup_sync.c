@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -67,6 +68,43 @@ static size_t cleanup_sync_busy;		/* with a worker or todo */
 static int cleanup_sync_fd = -1;
 static struct event *cleanup_sync_ev;
 
+/*
+ * cleanup_sync_hold - smtpd's HOLD: from incoming/ on to hold/, and
+ * fsync hold/; 0 or -1 (the file is then removed)
+ *
+ * XXX For a moment the file is in incoming/, where a qmgr scan (not a
+ * trigger: that comes after the group commit) could take it first, as
+ * with "sendarix queue hold". A qfile_out_sync() into a given queue
+ * would close that window.
+ */
+static int
+cleanup_sync_hold(struct cleanup_sess *s)
+{
+	char   *path;
+	int     saved;
+
+	if (qfile_move(CLEANUP_QUEUE_DIR, QUEUE_INCOMING, QUEUE_HOLD,
+		       s->id) < 0) {
+		saved = errno;
+		strbuf_setf(s->sync_err, "move to %s: %s", QUEUE_HOLD,
+			    strerror(saved));
+		path = qfile_path(CLEANUP_QUEUE_DIR, QUEUE_INCOMING, s->id);
+		(void) unlink(path);
+		free(path);
+		errno = saved;
+		return (-1);
+	}
+	if (qfile_dir_sync(CLEANUP_QUEUE_DIR, QUEUE_HOLD, s->sync_err) < 0) {
+		saved = errno;
+		path = qfile_path(CLEANUP_QUEUE_DIR, QUEUE_HOLD, s->id);
+		(void) unlink(path);
+		free(path);
+		errno = saved;
+		return (-1);
+	}
+	return (0);
+}
+
 /* cleanup_sync_worker - fsync and rename, one file at a time */
 static void *
 cleanup_sync_worker(void *unused_arg)
@@ -86,6 +124,8 @@ cleanup_sync_worker(void *unused_arg)
 		(void) pthread_mutex_unlock(&cleanup_sync_lock);
 
 		s->sync_status = qfile_out_sync(s->qf, s->sync_err);
+		if (s->sync_status == 0 && s->hold)
+			s->sync_status = cleanup_sync_hold(s);
 		s->sync_errno = s->sync_status < 0 ? errno : 0;
 
 		(void) pthread_mutex_lock(&cleanup_sync_lock);

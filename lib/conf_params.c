@@ -206,6 +206,30 @@ const struct conf_param conf_params[] = {
 	"look up the client's host name (PTR, confirmed by A/AAAA); no: always \"unknown\""},
 	{"smtpd_peername_lookup_timeout", CONF_TIME, "5s",
 	"longest time the greeting waits for the client name lookup; then the name is \"unknown\""},
+
+	/* smtpd: access restrictions (SMTPD_ACCESS_README). */
+	{"smtpd_client_restrictions", CONF_STR, "",
+	"restrictions on the client address and name, evaluated at RCPT TO"},
+	{"smtpd_helo_restrictions", CONF_STR, "",
+	"restrictions on the HELO/EHLO name, evaluated at RCPT TO"},
+	{"smtpd_sender_restrictions", CONF_STR, "",
+	"restrictions on the MAIL FROM address, evaluated at RCPT TO"},
+	{"smtpd_relay_restrictions", CONF_STR,
+	"permit_mynetworks, reject_unauth_destination",
+	"relay control at RCPT TO, before smtpd_recipient_restrictions"},
+	{"smtpd_recipient_restrictions", CONF_STR, "",
+	"restrictions on the RCPT TO address, after smtpd_relay_restrictions"},
+	{"smtpd_data_restrictions", CONF_STR, "",
+	"restrictions evaluated at the DATA command"},
+	{"smtpd_end_of_data_restrictions", CONF_STR, "",
+	"restrictions evaluated at the end of the message content"},
+	{"smtpd_policy_service_timeout", CONF_TIME, "100s",
+	"longest wait for a check_policy_service answer"},
+	{"smtpd_policy_service_max_idle", CONF_TIME, "300s",
+	"how long an idle connection to a policy server is kept"},
+	{"smtpd_policy_service_default_action", CONF_STR,
+	"451 4.3.5 Server configuration problem",
+	"the action when a policy server cannot be reached or times out"},
 };
 
 const size_t conf_params_count = sizeof(conf_params) / sizeof(conf_params[0]);

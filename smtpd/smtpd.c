@@ -20,7 +20,14 @@
  *	CHUNKING and SMTPUTF8 (RFC 6531).
  *	STARTTLS and AUTH are not offered yet.
  *
- *	Relay control: a client in mynetworks may send to any recipient;
+ *	Access restrictions (smtpd_check.c): Postfix's restriction lists per
+ *	stage (client, helo, sender, relay, recipient: all at RCPT TO; data;
+ *	end of data), with access tables, DNS block lists and policy
+ *	servers; a check that waits suspends only its own session.
+ *
+ *	Relay control (smtpd_relay_restrictions, by default
+ *	permit_mynetworks, reject_unauth_destination): a client in
+ *	mynetworks may send to any recipient;
  *	any other client only to domains in relay_domains, and never with
  *	an address trick (source route, "%", "!" or quoted "@" in the local
  *	part): 554 5.7.1 Relay access denied. A client on a unix socket
@@ -54,7 +61,9 @@
  *	smtpd_client_connection_count_limit,
  *	smtpd_client_connection_exceptions, smtpd_max_sessions,
  *	smtpd_forbid_bare_newline, queue_minfree, smtpd_peername_lookup,
- *	smtpd_peername_lookup_timeout, dns_resolver. See
+ *	smtpd_peername_lookup_timeout, dns_resolver,
+ *	smtpd_{client,helo,sender,relay,recipient,data,end_of_data}_restrictions,
+ *	smtpd_policy_service_{timeout,max_idle,default_action}. See
  *	sendarix-params(5).
  *
  * DIAGNOSTICS
@@ -197,21 +206,24 @@ smtpd_pre_init(void)
 	smtpd_var.relay_domains = smtpd_open_list("relay_domains", 1);
 	smtpd_var.conn_exceptions =
 		smtpd_open_list("smtpd_client_connection_exceptions", 0);
+	/* Errors are logged; the commands they affect get 451 4.3.5. */
+	(void) smtpd_check_init();
 }
 
-/* smtpd_post_init - start the resolver for client names */
+/* smtpd_post_init - start the resolver for client names and DNS lists */
 static void
 smtpd_post_init(struct event_base *base)
 {
 	struct strbuf *err;
 
-	if (!smtpd_var.peername_lookup)
+	if (!smtpd_var.peername_lookup && !smtpd_check_need_dns())
 		return;
 	err = strbuf_new(128, 0);
 	if (dns_init(base, conf_get("dns_resolver"), err) < 0)
 		log_fatal("cannot start the resolver: %s", err->data);
 	strbuf_free(err);
-	dns_set_timeout(conf_get_time("smtpd_peername_lookup_timeout"));
+	if (smtpd_var.peername_lookup)
+		dns_set_timeout(conf_get_time("smtpd_peername_lookup_timeout"));
 }
 
 /* smtpd_accept - a new client connection */

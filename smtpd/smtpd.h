@@ -52,6 +52,7 @@ extern struct smtpd_params smtpd_var;
 #define SMTPD_ST_CLEANUP_DONE	4	/* waiting for cleanup's verdict */
 #define SMTPD_ST_CLOSING	5	/* sending the last reply */
 #define SMTPD_ST_LOOKUP		6	/* client name lookup before 220 */
+#define SMTPD_ST_CHECK		7	/* a restriction waits (DNS, policy) */
 
 /* Per-command counters, in the order of the disconnect log line. */
 #define SMTPD_CMD_EHLO		0
@@ -74,6 +75,7 @@ extern struct smtpd_params smtpd_var;
 #define SMTPD_LOCAL_NAME	"localhost"
 
 struct smtpd_cleanup;
+struct smtpd_check;
 
 struct smtpd_session {
 	struct smtpd_session *next;
@@ -98,6 +100,9 @@ struct smtpd_session {
 	int     eof;			/* the client has closed its side */
 	int     out_blocked;		/* the client does not read replies */
 	int     closing_logged;
+	int     ill_pipelining;		/* commands sent ahead of time */
+	int     cmd_waiting;		/* counter of the command that waits */
+	struct smtpd_check *check;	/* restriction state (smtpd_check.c) */
 	long    same;			/* sessions from addr at connect */
 
 	/* Counters for the disconnect line. */
@@ -118,6 +123,10 @@ struct smtpd_session {
 	char   *dsn_envid;		/* ENVID=, decoded, or NULL */
 	char  **rcpt_notify;		/* per rcpt: NOTIFY= (canonical) */
 	char  **rcpt_orcpt;		/* per rcpt: ORCPT= (canonical xtext) */
+	char   *pend_rcpt;		/* RCPT waiting for its restrictions */
+	int     pend_pflags;
+	char   *pend_notify;
+	char   *pend_orcpt;
 
 	/* Content. */
 	int     data_mode;		/* SMTPD_CMD_DATA or SMTPD_CMD_BDAT */
@@ -153,6 +162,7 @@ extern void smtpd_session_reset(struct smtpd_session *);
 extern void smtpd_session_reject_log(struct smtpd_session *, const char *,
 				             const char *, const char *);
 extern const char *smtpd_protocol(const struct smtpd_session *);
+extern void smtpd_session_cmd_done(struct smtpd_session *, int);
 
 /* smtpd_data.c */
 extern void smtpd_data_cmd(struct smtpd_session *, const char *);
@@ -179,9 +189,54 @@ extern void smtpd_cleanup_close(struct smtpd_session *);
 /* smtpd_addr.c */
 #define SMTPD_CHECK_OK		0
 #define SMTPD_CHECK_REJECT	(-1)
-extern int smtpd_check_rcpt(struct smtpd_session *, const char *, int,
-			            struct strbuf *);
+#define SMTPD_CHECK_WAIT	1	/* the answer comes later */
+#define SMTPD_CHECK_DUNNO	2	/* no decision: next restriction */
+extern int smtpd_check_unauth_dest(struct smtpd_session *, const char *,
+				           int, struct strbuf *);
 extern int smtpd_check_client(const char *, struct matchlist *);
 extern int smtpd_check_queue(long long);
+
+/* smtpd_check.c: restriction lists, one per stage. */
+#define SMTPD_STAGE_CLIENT	0	/* smtpd_client_restrictions */
+#define SMTPD_STAGE_HELO	1
+#define SMTPD_STAGE_SENDER	2
+#define SMTPD_STAGE_RELAY	3
+#define SMTPD_STAGE_RCPT	4
+#define SMTPD_STAGE_DATA	5
+#define SMTPD_STAGE_EOD		6	/* smtpd_end_of_data_restrictions */
+#define SMTPD_STAGE_COUNT	7
+#define SMTPD_STAGE_BIT(n)	(1 << (n))
+/* smtpd_delay_reject = yes: everything up to RCPT is decided at RCPT. */
+#define SMTPD_STAGES_RCPT	(SMTPD_STAGE_BIT(SMTPD_STAGE_CLIENT) \
+				 | SMTPD_STAGE_BIT(SMTPD_STAGE_HELO) \
+				 | SMTPD_STAGE_BIT(SMTPD_STAGE_SENDER) \
+				 | SMTPD_STAGE_BIT(SMTPD_STAGE_RELAY) \
+				 | SMTPD_STAGE_BIT(SMTPD_STAGE_RCPT))
+
+typedef void (*smtpd_check_done) (struct smtpd_session *, int);
+
+extern int smtpd_check_init(void);
+extern int smtpd_check_need_dns(void);
+extern int smtpd_check_empty(int);
+extern int smtpd_check_run(struct smtpd_session *, int, const char *,
+			           const char *, int, smtpd_check_done);
+extern const char *smtpd_check_reply(struct smtpd_session *);
+extern const char *smtpd_check_hold(struct smtpd_session *);
+extern const char *smtpd_check_discard(struct smtpd_session *);
+extern const char *smtpd_check_prepend(struct smtpd_session *);
+extern void smtpd_check_reset(struct smtpd_session *);
+extern void smtpd_check_free(struct smtpd_session *);
+
+/* smtpd_policy.c: the policy delegation protocol (SMTPD_POLICY_README). */
+struct smtpd_policy;
+struct smtpd_policy_req;
+typedef void (*smtpd_policy_cb) (const char *, void *);
+
+extern struct smtpd_policy *smtpd_policy_open(const char *, struct strbuf *);
+extern struct smtpd_policy_req *smtpd_policy_query(struct smtpd_policy *,
+					         const char *, smtpd_policy_cb,
+						           void *);
+extern void smtpd_policy_cancel(struct smtpd_policy_req *);
+extern void smtpd_policy_set_limits(long, long);
 
 #endif

@@ -1,25 +1,28 @@
 /*
- * smtpd_addr - relay control for RCPT TO, room in the queue for MAIL
+ * smtpd_addr - reject_unauth_destination, room in the queue for MAIL
  *
  * SYNOPSIS
  *	#include "smtpd.h"
  *
- *	int	smtpd_check_rcpt(struct smtpd_session *s, const char *addr,
- *			int pflags, struct strbuf *reply)
+ *	int	smtpd_check_unauth_dest(struct smtpd_session *s,
+ *			const char *addr, int pflags, struct strbuf *reply)
  *	int	smtpd_check_client(const char *addr, struct matchlist *list)
  *	int	smtpd_check_queue(long long size)
  *
  * DESCRIPTION
- *	smtpd_check_rcpt() decides whether the client may send to "addr",
- *	a recipient parsed by smtp_addr_parse() with result bits "pflags".
- *	No open relay, ever: a client in mynetworks may send anywhere;
- *	anyone else only to a domain in relay_domains, and never with an
- *	address trick (a source route, or "%", "!" or a quoted "@" in the
- *	local part), nor to an address literal. <postmaster> with no
- *	domain is always accepted (RFC 5321 section 4.5.1). It returns
- *	SMTPD_CHECK_OK, or SMTPD_CHECK_REJECT with the whole reply line
- *	(code, enhanced code, text; no CRLF) in "reply": 554 5.7.1 for a
- *	denied relay, 451 4.3.0 when a table could not be read.
+ *	smtpd_check_unauth_dest() is the reject_unauth_destination
+ *	restriction (smtpd_check.c): may "addr", a recipient parsed by
+ *	smtp_addr_parse() with result bits "pflags", be sent to by a
+ *	client that no earlier restriction permitted (permit_mynetworks
+ *	comes first by default)? Only to a domain in relay_domains, and
+ *	never with an address trick (a source route, or "%", "!" or a
+ *	quoted "@" in the local part), nor to an address literal.
+ *	<postmaster> with no domain is always accepted (RFC 5321 section
+ *	4.5.1). It returns SMTPD_CHECK_DUNNO, or SMTPD_CHECK_REJECT with
+ *	the whole reply line (code, enhanced code, text; no CRLF) in
+ *	"reply": 554 5.7.1 for a denied relay, 451 4.3.0 when a table could
+ *	not be read (relay_domains, or mynetworks, which might have said
+ *	yes).
  *
  *	smtpd_check_client() matches a client address against a match
  *	list (mynetworks, smtpd_client_connection_exceptions): 1, 0, or
@@ -69,10 +72,10 @@ smtpd_check_client(const char *addr, struct matchlist *list)
 	return (ret);
 }
 
-/* smtpd_check_rcpt - may this client send to this recipient? */
+/* smtpd_check_unauth_dest - reject_unauth_destination */
 int
-smtpd_check_rcpt(struct smtpd_session *s, const char *addr, int pflags,
-		 struct strbuf *reply)
+smtpd_check_unauth_dest(struct smtpd_session *s, const char *addr,
+			int pflags, struct strbuf *reply)
 {
 	const char *domain;
 	char   *lower;
@@ -80,9 +83,7 @@ smtpd_check_rcpt(struct smtpd_session *s, const char *addr, int pflags,
 	int     ret;
 
 	if (pflags & SMTP_ADDR_F_NODOMAIN)
-		return (SMTPD_CHECK_OK);	/* <postmaster> */
-	if (s->trusted > 0)
-		return (SMTPD_CHECK_OK);
+		return (SMTPD_CHECK_DUNNO);	/* <postmaster> */
 
 	/* Outsiders: never any address trick, whatever the domain. */
 	if ((pflags & (SMTP_ADDR_F_ROUTE | SMTP_ADDR_F_LITERAL))
@@ -120,7 +121,7 @@ smtpd_check_rcpt(struct smtpd_session *s, const char *addr, int pflags,
 			      addr);
 		return (SMTPD_CHECK_REJECT);
 	}
-	return (SMTPD_CHECK_OK);
+	return (SMTPD_CHECK_DUNNO);
 
 retry:
 	strbuf_printf(reply, "451 4.3.0 <%s>: Temporary lookup failure", addr);

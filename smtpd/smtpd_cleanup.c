@@ -30,8 +30,9 @@
  *	smtpd_cleanup_stalled() says that the session has paused: cleanup
  *	then has smtpd_cleanup_timeout to take more, or the message fails.
  *
- *	smtpd_cleanup_finish() ends the content; cleanup's verdict comes
- *	through smtpd_data_cleanup_reply().
+ *	smtpd_cleanup_finish() ends the content, after the "hold" and
+ *	"discard" attributes when a restriction asked for them (HOLD,
+ *	DISCARD); cleanup's verdict comes through smtpd_data_cleanup_reply().
  *
  *	smtpd_cleanup_close() drops the connection (if any): before the end
  *	of the content that aborts the message, and cleanup removes its
@@ -346,6 +347,17 @@ smtpd_cleanup_finish(struct smtpd_session *s)
 
 	if (cl == NULL)
 		return;
+	/* HOLD and DISCARD results of the restrictions (docs/ipc.md). */
+	if (smtpd_check_hold(s) || smtpd_check_discard(s)) {
+		struct strbuf *sb = strbuf_new(256, 0);
+
+		if (smtpd_check_hold(s))
+			attr_puts(sb, "hold", smtpd_check_hold(s));
+		if (smtpd_check_discard(s))
+			attr_puts(sb, "discard", smtpd_check_discard(s));
+		bufferevent_write(cl->bev, sb->data, sb->len);
+		strbuf_free(sb);
+	}
 	bufferevent_write(cl->bev, "\n", 1);
 	cl->state = SMTPD_CL_WAIT_DONE;
 	tv.tv_sec = smtpd_var.cleanup_timeout;

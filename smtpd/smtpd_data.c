@@ -292,6 +292,9 @@ smtpd_data_received(struct smtpd_session *s)
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
+	/* PREPEND results of the restrictions come first, as in Postfix. */
+	if (smtpd_check_prepend(s) != NULL)
+		strbuf_appends(s->chunk, smtpd_check_prepend(s));
 	if (s->local)
 		strbuf_printf(s->chunk, "Received: from %s (%s)\r\n",
 			      s->helo ? s->helo : "unknown", s->name);
@@ -348,10 +351,39 @@ smtpd_data_check(struct smtpd_session *s, const char *cmd)
 	return (0);
 }
 
+/* smtpd_data_go - DATA passed its restrictions: open cleanup */
+static void
+smtpd_data_go(struct smtpd_session *s, int verdict)
+{
+	if (verdict != SMTPD_CHECK_OK) {
+		smtpd_reply(s, "%s", smtpd_check_reply(s));
+		smtpd_session_reject_log(s, "DATA", smtpd_check_reply(s), NULL);
+		return;
+	}
+	smtpd_data_start(s, SMTPD_CMD_DATA);
+	if (smtpd_cleanup_open(s) < 0) {
+		smtpd_data_fail_reply(s, "DATA");
+		smtpd_session_reset(s);
+		return;
+	}
+	s->state = SMTPD_ST_CLEANUP_OPEN;
+}
+
+/* smtpd_data_done - smtpd_data_restrictions answered later */
+static void
+smtpd_data_done(struct smtpd_session *s, int verdict)
+{
+	s->state = SMTPD_ST_CMD;
+	smtpd_data_go(s, verdict);
+	smtpd_session_resume(s);
+}
+
 /* smtpd_data_cmd - DATA */
 void
 smtpd_data_cmd(struct smtpd_session *s, const char *arg)
 {
+	int     verdict;
+
 	if (s->bdat_used) {
 		smtpd_reply(s, "503 5.5.1 Error: DATA after BDAT in the same "
 			    "transaction");
@@ -363,13 +395,14 @@ smtpd_data_cmd(struct smtpd_session *s, const char *arg)
 		smtpd_reply(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
-	smtpd_data_start(s, SMTPD_CMD_DATA);
-	if (smtpd_cleanup_open(s) < 0) {
-		smtpd_data_fail_reply(s, "DATA");
-		smtpd_session_reset(s);
+	/* BDAT has no such stage (its content follows at once). */
+	verdict = smtpd_check_run(s, SMTPD_STAGE_BIT(SMTPD_STAGE_DATA),
+				  "DATA", NULL, 0, smtpd_data_done);
+	if (verdict == SMTPD_CHECK_WAIT) {
+		s->state = SMTPD_ST_CHECK;
 		return;
 	}
-	s->state = SMTPD_ST_CLEANUP_OPEN;
+	smtpd_data_go(s, verdict);
 }
 
 /* smtpd_bdat_discard - read this chunk and then say "reply" */
@@ -444,10 +477,43 @@ smtpd_bdat_cmd(struct smtpd_session *s, const char *arg)
 	s->state = SMTPD_ST_BDAT;
 }
 
+/* smtpd_data_eod - smtpd_end_of_data_restrictions have a verdict */
+static void
+smtpd_data_eod(struct smtpd_session *s, int verdict)
+{
+	const char *cmd = s->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
+
+	s->state = SMTPD_ST_CMD;
+	if (verdict != SMTPD_CHECK_OK) {
+		/* Closing before the end aborts the file in cleanup. */
+		smtpd_reply(s, "%s", smtpd_check_reply(s));
+		smtpd_session_reject_log(s, "END-OF-MESSAGE",
+					 smtpd_check_reply(s), NULL);
+		smtpd_session_reset(s);
+		return;
+	}
+	if (s->cleanup_failed || s->cleanup == NULL) {
+		smtpd_data_fail_reply(s, cmd);
+		smtpd_session_reset(s);
+		return;
+	}
+	smtpd_cleanup_finish(s);
+	s->state = SMTPD_ST_CLEANUP_DONE;
+}
+
+/* smtpd_data_eod_done - the end-of-data restrictions answered later */
+static void
+smtpd_data_eod_done(struct smtpd_session *s, int verdict)
+{
+	smtpd_data_eod(s, verdict);
+	smtpd_session_resume(s);
+}
+
 /* smtpd_data_end - the end of the content: verdict or wait for cleanup */
 static void
 smtpd_data_end(struct smtpd_session *s)
 {
+	int     verdict;
 	const char *cmd = s->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
 	char    text[256];
 
@@ -474,8 +540,14 @@ smtpd_data_end(struct smtpd_session *s)
 		return;
 	}
 	smtpd_data_flush(s);
-	smtpd_cleanup_finish(s);
-	s->state = SMTPD_ST_CLEANUP_DONE;
+	verdict = smtpd_check_run(s, SMTPD_STAGE_BIT(SMTPD_STAGE_EOD),
+				  "END-OF-MESSAGE", NULL, 0,
+				  smtpd_data_eod_done);
+	if (verdict == SMTPD_CHECK_WAIT) {
+		s->state = SMTPD_ST_CHECK;
+		return;
+	}
+	smtpd_data_eod(s, verdict);
 }
 
 /* smtpd_data_input - DATA content from the client */
@@ -614,6 +686,13 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 			strbuf_reset(s->chunk);
 		s->paused = 0;
 		break;
+	case SMTPD_ST_CHECK:
+		/* Lost while the end-of-data restrictions run. */
+		if (status == 0 || s->cleanup == NULL)
+			return;
+		s->cleanup_failed = 1;
+		smtpd_cleanup_close(s);
+		return;
 	case SMTPD_ST_CLEANUP_DONE:
 		s->state = SMTPD_ST_CMD;
 		if (status == 0) {

@@ -192,6 +192,7 @@ smtpd_session_reset(struct smtpd_session *s)
 	s->cleanup_reason = xfree(s->cleanup_reason);
 	s->bdat_reply = xfree(s->bdat_reply);
 	s->queue_id[0] = 0;
+	smtpd_check_reset(s);
 	/* An idle session holds no content buffer (DESIGN.md). */
 	s->chunk = strbuf_free(s->chunk);
 }
@@ -263,6 +264,7 @@ smtpd_session_free(struct smtpd_session *s)
 
 	smtpd_session_log_disconnect(s);
 	smtpd_cleanup_close(s);
+	smtpd_check_free(s);
 	dns_cancel(s->dns);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -295,6 +297,9 @@ smtpd_session_free(struct smtpd_session *s)
 	xfree(s->dsn_envid);
 	xfree(s->cleanup_reason);
 	xfree(s->bdat_reply);
+	xfree(s->pend_rcpt);
+	xfree(s->pend_notify);
+	xfree(s->pend_orcpt);
 	xfree(s);
 	server_session_done();
 }
@@ -450,6 +455,8 @@ smtpd_session_getline(struct smtpd_session *s, int *too_long)
 	return (1);
 }
 
+static void smtpd_session_ehlo(struct smtpd_session *);
+
 /* smtpd_helo_cmd - HELO and EHLO */
 static int
 smtpd_helo_cmd(struct smtpd_session *s, const char *arg, int esmtp)
@@ -476,18 +483,7 @@ smtpd_helo_cmd(struct smtpd_session *s, const char *arg, int esmtp)
 		smtpd_reply(s, "250 %s", smtpd_var.myhostname);
 		return (0);
 	}
-	smtpd_reply(s, "250-%s", smtpd_var.myhostname);
-	smtpd_reply(s, "250-PIPELINING");
-	if (smtpd_var.size_limit > 0)
-		smtpd_reply(s, "250-SIZE %lld", smtpd_var.size_limit);
-	else
-		smtpd_reply(s, "250-SIZE");
-	/* XXX STARTTLS and AUTH go here once TLS and SASL are in. */
-	smtpd_reply(s, "250-8BITMIME");
-	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
-	smtpd_reply(s, "250-DSN");
-	smtpd_reply(s, "250-CHUNKING");
-	smtpd_reply(s, "250 SMTPUTF8");
+	smtpd_session_ehlo(s);
 	return (0);
 }
 
@@ -526,14 +522,6 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 	int     flags;
 	int     ret;
 
-	if (s->helo == NULL) {
-		smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-		return (-1);
-	}
-	if (s->sender != NULL) {
-		smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
-		return (-1);
-	}
 	if ((path = smtpd_path_arg(arg, "FROM:")) == NULL) {
 		smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
 		return (-1);
@@ -746,11 +734,49 @@ fail:
 	return (-1);
 }
 
+/* smtpd_rcpt_checked - the restrictions' verdict on the pending RCPT */
+static int
+smtpd_rcpt_checked(struct smtpd_session *s, int verdict)
+{
+	char   *addr = s->pend_rcpt;
+
+	s->pend_rcpt = NULL;
+	if (verdict != SMTPD_CHECK_OK) {
+		smtpd_reply(s, "%s", smtpd_check_reply(s));
+		smtpd_session_reject_log(s, "RCPT", smtpd_check_reply(s), addr);
+		xfree(addr);
+		s->pend_notify = xfree(s->pend_notify);
+		s->pend_orcpt = xfree(s->pend_orcpt);
+		return (-1);
+	}
+	if (s->nrcpt >= s->rcpt_cap) {
+		s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 8;
+		s->rcpts = xreallocarray(s->rcpts, s->rcpt_cap,
+					 sizeof(*s->rcpts));
+		s->rcpt_notify = xreallocarray(s->rcpt_notify, s->rcpt_cap,
+					       sizeof(*s->rcpt_notify));
+		s->rcpt_orcpt = xreallocarray(s->rcpt_orcpt, s->rcpt_cap,
+					      sizeof(*s->rcpt_orcpt));
+	}
+	s->rcpt_notify[s->nrcpt] = s->pend_notify;
+	s->rcpt_orcpt[s->nrcpt] = s->pend_orcpt;
+	s->rcpts[s->nrcpt++] = addr;
+	s->pend_notify = s->pend_orcpt = NULL;
+	smtpd_reply(s, "250 2.1.5 Ok");
+	return (0);
+}
+
+/* smtpd_rcpt_done - the restrictions answered later */
+static void
+smtpd_rcpt_done(struct smtpd_session *s, int verdict)
+{
+	smtpd_session_cmd_done(s, smtpd_rcpt_checked(s, verdict));
+}
+
 /* smtpd_rcpt_cmd - RCPT TO:<path> [NOTIFY=...] [ORCPT=...] */
 static int
 smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 {
-	struct strbuf *reply;
 	const char *path;
 	const char *rest;
 	const char *err;
@@ -760,10 +786,6 @@ smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 	int     flags;
 	int     ret;
 
-	if (s->sender == NULL) {
-		smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
-		return (-1);
-	}
 	s->rcpt_tried++;
 	if ((path = smtpd_path_arg(arg, "TO:")) == NULL) {
 		smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
@@ -805,42 +827,249 @@ smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 		xfree(orcpt);
 		return (-1);
 	}
-	reply = strbuf_new(128, 0);
-	if (smtpd_check_rcpt(s, addr, ret, reply) != SMTPD_CHECK_OK) {
-		smtpd_reply(s, "%s", reply->data);
-		smtpd_session_reject_log(s, "RCPT", reply->data, addr);
-		strbuf_free(reply);
-		xfree(addr);
-		xfree(notify);
-		xfree(orcpt);
+	/* The restrictions decide, now or later (smtpd_rcpt_checked()). */
+	s->pend_rcpt = addr;
+	s->pend_pflags = ret;
+	s->pend_notify = notify;
+	s->pend_orcpt = orcpt;
+	ret = smtpd_check_run(s, SMTPD_STAGES_RCPT, "RCPT", addr, ret,
+			      smtpd_rcpt_done);
+	if (ret == SMTPD_CHECK_WAIT)
+		return (SMTPD_CHECK_WAIT);
+	return (smtpd_rcpt_checked(s, ret));
+}
+
+/* smtpd_rset_cmd - RSET */
+static int
+smtpd_rset_cmd(struct smtpd_session *s, const char *arg)
+{
+	if (*arg) {
+		smtpd_reply(s, "501 5.5.4 Syntax: RSET");
 		return (-1);
 	}
-	strbuf_free(reply);
-	if (s->nrcpt >= s->rcpt_cap) {
-		s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 8;
-		s->rcpts = xreallocarray(s->rcpts, s->rcpt_cap,
-					 sizeof(*s->rcpts));
-		s->rcpt_notify = xreallocarray(s->rcpt_notify, s->rcpt_cap,
-					       sizeof(*s->rcpt_notify));
-		s->rcpt_orcpt = xreallocarray(s->rcpt_orcpt, s->rcpt_cap,
-					      sizeof(*s->rcpt_orcpt));
-	}
-	s->rcpt_notify[s->nrcpt] = notify;
-	s->rcpt_orcpt[s->nrcpt] = orcpt;
-	s->rcpts[s->nrcpt++] = addr;
-	smtpd_reply(s, "250 2.1.5 Ok");
+	smtpd_session_reset(s);
+	smtpd_reply(s, "250 2.0.0 Ok");
 	return (0);
+}
+
+/* smtpd_noop_cmd - NOOP */
+static int
+smtpd_noop_cmd(struct smtpd_session *s, const char *unused_arg)
+{
+	(void) unused_arg;
+	smtpd_reply(s, "250 2.0.0 Ok");
+	return (0);
+}
+
+/* smtpd_quit_cmd - QUIT */
+static int
+smtpd_quit_cmd(struct smtpd_session *s, const char *unused_arg)
+{
+	(void) unused_arg;
+	smtpd_reply(s, "221 2.0.0 Bye");
+	smtpd_session_close(s);
+	return (0);
+}
+
+/* smtpd_vrfy_cmd - VRFY: never reveals an address */
+static int
+smtpd_vrfy_cmd(struct smtpd_session *s, const char *arg)
+{
+	if (*arg == 0) {
+		smtpd_reply(s, "501 5.5.4 Syntax: VRFY address");
+		return (-1);
+	}
+	smtpd_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message "
+		    "and attempt delivery");
+	return (0);
+}
+
+/* smtpd_expn_cmd - EXPN: refused */
+static int
+smtpd_expn_cmd(struct smtpd_session *s, const char *unused_arg)
+{
+	(void) unused_arg;
+	smtpd_reply(s, "502 5.5.1 Error: command not supported");
+	return (-1);
+}
+
+/* smtpd_ehlo_cmd - EHLO */
+static int
+smtpd_ehlo_cmd(struct smtpd_session *s, const char *arg)
+{
+	return (smtpd_helo_cmd(s, arg, 1));
+}
+
+/* smtpd_helo_only_cmd - HELO */
+static int
+smtpd_helo_only_cmd(struct smtpd_session *s, const char *arg)
+{
+	return (smtpd_helo_cmd(s, arg, 0));
+}
+
+/* smtpd_data_verb - DATA (counted as good when 354 goes out) */
+static int
+smtpd_data_verb(struct smtpd_session *s, const char *arg)
+{
+	smtpd_data_cmd(s, arg);
+	return (0);
+}
+
+/* smtpd_bdat_verb - BDAT (counted as good per chunk, smtpd_data.c) */
+static int
+smtpd_bdat_verb(struct smtpd_session *s, const char *arg)
+{
+	smtpd_bdat_cmd(s, arg);
+	return (0);
+}
+
+static int smtpd_help_cmd(struct smtpd_session *, const char *);
+
+/* Protocol states, for the table below. */
+#define SMTPD_PS_START		0	/* no HELO/EHLO yet */
+#define SMTPD_PS_HELO		1	/* HELO/EHLO, no MAIL */
+#define SMTPD_PS_MAIL		2	/* in a mail transaction */
+#define SMTPD_PS_COUNT		3
+
+#define SMTPD_CF_SELF		(1 << 0)	/* the handler counts success */
+#define SMTPD_CF_NOHELP		(1 << 1)	/* not listed by HELP */
+#define SMTPD_CF_LAST		(1 << 2)	/* ends a pipelined group */
+
+#define SMTPD_NEED_HELO		"503 5.5.1 Error: send HELO/EHLO first"
+#define SMTPD_NEED_MAIL		"503 5.5.1 Error: need MAIL command"
+
+/*
+ * The commands: verb; the reply in each protocol state where the verb is
+ * not allowed (NULL: allowed); the handler (0 success, -1 after an error
+ * reply, SMTPD_CHECK_WAIT when a restriction answers later and calls
+ * smtpd_session_cmd_done()); the counter of the disconnect line; EHLO
+ * keywords; flags. HELP lists the verbs in this order, EHLO the
+ * keywords. A new verb is one line here and a counter in smtpd.h.
+ *
+ * XXX STARTTLS and AUTH go here once TLS and SASL are in (EHLO keywords
+ * "STARTTLS" and "AUTH mechanisms"; the restriction verbs that use them
+ * are in smtpd_check.c).
+ */
+static const struct smtpd_cmd {
+	const char *name;
+	const char *refuse[SMTPD_PS_COUNT];
+	int     (*handler) (struct smtpd_session *, const char *);
+	int     counter;
+	const char *ehlo[5];
+	int     flags;
+}       smtpd_cmds[] = {
+	{"HELO", {0}, smtpd_helo_only_cmd, SMTPD_CMD_HELO, {0},
+	SMTPD_CF_LAST},
+	{"EHLO", {0}, smtpd_ehlo_cmd, SMTPD_CMD_EHLO,
+	{"PIPELINING", "ENHANCEDSTATUSCODES"}, SMTPD_CF_LAST},
+	{"MAIL", {SMTPD_NEED_HELO, 0, "503 5.5.1 Error: nested MAIL command"},
+	smtpd_mail_cmd, SMTPD_CMD_MAIL,
+	{"SIZE", "8BITMIME", "DSN"}, 0},
+	{"RCPT", {SMTPD_NEED_MAIL, SMTPD_NEED_MAIL, 0}, smtpd_rcpt_cmd,
+	SMTPD_CMD_RCPT, {0}, 0},
+	{"DATA", {0}, smtpd_data_verb, SMTPD_CMD_DATA, {0},
+	SMTPD_CF_SELF | SMTPD_CF_LAST},
+	{"BDAT", {0}, smtpd_bdat_verb, SMTPD_CMD_BDAT, {"CHUNKING"},
+	SMTPD_CF_SELF},
+	{"RSET", {0}, smtpd_rset_cmd, SMTPD_CMD_RSET, {0}, 0},
+	{"NOOP", {0}, smtpd_noop_cmd, SMTPD_CMD_NOOP, {0}, SMTPD_CF_LAST},
+	{"QUIT", {0}, smtpd_quit_cmd, SMTPD_CMD_QUIT, {0}, SMTPD_CF_LAST},
+	{"EXPN", {0}, smtpd_expn_cmd, SMTPD_CMD_EXPN, {0},
+	SMTPD_CF_NOHELP | SMTPD_CF_LAST},
+	{"HELP", {0}, smtpd_help_cmd, SMTPD_CMD_HELP, {0}, 0},
+	/* SMTPUTF8 (RFC 6531) is for MAIL and VRFY; clients look for it last. */
+	{"VRFY", {0}, smtpd_vrfy_cmd, SMTPD_CMD_VRFY, {"SMTPUTF8"},
+	SMTPD_CF_LAST},
+};
+
+#define SMTPD_NCMDS	(sizeof(smtpd_cmds) / sizeof(smtpd_cmds[0]))
+
+/* smtpd_help_cmd - HELP: the verbs of the table */
+static int
+smtpd_help_cmd(struct smtpd_session *s, const char *unused_arg)
+{
+	struct strbuf *sb = strbuf_new(128, 0);
+	size_t  i;
+
+	(void) unused_arg;
+	strbuf_appends(sb, "214 2.0.0 Commands:");
+	for (i = 0; i < SMTPD_NCMDS; i++)
+		if (!(smtpd_cmds[i].flags & SMTPD_CF_NOHELP))
+			strbuf_printf(sb, " %s", smtpd_cmds[i].name);
+	smtpd_reply(s, "%s", sb->data);
+	strbuf_free(sb);
+	return (0);
+}
+
+/* smtpd_session_ehlo - the EHLO reply: the keywords of the table */
+static void
+smtpd_session_ehlo(struct smtpd_session *s)
+{
+	const char *kw[SMTPD_NCMDS * 5];
+	size_t  n = 0;
+	size_t  i;
+	size_t  j;
+
+	for (i = 0; i < SMTPD_NCMDS; i++)
+		for (j = 0; j < 5 && smtpd_cmds[i].ehlo[j]; j++)
+			kw[n++] = smtpd_cmds[i].ehlo[j];
+	smtpd_reply(s, "250%s%s", n ? "-" : " ", smtpd_var.myhostname);
+	for (i = 0; i < n; i++) {
+		if (strcmp(kw[i], "SIZE") == 0 && smtpd_var.size_limit > 0)
+			smtpd_reply(s, "250%sSIZE %lld", i + 1 < n ? "-" : " ",
+				    smtpd_var.size_limit);
+		else
+			smtpd_reply(s, "250%s%s", i + 1 < n ? "-" : " ", kw[i]);
+	}
+}
+
+/* smtpd_session_cmd_done - a command that waited has its verdict */
+void
+smtpd_session_cmd_done(struct smtpd_session *s, int ret)
+{
+	if (ret == 0)
+		s->cmd_ok[s->cmd_waiting]++;
+	if (s->state == SMTPD_ST_CHECK)
+		s->state = SMTPD_ST_CMD;
+	smtpd_session_resume(s);
+}
+
+/* smtpd_session_pipelined - commands sent ahead of time (RFC 2920)? */
+static void
+smtpd_session_pipelined(struct smtpd_session *s, const char *verb,
+			size_t len, const struct smtpd_cmd *cmd)
+{
+	/*
+	 * Improper: more input behind a command that must end a group, or
+	 * behind any command before PIPELINING was offered. The verdict is
+	 * reject_unauth_pipelining's (smtpd_check.c).
+	 *
+	 * XXX Input sent before the greeting is not seen: the session reads
+	 * only once the 220 is out.
+	 */
+	if (s->ill_pipelining
+	    || evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
+		return;
+	if (s->esmtp && (cmd == NULL || !(cmd->flags & SMTPD_CF_LAST)))
+		return;
+	s->ill_pipelining = 1;
+	log_info("improper command pipelining after %.*s from %s[%s]",
+		 (int) (len > 16 ? 16 : len), verb, s->name, s->addr);
 }
 
 /* smtpd_session_command - run one command line */
 static void
 smtpd_session_command(struct smtpd_session *s, int too_long)
 {
+	const struct smtpd_cmd *cmd;
 	char   *line = s->line->data;
 	char   *arg;
-	int     idx;
-	int     ret = -1;
+	char   *end;
+	const char *refuse;
+	int     ps;
+	int     ret;
 	size_t  len;
+	size_t  i;
 
 	if (too_long) {
 		s->cmd_total[SMTPD_CMD_UNKNOWN]++;
@@ -859,80 +1088,39 @@ smtpd_session_command(struct smtpd_session *s, int too_long)
 	while (*arg == ' ' || *arg == '\t')
 		arg++;
 	/* Trailing blanks are common; ignore them. */
-	{
-		char   *end = line + strlen(line);
+	end = line + strlen(line);
+	while (end > arg && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = 0;
 
-		while (end > arg && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = 0;
+	for (cmd = NULL, i = 0; i < SMTPD_NCMDS; i++) {
+		if (strlen(smtpd_cmds[i].name) == len
+		    && strncasecmp(line, smtpd_cmds[i].name, len) == 0) {
+			cmd = smtpd_cmds + i;
+			break;
+		}
 	}
-
-#define SMTPD_IS(name)	(len == strlen(name) \
-			 && strncasecmp(line, name, len) == 0)
-
-	if (SMTPD_IS("EHLO")) {
-		idx = SMTPD_CMD_EHLO;
-		ret = smtpd_helo_cmd(s, arg, 1);
-	} else if (SMTPD_IS("HELO")) {
-		idx = SMTPD_CMD_HELO;
-		ret = smtpd_helo_cmd(s, arg, 0);
-	} else if (SMTPD_IS("MAIL")) {
-		idx = SMTPD_CMD_MAIL;
-		ret = smtpd_mail_cmd(s, arg);
-	} else if (SMTPD_IS("RCPT")) {
-		idx = SMTPD_CMD_RCPT;
-		ret = smtpd_rcpt_cmd(s, arg);
-	} else if (SMTPD_IS("DATA")) {
-		/* Counted as good when 354 goes out (smtpd_data.c). */
-		s->cmd_total[SMTPD_CMD_DATA]++;
-		smtpd_data_cmd(s, arg);
-		return;
-	} else if (SMTPD_IS("BDAT")) {
-		s->cmd_total[SMTPD_CMD_BDAT]++;
-		smtpd_bdat_cmd(s, arg);
-		return;
-	} else if (SMTPD_IS("RSET")) {
-		idx = SMTPD_CMD_RSET;
-		if (*arg) {
-			smtpd_reply(s, "501 5.5.4 Syntax: RSET");
-		} else {
-			smtpd_session_reset(s);
-			smtpd_reply(s, "250 2.0.0 Ok");
-			ret = 0;
-		}
-	} else if (SMTPD_IS("NOOP")) {
-		idx = SMTPD_CMD_NOOP;
-		smtpd_reply(s, "250 2.0.0 Ok");
-		ret = 0;
-	} else if (SMTPD_IS("QUIT")) {
-		s->cmd_total[SMTPD_CMD_QUIT]++;
-		s->cmd_ok[SMTPD_CMD_QUIT]++;
-		smtpd_reply(s, "221 2.0.0 Bye");
-		smtpd_session_close(s);
-		return;
-	} else if (SMTPD_IS("VRFY")) {
-		idx = SMTPD_CMD_VRFY;
-		if (*arg == 0) {
-			smtpd_reply(s, "501 5.5.4 Syntax: VRFY address");
-		} else {
-			smtpd_reply(s, "252 2.0.0 Cannot VRFY user, but will "
-				    "accept message and attempt delivery");
-			ret = 0;
-		}
-	} else if (SMTPD_IS("EXPN")) {
-		idx = SMTPD_CMD_EXPN;
-		smtpd_reply(s, "502 5.5.1 Error: command not supported");
-	} else if (SMTPD_IS("HELP")) {
-		idx = SMTPD_CMD_HELP;
-		smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA "
-			    "BDAT RSET NOOP QUIT VRFY HELP");
-		ret = 0;
-	} else {
-		idx = SMTPD_CMD_UNKNOWN;
+	smtpd_session_pipelined(s, line, len, cmd);
+	if (cmd == NULL) {
+		s->cmd_total[SMTPD_CMD_UNKNOWN]++;
 		smtpd_reply(s, "500 5.5.2 Error: command not recognized");
+		return;
 	}
-	s->cmd_total[idx]++;
-	if (ret == 0)
-		s->cmd_ok[idx]++;
+	s->cmd_total[cmd->counter]++;
+	ps = s->helo == NULL ? SMTPD_PS_START :
+		s->sender == NULL ? SMTPD_PS_HELO : SMTPD_PS_MAIL;
+	if ((refuse = cmd->refuse[ps]) != NULL) {
+		smtpd_reply(s, "%s", refuse);
+		return;
+	}
+	ret = cmd->handler(s, arg);
+	if (ret == SMTPD_CHECK_WAIT) {
+		/* smtpd_session_cmd_done() counts it. */
+		s->cmd_waiting = cmd->counter;
+		s->state = SMTPD_ST_CHECK;
+		return;
+	}
+	if (ret == 0 && !(cmd->flags & SMTPD_CF_SELF))
+		s->cmd_ok[cmd->counter]++;
 }
 
 /* smtpd_session_errors - enforce the error limits after a reply */
@@ -991,7 +1179,7 @@ smtpd_session_run(struct smtpd_session *s)
 		case SMTPD_ST_BDAT:
 			more = smtpd_bdat_input(s);
 			break;
-		default:			/* waiting for cleanup */
+		default:			/* waiting: cleanup, checks */
 			more = 0;
 			break;
 		}
@@ -1008,6 +1196,7 @@ smtpd_session_run(struct smtpd_session *s)
 	/* Read only when we would act on the input. */
 	waiting = s->delayed || s->paused || s->out_blocked
 		|| s->state == SMTPD_ST_LOOKUP
+		|| s->state == SMTPD_ST_CHECK
 		|| s->state == SMTPD_ST_CLEANUP_OPEN
 		|| s->state == SMTPD_ST_CLEANUP_DONE;
 	if (s->eof) {
