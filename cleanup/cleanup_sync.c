@@ -69,13 +69,9 @@ static int cleanup_sync_fd = -1;
 static struct event *cleanup_sync_ev;
 
 /*
- * cleanup_sync_hold - smtpd's HOLD: from incoming/ on to hold/, and
- * fsync hold/; 0 or -1 (the file is then removed)
- *
- * XXX For a moment the file is in incoming/, where a qmgr scan (not a
- * trigger: that comes after the group commit) could take it first, as
- * with "sendarix queue hold". A qfile_out_sync() into a given queue
- * would close that window.
+ * cleanup_sync_hold - smtpd's HOLD: the file went straight from tmp/ to
+ * hold/ (it is never in incoming/, where qmgr would take it); fsync
+ * hold/; 0 or -1 (the file is then removed)
  */
 static int
 cleanup_sync_hold(struct cleanup_sess *s)
@@ -83,17 +79,6 @@ cleanup_sync_hold(struct cleanup_sess *s)
 	char   *path;
 	int     saved;
 
-	if (qfile_move(CLEANUP_QUEUE_DIR, QUEUE_INCOMING, QUEUE_HOLD,
-		       s->id) < 0) {
-		saved = errno;
-		strbuf_setf(s->sync_err, "move to %s: %s", QUEUE_HOLD,
-			    strerror(saved));
-		path = qfile_path(CLEANUP_QUEUE_DIR, QUEUE_INCOMING, s->id);
-		(void) unlink(path);
-		free(path);
-		errno = saved;
-		return (-1);
-	}
 	if (qfile_dir_sync(CLEANUP_QUEUE_DIR, QUEUE_HOLD, s->sync_err) < 0) {
 		saved = errno;
 		path = qfile_path(CLEANUP_QUEUE_DIR, QUEUE_HOLD, s->id);
@@ -123,7 +108,8 @@ cleanup_sync_worker(void *unused_arg)
 			cleanup_sync_tail = &cleanup_sync_todo;
 		(void) pthread_mutex_unlock(&cleanup_sync_lock);
 
-		s->sync_status = qfile_out_sync(s->qf, s->sync_err);
+		s->sync_status = qfile_out_sync_to(s->qf, s->hold ?
+					QUEUE_HOLD : QUEUE_INCOMING, s->sync_err);
 		if (s->sync_status == 0 && s->hold)
 			s->sync_status = cleanup_sync_hold(s);
 		s->sync_errno = s->sync_status < 0 ? errno : 0;

@@ -21,6 +21,8 @@
  *	int	qfile_out_finish(struct qfile_out *out, struct strbuf *err)
  *	int	qfile_out_end(struct qfile_out *out, struct strbuf *err)
  *	int	qfile_out_sync(struct qfile_out *out, struct strbuf *err)
+ *	int	qfile_out_sync_to(struct qfile_out *out, const char *queue,
+ *			struct strbuf *err)
  *	int	qfile_commit(struct qfile_out *out, struct strbuf *err)
  *	struct qfile_out *qfile_abort(struct qfile_out *out)
  *	struct qfile_out *qfile_out_free(struct qfile_out *out)
@@ -72,7 +74,9 @@
  *	directory, so that the caller may do that once for many files with
  *	qfile_dir_sync(). qfile_commit() does both. qfile_out_finish() is
  *	qfile_out_end() (the E and Z records; no fsync; once) then
- *	qfile_out_sync() (fsync, then the rename); qfile_out_sync() touches
+ *	qfile_out_sync() (fsync, then the rename); qfile_out_sync_to() is
+ *	the same into another queue (hold/ for a message held on arrival, so
+ *	that it is never in incoming/ where qmgr would take it); qfile_out_sync() touches
  *	nothing but "out" and "err", so a worker thread may run it while
  *	the caller's thread goes on with other files. qfile_create() may
  *	run in several threads. After a failure (-1, with
@@ -685,6 +689,14 @@ qfile_out_end(struct qfile_out *out, struct strbuf *err)
 int
 qfile_out_sync(struct qfile_out *out, struct strbuf *err)
 {
+	return (qfile_out_sync_to(out, QUEUE_INCOMING, err));
+}
+
+/* qfile_out_sync_to - fsync the ended file, then rename it into "queue" */
+int
+qfile_out_sync_to(struct qfile_out *out, const char *queue,
+		  struct strbuf *err)
+{
 	char   *dst;
 	int     ret;
 
@@ -699,7 +711,9 @@ qfile_out_sync(struct qfile_out *out, struct strbuf *err)
 	 * Never replace a file of the same name; such a clash needs an inode
 	 * reused within one microsecond, but it would lose a message.
 	 */
-	dst = qfile_path(out->queue_dir, QUEUE_INCOMING, out->id);
+	if (!qfile_queue_valid(queue))
+		return (qfile_out_fail(out, err, "sync to a bad queue", EINVAL));
+	dst = qfile_path(out->queue_dir, queue, out->id);
 	ret = renameat2(AT_FDCWD, out->tmp_path, AT_FDCWD, dst, RENAME_NOREPLACE);
 	if (ret < 0 && (errno == EINVAL || errno == ENOSYS))
 		ret = rename(out->tmp_path, dst);
@@ -1432,7 +1446,8 @@ qfile_dir_fsync(const char *dir)
 int
 qfile_committed(const char *id)
 {
-	static const char *const dirs[] = {QUEUE_INCOMING, QUEUE_ACTIVE};
+	static const char *const dirs[] = {QUEUE_INCOMING, QUEUE_ACTIVE,
+	QUEUE_HOLD};
 	char    path[QFILE_ID_MAX + 32];
 	struct stat st;
 	size_t  i;
@@ -1455,7 +1470,8 @@ qfile_committed(const char *id)
 	}
 	/* Durable as cleanup would have made it, before anyone says so. */
 	if (qfile_dir_fsync(QUEUE_INCOMING) < 0
-	    || qfile_dir_fsync(QUEUE_ACTIVE) < 0)
+	    || qfile_dir_fsync(QUEUE_ACTIVE) < 0
+	    || qfile_dir_fsync(QUEUE_HOLD) < 0)
 		return (-1);
 	return (1);
 }

@@ -99,6 +99,8 @@ extern long long qfile_out_size(const struct qfile_out *);
 extern int qfile_out_finish(struct qfile_out *, struct strbuf *);
 extern int qfile_out_end(struct qfile_out *, struct strbuf *);
 extern int qfile_out_sync(struct qfile_out *, struct strbuf *);
+extern int qfile_out_sync_to(struct qfile_out *, const char *,
+			             struct strbuf *);
 extern int qfile_commit(struct qfile_out *, struct strbuf *);
 extern struct qfile_out *qfile_abort(struct qfile_out *);
 extern struct qfile_out *qfile_out_free(struct qfile_out *);
