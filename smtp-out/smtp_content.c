@@ -72,7 +72,7 @@ smtp_content_stuff(struct smtp_sess *sess, const char *p, size_t len,
 int
 smtp_content_fill(struct smtp_sess *sess)
 {
-	struct evbuffer *out = bufferevent_get_output(sess->bev);
+	struct evbuffer *out = stream_output(sess->stream);
 	const struct strbuf *content = sess->req->msg->content;
 	const char *data = content ? content->data : "";
 	size_t  total = content ? content->len : 0;
