@@ -70,7 +70,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -80,6 +79,7 @@
 #include "map.h"
 #include "smtp_addr.h"
 #include "strbuf.h"
+#include "stream.h"
 #include "xmalloc.h"
 #include "sendarix.h"
 #include "sendarix_sandbox.h"
@@ -197,7 +197,7 @@ struct sandbox_sess {
 	struct sandbox *sb;
 	struct sandbox_sess *prev;	/* all sessions, for the exit */
 	struct sandbox_sess *next;
-	struct bufferevent *bev;
+	struct stream *stream;		/* the client connection */
 	unsigned long conn_no;
 	char    addr[INET6_ADDRSTRLEN];
 	int     port;
@@ -238,7 +238,6 @@ struct sandbox_sess {
 	const char *bdat_error;		/* reply for discarded chunks */
 	long long bdat_left;
 	int     bdat_last;
-	struct timeval tv_idle;
 };
 
 static void sandbox_sess_input(struct sandbox_sess *);
@@ -399,7 +398,7 @@ sandbox_has_esc(const char *text)
 static void
 sandbox_reply(struct sandbox_sess *s, const char *fmt,...)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = stream_output(s->stream);
 	char    line[2048];
 	const char *text;
 	va_list ap;
@@ -433,7 +432,7 @@ static void
 sandbox_close(struct sandbox_sess *s)
 {
 	s->state = SANDBOX_S_CLOSING;
-	bufferevent_disable(s->bev, EV_READ);
+	stream_disable(s->stream, STREAM_READ);
 }
 
 /* sandbox_stats_json - the counters as a JSON object */
@@ -779,7 +778,7 @@ sandbox_msg_finish(struct sandbox_sess *s)
 static int
 sandbox_data_input(struct sandbox_sess *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = stream_input(s->stream);
 	struct evbuffer_ptr eol;
 	struct evbuffer_ptr lim;
 	size_t  avail;
@@ -828,7 +827,7 @@ sandbox_data_input(struct sandbox_sess *s)
 static int
 sandbox_bdat_input(struct sandbox_sess *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = stream_input(s->stream);
 	size_t  avail;
 	size_t  n;
 	const char *seg;
@@ -880,9 +879,9 @@ sandbox_stall_done(evutil_socket_t unused_fd, short unused_what, void *ctx)
 	log_info("connection %lu: stall over, reply=%.*s", s->conn_no,
 		 (int) strcspn(STRBUF_STR(s->stall_reply), "\r\n"),
 		 STRBUF_STR(s->stall_reply));
-	bufferevent_set_timeouts(s->bev, &s->tv_idle, NULL);
+	stream_timeouts(s->stream, s->sb->idle, 0);
 	if (!s->out_blocked)
-		bufferevent_enable(s->bev, EV_READ);
+		stream_enable(s->stream, STREAM_READ);
 	sandbox_sess_input(s);
 }
 
@@ -904,8 +903,8 @@ sandbox_stall(struct sandbox_sess *s, long secs, const char *fmt,...)
 	s->stall_ev = evtimer_new(s->sb->base, sandbox_stall_done, s);
 	evtimer_add(s->stall_ev, &tv);
 	/* Leave the client's bytes in the kernel while we are silent. */
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_set_timeouts(s->bev, NULL, NULL);
+	stream_disable(s->stream, STREAM_READ);
+	stream_timeouts(s->stream, 0, 0);
 }
 
 /* sandbox_lookup - ask the rule table; 0 no rule, 1 rule, -1 failure */
@@ -1369,7 +1368,7 @@ sandbox_cmd_bdat(struct sandbox_sess *s, const char *arg)
 static void
 sandbox_cmd(struct sandbox_sess *s, char *line, size_t len)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = stream_input(s->stream);
 	char   *verb = line;
 	char   *arg;
 	char   *end;
@@ -1437,7 +1436,7 @@ static int
 sandbox_sess_done(struct sandbox_sess *s)
 {
 	if (s->state == SANDBOX_S_CLOSING
-	    && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+	    && stream_pending(s->stream) == 0) {
 		sandbox_sess_free(s);
 		return (1);
 	}
@@ -1448,7 +1447,7 @@ sandbox_sess_done(struct sandbox_sess *s)
 static void
 sandbox_sess_input(struct sandbox_sess *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = stream_input(s->stream);
 	struct evbuffer_ptr eol;
 	size_t  eol_len;
 	size_t  n;
@@ -1460,10 +1459,9 @@ sandbox_sess_input(struct sandbox_sess *s)
 		 * A client that pipelines without reading its replies waits
 		 * until they are out (sandbox_write_cb() goes on).
 		 */
-		if (evbuffer_get_length(bufferevent_get_output(s->bev))
-		    > SANDBOX_OUT_MAX) {
+		if (stream_pending(s->stream) > SANDBOX_OUT_MAX) {
 			s->out_blocked = 1;
-			bufferevent_disable(s->bev, EV_READ);
+			stream_disable(s->stream, STREAM_READ);
 			break;
 		}
 		if (s->state == SANDBOX_S_DATA) {
@@ -1510,25 +1508,25 @@ sandbox_sess_input(struct sandbox_sess *s)
 
 /* sandbox_read_cb - bytes from the client */
 static void
-sandbox_read_cb(struct bufferevent *unused_bev, void *ctx)
+sandbox_read_cb(struct stream *unused_st, void *ctx)
 {
-	(void) unused_bev;
+	(void) unused_st;
 	sandbox_sess_input((struct sandbox_sess *) ctx);
 }
 
 /* sandbox_write_cb - replies are out */
 static void
-sandbox_write_cb(struct bufferevent *unused_bev, void *ctx)
+sandbox_write_cb(struct stream *unused_st, void *ctx)
 {
 	struct sandbox_sess *s = ctx;
 
-	(void) unused_bev;
+	(void) unused_st;
 	if (sandbox_sess_done(s))
 		return;
 	if (s->out_blocked && s->state != SANDBOX_S_CLOSING) {
 		s->out_blocked = 0;
 		if (!s->paused) {
-			bufferevent_enable(s->bev, EV_READ);
+			stream_enable(s->stream, STREAM_READ);
 			sandbox_sess_input(s);
 		}
 	}
@@ -1536,12 +1534,14 @@ sandbox_write_cb(struct bufferevent *unused_bev, void *ctx)
 
 /* sandbox_event_cb - end of file, error or idle timeout */
 static void
-sandbox_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
+sandbox_event_cb(struct stream *unused_st, int what, int unused_err,
+		 void *ctx)
 {
 	struct sandbox_sess *s = ctx;
 
-	(void) unused_bev;
-	if ((what & BEV_EVENT_TIMEOUT) && s->state != SANDBOX_S_CLOSING) {
+	(void) unused_st;
+	(void) unused_err;
+	if ((what & STREAM_EV_TIMEOUT) && s->state != SANDBOX_S_CLOSING) {
 		log_info("connection %lu: timeout after %ld s idle from [%s]:%d",
 			 s->conn_no, s->sb->idle, s->addr, s->port);
 		sandbox_reply(s, "421 4.4.2 %s Error: timeout exceeded",
@@ -1550,7 +1550,7 @@ sandbox_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
 		(void) sandbox_sess_done(s);
 		return;
 	}
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+	if (what & (STREAM_EV_EOF | STREAM_EV_ERROR | STREAM_EV_TIMEOUT)) {
 		if (s->state != SANDBOX_S_CLOSING)
 			log_info("connection %lu: lost connection%s from [%s]:%d",
 				 s->conn_no, s->in_tx ? " in transaction" : "",
@@ -1571,7 +1571,7 @@ sandbox_sess_free(struct sandbox_sess *s)
 	sandbox_tx_reset(s);
 	if (s->stall_ev)
 		event_free(s->stall_ev);
-	bufferevent_free(s->bev);
+	s->stream = stream_close(s->stream);
 	strbuf_free(s->stall_reply);
 	strbuf_free(s->wbuf);
 	xfree(s->helo);
@@ -1625,11 +1625,9 @@ sandbox_accept_cb(struct evconnlistener *unused_lst, evutil_socket_t fd,
 	if (sb->sessions)
 		sb->sessions->prev = s;
 	sb->sessions = s;
-	s->bev = bufferevent_socket_new(sb->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
+	s->stream = stream_accept(sb->base, fd);
+	if (s->stream == NULL) {
 		log_warn("connection %lu: cannot set up the session", s->conn_no);
-		evutil_closesocket(fd);
-		s->bev = NULL;
 		if (s->prev)
 			s->prev->next = s->next;
 		else
@@ -1641,11 +1639,10 @@ sandbox_accept_cb(struct evconnlistener *unused_lst, evutil_socket_t fd,
 		sb->st.connections_now--;
 		return;
 	}
-	s->tv_idle.tv_sec = sb->idle;
-	bufferevent_setcb(s->bev, sandbox_read_cb, sandbox_write_cb,
-			  sandbox_event_cb, s);
-	bufferevent_set_timeouts(s->bev, &s->tv_idle, NULL);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	stream_setcb(s->stream, sandbox_read_cb, sandbox_write_cb,
+		     sandbox_event_cb, s);
+	stream_timeouts(s->stream, sb->idle, 0);
+	stream_enable(s->stream, STREAM_READ | STREAM_WRITE);
 	log_info("connect from [%s]:%d connection=%lu", s->addr, s->port,
 		 s->conn_no);
 	sandbox_stats_save(sb);

@@ -11,6 +11,7 @@
 #include "dns.h"
 #include "qfile.h"
 #include "smtp_reply.h"
+#include "stream.h"
 
 struct bufferevent;
 struct event;
@@ -151,7 +152,7 @@ struct smtp_req {
 struct smtp_sess {
 	struct smtp_sess *next;		/* all sessions */
 	struct smtp_sess *prev;
-	struct bufferevent *bev;
+	struct stream *stream;		/* the SMTP connection */
 	struct event *timer;
 	struct smtp_req *req;		/* owner; NULL when idle or closing */
 	char   *key;			/* the nexthop, for the cache */
@@ -222,7 +223,7 @@ extern size_t smtp_conn_count(void);
 extern void smtp_proto_start(struct smtp_sess *);
 extern void smtp_proto_transaction(struct smtp_sess *);
 extern int smtp_proto_input(struct smtp_sess *);
-extern void smtp_proto_event(struct smtp_sess *, short, int);
+extern void smtp_proto_event(struct smtp_sess *, int, int);
 extern void smtp_proto_timeout(struct smtp_sess *);
 extern void smtp_proto_written(struct smtp_sess *);
 

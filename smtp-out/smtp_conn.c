@@ -18,10 +18,11 @@
  *
  * DESCRIPTION
  *	smtp_conn_open() starts a non-blocking connection to one address
- *	for "req" (within smtp_connect_timeout); the protocol goes on in
- *	smtp_proto.c. It returns the new session, or NULL when the
- *	connection cannot even be started (the reason is then in the
- *	request's soft failure).
+ *	for "req" (a lib/stream.c stream, with smtp_connect_timeout as its
+ *	connect timeout); the protocol goes on in smtp_proto.c and uses
+ *	only the stream's buffers, so that TLS can go in underneath. It
+ *	returns the new session, or NULL when the connection cannot even
+ *	be started (the reason is then in the request's soft failure).
  *
  *	A session whose transaction is over is handed back with
  *	smtp_conn_release(): it is closed with QUIT when it has served
@@ -55,7 +56,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "dns.h"
@@ -84,8 +84,7 @@ smtp_conn_free(struct smtp_sess *sess)
 		return;
 	if (sess->req && sess->req->sess == sess)
 		sess->req->sess = NULL;
-	if (sess->bev)
-		bufferevent_free(sess->bev);
+	sess->stream = stream_close(sess->stream);
 	if (sess->timer)
 		event_free(sess->timer);
 	smtp_reply_clear(&sess->reply);
@@ -128,7 +127,7 @@ void
 smtp_conn_quit(struct smtp_sess *sess)
 {
 	sess->state = SMTP_ST_QUIT;
-	bufferevent_write(sess->bev, "QUIT\r\n", 6);
+	stream_write(sess->stream, "QUIT\r\n", 6);
 	smtp_conn_timer(sess, smtp_var.quit_timeout);
 }
 
@@ -169,7 +168,7 @@ smtp_conn_release(struct smtp_sess *sess, int need_rset)
 		smtp_conn_quit(sess);
 	} else if (need_rset) {
 		sess->state = SMTP_ST_RSET;
-		bufferevent_write(sess->bev, "RSET\r\n", 6);
+		stream_write(sess->stream, "RSET\r\n", 6);
 		smtp_conn_timer(sess, smtp_var.rset_timeout);
 	} else {
 		smtp_conn_cache_put(sess);
@@ -178,28 +177,29 @@ smtp_conn_release(struct smtp_sess *sess, int need_rset)
 
 /* smtp_conn_read_cb - replies */
 static void
-smtp_conn_read_cb(struct bufferevent *unused_bev, void *ctx)
+smtp_conn_read_cb(struct stream *unused_st, void *ctx)
 {
-	(void) unused_bev;
+	(void) unused_st;
 	(void) smtp_proto_input(ctx);
 }
 
 /* smtp_conn_write_cb - output drained */
 static void
-smtp_conn_write_cb(struct bufferevent *unused_bev, void *ctx)
+smtp_conn_write_cb(struct stream *unused_st, void *ctx)
 {
-	(void) unused_bev;
+	(void) unused_st;
 	smtp_proto_written(ctx);
 }
 
-/* smtp_conn_event_cb - connected, closed, error */
+/* smtp_conn_event_cb - connected, closed, error, connect timeout */
 static void
-smtp_conn_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
+smtp_conn_event_cb(struct stream *unused_st, int what, int err, void *ctx)
 {
-	int     err = EVUTIL_SOCKET_ERROR();
-
-	(void) unused_bev;
-	smtp_proto_event(ctx, what, err);
+	(void) unused_st;
+	if ((what & STREAM_EV_TIMEOUT) && (what & STREAM_EV_CONNECTING))
+		smtp_proto_timeout(ctx);
+	else
+		smtp_proto_event(ctx, what, err);
 }
 
 /* smtp_conn_timer_cb - a stage took too long */
@@ -265,26 +265,23 @@ smtp_conn_open(struct smtp_req *req, const char *host,
 	smtp_nsessions++;
 
 	sess->timer = evtimer_new(server_base(), smtp_conn_timer_cb, sess);
-	sess->bev = bufferevent_socket_new(server_base(), -1,
-					   BEV_OPT_CLOSE_ON_FREE);
-	if (sess->bev == NULL || sess->timer == NULL) {
+	if (sess->timer == NULL) {
 		strbuf_reset(sb);
-		strbuf_printf(sb, "connect to %s: cannot make a socket buffer",
+		strbuf_printf(sb, "connect to %s: cannot make a timer",
 			      sess->relay);
 		goto fail;
 	}
-	bufferevent_setcb(sess->bev, smtp_conn_read_cb, smtp_conn_write_cb,
-			  smtp_conn_event_cb, sess);
-	bufferevent_setwatermark(sess->bev, EV_WRITE, SMTP_CONTENT_LOWAT, 0);
-	bufferevent_enable(sess->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(sess->bev, (struct sockaddr *) &ss,
-				       (int) sslen) < 0) {
+	sess->stream = stream_connect(server_base(), (struct sockaddr *) &ss,
+				      sslen, smtp_var.connect_timeout);
+	if (sess->stream == NULL) {
 		strbuf_reset(sb);
 		strbuf_printf(sb, "connect to %s: %s", sess->relay,
 			      strerror(errno ? errno : ECONNREFUSED));
 		goto fail;
 	}
-	smtp_conn_timer(sess, smtp_var.connect_timeout);
+	stream_setcb(sess->stream, smtp_conn_read_cb, smtp_conn_write_cb,
+		     smtp_conn_event_cb, sess);
+	stream_set_write_lowat(sess->stream, SMTP_CONTENT_LOWAT);
 	strbuf_free(sb);
 	return (sess);
 

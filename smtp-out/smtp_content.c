@@ -83,7 +83,7 @@ smtp_content_fill(struct smtp_sess *sess)
 {
 	static char buf[SMTP_CONTENT_PIECE];
 	struct smtp_req *req = sess->req;
-	struct evbuffer *out = bufferevent_get_output(sess->bev);
+	struct evbuffer *out = stream_output(sess->stream);
 	const struct strbuf *late = req->msg->late;
 	size_t  nlate = late ? late->len : 0;
 	size_t  n;

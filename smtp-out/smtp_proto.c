@@ -6,7 +6,7 @@
  *
  *	void	smtp_proto_transaction(struct smtp_sess *sess)
  *	int	smtp_proto_input(struct smtp_sess *sess)
- *	void	smtp_proto_event(struct smtp_sess *sess, short what, int err)
+ *	void	smtp_proto_event(struct smtp_sess *sess, int what, int err)
  *	void	smtp_proto_timeout(struct smtp_sess *sess)
  *	void	smtp_proto_written(struct smtp_sess *sess)
  *
@@ -68,7 +68,6 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "dsn.h"
@@ -372,7 +371,7 @@ void
 smtp_proto_transaction(struct smtp_sess *sess)
 {
 	struct smtp_req *req = sess->req;
-	struct evbuffer *out = bufferevent_get_output(sess->bev);
+	struct evbuffer *out = stream_output(sess->stream);
 	struct strbuf *sb;
 	size_t  i;
 
@@ -510,7 +509,7 @@ smtp_proto_after_rcpts(struct smtp_sess *sess)
 	}
 	if (sess->naccepted == 0 || sess->mail_failed)
 		return (smtp_proto_end(sess, 1));
-	bufferevent_write(sess->bev, "DATA\r\n", 6);
+	stream_write(sess->stream, "DATA\r\n", 6);
 	sess->data_sent = 1;
 	sess->state = SMTP_ST_DATA;
 	smtp_conn_timer(sess, smtp_var.data_init_timeout);
@@ -544,7 +543,7 @@ smtp_proto_reply(struct smtp_sess *sess)
 	switch (sess->state) {
 	case SMTP_ST_GREETING:
 		if (r->code / 100 == 2) {
-			evbuffer_add_printf(bufferevent_get_output(sess->bev),
+			evbuffer_add_printf(stream_output(sess->stream),
 					    "EHLO %s\r\n", smtp_var.helo_name);
 			sess->state = SMTP_ST_EHLO;
 			smtp_conn_timer(sess, smtp_var.helo_timeout);
@@ -575,7 +574,7 @@ smtp_proto_reply(struct smtp_sess *sess)
 			return (smtp_proto_ready(sess));
 		}
 		if (sess->state == SMTP_ST_EHLO && r->code / 100 == 5) {
-			evbuffer_add_printf(bufferevent_get_output(sess->bev),
+			evbuffer_add_printf(stream_output(sess->stream),
 					    "HELO %s\r\n", smtp_var.helo_name);
 			sess->state = SMTP_ST_HELO;
 			smtp_conn_timer(sess, smtp_var.helo_timeout);
@@ -604,7 +603,7 @@ smtp_proto_reply(struct smtp_sess *sess)
 			return (0);
 		if (sess->mail_failed)
 			return (smtp_proto_end(sess, 1));
-		smtp_proto_send_rcpt(sess, bufferevent_get_output(sess->bev));
+		smtp_proto_send_rcpt(sess, stream_output(sess->stream));
 		return (0);
 
 	case SMTP_ST_RCPT:
@@ -624,7 +623,7 @@ smtp_proto_reply(struct smtp_sess *sess)
 		if (sess->rcpt_recv < sess->ntx) {
 			if (!sess->pipelined)
 				smtp_proto_send_rcpt(sess,
-					    bufferevent_get_output(sess->bev));
+					    stream_output(sess->stream));
 			smtp_conn_timer(sess, smtp_var.rcpt_timeout);
 			return (0);
 		}
@@ -711,7 +710,7 @@ smtp_proto_garbage(struct smtp_sess *sess)
 int
 smtp_proto_input(struct smtp_sess *sess)
 {
-	struct evbuffer *in = bufferevent_get_input(sess->bev);
+	struct evbuffer *in = stream_input(sess->stream);
 	size_t  len;
 	size_t  used;
 	int     ret;
@@ -747,16 +746,16 @@ smtp_proto_input(struct smtp_sess *sess)
 
 /* smtp_proto_event - connected, closed by the server, or an error */
 void
-smtp_proto_event(struct smtp_sess *sess, short what, int err)
+smtp_proto_event(struct smtp_sess *sess, int what, int err)
 {
 	struct strbuf *sb;
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & STREAM_EV_CONNECTED) {
 		sess->state = SMTP_ST_GREETING;
 		smtp_conn_timer(sess, smtp_var.helo_timeout);
 		return;
 	}
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+	if (!(what & (STREAM_EV_EOF | STREAM_EV_ERROR)))
 		return;
 	if (sess->req == NULL) {
 		smtp_conn_free(sess);
@@ -819,7 +818,7 @@ smtp_proto_written(struct smtp_sess *sess)
 			(void) smtp_proto_tx_fail(sess, "4.3.0",
 						  "cannot read the queue file");
 	} else if (sess->state == SMTP_ST_DOT
-		   && evbuffer_get_length(bufferevent_get_output(sess->bev))
+		   && evbuffer_get_length(stream_output(sess->stream))
 		   == 0)
 		smtp_conn_timer(sess, smtp_var.data_done_timeout);
 }

@@ -19,6 +19,7 @@ struct event;
 struct event_base;
 struct matchlist;
 struct strbuf;
+struct stream;
 
 /* The parameters smtpd reads (smtpd.c). */
 struct smtpd_params {
@@ -80,7 +81,7 @@ struct smtpd_check;
 struct smtpd_session {
 	struct smtpd_session *next;
 	struct smtpd_session *prev;
-	struct bufferevent *bev;	/* the client connection */
+	struct stream *stream;		/* the client connection */
 	struct evbuffer *reply;		/* replies not yet flushed */
 	struct strbuf *line;		/* the current command line */
 	struct event *delay_ev;		/* soft error limit pause */

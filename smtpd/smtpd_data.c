@@ -54,10 +54,10 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "log.h"
 #include "strbuf.h"
+#include "stream.h"
 #include "xmalloc.h"
 
 #include "smtpd.h"
@@ -554,7 +554,7 @@ smtpd_data_end(struct smtpd_session *s)
 int
 smtpd_data_input(struct smtpd_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = stream_input(s->stream);
 	struct evbuffer_iovec v;
 	size_t  used;
 	int     done;
@@ -581,7 +581,7 @@ smtpd_data_input(struct smtpd_session *s)
 int
 smtpd_bdat_input(struct smtpd_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = stream_input(s->stream);
 	struct evbuffer_iovec v;
 	size_t  take;
 	char    text[128];

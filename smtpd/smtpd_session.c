@@ -28,6 +28,9 @@
  *	allocated here and freed by smtpd_session_free(), which also closes
  *	the client and any cleanup connection.
  *
+ *	The client connection is a lib/stream.c stream: this file reads
+ *	and writes only its buffers, so that TLS can go in underneath.
+ *
  *	Input is processed in order from the buffered bytes (RFC 2920
  *	pipelining): commands, then DATA content or BDAT chunks once they
  *	are accepted. Replies go to a buffer that is flushed when no
@@ -46,7 +49,8 @@
  *	content buffer: an idle session holds none.
  *
  *	smtpd_session_shutdown() says 421 to every session and frees them
- *	all (SIGTERM).
+ *	all (SIGTERM); the 421 goes out with one non-blocking write
+ *	(stream_flush()), as the loop will not run for them again.
  *
  * DIAGNOSTICS
  *	"connect from", "disconnect from" with command counts, one
@@ -68,7 +72,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "dns.h"
@@ -78,6 +81,7 @@
 #include "server.h"
 #include "smtp_addr.h"
 #include "strbuf.h"
+#include "stream.h"
 #include "xmalloc.h"
 
 #include "smtpd.h"
@@ -138,8 +142,8 @@ smtpd_reply(struct smtpd_session *s, const char *fmt,...)
 static void
 smtpd_session_flush(struct smtpd_session *s)
 {
-	if (s->bev && evbuffer_get_length(s->reply) > 0)
-		bufferevent_write_buffer(s->bev, s->reply);
+	if (s->stream && evbuffer_get_length(s->reply) > 0)
+		stream_write_buffer(s->stream, s->reply);
 }
 
 /* smtpd_session_reject_log - one "reject:" line in the Postfix shape */
@@ -212,8 +216,8 @@ smtpd_session_free_later(struct smtpd_session *s)
 {
 	struct timeval tv = {0, 0};
 
-	if (s->bev)
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	if (s->stream)
+		stream_disable(s->stream, STREAM_READ | STREAM_WRITE);
 	s->state = SMTPD_ST_CLOSING;
 	if (s->delayed) {
 		event_del(s->delay_ev);
@@ -273,8 +277,7 @@ smtpd_session_free(struct smtpd_session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	smtpd_nsessions--;
-	if (s->bev)
-		bufferevent_free(s->bev);
+	s->stream = stream_close(s->stream);
 	if (s->reply)
 		evbuffer_free(s->reply);
 	if (s->delay_ev)
@@ -317,20 +320,20 @@ smtpd_session_close(struct smtpd_session *s)
 		s->delayed = 0;
 	}
 	smtpd_session_flush(s);
-	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	stream_disable(s->stream, STREAM_READ);
+	if (stream_pending(s->stream) == 0)
 		smtpd_session_free_later(s);
 	/* else smtpd_session_write_cb() frees it once the reply is out. */
 }
 
 /* smtpd_session_write_cb - output drained */
 static void
-smtpd_session_write_cb(struct bufferevent *bev, void *ctx)
+smtpd_session_write_cb(struct stream *st, void *ctx)
 {
 	struct smtpd_session *s = ctx;
 
 	if (s->state == SMTPD_ST_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (stream_pending(st) == 0)
 			smtpd_session_free_later(s);
 		return;
 	}
@@ -355,21 +358,23 @@ smtpd_session_lost(struct smtpd_session *s)
 
 /* smtpd_session_event_cb - end of file, error, timeout */
 static void
-smtpd_session_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
+smtpd_session_event_cb(struct stream *unused_st, int what, int unused_err,
+		       void *ctx)
 {
 	struct smtpd_session *s = ctx;
 
-	(void) unused_bev;
+	(void) unused_st;
+	(void) unused_err;
 	if (s->state == SMTPD_ST_CLOSING) {
 		smtpd_session_free_later(s);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT) {
+	if (what & STREAM_EV_TIMEOUT) {
 		log_info("timeout after %s from %s[%s]",
 			 s->state == SMTPD_ST_DATA ? "DATA" :
 			 s->state == SMTPD_ST_BDAT ? "BDAT" : "command",
 			 s->name, s->addr);
-		if (what & BEV_EVENT_READING) {
+		if (what & STREAM_EV_READING) {
 			smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded",
 				    smtpd_var.myhostname);
 			smtpd_session_close(s);
@@ -378,12 +383,12 @@ smtpd_session_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
 		smtpd_session_free_later(s);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR) {
+	if (what & STREAM_EV_ERROR) {
 		smtpd_session_lost(s);
 		smtpd_session_free_later(s);
 		return;
 	}
-	if (what & BEV_EVENT_EOF) {
+	if (what & STREAM_EV_EOF) {
 		/* Finish what was sent before the end (pipelining). */
 		s->eof = 1;
 		smtpd_session_run(s);
@@ -392,9 +397,9 @@ smtpd_session_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
 
 /* smtpd_session_read_cb - bytes from the client */
 static void
-smtpd_session_read_cb(struct bufferevent *unused_bev, void *ctx)
+smtpd_session_read_cb(struct stream *unused_st, void *ctx)
 {
-	(void) unused_bev;
+	(void) unused_st;
 	smtpd_session_run(ctx);
 }
 
@@ -423,7 +428,7 @@ smtpd_session_resume(struct smtpd_session *s)
 static int
 smtpd_session_getline(struct smtpd_session *s, int *too_long)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = stream_input(s->stream);
 	struct evbuffer_ptr eol;
 	size_t  len;
 
@@ -1048,7 +1053,7 @@ smtpd_session_pipelined(struct smtpd_session *s, const char *verb,
 	 * only once the 220 is out.
 	 */
 	if (s->ill_pipelining
-	    || evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
+	    || evbuffer_get_length(stream_input(s->stream)) == 0)
 		return;
 	if (s->esmtp && (cmd == NULL || !(cmd->flags & SMTPD_CF_LAST)))
 		return;
@@ -1161,8 +1166,7 @@ smtpd_session_run(struct smtpd_session *s)
 		/* A client that sends but does not read gets no more. */
 		if (evbuffer_get_length(s->reply) > SMTPD_OUT_LOWAT)
 			smtpd_session_flush(s);
-		if (evbuffer_get_length(bufferevent_get_output(s->bev))
-		    > SMTPD_OUT_HIWAT) {
+		if (stream_pending(s->stream) > SMTPD_OUT_HIWAT) {
 			s->out_blocked = 1;
 			break;
 		}
@@ -1206,9 +1210,9 @@ smtpd_session_run(struct smtpd_session *s)
 			smtpd_session_close(s);
 		}
 	} else if (waiting)
-		bufferevent_disable(s->bev, EV_READ);
+		stream_disable(s->stream, STREAM_READ);
 	else
-		bufferevent_enable(s->bev, EV_READ);
+		stream_enable(s->stream, STREAM_READ);
 }
 
 /* smtpd_session_greet - limits, then the greeting */
@@ -1234,7 +1238,7 @@ smtpd_session_greet(struct smtpd_session *s)
 	smtpd_reply(s, "220 %s", smtpd_var.banner);
 	s->errors = 0;
 	smtpd_session_flush(s);
-	bufferevent_enable(s->bev, EV_READ);
+	stream_enable(s->stream, STREAM_READ);
 }
 
 /* smtpd_session_name_cb - the client name lookup is done */
@@ -1261,24 +1265,10 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	struct smtpd_session *s;
 	struct smtpd_session *t;
-	struct timeval rtv;
-	struct timeval wtv;
 
 	(void) salen;
 	s = xcalloc(1, sizeof(*s));
-	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr,
-			  s->addr, sizeof(s->addr));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 =
-		&((const struct sockaddr_in6 *) sa)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(a6))
-			inet_ntop(AF_INET, &a6->s6_addr[12], s->addr,
-				  sizeof(s->addr));
-		else
-			inet_ntop(AF_INET6, a6, s->addr, sizeof(s->addr));
-	} else {
+	if (stream_addr_format(sa, s->addr, sizeof(s->addr), NULL) < 0) {
 		/*
 		 * A unix socket: a local process, with no IP address to
 		 * show or to match against mynetworks (docs/decisions.md).
@@ -1288,11 +1278,9 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	}
 	s->name = xstrdup(s->local ? SMTPD_LOCAL_NAME : "unknown");
 
-	s->bev = bufferevent_socket_new(server_base(), fd,
-					BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
+	s->stream = stream_accept(server_base(), fd);
+	if (s->stream == NULL) {
 		log_warn("cannot make a buffer event for %s", s->addr);
-		close(fd);
 		xfree(s->name);
 		xfree(s);
 		return;
@@ -1303,13 +1291,10 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	s->free_ev = evtimer_new(server_base(), smtpd_session_free_cb, s);
 	s->declared_size = -1;
 	s->state = SMTPD_ST_CMD;
-	bufferevent_setcb(s->bev, smtpd_session_read_cb, smtpd_session_write_cb,
-			  smtpd_session_event_cb, s);
-	rtv.tv_sec = smtpd_var.timeout;
-	rtv.tv_usec = 0;
-	wtv = rtv;
-	bufferevent_set_timeouts(s->bev, &rtv, &wtv);
-	bufferevent_setwatermark(s->bev, EV_WRITE, SMTPD_OUT_LOWAT, 0);
+	stream_setcb(s->stream, smtpd_session_read_cb, smtpd_session_write_cb,
+		     smtpd_session_event_cb, s);
+	stream_timeouts(s->stream, smtpd_var.timeout, smtpd_var.timeout);
+	stream_set_write_lowat(s->stream, SMTPD_OUT_LOWAT);
 
 	/* Count before linking in: the new one is not among them. */
 	if (smtpd_var.conn_limit > 0 && !s->local)
@@ -1322,7 +1307,7 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 		smtpd_sessions->prev = s;
 	smtpd_sessions = s;
 	smtpd_nsessions++;
-	bufferevent_enable(s->bev, EV_WRITE);
+	stream_enable(s->stream, STREAM_WRITE);
 
 	if (smtpd_var.max_sessions > 0
 	    && smtpd_nsessions > (size_t) smtpd_var.max_sessions) {
@@ -1352,22 +1337,19 @@ void
 smtpd_session_shutdown(void)
 {
 	struct smtpd_session *s;
-	struct evbuffer *out;
 
 	while ((s = smtpd_sessions) != NULL) {
-		if (s->bev) {
+		if (s->stream) {
 			if (s->state != SMTPD_ST_CLOSING)
 				smtpd_reply(s, "421 4.3.2 %s Service shutting "
 					    "down", smtpd_var.myhostname);
 			smtpd_session_flush(s);
-			out = bufferevent_get_output(s->bev);
+
 			/*
-			 * Best effort: one non-blocking write. The output
-			 * buffer's start is frozen outside libevent's own
-			 * write handler; the session ends now anyway.
+			 * The session ends now, before the loop would write
+			 * the 421: best effort, one non-blocking write.
 			 */
-			evbuffer_unfreeze(out, 1);
-			if (evbuffer_write(out, bufferevent_getfd(s->bev)) < 0)
+			if (stream_flush(s->stream) < 0)
 				log_debug("write to %s[%s]: %m", s->name,
 					  s->addr);
 		}
