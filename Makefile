@@ -9,7 +9,8 @@
 #   make bench-crash	lost/duplicate counts under kills and reloads (tools/bench/crash)
 #   make install DESTDIR=... PREFIX=...
 #
-# Files are found by wildcard: lib/*.c make libsendarix.a, each daemon
+# Files are found by wildcard: lib/LAYER/*.c make one library per layer
+# (lib/util, lib/global, lib/master; docs/architecture.md), each daemon
 # folder makes the program of the same name, cli/sendarix*.c make sendarix,
 # tests/unit/*_test.c make one cmocka test each.
 
@@ -39,7 +40,7 @@ CMOCKA_LIBS	:= $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 OPTFLAGS	?= -O2 -g
 WARNFLAGS	:= -Wall -Wextra -Werror
-override CFLAGS += -std=c11 $(OPTFLAGS) $(WARNFLAGS) -D_GNU_SOURCE -Ilib \
+override CFLAGS += -std=c11 $(OPTFLAGS) $(WARNFLAGS) -D_GNU_SOURCE $(LIB_INC) \
 		   $(PKG_CFLAGS) \
 		   -DSENDARIX_CONFIG_DIR='"$(CONFDIR)"' \
 		   -DSENDARIX_DAEMON_DIR='"$(LIBEXECDIR)"' \
@@ -50,9 +51,16 @@ LDLIBS		+= $(PKG_LIBS) -ldb
 # A daemon folder builds once it has sources.
 DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce pickup,\
 		     $(if $(wildcard $(d)/*.c),$(d)))
-LIB_SRCS	:= $(wildcard lib/*.c)
+# lib/ in layers, lowest first: a layer uses only itself and those below.
+# Optional libraries (tls, sasl, dkim, milter) will be layers of their own
+# that only the programs using them link (PROGRAM_XLIBS).
+LIB_LAYERS	:= util global master
+LIB_INC		:= $(foreach l,$(LIB_LAYERS),-Ilib/$(l))
+LIB_SRCS	:= $(foreach l,$(LIB_LAYERS),$(wildcard lib/$(l)/*.c))
 LIB_OBJS	:= $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
-LIB_A		:= $(BUILD)/libsendarix.a
+# Linked highest layer first, so each archive finds what it needs below.
+LIB_AS		:= $(foreach l,master global util,$(BUILD)/libsendarix-$(l).a)
+LIB_A		:= $(LIB_AS)
 CLI_SRCS	:= $(wildcard cli/sendarix*.c)
 UNIT_SRCS	:= $(wildcard tests/unit/*_test.c)
 UNIT_BINS	:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -79,10 +87,13 @@ $(BUILD)/obj/%.o: %.c $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(LIB_A): $(LIB_OBJS)
-	@mkdir -p $(dir $@)
-	rm -f $@
-	$(AR) rcs $@ $^
+define lib_rule
+$$(BUILD)/libsendarix-$(1).a: $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard lib/$(1)/*.c))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@
+	$$(AR) rcs $$@ $$^
+endef
+$(foreach l,$(LIB_LAYERS),$(eval $(call lib_rule,$(l))))
 
 define daemon_rule
 $(1)_OBJS := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c))
@@ -118,6 +129,7 @@ deps:
 
 check: deps
 	$(MAKE) all
+	$(MAKE) layers
 	$(MAKE) cppcheck
 	$(MAKE) fuzz-smoke
 	$(MAKE) test
@@ -169,12 +181,12 @@ FUZZ_BINS	:= $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
 fuzz-build:
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang \
 	    OPTFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
-	    $(FUZZ_BUILD)/libsendarix.a
+	    $(LIB_AS:$(BUILD)/%=$(FUZZ_BUILD)/%)
 	@mkdir -p $(FUZZ_BUILD)/fuzz
 	for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
-	    clang -std=c11 -O1 -g -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) \
+	    clang -std=c11 -O1 -g -D_GNU_SOURCE $(LIB_INC) $(PKG_CFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -o $(FUZZ_BUILD)/fuzz/$$n $$f \
-	    $(FUZZ_BUILD)/libsendarix.a $(LDLIBS) || exit 1; done
+	    $(LIB_AS:$(BUILD)/%=$(FUZZ_BUILD)/%) $(LDLIBS) || exit 1; done
 
 fuzz: fuzz-build
 	for b in $(FUZZ_BINS); do n=$$(basename $$b); \
@@ -198,9 +210,13 @@ bench-crash: deps
 	$(MAKE) all
 	tools/bench/crash $(BUILD)
 
+# lib/ in layers: no file includes a header of a layer above its own.
+layers:
+	tools/check-layers .
+
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-	    --inline-suppr -D__GNUC__ --std=c11 -Ilib \
+	    --inline-suppr -D__GNUC__ --std=c11 $(LIB_INC) \
 	    lib $(DAEMONS) cli tests/helpers
 
 install: $(PROGRAMS)
@@ -222,6 +238,6 @@ install: $(PROGRAMS)
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps check test unit run stop asan bench bench-crash cppcheck \
+.PHONY: all deps check test unit run stop asan bench bench-crash cppcheck layers \
 	install clean \
 	fuzz fuzz-build fuzz-smoke

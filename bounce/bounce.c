@@ -82,7 +82,7 @@
  *	Bad parameter values are fatal at start-up.
  *
  * SEE ALSO
- *	bounce(8), docs/ipc.md, qmgr(8), cleanup(8), lib/dsn.c, RFC 3461,
+ *	bounce(8), docs/ipc.md, qmgr(8), cleanup(8), lib/global/dsn.c, RFC 3461,
  *	RFC 3464, RFC 6522
  */
 

@@ -22,16 +22,16 @@
  *	appended, before the reply. A request without offsets marks
  *	nothing (an older qmgr does it).
  *
- *	It reads the original queue file (lib/qfile.c) for the sender, the
+ *	It reads the original queue file (lib/global/qfile.c) for the sender, the
  *	arrival time, ENVID and RET (A records), each recipient's NOTIFY
  *	and ORCPT (R record parameters), the late headers (H records) and
  *	the content, as much as a notice may quote: the late headers and
- *	the content up to one byte over bounce_size_limit (lib/dsn.c then
+ *	the content up to one byte over bounce_size_limit (lib/global/dsn.c then
  *	returns the whole message, or only its header section when it is
  *	larger); the rest is read a piece at a time for 8-bit bytes only,
  *	so memory does not grow with the message. Recipients whose
  *	NOTIFY= excludes this kind of notice are left out; when none is
- *	left no notice goes out. The notice (lib/dsn.c) is submitted from
+ *	left no notice goes out. The notice (lib/global/dsn.c) is submitted from
  *	the null sender to the original sender through cleanup
  *	(bounce_cleanup.c).
  *
@@ -58,7 +58,7 @@
  *	status byte that cannot be set.
  *
  * SEE ALSO
- *	bounce(8), lib/dsn.c, docs/ipc.md
+ *	bounce(8), lib/global/dsn.c, docs/ipc.md
  */
 
 #include <sys/stat.h>
@@ -558,7 +558,7 @@ bounce_has_8bit(const char *p, size_t len)
 
 /*
  * bounce_original - what a notice may quote: the late headers, then the
- * content, up to one byte over bounce_size_limit (which tells lib/dsn.c
+ * content, up to one byte over bounce_size_limit (which tells lib/global/dsn.c
  * that the whole does not fit); the rest is only looked at for 8-bit
  * bytes, a piece at a time.
  */

@@ -11,7 +11,7 @@
  *	following docs/ipc.md: an envelope
  *	attribute list (sender, rcpt..., client_addr, client_name, helo,
  *	protocol, body, smtputf8, size), then the content as "data"
- *	attributes. It writes the queue file in tmp/ (lib/qfile.c): the
+ *	attributes. It writes the queue file in tmp/ (lib/global/qfile.c): the
  *	envelope as S, A and R records, then the content.
  *
  *	While the header section streams in it is kept in memory, up to
@@ -36,7 +36,7 @@
  * DESIGN
  *	Unlike Postfix's cleanup (one client per process), this cleanup is
  *	event-driven: one process serves many submissions on one loop with
- *	the lib/server.h skeleton, as smtpd does. That lets messages that
+ *	the lib/master/server.h skeleton, as smtpd does. That lets messages that
  *	finish at the same time share one fsync of the incoming/ directory
  *	(group commit, cleanup_commit.c), which DESIGN.md's performance
  *	section asks for, and saves a process per message. master runs
@@ -69,7 +69,7 @@
  *	values are fatal at start-up.
  *
  * SEE ALSO
- *	cleanup(8), docs/ipc.md, smtpd(8), master(8), lib/hdr.c, lib/qfile.c
+ *	cleanup(8), docs/ipc.md, smtpd(8), master(8), lib/global/hdr.c, lib/global/qfile.c
  */
 
 #include <stddef.h>

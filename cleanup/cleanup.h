@@ -4,7 +4,7 @@
 /*
  * cleanup - private interfaces of the cleanup daemon
  *
- * cleanup is event-driven (the lib/server.h skeleton), not one client
+ * cleanup is event-driven (the lib/master/server.h skeleton), not one client
  * per process as in Postfix: many submissions share one process and one
  * loop, so that messages that finish together share one fsync of the
  * incoming/ directory (group commit, cleanup_commit.c).

@@ -30,7 +30,7 @@
  *	A failed fsync: one warning per message.
  *
  * SEE ALSO
- *	DESIGN.md "Performance", lib/qfile.c
+ *	DESIGN.md "Performance", lib/global/qfile.c
  */
 
 #include <errno.h>

@@ -10,7 +10,7 @@
  *
  * DESCRIPTION
  *	cleanup_content() takes the next piece of content. While the header
- *	section lasts, it is kept in memory (lib/hdr.c, at most
+ *	section lasts, it is kept in memory (lib/global/hdr.c, at most
  *	header_size_limit bytes); when it ends, it is checked (NUL bytes
  *	in a header line: 5.6.0, never queued; hopcount),
  *	written to the queue file with any missing Message-ID: and Date:
@@ -36,7 +36,7 @@
  *	system is full, cleanup_write_reason()).
  *
  * SEE ALSO
- *	lib/hdr.c, RFC 5322
+ *	lib/global/hdr.c, RFC 5322
  */
 
 #include <errno.h>

@@ -35,7 +35,7 @@
  *	Workers never log and never touch libevent or the session list.
  *
  * SEE ALSO
- *	cleanup_commit.c, lib/qfile.c
+ *	cleanup_commit.c, lib/global/qfile.c
  */
 
 #include <errno.h>

@@ -82,7 +82,7 @@
  *
  * SEE ALSO
  *	qmgr(8), docs/ipc.md, smtp-out(8), bounce(8), master(8),
- *	lib/qfile.c, lib/qhist.c
+ *	lib/global/qfile.c, lib/global/qhist.c
  */
 
 #include <sys/file.h>

@@ -90,7 +90,7 @@ struct smtp_params smtp_var;
 
 /*
  * The numeric parameters smtp-out reads: name, variable, lowest sane
- * value. The defaults are in lib/conf_params.c, like every default.
+ * value. The defaults are in lib/global/conf_params.c, like every default.
  */
 static const struct smtp_num_param {
 	const char *name;

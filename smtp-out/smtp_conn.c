@@ -18,7 +18,7 @@
  *
  * DESCRIPTION
  *	smtp_conn_open() starts a non-blocking connection to one address
- *	for "req" (a lib/stream.c stream, with smtp_connect_timeout as its
+ *	for "req" (a lib/util/stream.c stream, with smtp_connect_timeout as its
  *	connect timeout); the protocol goes on in smtp_proto.c and uses
  *	only the stream's buffers, so that TLS can go in underneath. It
  *	returns the new session, or NULL when the connection cannot even

@@ -16,7 +16,7 @@
  *	is refused. EHLO announces PIPELINING (RFC 2920), SIZE, 8BITMIME,
  *	ENHANCEDSTATUSCODES (every reply but the greeting and the EHLO
  *	lines carries an RFC 3463 code), DSN (RFC 3461: RET, ENVID,
- *	NOTIFY, ORCPT; lib/dsn.c checks them, cleanup stores them),
+ *	NOTIFY, ORCPT; lib/global/dsn.c checks them, cleanup stores them),
  *	CHUNKING and SMTPUTF8 (RFC 6531).
  *	STARTTLS and AUTH are not offered yet.
  *
@@ -130,7 +130,7 @@ smtpd_open_list(const char *name, int domains)
 /*
  * The numeric parameters smtpd reads: name, variable, lowest sane value
  * (a zero or negative value there would make the server useless). The
- * defaults are in lib/conf_params.c, like every default.
+ * defaults are in lib/global/conf_params.c, like every default.
  */
 static const struct smtpd_num_param {
 	const char *name;

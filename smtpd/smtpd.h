@@ -120,7 +120,7 @@ struct smtpd_session {
 	int     body_8bit;
 	int     smtputf8;
 	int     bdat_used;		/* BDAT seen in this transaction */
-	int     dsn_ret;		/* RET= (lib/dsn.h DSN_RET_*) */
+	int     dsn_ret;		/* RET= (lib/global/dsn.h DSN_RET_*) */
 	char   *dsn_envid;		/* ENVID=, decoded, or NULL */
 	char  **rcpt_notify;		/* per rcpt: NOTIFY= (canonical) */
 	char  **rcpt_orcpt;		/* per rcpt: ORCPT= (canonical xtext) */

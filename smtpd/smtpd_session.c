@@ -18,7 +18,7 @@
  * DESCRIPTION
  *	smtpd_session_accept() takes a new client connection: it checks
  *	the session limit, looks up the client's name (smtpd_peername_lookup:
- *	PTR, then forward confirmation through lib/dns.c, asynchronously;
+ *	PTR, then forward confirmation through lib/util/dns.c, asynchronously;
  *	"unknown" unless the name resolves back to the address), then
  *	checks the per-client limit, sends the greeting and reads
  *	commands from then on. A client on a unix socket (a master.cf
@@ -28,7 +28,7 @@
  *	allocated here and freed by smtpd_session_free(), which also closes
  *	the client and any cleanup connection.
  *
- *	The client connection is a lib/stream.c stream: this file reads
+ *	The client connection is a lib/util/stream.c stream: this file reads
  *	and writes only its buffers, so that TLS can go in underneath.
  *
  *	Input is processed in order from the buffered bytes (RFC 2920

@@ -2,7 +2,7 @@
  * attr_fuzz - libFuzzer target for the attribute list parser
  *
  * Build: clang -fsanitize=fuzzer,address -Ilib tests/fuzz/attr_fuzz.c \
- *	lib/attr.c lib/strbuf.c lib/xmalloc.c lib/log.c
+ *	lib/util/attr.c lib/util/strbuf.c lib/util/xmalloc.c lib/util/log.c
  *
  * Checks beyond "does not crash": a parsed list encodes back to exactly
  * the bytes it came from (the wire form is canonical), every shorter

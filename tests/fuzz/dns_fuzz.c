@@ -1,5 +1,5 @@
 /*
- * dns_fuzz - libFuzzer target for the parsers of lib/dns.c
+ * dns_fuzz - libFuzzer target for the parsers of lib/util/dns.c
  *
  * Build: see "make fuzz-build" (links libsendarix.a).
  *

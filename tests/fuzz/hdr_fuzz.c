@@ -2,7 +2,7 @@
  * hdr_fuzz - libFuzzer target for the streaming header scanner
  *
  * Build: clang -fsanitize=fuzzer,address -Ilib tests/fuzz/hdr_fuzz.c \
- *	lib/hdr.c lib/strbuf.c lib/xmalloc.c lib/log.c
+ *	lib/global/hdr.c lib/util/strbuf.c lib/util/xmalloc.c lib/util/log.c
  *
  * The first input byte picks a header size limit and a chunk size; the
  * rest is the content. Checks beyond "does not crash": the scan in

@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
  *	    -Ilib -o map_fuzz tests/fuzz/map_fuzz.c lib/map*.c \
- *	    lib/matchlist.c lib/strbuf.c lib/xmalloc.c lib/log.c \
+ *	    lib/util/matchlist.c lib/util/strbuf.c lib/util/xmalloc.c lib/util/log.c \
  *	    -lpcre2-8 -ldb
  *	./map_fuzz [corpus...]
  *

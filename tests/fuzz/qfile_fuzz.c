@@ -2,7 +2,7 @@
  * qfile_fuzz - libFuzzer target for the queue file parser
  *
  * Build: clang -fsanitize=fuzzer,address -Ilib tests/fuzz/qfile_fuzz.c \
- *	lib/qfile.c lib/strbuf.c lib/xmalloc.c lib/log.c
+ *	lib/global/qfile.c lib/util/strbuf.c lib/util/xmalloc.c lib/util/log.c
  *
  * Checks beyond "does not crash": a file that parses has its E record
  * at the very end, its status offsets point at status bytes, its content

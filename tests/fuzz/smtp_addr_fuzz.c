@@ -2,7 +2,7 @@
  * smtp_addr_fuzz - libFuzzer target for the SMTP <path> parser
  *
  * Build: clang -fsanitize=fuzzer,address -Ilib tests/fuzz/smtp_addr_fuzz.c \
- *	lib/smtp_addr.c lib/strbuf.c lib/xmalloc.c lib/log.c
+ *	lib/global/smtp_addr.c lib/util/strbuf.c lib/util/xmalloc.c lib/util/log.c
  *
  * The first input byte picks the flags; the rest is the argument (up to
  * the first NUL, as smtpd never passes a NUL). Checks beyond "does not

@@ -2,7 +2,7 @@
  * smtp_reply_fuzz - libFuzzer target for the SMTP reply parser
  *
  * Build: clang -fsanitize=fuzzer,address -Ilib tests/fuzz/smtp_reply_fuzz.c \
- *	lib/smtp_reply.c lib/strbuf.c lib/xmalloc.c lib/log.c
+ *	lib/global/smtp_reply.c lib/util/strbuf.c lib/util/xmalloc.c lib/util/log.c
  *
  * Checks beyond "does not crash": a whole reply takes no more bytes than
  * there are, has a code in 200..599, a text without control characters

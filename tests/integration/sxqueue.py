@@ -1,6 +1,6 @@
 """Read Sendarix queue files in tests, independently of the C reader.
 
-The format is documented in lib/qfile.h: records of TYPE LENGTH ':' DATA '\\n'.
+The format is documented in lib/global/qfile.h: records of TYPE LENGTH ':' DATA '\\n'.
 """
 
 

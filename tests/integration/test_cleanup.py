@@ -3,7 +3,7 @@
 These tests play smtpd's part of docs/ipc.md with a raw unix socket
 against a real master that runs only the cleanup service, and check the
 queue files that land in incoming/ by parsing the record format here
-(TYPE LENGTH ':' DATA '\\n', lib/qfile.h) independently of the C code.
+(TYPE LENGTH ':' DATA '\\n', lib/global/qfile.h) independently of the C code.
 """
 
 import os

@@ -3,7 +3,7 @@
 MAIL FROM takes RET= and ENVID=, RCPT TO takes NOTIFY= and ORCPT=; the
 values reach the queue file as the A records "ret" and "envid" and as the
 TAB-separated parameters "notify=" and "orcpt=" of each R record
-(lib/qfile.h), which these tests read with their own parser.
+(lib/global/qfile.h), which these tests read with their own parser.
 """
 
 import os

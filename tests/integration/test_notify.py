@@ -3,7 +3,7 @@
 As in test_bounce.py, master runs smtpd, cleanup and bounce without
 qmgr, and the test plays qmgr on private/bounce. It also plays the
 delivery agent: it sets a recipient's status byte in the queue file
-(lib/qfile.h) to the "notice owed" state (F failed, N relayed, - for
+(lib/global/qfile.h) to the "notice owed" state (F failed, N relayed, - for
 expiry) before it asks, with the byte's offset in the request, and then
 checks the notice (Received header first, Action, Status,
 Diagnostic-Code), the final byte (B, D, X) and that asking again sends

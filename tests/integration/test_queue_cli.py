@@ -1,7 +1,7 @@
 """sendarix queue list|show against queue files written here.
 
 The queue files are made in Python from the format documented in
-lib/qfile.h (records TYPE LENGTH ':' DATA '\\n'), so these tests also check
+lib/global/qfile.h (records TYPE LENGTH ':' DATA '\\n'), so these tests also check
 that the C reader follows the documented format. No daemon runs.
 """
 
@@ -27,7 +27,7 @@ def b32(v, width=None):
 
 
 def make_id(sec, usec, ino):
-    """A queue ID as lib/qfile.c makes it: 7 + 4 fixed, then the inode."""
+    """A queue ID as lib/global/qfile.c makes it: 7 + 4 fixed, then the inode."""
     return b32(sec, 7) + b32(usec, 4) + b32(ino)
 
 

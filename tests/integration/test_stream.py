@@ -1,4 +1,4 @@
-"""The network connection layer (lib/stream.c) as smtpd and smtp-out use it.
+"""The network connection layer (lib/util/stream.c) as smtpd and smtp-out use it.
 
 smtpd's last reply at SIGTERM is written outside the event loop
 (stream_flush()): a client in the middle of a session gets its 421

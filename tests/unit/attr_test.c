@@ -1,5 +1,5 @@
 /*
- * attr_test - unit tests for lib/attr.c
+ * attr_test - unit tests for lib/util/attr.c
  *
  * Fixtures: tests/unit/data/attr/bad-*.in must each be refused by
  * attr_list_parse(); good-*.in must each be one whole list, and their

@@ -1,5 +1,5 @@
 /*
- * conf_test - unit tests for lib/conf.c (main.cf) and its man page
+ * conf_test - unit tests for lib/global/conf.c (main.cf) and its man page
  *
  * Run from the top of the tree: fixtures are read from
  * tests/unit/data/conf/ and the man page from man/sendarix-params.5.

@@ -1,5 +1,5 @@
 /*
- * dns_test - unit tests for lib/dns.c (no network)
+ * dns_test - unit tests for lib/util/dns.c (no network)
  *
  * The parsers, the MX ordering, result lists, and the lookups that end
  * without a query (malformed names, IP addresses). Real answers are

@@ -1,5 +1,5 @@
 /*
- * dsn_test - unit tests for lib/dsn.c
+ * dsn_test - unit tests for lib/global/dsn.c
  *
  * xtext both ways (with malformed input), the ESMTP parameter parsers,
  * and whole reports for fixed inputs compared byte for byte with

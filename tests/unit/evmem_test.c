@@ -1,5 +1,5 @@
 /*
- * evmem_test - unit tests for lib/evmem.c
+ * evmem_test - unit tests for lib/util/evmem.c
  *
  * Small objects come from the pool and are reused; large ones from
  * malloc(); realloc moves between the two and keeps the contents; and

@@ -1,5 +1,5 @@
 /*
- * hdr_test - unit tests for lib/hdr.c
+ * hdr_test - unit tests for lib/global/hdr.c
  *
  * Every message is scanned whole, split into two chunks at every
  * position, and fed one byte at a time; all ways must give the same

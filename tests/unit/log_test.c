@@ -1,5 +1,5 @@
 /*
- * log_test - unit tests for lib/log.c: the line shape in maillog_file
+ * log_test - unit tests for lib/util/log.c: the line shape in maillog_file
  */
 
 #include <stdarg.h>

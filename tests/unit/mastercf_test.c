@@ -1,5 +1,5 @@
 /*
- * mastercf_test - unit tests for lib/mastercf.c
+ * mastercf_test - unit tests for lib/global/mastercf.c
  *
  * Run from the top of the tree: fixtures are in tests/unit/data/mastercf/.
  * Every file in bad/ starts with "# expect: line N: TEXT"; loading it

@@ -1,5 +1,5 @@
 /*
- * matchlist_test - unit tests for lib/matchlist.c
+ * matchlist_test - unit tests for lib/util/matchlist.c
  *
  * Uses the table fixtures in tests/unit/data/map/; run from the top of
  * the tree.

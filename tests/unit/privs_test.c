@@ -1,5 +1,5 @@
 /*
- * privs_test - unit tests for lib/privs.c
+ * privs_test - unit tests for lib/util/privs.c
  *
  * The drop itself needs root: those cases run in a forked child (so the
  * test process keeps its privileges) and are skipped for other users.

@@ -1,5 +1,5 @@
 /*
- * qfile_test - unit tests for lib/qfile.c
+ * qfile_test - unit tests for lib/global/qfile.c
  *
  * Each test works in its own queue folder under $TMPDIR. Fixtures:
  * tests/unit/data/qfile/bad-*.in must be refused by qfile_parse() with a

@@ -1,5 +1,5 @@
 /*
- * qhist_test - unit tests for lib/qhist.c
+ * qhist_test - unit tests for lib/global/qhist.c
  *
  * Fixture: tests/unit/data/qhist/mixed.in, a history with good records
  * and malformed lines (not JSON, no status, a bad time, a torn last

@@ -1,5 +1,5 @@
 /*
- * server_event_test - unit tests for lib/server_event.c
+ * server_event_test - unit tests for lib/master/server_event.c
  *
  * Each case forks a daemon that runs server_event_main() with a small
  * echo service on a loopback socket passed at fd 3, the way master

@@ -1,5 +1,5 @@
 /*
- * smtp_addr_test - unit tests for lib/smtp_addr.c
+ * smtp_addr_test - unit tests for lib/global/smtp_addr.c
  */
 
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*
- * smtp_reply_test - unit tests for lib/smtp_reply.c
+ * smtp_reply_test - unit tests for lib/global/smtp_reply.c
  *
  * Whole replies, replies split at every byte, enhanced status codes, and
  * malformed input (junk, bad codes, codes that change between lines,

@@ -1,5 +1,5 @@
 /*
- * strbuf_test - unit tests for lib/strbuf.c
+ * strbuf_test - unit tests for lib/util/strbuf.c
  */
 
 #include <stdarg.h>

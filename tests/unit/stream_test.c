@@ -1,5 +1,5 @@
 /*
- * stream_test - unit tests for lib/stream.c
+ * stream_test - unit tests for lib/util/stream.c
  *
  * Over a socketpair (and loopback TCP for connect): input reaches the
  * read callback and the input buffer; output is written by the loop

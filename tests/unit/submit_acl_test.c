@@ -1,5 +1,5 @@
 /*
- * submit_acl_test - unit tests for lib/submit_acl.c
+ * submit_acl_test - unit tests for lib/global/submit_acl.c
  *
  * authorized_submit_users and local_login_sender_maps as cleanup and
  * sendmail ask them; run from the top of the tree.

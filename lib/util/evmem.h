@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 /*
- * A small-object pool for libevent's allocations (lib/evmem.c): objects
+ * A small-object pool for libevent's allocations (lib/util/evmem.c): objects
  * that libevent keeps for every descriptor number it has seen stay in
  * pool blocks of their own instead of pinning the heap between sessions.
  */

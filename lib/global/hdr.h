@@ -6,7 +6,7 @@
 struct strbuf;
 
 /*
- * Streaming scanner for the header section of a message (lib/hdr.c).
+ * Streaming scanner for the header section of a message (lib/global/hdr.c).
  *
  * Content is fed in chunks of any size. The scanner keeps the header
  * section in its own buffer (bounded by the limit given to hdr_new()),

@@ -36,7 +36,7 @@
  *	pool is full (EVMEM_BLOCKS blocks) small objects come from malloc().
  *
  * SEE ALSO
- *	event_set_mem_functions(3), lib/server_event.c
+ *	event_set_mem_functions(3), lib/master/server_event.c
  */
 
 #include <pthread.h>

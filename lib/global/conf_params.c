@@ -159,7 +159,7 @@ const struct conf_param conf_params[] = {
 	{"bounce_timeout", CONF_TIME, "60s",
 	"how long bounce waits for a request and for each answer from cleanup"},
 
-	/* DNS (lib/dns.c, used by smtp-out). */
+	/* DNS (lib/util/dns.c, used by smtp-out). */
 	{"dns_resolver", CONF_STR, "",
 	"DNS servers to forward queries to, \"addr\" or \"addr@port\" (IPv4 or IPv6); empty: those of /etc/resolv.conf"},
 	{"dns_timeout", CONF_TIME, "30s",

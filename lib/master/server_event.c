@@ -51,7 +51,7 @@
  *	least SERVER_TRIM_DROP), a timer calls glibc's malloc_trim(0)
  *	SERVER_TRIM_DELAY seconds later, at most once per that delay. Freed
  *	session memory otherwise stays in the heap. libevent's small
- *	allocations come from lib/evmem.c's pool, so that the records it
+ *	allocations come from lib/util/evmem.c's pool, so that the records it
  *	keeps per descriptor do not pin the heap in between.
  *	server_service_name() is the master.cf service name (-n), else the
  *	program name. server_stopping() is non-zero after SIGHUP or SIGTERM.
@@ -167,7 +167,7 @@ server_check_cb(evutil_socket_t unused_fd, short unused_what, void *unused_ctx)
  * libevent keeps a small record (evmap) for every descriptor number it
  * has seen; allocated between the sessions' own memory, those would pin
  * about a session's worth of heap per descriptor of the peak, which
- * malloc_trim() cannot return. lib/evmem.c keeps them apart.
+ * malloc_trim() cannot return. lib/util/evmem.c keeps them apart.
  */
 static void
 server_trim_cb(evutil_socket_t unused_fd, short unused_what, void *unused_ctx)
