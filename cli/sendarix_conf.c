@@ -325,6 +325,7 @@ sendarix_conf_edit(int argc, char **argv)
 
 	if (argc == 0) {
 		free(ed);
+		strbuf_free(why);
 		return (sendarix_conf_usage());
 	}
 	for (i = 0; i < argc; i++) {

@@ -199,7 +199,10 @@ def test_200mb_message_bounded_memory(mta_factory):
             grew = hwm - base[pid][1]
             print("%s: VmHWM %d -> %d kB (+%d), VmRSS %d kB"
                   % (name, base[pid][1], hwm, grew, rss))
-            assert grew < GROWTH_LIMIT_KB, (name, base[pid], (rss, hwm))
+            # AddressSanitizer keeps freed memory in quarantine (256 MB
+            # by default): the peak means nothing there.
+            if "ASAN_OPTIONS" not in os.environ:
+                assert grew < GROWTH_LIMIT_KB, (name, base[pid], (rss, hwm))
         print("200 MB: sent in %.1fs, delivered after %.1fs"
               % (t_sent, t_all))
         wait_for(lambda: not any(mta.queue_files(q) for q in
