@@ -75,85 +75,16 @@
 #include "dns.h"
 #include "log.h"
 #include "map.h"
+#include "rst_verb.h"
 #include "smtp_addr.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
 #include "smtpd.h"
 
-/* Restriction verbs. */
-enum smtpd_rverb {
-	SMTPD_R_PERMIT,
-	SMTPD_R_REJECT,
-	SMTPD_R_DEFER,
-	SMTPD_R_DEFER_IF_PERMIT,
-	SMTPD_R_DEFER_IF_REJECT,
-	SMTPD_R_PERMIT_MYNETWORKS,
-	SMTPD_R_UNAUTH_DEST,
-	SMTPD_R_DEFER_UNAUTH_DEST,
-	SMTPD_R_UNAUTH_PIPELINING,
-	SMTPD_R_CLIENT_ACCESS,
-	SMTPD_R_HELO_ACCESS,
-	SMTPD_R_SENDER_ACCESS,
-	SMTPD_R_RCPT_ACCESS,
-	SMTPD_R_NONFQDN_SENDER,
-	SMTPD_R_NONFQDN_RCPT,
-	SMTPD_R_UNKNOWN_SENDER_DOMAIN,
-	SMTPD_R_RBL_CLIENT,
-	SMTPD_R_RHSBL_SENDER,
-	SMTPD_R_POLICY,
-	SMTPD_R_UNIMPLEMENTED,		/* known to Postfix, not here yet */
-	SMTPD_R_BROKEN,			/* unknown or unusable: 451 4.3.5 */
-};
-
-#define SMTPD_RF_ARG	(1 << 0)	/* takes the next word */
-#define SMTPD_RF_DNS	(1 << 1)	/* asks DNS */
-
-static const struct smtpd_rverb_info {
-	const char *name;
-	enum smtpd_rverb verb;
-	int     flags;
-}       smtpd_rverbs[] = {
-	{"permit", SMTPD_R_PERMIT, 0},
-	{"reject", SMTPD_R_REJECT, 0},
-	{"defer", SMTPD_R_DEFER, 0},
-	{"defer_if_permit", SMTPD_R_DEFER_IF_PERMIT, 0},
-	{"defer_if_reject", SMTPD_R_DEFER_IF_REJECT, 0},
-	{"permit_mynetworks", SMTPD_R_PERMIT_MYNETWORKS, 0},
-	{"reject_unauth_destination", SMTPD_R_UNAUTH_DEST, 0},
-	{"defer_unauth_destination", SMTPD_R_DEFER_UNAUTH_DEST, 0},
-	{"reject_unauth_pipelining", SMTPD_R_UNAUTH_PIPELINING, 0},
-	{"check_client_access", SMTPD_R_CLIENT_ACCESS, SMTPD_RF_ARG},
-	{"check_helo_access", SMTPD_R_HELO_ACCESS, SMTPD_RF_ARG},
-	{"check_sender_access", SMTPD_R_SENDER_ACCESS, SMTPD_RF_ARG},
-	{"check_recipient_access", SMTPD_R_RCPT_ACCESS, SMTPD_RF_ARG},
-	{"reject_non_fqdn_sender", SMTPD_R_NONFQDN_SENDER, 0},
-	{"reject_non_fqdn_recipient", SMTPD_R_NONFQDN_RCPT, 0},
-	{"reject_unknown_sender_domain", SMTPD_R_UNKNOWN_SENDER_DOMAIN,
-	SMTPD_RF_DNS},
-	{"reject_rbl_client", SMTPD_R_RBL_CLIENT, SMTPD_RF_ARG | SMTPD_RF_DNS},
-	{"reject_rhsbl_sender", SMTPD_R_RHSBL_SENDER,
-	SMTPD_RF_ARG | SMTPD_RF_DNS},
-	{"check_policy_service", SMTPD_R_POLICY, SMTPD_RF_ARG},
-
-	/*
-	 * Postfix verbs that need SASL or TLS, which smtpd does not have
-	 * yet: they are configuration errors (logged at start, 451 4.3.5
-	 * when reached) until smtpd_sasl.c / smtpd_tls.c give them a
-	 * meaning here (permit_sasl_authenticated: s->sasl_username set;
-	 * the TLS verbs: the client certificate of the session).
-	 */
-	{"permit_sasl_authenticated", SMTPD_R_UNIMPLEMENTED, 0},
-	{"reject_sender_login_mismatch", SMTPD_R_UNIMPLEMENTED, 0},
-	{"permit_tls_clientcerts", SMTPD_R_UNIMPLEMENTED, 0},
-	{"permit_tls_all_clientcerts", SMTPD_R_UNIMPLEMENTED, 0},
-	{"check_ccert_access", SMTPD_R_UNIMPLEMENTED, SMTPD_RF_ARG},
-	{"reject_plaintext_session", SMTPD_R_UNIMPLEMENTED, 0},
-};
-
 /* One restriction of a list. */
 struct smtpd_rst {
-	enum smtpd_rverb verb;
+	enum rst_verb verb;
 	char   *text;			/* as configured, for logs */
 	char   *arg;			/* domain, or NULL */
 	char   *filter;			/* reject_rbl_client d=filter */
@@ -219,7 +150,7 @@ smtpd_check_list(int stage, const char *value)
 {
 	struct smtpd_rlist *list = &smtpd_lists[stage];
 	const char *param = smtpd_stage_params[stage];
-	const struct smtpd_rverb_info *vi;
+	const struct rst_verb_info *vi;
 	struct smtpd_rst *r;
 	struct strbuf *err = strbuf_new(128, 0);
 	char   *copy = xstrdup(value ? value : "");
@@ -239,18 +170,14 @@ smtpd_check_list(int stage, const char *value)
 		r = &list->items[list->count++];
 		memset(r, 0, sizeof(*r));
 		r->text = xstrdup(word);
-		r->verb = SMTPD_R_BROKEN;
-		for (vi = smtpd_rverbs; vi < smtpd_rverbs + sizeof(smtpd_rverbs)
-		     / sizeof(*vi); vi++)
-			if (strcasecmp(vi->name, word) == 0)
-				break;
-		if (vi == smtpd_rverbs + sizeof(smtpd_rverbs) / sizeof(*vi)) {
+		r->verb = RST_BROKEN;
+		if ((vi = rst_verb_find(word)) == NULL) {
 			log_warn("%s: unknown smtpd restriction \"%s\"", param,
 				 word);
 			errors++;
 			continue;
 		}
-		if (vi->flags & SMTPD_RF_ARG) {
+		if (vi->flags & RST_F_ARG) {
 			word = strtok_r(NULL, " \t\r\n,", &save);
 			if (word == NULL) {
 				log_warn("%s: restriction \"%s\" needs an "
@@ -260,19 +187,19 @@ smtpd_check_list(int stage, const char *value)
 			}
 			r->arg = xstrdup(word);
 		}
-		if (vi->verb == SMTPD_R_UNIMPLEMENTED) {
+		if (vi->verb == RST_UNIMPLEMENTED) {
 			log_warn("%s: restriction \"%s\" is not implemented "
 				 "yet (no SASL/TLS in smtpd)", param, vi->name);
 			errors++;
 			continue;
 		}
-		if (vi->flags & SMTPD_RF_DNS)
+		if (vi->flags & RST_F_DNS)
 			smtpd_check_dns = 1;
 		switch (vi->verb) {
-		case SMTPD_R_CLIENT_ACCESS:
-		case SMTPD_R_HELO_ACCESS:
-		case SMTPD_R_SENDER_ACCESS:
-		case SMTPD_R_RCPT_ACCESS:
+		case RST_CLIENT_ACCESS:
+		case RST_HELO_ACCESS:
+		case RST_SENDER_ACCESS:
+		case RST_RCPT_ACCESS:
 			strbuf_reset(err);
 			if ((r->map = map_open(r->arg, err)) == NULL) {
 				log_warn("%s: %s %s: %s", param, vi->name,
@@ -282,13 +209,13 @@ smtpd_check_list(int stage, const char *value)
 				continue;
 			}
 			break;
-		case SMTPD_R_RBL_CLIENT:
+		case RST_RBL_CLIENT:
 			if ((eq = strchr(r->arg, '=')) != NULL) {
 				*eq++ = 0;
 				r->filter = xstrdup(eq);
 			}
 			break;
-		case SMTPD_R_POLICY:
+		case RST_POLICY:
 			strbuf_reset(err);
 			if ((r->policy = smtpd_policy_open(r->arg, err)) == NULL) {
 				log_warn("%s: check_policy_service %s: %s",
@@ -625,7 +552,7 @@ smtpd_check_access(struct smtpd_check *c, struct smtpd_rst *r)
 	int     ret = 0;
 
 	switch (r->verb) {
-	case SMTPD_R_CLIENT_ACCESS:
+	case RST_CLIENT_ACCESS:
 		/* The name (and parents), then the address and its nets. */
 		if (strcmp(s->name, "unknown") != 0)
 			ret = smtpd_check_domain_keys(r, s->name, &value);
@@ -642,12 +569,12 @@ smtpd_check_access(struct smtpd_check *c, struct smtpd_rst *r)
 			xfree(key);
 		}
 		break;
-	case SMTPD_R_HELO_ACCESS:
+	case RST_HELO_ACCESS:
 		if (s->helo)
 			ret = smtpd_check_domain_keys(r, s->helo, &value);
 		break;
 	default:
-		addr = r->verb == SMTPD_R_SENDER_ACCESS ? s->sender : c->rcpt;
+		addr = r->verb == RST_SENDER_ACCESS ? s->sender : c->rcpt;
 		if (addr == NULL)
 			return (SMTPD_CHECK_DUNNO);
 		if (*addr == 0) {
@@ -744,12 +671,12 @@ smtpd_check_rbl_cb(struct dns_result *res, void *ctx)
 			continue;
 		if (r->filter && strcmp(r->filter, res->addrs[i].addr) != 0)
 			continue;
-		what = r->verb == SMTPD_R_RBL_CLIENT ? "Client host" :
+		what = r->verb == RST_RBL_CLIENT ? "Client host" :
 			"Sender address";
 		strbuf_reset(c->reply);
 		strbuf_printf(c->reply, "554 5.7.1 Service unavailable; %s "
 			      "[%s] blocked using %s", what,
-			      r->verb == SMTPD_R_RBL_CLIENT ? c->s->addr :
+			      r->verb == RST_RBL_CLIENT ? c->s->addr :
 			      strrchr(c->s->sender, '@') + 1, r->arg);
 		ret = SMTPD_CHECK_REJECT;
 		break;
@@ -769,7 +696,7 @@ smtpd_check_rbl(struct smtpd_check *c, struct smtpd_rst *r)
 	int     i;
 
 	q = strbuf_new(128, 0);
-	if (r->verb == SMTPD_R_RBL_CLIENT) {
+	if (r->verb == RST_RBL_CLIENT) {
 		/* Reversed octets (IPv4) or nibbles (IPv6), then the zone. */
 		if (s->local) {
 			strbuf_free(q);
@@ -899,56 +826,56 @@ smtpd_check_one(struct smtpd_check *c, struct smtpd_rst *r)
 	int     ret;
 
 	switch (r->verb) {
-	case SMTPD_R_PERMIT:
+	case RST_PERMIT:
 		return (SMTPD_CHECK_OK);
-	case SMTPD_R_REJECT:
+	case RST_REJECT:
 		return (smtpd_check_reject(c, 554, "5.7.1", "Access denied"));
-	case SMTPD_R_DEFER:
+	case RST_DEFER:
 		return (smtpd_check_reject(c, 450, "4.7.1",
 					   "Try again later"));
-	case SMTPD_R_DEFER_IF_PERMIT:
+	case RST_DEFER_IF_PERMIT:
 		return (smtpd_check_action(c, "DEFER_IF_PERMIT", r->text));
-	case SMTPD_R_DEFER_IF_REJECT:
+	case RST_DEFER_IF_REJECT:
 		c->dir = 1;
 		return (SMTPD_CHECK_DUNNO);
-	case SMTPD_R_PERMIT_MYNETWORKS:
+	case RST_PERMIT_MYNETWORKS:
 		/* A unix-socket client counts as trusted (smtpd_session.c). */
 		return (s->trusted > 0 ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO);
-	case SMTPD_R_UNAUTH_DEST:
-	case SMTPD_R_DEFER_UNAUTH_DEST:
+	case RST_UNAUTH_DEST:
+	case RST_DEFER_UNAUTH_DEST:
 		if (c->rcpt == NULL)
 			return (SMTPD_CHECK_DUNNO);
 		ret = smtpd_check_unauth_dest(s, c->rcpt, c->pflags, c->reply);
 		if (ret == SMTPD_CHECK_REJECT && r->verb ==
-		    SMTPD_R_DEFER_UNAUTH_DEST && c->reply->data[0] == '5') {
+		    RST_DEFER_UNAUTH_DEST && c->reply->data[0] == '5') {
 			c->reply->data[0] = '4';
 			c->reply->data[4] = '4';
 		}
 		return (ret);
-	case SMTPD_R_UNAUTH_PIPELINING:
+	case RST_UNAUTH_PIPELINING:
 		if (!s->ill_pipelining)
 			return (SMTPD_CHECK_DUNNO);
 		return (smtpd_check_reject(c, 503, "5.5.0", "Improper use of "
 					   "SMTP command pipelining"));
-	case SMTPD_R_CLIENT_ACCESS:
-	case SMTPD_R_HELO_ACCESS:
-	case SMTPD_R_SENDER_ACCESS:
-	case SMTPD_R_RCPT_ACCESS:
+	case RST_CLIENT_ACCESS:
+	case RST_HELO_ACCESS:
+	case RST_SENDER_ACCESS:
+	case RST_RCPT_ACCESS:
 		return (smtpd_check_access(c, r));
-	case SMTPD_R_NONFQDN_SENDER:
+	case RST_NONFQDN_SENDER:
 		return (smtpd_check_nonfqdn(c, s->sender));
-	case SMTPD_R_NONFQDN_RCPT:
+	case RST_NONFQDN_RCPT:
 		return (smtpd_check_nonfqdn(c, c->rcpt));
-	case SMTPD_R_UNKNOWN_SENDER_DOMAIN:
+	case RST_UNKNOWN_SENDER_DOMAIN:
 		if (s->sender == NULL || (at = strrchr(s->sender, '@')) == NULL
 		    || at[1] == 0 || at[1] == '[')
 			return (SMTPD_CHECK_DUNNO);
 		c->dns = dns_lookup_mx(at + 1, smtpd_check_domain_cb, c);
 		return (SMTPD_CHECK_WAIT);
-	case SMTPD_R_RBL_CLIENT:
-	case SMTPD_R_RHSBL_SENDER:
+	case RST_RBL_CLIENT:
+	case RST_RHSBL_SENDER:
 		return (smtpd_check_rbl(c, r));
-	case SMTPD_R_POLICY:
+	case RST_POLICY:
 		return (smtpd_check_policy(c, r));
 	default:
 		return (smtpd_check_config(c, r));

@@ -22,7 +22,8 @@
  *	  in conf_bounds[], and the few string parameters a daemon parses
  *	  at start (inet_protocols, smtp_address_preference, mynetworks,
  *	  relay_domains, smtpd_client_connection_exceptions, the service
- *	  names, queue_directory);
+ *	  names, queue_directory) and smtpd's restriction lists (an
+ *	  unknown verb, a missing argument, a verb not in this build);
  *	- the same for each master.cf service with its -o overrides
  *	  applied (reported only where the value differs from main.cf's,
  *	  so one bad main.cf line is reported once), and an override that
@@ -58,6 +59,7 @@
 #include "conf.h"
 #include "conf_check.h"
 #include "dns.h"
+#include "rst_verb.h"
 #include "map.h"
 #include "mastercf.h"
 #include "privs.h"
@@ -189,6 +191,10 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 		return (conf_check_list(name, value, 0, why, warn));
 	} else if (strcmp(name, "relay_domains") == 0) {
 		return (conf_check_list(name, value, 1, why, warn));
+	} else if (strncmp(name, "smtpd_", 6) == 0
+		   && strlen(name) > 13
+		   && strcmp(name + strlen(name) - 13, "_restrictions") == 0) {
+		return (rst_list_check(name, value, why));
 	}
 	return (0);
 }

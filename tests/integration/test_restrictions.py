@@ -322,13 +322,35 @@ def test_slow_policy_does_not_stall_others(mta_factory):
         pol.server_close()
 
 
-def test_unknown_restriction_is_config_error(mta_factory):
+def test_unknown_restriction_is_refused_before_start(mta_factory):
+    """An unknown verb, a verb without its argument or one this build does
+    not have: sendarix check and master refuse the configuration."""
     m = mta_factory(master_cf=master_cf(
         "-o smtpd_recipient_restrictions=reject_bogus_thing"
-        " -o smtpd_sender_restrictions=permit_sasl_authenticated"))
+        " -o smtpd_sender_restrictions=permit_sasl_authenticated"
+        " -o smtpd_client_restrictions=check_client_access"), start=False)
+    r = m.sendarix("check", check=False)
+    assert r.returncode == 1
+    assert ('parameter smtpd_recipient_restrictions: unknown restriction '
+            '"reject_bogus_thing"') in r.stderr
+    assert ('parameter smtpd_sender_restrictions: restriction '
+            '"permit_sasl_authenticated" is not available') in r.stderr
+    assert ('parameter smtpd_client_restrictions: restriction '
+            '"check_client_access" needs an argument') in r.stderr
+    m.start(wait_port=False)
+    assert m.proc.wait(timeout=30) == 1
+
+
+def test_unusable_restriction_is_config_error(mta_factory):
+    """A policy endpoint smtpd cannot use (check does not open tables or
+    endpoints): logged at start, and the commands that reach it get
+    451 4.3.5."""
+    m = mta_factory(master_cf=master_cf(
+        "-o smtpd_recipient_restrictions=check_policy_service,"
+        "nosuch:endpoint"))
     c = Client(m)
-    m.wait_log('unknown smtpd restriction "reject_bogus_thing"')
-    m.wait_log('"permit_sasl_authenticated" is not implemented')
+    m.wait_log("smtpd_recipient_restrictions: check_policy_service "
+               "nosuch:endpoint")
     c.cmd("EHLO x.example")
     c.cmd("MAIL FROM:<a@example.org>")
     assert c.cmd("RCPT TO:<b@example.net>") == (
