@@ -79,6 +79,8 @@
 #include "log.h"
 #include "map.h"
 #include "smtp_addr.h"
+#include "smtp_cmd.h"
+#include "smtp_data.h"
 #include "strbuf.h"
 #include "stream.h"
 #include "xmalloc.h"
@@ -89,7 +91,6 @@
 #define SANDBOX_DEF_MAXSIZE	(50LL * 1024 * 1024)
 #define SANDBOX_DEF_IDLE	300
 #define SANDBOX_LINE_MAX	4096	/* command line, with CRLF */
-#define SANDBOX_DATA_CHUNK	8192	/* longest DATA piece without LF */
 #define SANDBOX_WBUF		65536	/* message write buffer */
 #define SANDBOX_RCPT_MAX	1000	/* recipients per transaction */
 #define SANDBOX_LISTEN_MAX	8
@@ -230,8 +231,7 @@ struct sandbox_sess {
 	long long size;
 	int     too_big;
 	int     write_err;
-	int     at_bol;
-	int     last_cr;
+	struct smtp_data scan;		/* DATA content (smtp_data.h) */
 	struct strbuf *wbuf;
 	int     bdat_started;
 	int     bdat_failed;		/* BDAT chunks are being discarded */
@@ -651,8 +651,6 @@ sandbox_msg_open(struct sandbox_sess *s)
 		s->wbuf = strbuf_new(SANDBOX_WBUF, 0);
 	strbuf_reset(s->wbuf);
 	s->size = 0;
-	s->at_bol = 1;
-	s->last_cr = 0;
 	return (0);
 }
 
@@ -787,53 +785,31 @@ sandbox_msg_finish(struct sandbox_sess *s)
 	s->state = SANDBOX_S_CMD;
 }
 
+/* sandbox_data_emit - DATA content from the scanner */
+static void
+sandbox_data_emit(void *ctx, const char *data, size_t len)
+{
+	sandbox_msg_write(ctx, data, len);
+}
+
 /* sandbox_data_input - take DATA content; 1 when more input is needed */
 static int
 sandbox_data_input(struct sandbox_sess *s)
 {
 	struct evbuffer *in = stream_input(s->stream);
-	struct evbuffer_ptr eol;
-	struct evbuffer_ptr lim;
-	size_t  avail;
-	size_t  n;
-	int     has_lf;
-	const char *seg;
-	size_t  off;
+	struct evbuffer_iovec v;
+	size_t  used;
+	int     done;
 
-	for (;;) {
-		avail = evbuffer_get_length(in);
-		if (avail == 0)
-			return (1);
-		/* Look for LF in the first SANDBOX_DATA_CHUNK bytes only. */
-		evbuffer_ptr_set(in, &lim, avail < SANDBOX_DATA_CHUNK ? avail
-				 : SANDBOX_DATA_CHUNK, EVBUFFER_PTR_SET);
-		eol = evbuffer_search_range(in, "\n", 1, NULL, &lim);
-		if (eol.pos >= 0) {
-			n = (size_t) eol.pos + 1;
-			has_lf = 1;
-		} else if (avail >= SANDBOX_DATA_CHUNK) {
-			/* A long line: pass it on in pieces. */
-			n = SANDBOX_DATA_CHUNK;
-			has_lf = 0;
-		} else {
-			return (1);
-		}
-		seg = (const char *) evbuffer_pullup(in, (ev_ssize_t) n);
-		if (s->at_bol && has_lf && n == 3 && memcmp(seg, ".\r\n", 3) == 0) {
-			evbuffer_drain(in, n);
+	while (evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+		used = smtp_data_scan(&s->scan, v.iov_base, v.iov_len, &done);
+		evbuffer_drain(in, used);
+		if (done) {
 			sandbox_msg_finish(s);
 			return (0);
 		}
-		off = (s->at_bol && seg[0] == '.') ? 1 : 0;
-		if (n > off)
-			sandbox_msg_write(s, seg + off, n - off);
-		if (has_lf)
-			s->at_bol = n >= 2 ? seg[n - 2] == '\r' : s->last_cr;
-		else
-			s->at_bol = 0;
-		s->last_cr = seg[n - 1] == '\r';
-		evbuffer_drain(in, n);
 	}
+	return (1);
 }
 
 /* sandbox_bdat_input - take BDAT chunk bytes; 1 when more are needed */
@@ -997,8 +973,12 @@ sandbox_cmd_ehlo(struct sandbox_sess *s, const char *verb, const char *arg)
 	int     i;
 	int     rc = 0;
 
-	if (*arg == 0) {
+	switch (smtp_cmd_helo(arg)) {
+	case SMTP_CMD_HELO_EMPTY:
 		sandbox_reply(s, "501 5.5.4 Syntax: %s hostname", verb);
+		return;
+	case SMTP_CMD_HELO_BAD:
+		sandbox_reply(s, "501 5.5.2 Syntax: %s hostname", verb);
 		return;
 	}
 	if (ehlo && (sb->exts & SANDBOX_EXT_EHLO) == 0) {
@@ -1075,25 +1055,20 @@ sandbox_mail_params(struct sandbox_sess *s, const char *rest)
 {
 	struct sandbox *sb = s->sb;
 	char   *copy = xstrdup(rest);
-	char   *save = NULL;
+	char   *cursor = copy;
 	char   *tok;
 	char   *val;
 	long long size;
 	int     ret = 0;
 
-	for (tok = strtok_r(copy, " \t", &save); tok != NULL && ret == 0;
-	     tok = strtok_r(NULL, " \t", &save)) {
-		val = strchr(tok, '=');
-		if (val)
-			*val++ = 0;
+	while (ret == 0 && (tok = smtp_cmd_param(&cursor, &val)) != NULL) {
 		if (!s->esmtp) {
 			sandbox_reply(s, "555 5.5.4 Unsupported option: %s"
 				      " (no EHLO)", tok);
 			ret = -1;
 		} else if (strcasecmp(tok, "SIZE") == 0
 			   && (sb->exts & SANDBOX_EXT_SIZE) && val) {
-			size = sandbox_parse_size(val);
-			if (size < 0 || !isdigit((unsigned char) val[strlen(val) - 1])) {
+			if (smtp_cmd_size(val, &size) < 0) {
 				sandbox_reply(s, "501 5.5.4 Bad SIZE syntax");
 				ret = -1;
 			} else if (size > sb->max_size) {
@@ -1137,14 +1112,17 @@ sandbox_cmd_mail(struct sandbox_sess *s, const char *arg)
 		sandbox_reply(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
-	if (strncasecmp(arg, "FROM:", 5) != 0) {
-		sandbox_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
-		return;
-	}
 	flags = SMTP_ADDR_NULL_OK | SMTP_ADDR_BARE_OK;
 	if (sb->exts & SANDBOX_EXT_SMTPUTF8)
 		flags |= SMTP_ADDR_UTF8;
-	if ((rc = smtp_addr_parse(arg + 5, flags, &addr, &rest, &why)) < 0) {
+	rc = smtp_cmd_path(arg, "FROM:", flags, &addr, &rest, &why);
+	if (rc == SMTP_CMD_PATH_SYNTAX) {
+		sandbox_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	if (rc == SMTP_CMD_PATH_UTF8)
+		why = "UTF-8 address, SMTPUTF8 not offered";
+	if (rc < 0) {
 		sandbox_reply(s, "501 5.1.7 Bad sender address syntax (%s)",
 			      why ? why : "malformed");
 		return;
@@ -1160,8 +1138,6 @@ sandbox_cmd_mail(struct sandbox_sess *s, const char *arg)
 		xfree(addr);
 		return;
 	}
-	while (*rest == ' ' || *rest == '\t')
-		rest++;
 	s->in_tx = 1;
 	s->sender = addr;
 	s->mail_params = xstrdup(rest);
@@ -1212,20 +1188,26 @@ sandbox_cmd_rcpt(struct sandbox_sess *s, const char *arg)
 		sandbox_reply(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if (strncasecmp(arg, "TO:", 3) != 0) {
-		sandbox_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
-		return;
-	}
 	flags = SMTP_ADDR_POSTMASTER_OK | SMTP_ADDR_BARE_OK;
 	if (s->smtputf8)
 		flags |= SMTP_ADDR_UTF8;
-	if (smtp_addr_parse(arg + 3, flags, &addr, &rest, &why) < 0) {
+	rc = smtp_cmd_path(arg, "TO:", flags, &addr, &rest, &why);
+	if (rc == SMTP_CMD_PATH_SYNTAX) {
+		sandbox_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (rc == SMTP_CMD_PATH_UTF8 && (sb->exts & SANDBOX_EXT_SMTPUTF8)) {
+		sandbox_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send"
+			      " unicode address");
+		return;
+	}
+	if (rc == SMTP_CMD_PATH_UTF8)
+		why = "UTF-8 address, SMTPUTF8 not offered";
+	if (rc < 0) {
 		sandbox_reply(s, "501 5.1.3 Bad recipient address syntax (%s)",
 			      why ? why : "malformed");
 		return;
 	}
-	while (*rest == ' ' || *rest == '\t')
-		rest++;
 	if (*rest) {
 		sandbox_reply(s, "555 5.5.4 Unsupported option: %.*s",
 			      (int) strcspn(rest, " \t="), rest);
@@ -1328,6 +1310,9 @@ sandbox_cmd_data(struct sandbox_sess *s, const char *arg)
 		sandbox_reply(s, "451 4.3.0 Error: cannot create message file");
 		sandbox_tx_reset(s);
 	} else {
+		/* Stored as received: dots removed, bare CR/LF kept. */
+		smtp_data_init(&s->scan, SMTP_DATA_DOT, SMTP_DATA_F_RAW,
+			       sandbox_data_emit, NULL, s);
 		sandbox_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 		s->state = SANDBOX_S_DATA;
 	}
@@ -1337,32 +1322,21 @@ sandbox_cmd_data(struct sandbox_sess *s, const char *arg)
 static void
 sandbox_cmd_bdat(struct sandbox_sess *s, const char *arg)
 {
-	char   *end;
-	long long n;
+	unsigned long long n;
+	int     last;
 
 	if ((s->sb->exts & SANDBOX_EXT_CHUNKING) == 0 || !s->esmtp) {
 		sandbox_reply(s, "502 5.5.1 Error: command not supported");
 		return;
 	}
-	errno = 0;
-	n = strtoll(arg, &end, 10);
-	if (errno || end == arg || n < 0 || !isdigit((unsigned char) *arg)) {
+	if (smtp_cmd_bdat(arg, &n, &last) < 0 || n > LLONG_MAX) {
 		/* We cannot know where the chunk ends: give up the session. */
 		sandbox_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
 		sandbox_close(s);
 		return;
 	}
-	while (*end == ' ' || *end == '\t')
-		end++;
-	s->bdat_last = 0;
-	if (strcasecmp(end, "LAST") == 0) {
-		s->bdat_last = 1;
-	} else if (*end) {
-		sandbox_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
-		sandbox_close(s);
-		return;
-	}
-	s->bdat_left = n;
+	s->bdat_last = last;
+	s->bdat_left = (long long) n;
 	s->bdat_failed = 0;
 	if (!s->in_tx) {
 		s->bdat_failed = 1;
@@ -1382,23 +1356,15 @@ static void
 sandbox_cmd(struct sandbox_sess *s, char *line, size_t len)
 {
 	struct evbuffer *in = stream_input(s->stream);
-	char   *verb = line;
+	char   *verb;
 	char   *arg;
-	char   *end;
+	size_t  verb_len;
 
 	s->commands++;
-	if (strlen(line) != len) {
+	if (smtp_cmd_split(line, len, &verb, &verb_len, &arg) < 0) {
 		sandbox_reply(s, "500 5.5.2 Error: NUL byte in command");
 		return;
 	}
-	arg = line + strcspn(line, " \t");
-	if (*arg)
-		*arg++ = 0;
-	while (*arg == ' ' || *arg == '\t')
-		arg++;
-	end = arg + strlen(arg);
-	while (end > arg && (end[-1] == ' ' || end[-1] == '\t'))
-		*--end = 0;
 
 	/*
 	 * A client that sends ahead without PIPELINING on offer breaks
