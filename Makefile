@@ -12,7 +12,8 @@
 # Files are found by wildcard: lib/LAYER/*.c make one library per layer
 # (lib/util, lib/global, lib/master; docs/architecture.md), each daemon
 # folder makes the program of the same name, cli/sendarix*.c make sendarix,
-# tests/unit/*_test.c make one cmocka test each.
+# tests/unit/*_test.c make one cmocka test each; sandbox/ makes the
+# sandbox program that "sendarix sandbox" runs.
 
 PREFIX		?= /usr/local
 ifeq ($(PREFIX),/usr)
@@ -48,8 +49,10 @@ override CFLAGS += -std=c11 $(OPTFLAGS) $(WARNFLAGS) -D_GNU_SOURCE $(LIB_INC) \
 		   -DSENDARIX_QUEUE_DIR='"$(QUEUEDIR)"'
 LDLIBS		+= $(PKG_LIBS) -ldb
 
-# A daemon folder builds once it has sources.
-DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce pickup,\
+# A daemon folder builds once it has sources. The sandbox (run by
+# "sendarix sandbox") is a program of the same kind: built from its folder
+# and installed beside the daemons in LIBEXECDIR.
+DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce pickup sandbox,\
 		     $(if $(wildcard $(d)/*.c),$(d)))
 # lib/ in layers, lowest first: a layer uses only itself and those below.
 # Optional libraries (tls, sasl, dkim, milter) will be layers of their own

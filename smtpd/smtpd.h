@@ -11,6 +11,7 @@
 
 #include "attr.h"
 #include "qfile.h"
+#include "smtp_data.h"
 
 struct bufferevent;
 struct dns_req;
@@ -131,11 +132,10 @@ struct smtpd_session {
 
 	/* Content. */
 	int     data_mode;		/* SMTPD_CMD_DATA or SMTPD_CMD_BDAT */
-	int     cstate;			/* content parser state */
+	struct smtp_data scan;		/* content scanner (smtp_data.h) */
 	long long content_size;
 	int     too_big;
 	int     bare;			/* bare CR or LF seen (forbidden) */
-	int     last_lf;		/* last content byte stored was LF */
 	struct strbuf *chunk;		/* content for cleanup; NULL when idle */
 
 	/* BDAT. */

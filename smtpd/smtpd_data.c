@@ -19,7 +19,8 @@
  *	its bytes read and thrown away, so that the client stays in step.
  *
  *	smtpd_data_input() reads DATA content from the client's buffered
- *	input: the end is CRLF.CRLF and nothing else; a leading dot is
+ *	input through the lib/global/smtp_data.c scanner: the end is
+ *	CRLF.CRLF and nothing else; a leading dot is
  *	removed; a bare LF or a bare CR (not part of CRLF) makes the
  *	message be rejected when smtpd_forbid_bare_newline is on (reading
  *	goes on to the real CRLF.CRLF), and is turned into CRLF when it is
@@ -56,18 +57,13 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "smtp_cmd.h"
+#include "smtp_data.h"
 #include "strbuf.h"
 #include "stream.h"
 #include "xmalloc.h"
 
 #include "smtpd.h"
-
-/* Content parser states. */
-#define SMTPD_CS_BOL	0		/* start of a line (after CRLF) */
-#define SMTPD_CS_MID	1		/* inside a line */
-#define SMTPD_CS_CR	2		/* after a CR */
-#define SMTPD_CS_DOT	3		/* after a "." at the start of a line */
-#define SMTPD_CS_DOTCR	4		/* after "." CR at a line start */
 
 /* smtpd_data_flush - send stored content to cleanup */
 static void
@@ -94,13 +90,12 @@ smtpd_data_rejected(const struct smtpd_session *s)
 	return (s->too_big || s->bare || s->cleanup_failed || s->bdat_discard);
 }
 
-/* smtpd_data_emit - content bytes, as they will be stored */
+/* smtpd_data_emit - content bytes from the scanner, as they will be stored */
 static void
-smtpd_data_emit(struct smtpd_session *s, const void *p, size_t n)
+smtpd_data_emit(void *ctx, const char *p, size_t n)
 {
-	if (n == 0)
-		return;
-	s->last_lf = ((const char *) p)[n - 1] == '\n';
+	struct smtpd_session *s = ctx;
+
 	s->content_size += n;
 	if (smtpd_var.size_limit > 0 && s->content_size > smtpd_var.size_limit
 	    && !s->too_big) {
@@ -117,125 +112,18 @@ smtpd_data_emit(struct smtpd_session *s, const void *p, size_t n)
 		smtpd_data_flush(s);
 }
 
-/* smtpd_data_bare - a bare CR or LF */
+/* smtpd_data_bare - the scanner saw a bare CR or LF */
 static void
-smtpd_data_bare(struct smtpd_session *s)
+smtpd_data_bare(void *ctx)
 {
+	struct smtpd_session *s = ctx;
+
 	if (!smtpd_var.forbid_bare_newline || s->bare)
 		return;
 	s->bare = 1;
 	smtpd_cleanup_close(s);
 	if (s->chunk)
 		strbuf_reset(s->chunk);
-}
-
-/* smtpd_data_scan - run DATA content through the parser; bytes taken */
-static size_t
-smtpd_data_scan(struct smtpd_session *s, const unsigned char *p, size_t n,
-		int *done)
-{
-	size_t  i = 0;
-	size_t  j;
-
-	*done = 0;
-	while (i < n) {
-		switch (s->cstate) {
-		case SMTPD_CS_BOL:
-			if (p[i] == '.') {
-				s->cstate = SMTPD_CS_DOT;
-				i++;
-			} else
-				s->cstate = SMTPD_CS_MID;
-			break;
-		case SMTPD_CS_MID:
-			for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
-				 /* void */ ;
-			smtpd_data_emit(s, p + i, j - i);
-			i = j;
-			if (i == n)
-				break;
-			if (p[i] == '\r') {
-				s->cstate = SMTPD_CS_CR;
-			} else {
-				/* Bare LF: not a line end for the dot rule. */
-				smtpd_data_bare(s);
-				smtpd_data_emit(s, "\r\n", 2);
-			}
-			i++;
-			break;
-		case SMTPD_CS_CR:
-			if (p[i] == '\n') {
-				smtpd_data_emit(s, "\r\n", 2);
-				s->cstate = SMTPD_CS_BOL;
-				i++;
-			} else {
-				smtpd_data_bare(s);
-				smtpd_data_emit(s, "\r\n", 2);
-				s->cstate = SMTPD_CS_MID;
-			}
-			break;
-		case SMTPD_CS_DOT:
-			if (p[i] == '\r') {
-				s->cstate = SMTPD_CS_DOTCR;
-				i++;
-			} else if (p[i] == '\n') {
-				/* "." with a bare LF is not the end. */
-				smtpd_data_bare(s);
-				smtpd_data_emit(s, ".\r\n", 3);
-				s->cstate = SMTPD_CS_MID;
-				i++;
-			} else {
-				/* Dot-unstuffing: the leading dot goes. */
-				s->cstate = SMTPD_CS_MID;
-			}
-			break;
-		case SMTPD_CS_DOTCR:
-			if (p[i] == '\n') {
-				*done = 1;
-				return (i + 1);
-			}
-			smtpd_data_bare(s);
-			smtpd_data_emit(s, "\r\n", 2);
-			s->cstate = SMTPD_CS_MID;
-			break;
-		}
-	}
-	return (i);
-}
-
-/* smtpd_bdat_scan - a BDAT chunk: no dots, bare CR/LF checked */
-static void
-smtpd_bdat_scan(struct smtpd_session *s, const unsigned char *p, size_t n)
-{
-	size_t  i = 0;
-	size_t  j;
-
-	while (i < n) {
-		if (s->cstate == SMTPD_CS_CR) {
-			if (p[i] == '\n') {
-				smtpd_data_emit(s, "\r\n", 2);
-				i++;
-			} else {
-				smtpd_data_bare(s);
-				smtpd_data_emit(s, "\r\n", 2);
-			}
-			s->cstate = SMTPD_CS_MID;
-			continue;
-		}
-		for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
-			 /* void */ ;
-		smtpd_data_emit(s, p + i, j - i);
-		i = j;
-		if (i == n)
-			break;
-		if (p[i] == '\r') {
-			s->cstate = SMTPD_CS_CR;
-		} else {
-			smtpd_data_bare(s);
-			smtpd_data_emit(s, "\r\n", 2);
-		}
-		i++;
-	}
 }
 
 /*
@@ -318,11 +206,11 @@ static void
 smtpd_data_start(struct smtpd_session *s, int mode)
 {
 	s->data_mode = mode;
-	s->cstate = mode == SMTPD_CMD_DATA ? SMTPD_CS_BOL : SMTPD_CS_MID;
+	smtp_data_init(&s->scan, mode == SMTPD_CMD_DATA ? SMTP_DATA_DOT :
+		       SMTP_DATA_CHUNK, 0, smtpd_data_emit, smtpd_data_bare, s);
 	s->content_size = 0;
 	s->too_big = 0;
 	s->bare = 0;
-	s->last_lf = 1;
 	s->cleanup_failed = 0;
 	/* Only a message in progress holds a content buffer. */
 	if (s->chunk == NULL)
@@ -419,26 +307,10 @@ smtpd_bdat_discard(struct smtpd_session *s, const char *reply)
 void
 smtpd_bdat_cmd(struct smtpd_session *s, const char *arg)
 {
-	unsigned long long n = 0;
-	const char *cp = arg;
-	int     last = 0;
+	unsigned long long n;
+	int     last;
 
-	for (cp = arg; *cp >= '0' && *cp <= '9'; cp++) {
-		if (n > (~0ULL - 9) / 10) {
-			cp = arg;
-			break;
-		}
-		n = n * 10 + (*cp - '0');
-	}
-	if (cp == arg || (*cp != 0 && *cp != ' ')) {
-		smtpd_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
-		return;
-	}
-	while (*cp == ' ')
-		cp++;
-	if (strcasecmp(cp, "LAST") == 0)
-		last = 1;
-	else if (*cp != 0) {
+	if (smtp_cmd_bdat(arg, &n, &last) < 0) {
 		smtpd_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
 		return;
 	}
@@ -567,7 +439,7 @@ smtpd_data_input(struct smtpd_session *s)
 		}
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		used = smtpd_data_scan(s, v.iov_base, v.iov_len, &done);
+		used = smtp_data_scan(&s->scan, v.iov_base, v.iov_len, &done);
 		evbuffer_drain(in, used);
 		if (done) {
 			smtpd_data_end(s);
@@ -584,6 +456,7 @@ smtpd_bdat_input(struct smtpd_session *s)
 	struct evbuffer *in = stream_input(s->stream);
 	struct evbuffer_iovec v;
 	size_t  take;
+	int     done;
 	char    text[128];
 
 	while (s->bdat_left > 0 && evbuffer_get_length(in) > 0) {
@@ -599,7 +472,7 @@ smtpd_bdat_input(struct smtpd_session *s)
 		if (take > s->bdat_left)
 			take = s->bdat_left;
 		if (!s->bdat_discard)
-			smtpd_bdat_scan(s, v.iov_base, take);
+			(void) smtp_data_scan(&s->scan, v.iov_base, take, &done);
 		evbuffer_drain(in, take);
 		s->bdat_left -= take;
 	}
@@ -627,13 +500,7 @@ smtpd_bdat_input(struct smtpd_session *s)
 		smtpd_reply(s, "%s", text);
 		return (1);
 	}
-	if (s->cstate == SMTPD_CS_CR) {
-		smtpd_data_bare(s);
-		smtpd_data_emit(s, "\r\n", 2);
-		s->cstate = SMTPD_CS_MID;
-	} else if (!s->last_lf) {
-		smtpd_data_emit(s, "\r\n", 2);
-	}
+	smtp_data_end(&s->scan);
 	smtpd_data_end(s);
 	return (1);
 }

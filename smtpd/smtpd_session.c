@@ -80,6 +80,7 @@
 #include "map.h"
 #include "server.h"
 #include "smtp_addr.h"
+#include "smtp_cmd.h"
 #include "strbuf.h"
 #include "stream.h"
 #include "xmalloc.h"
@@ -466,19 +467,15 @@ static void smtpd_session_ehlo(struct smtpd_session *);
 static int
 smtpd_helo_cmd(struct smtpd_session *s, const char *arg, int esmtp)
 {
-	const char *cp;
-
-	if (*arg == 0) {
+	switch (smtp_cmd_helo(arg)) {
+	case SMTP_CMD_HELO_EMPTY:
 		smtpd_reply(s, "501 5.5.4 Syntax: %s hostname",
 			    esmtp ? "EHLO" : "HELO");
 		return (-1);
-	}
-	for (cp = arg; *cp; cp++) {
-		if ((unsigned char) *cp < 33 || (unsigned char) *cp > 126) {
-			smtpd_reply(s, "501 5.5.2 Syntax: %s hostname",
-				    esmtp ? "EHLO" : "HELO");
-			return (-1);
-		}
+	case SMTP_CMD_HELO_BAD:
+		smtpd_reply(s, "501 5.5.2 Syntax: %s hostname",
+			    esmtp ? "EHLO" : "HELO");
+		return (-1);
 	}
 	smtpd_session_reset(s);
 	xfree(s->helo);
@@ -492,31 +489,16 @@ smtpd_helo_cmd(struct smtpd_session *s, const char *arg, int esmtp)
 	return (0);
 }
 
-/* smtpd_path_arg - skip "FROM:" / "TO:" (case-insensitive); NULL if bad */
-static const char *
-smtpd_path_arg(const char *arg, const char *keyword)
-{
-	size_t  len = strlen(keyword);
-
-	if (strncasecmp(arg, keyword, len) != 0)
-		return (NULL);
-	arg += len;
-	while (*arg == ' ')
-		arg++;
-	return (arg);
-}
-
 /* smtpd_mail_cmd - MAIL FROM:<path> [params] */
 static int
 smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 {
-	const char *path;
 	const char *rest;
 	const char *err;
 	char   *addr;
 	char   *params;
 	char   *param;
-	char   *save;
+	char   *cursor;
 	char   *value;
 	long long size = -1;
 	int     body_8bit = 0;
@@ -527,60 +509,40 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 	int     flags;
 	int     ret;
 
-	if ((path = smtpd_path_arg(arg, "FROM:")) == NULL) {
-		smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
-		return (-1);
-	}
-
 	/*
 	 * SMTPUTF8 changes what the address may hold, so look at the
 	 * parameters first (a cheap scan of the words after the path).
 	 */
 	flags = SMTP_ADDR_NULL_OK;
-	if (s->esmtp && strcasestr(path, " SMTPUTF8") != NULL)
+	if (s->esmtp && smtp_cmd_has_param(arg, "SMTPUTF8"))
 		flags |= SMTP_ADDR_UTF8;
-	if ((ret = smtp_addr_parse(path, flags, &addr, &rest, &err)) < 0) {
-		if (s->esmtp && !(flags & SMTP_ADDR_UTF8)
-		    && smtp_addr_parse(path, flags | SMTP_ADDR_UTF8, &addr,
-				       &rest, &err) >= 0) {
-			xfree(addr);
-			smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 "
-				    "to send UTF-8 address");
-			return (-1);
-		}
-		smtpd_reply(s, "501 5.1.7 Bad sender address syntax");
+	ret = smtp_cmd_path(arg, "FROM:", flags, &addr, &rest, &err);
+	if (ret == SMTP_CMD_PATH_UTF8 && s->esmtp) {
+		smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 "
+			    "to send UTF-8 address");
 		return (-1);
 	}
-	if (*rest != 0 && *rest != ' ') {
-		xfree(addr);
+	if (ret == SMTP_CMD_PATH_SYNTAX) {
+		smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return (-1);
+	}
+	if (ret < 0) {
 		smtpd_reply(s, "501 5.1.7 Bad sender address syntax");
 		return (-1);
 	}
 
 	/* ESMTP parameters. */
-	params = xstrdup(rest);
-	for (param = strtok_r(params, " ", &save); param != NULL;
-	     param = strtok_r(NULL, " ", &save)) {
+	params = cursor = xstrdup(rest);
+	while ((param = smtp_cmd_param(&cursor, &value)) != NULL) {
 		if (!s->esmtp)
 			goto unsupported;
-		if ((value = strchr(param, '=')) != NULL)
-			*value++ = 0;
 		if (strcasecmp(param, "SIZE") == 0 && value != NULL) {
-			char   *end;
-
 			if (size >= 0) {
 				smtpd_reply(s, "501 5.5.4 Duplicate SIZE "
 					    "parameter");
 				goto fail;
 			}
-			if (*value < '0' || *value > '9'
-			    || strlen(value) > 19) {
-				smtpd_reply(s, "501 5.5.4 Bad SIZE parameter");
-				goto fail;
-			}
-			errno = 0;
-			size = strtoll(value, &end, 10);
-			if (*end != 0 || errno != 0) {
+			if (smtp_cmd_size(value, &size) < 0) {
 				smtpd_reply(s, "501 5.5.4 Bad SIZE parameter");
 				goto fail;
 			}
@@ -689,16 +651,13 @@ smtpd_rcpt_params(struct smtpd_session *s, const char *rest, char **notify,
 	struct strbuf *dec;
 	char   *params;
 	char   *param;
-	char   *save;
+	char   *cursor;
 	char   *value;
 	int     flags;
 
 	*notify = *orcpt = NULL;
-	params = xstrdup(rest);
-	for (param = strtok_r(params, " ", &save); param != NULL;
-	     param = strtok_r(NULL, " ", &save)) {
-		if ((value = strchr(param, '=')) != NULL)
-			*value++ = 0;
+	params = cursor = xstrdup(rest);
+	while ((param = smtp_cmd_param(&cursor, &value)) != NULL) {
 		if (s->esmtp && strcasecmp(param, "NOTIFY") == 0) {
 			if (*notify != NULL || value == NULL
 			    || dsn_notify_parse(value, &flags) < 0) {
@@ -782,7 +741,6 @@ smtpd_rcpt_done(struct smtpd_session *s, int verdict)
 static int
 smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 {
-	const char *path;
 	const char *rest;
 	const char *err;
 	char   *addr;
@@ -792,29 +750,20 @@ smtpd_rcpt_cmd(struct smtpd_session *s, const char *arg)
 	int     ret;
 
 	s->rcpt_tried++;
-	if ((path = smtpd_path_arg(arg, "TO:")) == NULL) {
-		smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
-		return (-1);
-	}
 	flags = SMTP_ADDR_POSTMASTER_OK;
 	if (s->smtputf8)
 		flags |= SMTP_ADDR_UTF8;
-	if ((ret = smtp_addr_parse(path, flags, &addr, &rest, &err)) < 0) {
-		if (!(flags & SMTP_ADDR_UTF8)
-		    && smtp_addr_parse(path, flags | SMTP_ADDR_UTF8, &addr,
-				       &rest, &err) >= 0) {
-			xfree(addr);
-			smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 "
-				    "to send UTF-8 address");
-			return (-1);
-		}
-		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
+	ret = smtp_cmd_path(arg, "TO:", flags, &addr, &rest, &err);
+	if (ret == SMTP_CMD_PATH_SYNTAX) {
+		smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return (-1);
 	}
-	while (*rest == ' ')
-		rest++;
-	if (*rest != 0 && rest[-1] != ' ') {
-		xfree(addr);
+	if (ret == SMTP_CMD_PATH_UTF8) {
+		smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 "
+			    "to send UTF-8 address");
+		return (-1);
+	}
+	if (ret < 0) {
 		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
 		return (-1);
 	}
@@ -1067,9 +1016,8 @@ static void
 smtpd_session_command(struct smtpd_session *s, int too_long)
 {
 	const struct smtpd_cmd *cmd;
-	char   *line = s->line->data;
+	char   *line;
 	char   *arg;
-	char   *end;
 	const char *refuse;
 	int     ps;
 	int     ret;
@@ -1081,21 +1029,12 @@ smtpd_session_command(struct smtpd_session *s, int too_long)
 		smtpd_reply(s, "500 5.5.2 Error: line too long");
 		return;
 	}
-	if (memchr(line, 0, s->line->len) != NULL) {
+	if (smtp_cmd_split(s->line->data, s->line->len, &line, &len,
+			   &arg) < 0) {
 		s->cmd_total[SMTPD_CMD_UNKNOWN]++;
 		smtpd_reply(s, "500 5.5.2 Error: NUL character in command");
 		return;
 	}
-	while (*line == ' ' || *line == '\t')
-		line++;
-	len = strcspn(line, " \t");
-	arg = line + len;
-	while (*arg == ' ' || *arg == '\t')
-		arg++;
-	/* Trailing blanks are common; ignore them. */
-	end = line + strlen(line);
-	while (end > arg && (end[-1] == ' ' || end[-1] == '\t'))
-		*--end = 0;
 
 	for (cmd = NULL, i = 0; i < SMTPD_NCMDS; i++) {
 		if (strlen(smtpd_cmds[i].name) == len

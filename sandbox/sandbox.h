@@ -2,7 +2,7 @@
 #define SENDARIX_SANDBOX_H
 
 /*
- * Private to cli/sendarix_sandbox*.c: the actions of the sandbox's rule
+ * Private to the sandbox program (sandbox/): the actions of the sandbox's rule
  * table, parsed from a table result such as "450 4.2.1 Mailbox busy",
  * "GREYLIST 60" or "DATA 554 5.7.1 No thanks".
  */
