@@ -50,6 +50,7 @@
 
 #include "attr.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "qfile.h"
 #include "strbuf.h"
 #include "xmalloc.h"
@@ -117,7 +118,7 @@ bounce_cleanup_reply(int fd, struct strbuf *in, struct bounce_result *res)
 			 "4.3.0 cleanup service unavailable");
 		return (-1);
 	}
-	if (attr_list_getl(&list, "status", &status) < 0) {
+	if (attr_list_getl(&list, MAIL_ATTR_STATUS, &status) < 0) {
 		log_warn("cleanup service %s: reply without status",
 			 var_bounce_cleanup_path);
 		attr_list_clear(&list);
@@ -127,14 +128,14 @@ bounce_cleanup_reply(int fd, struct strbuf *in, struct bounce_result *res)
 		return (-1);
 	}
 	if (status != 0) {
-		v = attr_list_get(&list, "reason");
+		v = attr_list_get(&list, MAIL_ATTR_REASON);
 		res->status = status == 5 ? 5 : 4;
 		snprintf(res->reason, sizeof(res->reason), "%s",
 			 v ? v : "4.3.0 cleanup refused the notification");
 		attr_list_clear(&list);
 		return (-1);
 	}
-	v = attr_list_get(&list, "queue_id");
+	v = attr_list_get(&list, MAIL_ATTR_QUEUE_ID);
 	if (v == NULL || !qfile_id_valid(v)) {
 		log_warn("cleanup service %s: reply without a queue ID",
 			 var_bounce_cleanup_path);
@@ -192,12 +193,13 @@ bounce_cleanup_submit(const char *rcpt, int flags,
 	deadline = bounce_cleanup_now() + var_bounce_timeout * 1000;
 	out = strbuf_new(256, 0);
 	in = strbuf_new(256, 65536);
-	attr_puts(out, "sender", "");
-	attr_puts(out, "rcpt", rcpt);
-	attr_puts(out, "body", (flags & BOUNCE_SUBMIT_8BIT) ? "8BITMIME" :
+	attr_puts(out, MAIL_ATTR_SENDER, "");
+	attr_puts(out, MAIL_ATTR_RCPT, rcpt);
+	attr_puts(out, MAIL_ATTR_BODY,
+		  (flags & BOUNCE_SUBMIT_8BIT) ? "8BITMIME" :
 		  "7BIT");
 	if (flags & BOUNCE_SUBMIT_UTF8)
-		attr_puts(out, "smtputf8", "1");
+		attr_puts(out, MAIL_ATTR_SMTPUTF8, "1");
 	attr_end(out);
 	if (bounce_cleanup_write(fd, out->data, out->len, deadline) < 0) {
 		log_warn("write to %s: %s", var_bounce_cleanup_path,
@@ -221,7 +223,7 @@ bounce_cleanup_submit(const char *rcpt, int flags,
 		if (n > BOUNCE_DATA_CHUNK)
 			n = BOUNCE_DATA_CHUNK;
 		strbuf_reset(out);
-		attr_put(out, "data", msg->data + off, n);
+		attr_put(out, MAIL_ATTR_DATA, msg->data + off, n);
 		if (bounce_cleanup_write(fd, out->data, out->len,
 					 deadline) < 0)
 			break;

@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "mail_attr.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -102,19 +103,19 @@ sendmail_sub_reply(struct sendmail_sub *sub, int timeout, const char *when)
 					   "malformed reply from cleanup" :
 					   strerror(errno)));
 	}
-	if (attr_list_getl(&list, "status", &status) < 0) {
+	if (attr_list_getl(&list, MAIL_ATTR_STATUS, &status) < 0) {
 		attr_list_clear(&list);
 		return (sendmail_sub_error(sub, 4, "4.3.0 %s: reply from "
 					   "cleanup without status", when));
 	}
 	if (status != 0) {
-		val = attr_list_get(&list, "reason");
+		val = attr_list_get(&list, MAIL_ATTR_REASON);
 		sendmail_sub_error(sub, status == 5 ? 5 : 4, "%s",
 				   val ? val : "4.3.0 error without reason");
 		attr_list_clear(&list);
 		return (-1);
 	}
-	if ((val = attr_list_get(&list, "queue_id")) != NULL)
+	if ((val = attr_list_get(&list, MAIL_ATTR_QUEUE_ID)) != NULL)
 		snprintf(sub->queue_id, sizeof(sub->queue_id), "%s", val);
 	attr_list_clear(&list);
 	return (0);
@@ -160,20 +161,20 @@ sendmail_sub_envelope(struct strbuf *out, const struct sendmail_env *env)
 {
 	size_t  i;
 
-	attr_puts(out, "sender", env->sender);
+	attr_puts(out, MAIL_ATTR_SENDER, env->sender);
 	for (i = 0; i < env->nrcpt; i++) {
-		attr_puts(out, "rcpt", env->rcpts[i]);
+		attr_puts(out, MAIL_ATTR_RCPT, env->rcpts[i]);
 		if (env->notify)
-			attr_puts(out, "notify", env->notify);
+			attr_puts(out, MAIL_ATTR_NOTIFY, env->notify);
 	}
 	if (env->full_name && *env->full_name)
-		attr_puts(out, "full_name", env->full_name);
+		attr_puts(out, MAIL_ATTR_FULL_NAME, env->full_name);
 	if (env->body)
-		attr_puts(out, "body", env->body);
+		attr_puts(out, MAIL_ATTR_BODY, env->body);
 	if (env->ret)
-		attr_puts(out, "ret", env->ret);
+		attr_puts(out, MAIL_ATTR_RET, env->ret);
 	if (env->envid)
-		attr_puts(out, "envid", env->envid);
+		attr_puts(out, MAIL_ATTR_ENVID, env->envid);
 	attr_end(out);
 }
 
@@ -208,7 +209,7 @@ sendmail_sub_open(struct sendmail_sub *sub, const struct sendmail_env *env)
 				 drop + 6 : drop);
 			return (-1);
 		}
-		attr_puts(sub->out, "version", SENDMAIL_DROP_VERSION);
+		attr_puts(sub->out, MAIL_ATTR_VERSION, SENDMAIL_DROP_VERSION);
 		sendmail_sub_envelope(sub->out, env);
 		if (attr_write_fd(sub->fd, sub->out) < 0)
 			return (sendmail_sub_error(sub, 4, "4.3.0 write %s/%s: "
@@ -234,7 +235,8 @@ sendmail_sub_send(struct sendmail_sub *sub)
 		return;
 	if (sub->status == 0) {
 		strbuf_reset(sub->out);
-		attr_put(sub->out, "data", sub->chunk->data, sub->chunk->len);
+		attr_put(sub->out, MAIL_ATTR_DATA, sub->chunk->data,
+			 sub->chunk->len);
 		if (attr_write_fd(sub->fd, sub->out) < 0) {
 			if (sub->drop_dir >= 0) {
 				sendmail_sub_error(sub, 4, "4.3.0 write %s/%s: "

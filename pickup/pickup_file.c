@@ -48,6 +48,7 @@
 
 #include "attr.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "qfile.h"
 #include "strbuf.h"
 
@@ -70,7 +71,8 @@ struct pickup_state {
 
 /* The envelope attributes sendmail writes; nothing else is passed on. */
 static const char *const pickup_env_names[] = {
-	"sender", "rcpt", "notify", "full_name", "body", "ret", "envid", 0,
+	MAIL_ATTR_SENDER, MAIL_ATTR_RCPT, MAIL_ATTR_NOTIFY, MAIL_ATTR_FULL_NAME,
+	MAIL_ATTR_BODY, MAIL_ATTR_RET, MAIL_ATTR_ENVID, 0,
 };
 
 /* pickup_corrupt - keep a bad file for inspection */
@@ -133,7 +135,7 @@ pickup_reply(struct pickup_state *ps)
 	memset(&list, 0, sizeof(list));
 	if (attr_read_fd(ps->cfd, ps->reply, PICKUP_REASON_MAX,
 			 (int) var_pickup_timeout, &list) < 0
-	    || attr_list_getl(&list, "status", &status) < 0) {
+	    || attr_list_getl(&list, MAIL_ATTR_STATUS, &status) < 0) {
 		snprintf(ps->reason, sizeof(ps->reason), "no answer from "
 			 "cleanup: %s", errno ? strerror(errno) :
 			 "lost connection");
@@ -141,12 +143,12 @@ pickup_reply(struct pickup_state *ps)
 		return (4);
 	}
 	if (status == 0) {
-		if ((val = attr_list_get(&list, "queue_id")) != NULL)
+		if ((val = attr_list_get(&list, MAIL_ATTR_QUEUE_ID)) != NULL)
 			snprintf(ps->queue_id, sizeof(ps->queue_id), "%s", val);
 		attr_list_clear(&list);
 		return (0);
 	}
-	val = attr_list_get(&list, "reason");
+	val = attr_list_get(&list, MAIL_ATTR_REASON);
 	snprintf(ps->reason, sizeof(ps->reason), "%s", val ? val : "");
 	attr_list_clear(&list);
 	return (status == 5 ? 5 : 4);
@@ -189,15 +191,15 @@ pickup_envelope(struct pickup_state *ps, struct attr_list *env)
 	int     senders = 0;
 	int     rcpts = 0;
 
-	if (env->n == 0 || strcmp(env->names[0], "version") != 0
+	if (env->n == 0 || strcmp(env->names[0], MAIL_ATTR_VERSION) != 0
 	    || strcmp(env->values[0], PICKUP_DROP_VERSION) != 0)
 		return ("unknown file version");
-	attr_putl(ps->out, "local_uid", (long long) ps->uid);
+	attr_putl(ps->out, MAIL_ATTR_LOCAL_UID, (long long) ps->uid);
 	for (i = 1; i < env->n; i++) {
 		if (!pickup_env_ok(env->names[i]))
 			return ("unexpected envelope attribute");
-		senders += strcmp(env->names[i], "sender") == 0;
-		rcpts += strcmp(env->names[i], "rcpt") == 0;
+		senders += strcmp(env->names[i], MAIL_ATTR_SENDER) == 0;
+		rcpts += strcmp(env->names[i], MAIL_ATTR_RCPT) == 0;
 		if (attr_put(ps->out, env->names[i], env->values[i],
 			     env->lens[i]) < 0)
 			return ("envelope too large");
@@ -218,10 +220,10 @@ pickup_content(struct pickup_state *ps, int *sent)
 
 	*sent = 1;
 	while ((r = pickup_next(ps, &a)) == ATTR_OK) {
-		if (!attr_name_is(&a, "data"))
+		if (!attr_name_is(&a, MAIL_ATTR_DATA))
 			return ("content attribute other than data");
 		strbuf_reset(ps->out);
-		attr_put(ps->out, "data", a.value, a.len);
+		attr_put(ps->out, MAIL_ATTR_DATA, a.value, a.len);
 		if (*sent && attr_write_fd(ps->cfd, ps->out) < 0)
 			*sent = 0;		/* cleanup said why, or not */
 	}

@@ -60,6 +60,7 @@
 #include "attr.h"
 #include "dsn.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "qfile.h"
 #include "server.h"
 #include "strbuf.h"
@@ -157,15 +158,15 @@ smtpd_cleanup_read_cb(struct bufferevent *bev, void *ctx)
 			smtpd_cleanup_fail(cl, "reply too long");
 		return;
 	}
-	if (ret < 0 || attr_list_getl(&list, "status", &status) < 0) {
+	if (ret < 0 || attr_list_getl(&list, MAIL_ATTR_STATUS, &status) < 0) {
 		attr_list_clear(&list);
 		smtpd_cleanup_fail(cl, "malformed reply");
 		return;
 	}
 	evbuffer_drain(in, used);
-	if ((v = attr_list_get(&list, "queue_id")) != NULL)
+	if ((v = attr_list_get(&list, MAIL_ATTR_QUEUE_ID)) != NULL)
 		qid = xstrdup(v);
-	if ((v = attr_list_get(&list, "reason")) != NULL)
+	if ((v = attr_list_get(&list, MAIL_ATTR_REASON)) != NULL)
 		reason = xstrdup(v);
 	attr_list_clear(&list);
 	evtimer_del(cl->timer);
@@ -290,29 +291,29 @@ smtpd_cleanup_open(struct smtpd_session *s)
 	}
 
 	env = strbuf_new(1024, 0);
-	attr_puts(env, "sender", s->sender);
+	attr_puts(env, MAIL_ATTR_SENDER, s->sender);
 	for (i = 0; i < s->nrcpt; i++) {
-		attr_puts(env, "rcpt", s->rcpts[i]);
+		attr_puts(env, MAIL_ATTR_RCPT, s->rcpts[i]);
 		/* DSN parameters follow the recipient they belong to. */
 		if (s->rcpt_notify[i])
-			attr_puts(env, "notify", s->rcpt_notify[i]);
+			attr_puts(env, MAIL_ATTR_NOTIFY, s->rcpt_notify[i]);
 		if (s->rcpt_orcpt[i])
-			attr_puts(env, "orcpt", s->rcpt_orcpt[i]);
+			attr_puts(env, MAIL_ATTR_ORCPT, s->rcpt_orcpt[i]);
 	}
 	if (!s->local)
-		attr_puts(env, "client_addr", s->addr);
-	attr_puts(env, "client_name", s->name);
-	attr_puts(env, "helo", s->helo ? s->helo : "");
-	attr_puts(env, "protocol", smtpd_protocol(s));
-	attr_puts(env, "body", s->body_8bit ? "8BITMIME" : "7BIT");
+		attr_puts(env, MAIL_ATTR_CLIENT_ADDR, s->addr);
+	attr_puts(env, MAIL_ATTR_CLIENT_NAME, s->name);
+	attr_puts(env, MAIL_ATTR_HELO, s->helo ? s->helo : "");
+	attr_puts(env, MAIL_ATTR_PROTOCOL, smtpd_protocol(s));
+	attr_puts(env, MAIL_ATTR_BODY, s->body_8bit ? "8BITMIME" : "7BIT");
 	if (s->smtputf8)
-		attr_puts(env, "smtputf8", "1");
+		attr_puts(env, MAIL_ATTR_SMTPUTF8, "1");
 	if (s->declared_size >= 0)
-		attr_putl(env, "size", s->declared_size);
+		attr_putl(env, MAIL_ATTR_SIZE, s->declared_size);
 	if (s->dsn_ret == DSN_RET_FULL || s->dsn_ret == DSN_RET_HDRS)
-		attr_puts(env, "ret", dsn_ret_str(s->dsn_ret));
+		attr_puts(env, MAIL_ATTR_RET, dsn_ret_str(s->dsn_ret));
 	if (s->dsn_envid)
-		attr_puts(env, "envid", s->dsn_envid);
+		attr_puts(env, MAIL_ATTR_ENVID, s->dsn_envid);
 	attr_end(env);
 	bufferevent_write(cl->bev, env->data, env->len);
 	strbuf_free(env);
@@ -352,9 +353,10 @@ smtpd_cleanup_finish(struct smtpd_session *s)
 		struct strbuf *sb = strbuf_new(256, 0);
 
 		if (smtpd_check_hold(s))
-			attr_puts(sb, "hold", smtpd_check_hold(s));
+			attr_puts(sb, MAIL_ATTR_HOLD, smtpd_check_hold(s));
 		if (smtpd_check_discard(s))
-			attr_puts(sb, "discard", smtpd_check_discard(s));
+			attr_puts(sb, MAIL_ATTR_DISCARD,
+				  smtpd_check_discard(s));
 		bufferevent_write(cl->bev, sb->data, sb->len);
 		strbuf_free(sb);
 	}
