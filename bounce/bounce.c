@@ -101,6 +101,7 @@
 #include "privs.h"
 #include "qhist.h"
 #include "server.h"
+#include "server_params.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -144,6 +145,17 @@ bounce_history_dir(void)
 	free(hist);
 }
 
+/*
+ * The parameters bounce reads (server_params(3)): defaults and ranges in
+ * lib/global/conf_params.c, the ones "sendarix check" enforces.
+ */
+static const struct server_param bounce_params[] = {
+	SERVER_PARAM_STR("double_bounce_recipient",
+			 &var_double_bounce_recipient),
+	SERVER_PARAM_LLONG("bounce_size_limit", &var_bounce_size_limit),
+	SERVER_PARAM_LONG("bounce_timeout", &var_bounce_timeout),
+};
+
 /* bounce_pre_init - read the parameters */
 static void
 bounce_pre_init(void)
@@ -152,7 +164,6 @@ bounce_pre_init(void)
 	const char *v;
 	size_t  len;
 
-	/* Parameters: name, variable, bounds. */
 	v = conf_get("myhostname");
 	if (v == NULL || *v == 0) {
 		if (gethostname(host, sizeof(host)) < 0)
@@ -171,18 +182,8 @@ bounce_pre_init(void)
 	var_bounce_cleanup_path = xmalloc(len);
 	snprintf(var_bounce_cleanup_path, len, "private/%s", v);
 
-	free(var_double_bounce_recipient);
-	var_double_bounce_recipient =
-		xstrdup(conf_get("double_bounce_recipient"));
 
-	var_bounce_size_limit = conf_get_size("bounce_size_limit");
-	if (var_bounce_size_limit < 0 || var_bounce_size_limit > (1LL << 30))
-		log_fatal("parameter bounce_size_limit: value %lld out of "
-			  "range 0..%lld", var_bounce_size_limit, 1LL << 30);
-	var_bounce_timeout = conf_get_time("bounce_timeout");
-	if (var_bounce_timeout < 1 || var_bounce_timeout > 3600)
-		log_fatal("parameter bounce_timeout: value %ld out of range "
-			  "1..3600", var_bounce_timeout);
+	server_params_read(bounce_params, SERVER_PARAMS_COUNT(bounce_params));
 	/* qmgr's parameter, when qmgr is there: for Will-Retry-Until. */
 	var_bounce_queue_lifetime =
 		conf_param_find("maximal_queue_lifetime") ?

@@ -21,7 +21,6 @@ extern long var_bounce_queue_lifetime;	/* 0: unknown */
 
 #define BOUNCE_REQUEST_MAX	(16 * 1024 * 1024)	/* one request */
 #define BOUNCE_VALUE_MAX	65536	/* one request value */
-#define BOUNCE_DATA_CHUNK	65536	/* one "data" value to cleanup */
 
 /* The outcome of one request, for the reply to qmgr. */
 struct bounce_result {

@@ -75,6 +75,7 @@
 #include "attr.h"
 #include "dsn.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "mail_date.h"
 #include "qfile.h"
 #include "qhist.h"
@@ -278,7 +279,7 @@ bounce_req_parse(const struct attr_list *req, struct bounce_req *rq)
 		const char *name = req->names[i];
 		const char *val = req->values[i];
 
-		if (strcmp(name, "rcpt") == 0) {
+		if (strcmp(name, MAIL_ATTR_RCPT) == 0) {
 			if (*val == 0)
 				return (-1);
 			e = rq->ents + rq->nent++;
@@ -286,19 +287,21 @@ bounce_req_parse(const struct attr_list *req, struct bounce_req *rq)
 			e->offset = -1;
 			continue;
 		}
-		if (strcmp(name, "dsn") != 0 && strcmp(name, "relay") != 0
-		    && strcmp(name, "reply") != 0 && strcmp(name, "offset") != 0
-		    && strcmp(name, "action") != 0)
+		if (strcmp(name, MAIL_ATTR_DSN) != 0
+		    && strcmp(name, MAIL_ATTR_RELAY) != 0
+		    && strcmp(name, MAIL_ATTR_REPLY) != 0
+		    && strcmp(name, MAIL_ATTR_OFFSET) != 0
+		    && strcmp(name, MAIL_ATTR_ACTION) != 0)
 			continue;
 		if (e == NULL)
 			return (-1);		/* before any rcpt */
-		if (strcmp(name, "dsn") == 0) {
+		if (strcmp(name, MAIL_ATTR_DSN) == 0) {
 			e->dsn = val;
-		} else if (strcmp(name, "relay") == 0) {
+		} else if (strcmp(name, MAIL_ATTR_RELAY) == 0) {
 			e->relay = val;
-		} else if (strcmp(name, "reply") == 0) {
+		} else if (strcmp(name, MAIL_ATTR_REPLY) == 0) {
 			e->reply = val;
-		} else if (strcmp(name, "offset") == 0) {
+		} else if (strcmp(name, MAIL_ATTR_OFFSET) == 0) {
 			if (e->offset >= 0 || bounce_offset_parse(val,
 							&e->offset) < 0)
 				return (-1);
@@ -667,9 +670,9 @@ bounce_notify(const struct attr_list *req, struct bounce_result *res)
 	memset(res, 0, sizeof(*res));
 	rq.fd = -1;
 	rq.now = time(NULL);
-	rq.queue_id = attr_list_get(req, "queue_id");
-	rq.queue_file = attr_list_get(req, "queue_file");
-	type = attr_list_get(req, "type");
+	rq.queue_id = attr_list_get(req, MAIL_ATTR_QUEUE_ID);
+	rq.queue_file = attr_list_get(req, MAIL_ATTR_QUEUE_FILE);
+	type = attr_list_get(req, MAIL_ATTR_TYPE);
 	if (rq.queue_id == NULL || !qfile_id_valid(rq.queue_id)
 	    || rq.queue_file == NULL
 	    || !bounce_path_ok(rq.queue_file, rq.queue_id)
@@ -694,10 +697,10 @@ bounce_notify(const struct attr_list *req, struct bounce_result *res)
 	}
 	if (bounce_open(&rq, res) < 0)
 		goto done;
-	if ((ret_attr = qfile_msg_attr(rq.msg, "ret")) != NULL)
+	if ((ret_attr = qfile_msg_attr(rq.msg, MAIL_ATTR_RET)) != NULL)
 		rq.ret = dsn_ret_parse(ret_attr) < 0 ? DSN_RET_NONE :
 			dsn_ret_parse(ret_attr);
-	rq.envid = qfile_msg_attr(rq.msg, "envid");
+	rq.envid = qfile_msg_attr(rq.msg, MAIL_ATTR_ENVID);
 
 	/* Exactly once: only what is still owed (docs/ipc.md "bounce"). */
 	if (bounce_req_owed(&rq) < 0) {

@@ -45,6 +45,7 @@
 
 #include "attr.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "server.h"
 #include "strbuf.h"
 #include "xmalloc.h"
@@ -103,11 +104,11 @@ bounce_sess_reply(struct bounce_sess *s, const struct bounce_result *res)
 {
 	struct strbuf *out = strbuf_new(256, 0);
 
-	attr_putl(out, "status", res->status);
+	attr_putl(out, MAIL_ATTR_STATUS, res->status);
 	if (res->status == 0)
-		attr_puts(out, "queue_id", res->queue_id);
+		attr_puts(out, MAIL_ATTR_QUEUE_ID, res->queue_id);
 	else
-		attr_puts(out, "reason", res->reason);
+		attr_puts(out, MAIL_ATTR_REASON, res->reason);
 	attr_end(out);
 	/*
 	 * A few hundred bytes into an idle socket: no wait. A client that

@@ -73,7 +73,6 @@
  */
 
 #include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -81,6 +80,7 @@
 #include "conf.h"
 #include "log.h"
 #include "server.h"
+#include "server_params.h"
 #include "xmalloc.h"
 
 #include "cleanup.h"
@@ -93,68 +93,25 @@ long long var_hopcount_limit;
 long long var_cleanup_timeout;
 long long var_cleanup_max_sessions;
 
-/* The parameters cleanup reads: name, variable, bounds. */
-static const struct cleanup_str_param {
-	const char *name;
-	char  **var;
-} cleanup_str_params[] = {
-	{"myhostname", &var_myhostname},
-	{"qmgr_service_name", &var_qmgr_service_name},
+/*
+ * The parameters cleanup reads (server_params(3)): defaults and ranges
+ * in lib/global/conf_params.c, the ones "sendarix check" enforces.
+ */
+static const struct server_param cleanup_params[] = {
+	SERVER_PARAM_STR("myhostname", &var_myhostname),
+	SERVER_PARAM_NAME("qmgr_service_name", &var_qmgr_service_name),
+	SERVER_PARAM_LLONG("header_size_limit", &var_header_size_limit),
+	SERVER_PARAM_LLONG("message_size_limit", &var_message_size_limit),
+	SERVER_PARAM_LLONG("hopcount_limit", &var_hopcount_limit),
+	SERVER_PARAM_LLONG("cleanup_timeout", &var_cleanup_timeout),
+	SERVER_PARAM_LLONG("cleanup_max_sessions", &var_cleanup_max_sessions),
 };
-
-static const struct cleanup_num_param {
-	const char *name;
-	long long *var;
-	long long min;
-	long long max;
-} cleanup_num_params[] = {
-	{"header_size_limit", &var_header_size_limit, 1024, 1LL << 30},
-	{"message_size_limit", &var_message_size_limit, 0, INT64_MAX},
-	{"hopcount_limit", &var_hopcount_limit, 1, 100000},
-	{"cleanup_timeout", &var_cleanup_timeout, 1, 86400},
-	{"cleanup_max_sessions", &var_cleanup_max_sessions, 1, 1000000},
-};
-
-#define CLEANUP_NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* cleanup_pre_init - read the parameters (queue_directory: skeleton) */
 static void
 cleanup_pre_init(void)
 {
-	const struct conf_param *p;
-	long long val;
-	size_t  i;
-
-	for (i = 0; i < CLEANUP_NELEM(cleanup_str_params); i++) {
-		free(*cleanup_str_params[i].var);
-		*cleanup_str_params[i].var =
-			xstrdup(conf_get(cleanup_str_params[i].name));
-	}
-	if (*var_qmgr_service_name == 0)
-		log_fatal("parameter qmgr_service_name: empty value");
-	for (i = 0; i < CLEANUP_NELEM(cleanup_num_params); i++) {
-		if ((p = conf_param_find(cleanup_num_params[i].name)) == NULL)
-			log_panic("unknown parameter %s",
-				  cleanup_num_params[i].name);
-		switch (p->type) {
-		case CONF_TIME:
-			val = conf_get_time(p->name);
-			break;
-		case CONF_SIZE:
-			val = conf_get_size(p->name);
-			break;
-		default:
-			val = conf_get_int(p->name);
-			break;
-		}
-		if (val < cleanup_num_params[i].min
-		    || val > cleanup_num_params[i].max)
-			log_fatal("parameter %s: value %lld out of range "
-				  "%lld..%lld",
-				  p->name, val, cleanup_num_params[i].min,
-				  cleanup_num_params[i].max);
-		*cleanup_num_params[i].var = val;
-	}
+	server_params_read(cleanup_params, SERVER_PARAMS_COUNT(cleanup_params));
 	cleanup_local_init();
 }
 

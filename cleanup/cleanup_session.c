@@ -69,6 +69,7 @@
 #include "dsn.h"
 #include "hdr.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "qfile.h"
 #include "server.h"
 #include "strbuf.h"
@@ -179,8 +180,9 @@ cleanup_sess_flush(struct cleanup_sess *s)
 static int
 cleanup_sess_send(struct cleanup_sess *s, int status, const char *text)
 {
-	if (attr_putl(s->out, "status", status) < 0
-	    || attr_puts(s->out, status == 0 ? "queue_id" : "reason", text) < 0
+	if (attr_putl(s->out, MAIL_ATTR_STATUS, status) < 0
+	    || attr_puts(s->out, status == 0 ? MAIL_ATTR_QUEUE_ID :
+			  MAIL_ATTR_REASON, text) < 0
 	    || attr_end(s->out) < 0) {
 		/* Not reached: the reply is small. */
 		log_warn("%s: reply does not fit", s->id);
@@ -288,9 +290,9 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 	char   *val;
 	char   *end;
 
-	if (attr_name_is(a, "sender"))
+	if (attr_name_is(a, MAIL_ATTR_SENDER))
 		return (cleanup_env_set(&s->sender, a));
-	if (attr_name_is(a, "rcpt")) {
+	if (attr_name_is(a, MAIL_ATTR_RCPT)) {
 		if (a->len == 0 || memchr(a->value, '\t', a->len))
 			return (-1);
 		if ((val = cleanup_env_value(a)) == NULL)
@@ -307,7 +309,7 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 		free(val);
 		return (0);
 	}
-	if (attr_name_is(a, "notify")) {
+	if (attr_name_is(a, MAIL_ATTR_NOTIFY)) {
 		char    buf[DSN_NOTIFY_BUFSIZE];
 		int     flags;
 		int     ret;
@@ -320,10 +322,10 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 		if (ret < 0)
 			return (-1);
 		return (cleanup_env_rcpt_param(s, CLEANUP_RCPT_NOTIFY,
-				"notify", dsn_notify_str(flags, buf,
+				MAIL_ATTR_NOTIFY, dsn_notify_str(flags, buf,
 							 sizeof(buf))));
 	}
-	if (attr_name_is(a, "orcpt")) {
+	if (attr_name_is(a, MAIL_ATTR_ORCPT)) {
 		struct strbuf *canon;
 		int     ret = -1;
 
@@ -333,12 +335,13 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 		canon = strbuf_new(128, 0);
 		if (dsn_orcpt_canon(val, canon) == 0)
 			ret = cleanup_env_rcpt_param(s, CLEANUP_RCPT_ORCPT,
-						     "orcpt", canon->data);
+						     MAIL_ATTR_ORCPT,
+						     canon->data);
 		strbuf_free(canon);
 		free(val);
 		return (ret);
 	}
-	if (attr_name_is(a, "ret")) {
+	if (attr_name_is(a, MAIL_ATTR_RET)) {
 		int     ret;
 
 		if (s->ret != NULL || (val = cleanup_env_text(a)) == NULL)
@@ -350,29 +353,29 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 		s->ret = xstrdup(dsn_ret_str(ret));
 		return (0);
 	}
-	if (attr_name_is(a, "envid")) {
+	if (attr_name_is(a, MAIL_ATTR_ENVID)) {
 		if (s->envid != NULL || a->len > DSN_ENVID_MAX)
 			return (-1);
 		s->envid = cleanup_env_text(a);
 		return (s->envid ? 0 : -1);
 	}
-	if (attr_name_is(a, "client_addr"))
+	if (attr_name_is(a, MAIL_ATTR_CLIENT_ADDR))
 		return (cleanup_env_set(&s->client_addr, a));
-	if (attr_name_is(a, "client_name"))
+	if (attr_name_is(a, MAIL_ATTR_CLIENT_NAME))
 		return (cleanup_env_set(&s->client_name, a));
-	if (attr_name_is(a, "helo"))
+	if (attr_name_is(a, MAIL_ATTR_HELO))
 		return (cleanup_env_set(&s->helo, a));
-	if (attr_name_is(a, "protocol"))
+	if (attr_name_is(a, MAIL_ATTR_PROTOCOL))
 		return (cleanup_env_set(&s->protocol, a));
-	if (attr_name_is(a, "body"))
+	if (attr_name_is(a, MAIL_ATTR_BODY))
 		return (cleanup_env_set(&s->body, a));
-	if (attr_name_is(a, "smtputf8")) {
+	if (attr_name_is(a, MAIL_ATTR_SMTPUTF8)) {
 		if (a->len != 1 || (a->value[0] != '0' && a->value[0] != '1'))
 			return (-1);
 		s->smtputf8 = (a->value[0] == '1');
 		return (0);
 	}
-	if (attr_name_is(a, "size")) {
+	if (attr_name_is(a, MAIL_ATTR_SIZE)) {
 		if ((val = cleanup_env_value(a)) == NULL)
 			return (-1);
 		errno = 0;
@@ -384,9 +387,9 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 		free(val);
 		return (0);
 	}
-	if (attr_name_is(a, "full_name"))
+	if (attr_name_is(a, MAIL_ATTR_FULL_NAME))
 		return (cleanup_local_attr(s, a));
-	if (attr_name_is(a, "local_uid"))
+	if (attr_name_is(a, MAIL_ATTR_LOCAL_UID))
 		return (cleanup_local_uid(s, a));
 	log_debug("%s: ignoring envelope attribute %.*s", s->id,
 		  (int) a->namelen, a->name);
@@ -401,13 +404,15 @@ cleanup_env_write(struct cleanup_sess *s)
 		const char *name;
 		size_t  offset;
 	} attrs[] = {
-		{"client_addr", offsetof(struct cleanup_sess, client_addr)},
-		{"client_name", offsetof(struct cleanup_sess, client_name)},
-		{"helo", offsetof(struct cleanup_sess, helo)},
-		{"protocol", offsetof(struct cleanup_sess, protocol)},
-		{"body", offsetof(struct cleanup_sess, body)},
-		{"uid", offsetof(struct cleanup_sess, uid_attr)},
-		{"login", offsetof(struct cleanup_sess, login)},
+		{MAIL_ATTR_CLIENT_ADDR,
+		offsetof(struct cleanup_sess, client_addr)},
+		{MAIL_ATTR_CLIENT_NAME,
+		offsetof(struct cleanup_sess, client_name)},
+		{MAIL_ATTR_HELO, offsetof(struct cleanup_sess, helo)},
+		{MAIL_ATTR_PROTOCOL, offsetof(struct cleanup_sess, protocol)},
+		{MAIL_ATTR_BODY, offsetof(struct cleanup_sess, body)},
+		{MAIL_ATTR_UID, offsetof(struct cleanup_sess, uid_attr)},
+		{MAIL_ATTR_LOGIN, offsetof(struct cleanup_sess, login)},
 	};
 	const char *val;
 	size_t  i;
@@ -421,11 +426,11 @@ cleanup_env_write(struct cleanup_sess *s)
 		if (val && qfile_out_attr(s->qf, attrs[i].name, val) < 0)
 			return (-1);
 	}
-	if (s->smtputf8 && qfile_out_attr(s->qf, "smtputf8", "1") < 0)
+	if (s->smtputf8 && qfile_out_attr(s->qf, MAIL_ATTR_SMTPUTF8, "1") < 0)
 		return (-1);
-	if (s->ret && qfile_out_attr(s->qf, "ret", s->ret) < 0)
+	if (s->ret && qfile_out_attr(s->qf, MAIL_ATTR_RET, s->ret) < 0)
 		return (-1);
-	if (s->envid && qfile_out_attr(s->qf, "envid", s->envid) < 0)
+	if (s->envid && qfile_out_attr(s->qf, MAIL_ATTR_ENVID, s->envid) < 0)
 		return (-1);
 	for (off = 0; off < s->rcpts->len; off += len + 1) {
 		char   *addr = s->rcpts->data + off;
@@ -527,16 +532,17 @@ cleanup_sess_input(struct cleanup_sess *s)
 			return (-1);
 		}
 		/* smtpd's HOLD and DISCARD, just before the end (ipc.md). */
-		if (attr_name_is(&a, "hold") || attr_name_is(&a, "discard")) {
-			char  **where = attr_name_is(&a, "hold") ? &s->hold :
-				&s->discard;
+		if (attr_name_is(&a, MAIL_ATTR_HOLD)
+		    || attr_name_is(&a, MAIL_ATTR_DISCARD)) {
+			char  **where = attr_name_is(&a, MAIL_ATTR_HOLD) ?
+				&s->hold : &s->discard;
 
 			free(*where);
 			if ((*where = cleanup_env_value(&a)) == NULL)
 				goto bad;
 			continue;
 		}
-		if (!attr_name_is(&a, "data"))
+		if (!attr_name_is(&a, MAIL_ATTR_DATA))
 			goto bad;
 		if (s->state == CLEANUP_ST_CONTENT)
 			(void) cleanup_content(s, a.value, a.len);
@@ -640,8 +646,8 @@ cleanup_session_accept(int fd)
 			 "(cleanup_max_sessions)", var_cleanup_max_sessions);
 		/* One try, no waiting: the reply is small. */
 		busy = strbuf_new(128, CLEANUP_OUT_LIMIT);
-		if (attr_putl(busy, "status", 4) == 0
-		    && attr_puts(busy, "reason",
+		if (attr_putl(busy, MAIL_ATTR_STATUS, 4) == 0
+		    && attr_puts(busy, MAIL_ATTR_REASON,
 			    "4.3.2 Error: too many cleanup sessions") == 0
 		    && attr_end(busy) == 0
 		    && write(fd, busy->data, busy->len) < 0)

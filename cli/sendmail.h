@@ -49,6 +49,8 @@ extern int sendmail_env_add(struct sendmail_env *, const char *);
 extern void sendmail_env_clear(struct sendmail_env *);
 
 /* A submission to cleanup (sendmail_submit.c). */
+struct cleanup_client;
+
 struct sendmail_sub {
 	int     fd;
 	int     status;			/* 0, 4 or 5 */
@@ -56,7 +58,7 @@ struct sendmail_sub {
 	char    queue_id[96];
 	struct strbuf *chunk;		/* content not yet sent */
 	struct strbuf *out;
-	struct strbuf *in;
+	struct cleanup_client *cl;	/* cleanup_client.h */
 	/* The system is down: the message goes to maildrop/ instead. */
 	int     drop_dir;		/* maildrop/ (O_PATH), or -1 */
 	char    drop_tmp[72];		/* ".NAME" while being written */

@@ -61,6 +61,8 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "cleanup_client.h"
+#include "mail_attr.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -83,40 +85,28 @@ sendmail_sub_error(struct sendmail_sub *sub, int status, const char *fmt,...)
 	return (-1);
 }
 
-/* sendmail_sub_reply - read one reply list from cleanup */
+/* sendmail_sub_result - cleanup's answer: 0, else -1 with the reason */
 static int
-sendmail_sub_reply(struct sendmail_sub *sub, int timeout, const char *when)
+sendmail_sub_result(struct sendmail_sub *sub, const struct cleanup_result *cr,
+		    const char *when)
 {
-	struct attr_list list;
-	const char *val;
-	long long status;
-
-	memset(&list, 0, sizeof(list));
-	if (attr_read_fd(sub->fd, sub->in, SENDMAIL_REASON_MAX, timeout,
-			 &list) < 0) {
-		attr_list_clear(&list);
+	if (cr->lost[0] && !cr->committed)
 		return (sendmail_sub_error(sub, 4, "4.3.0 %s: %s", when,
-					   errno == 0 ?
+					   strcmp(cr->lost, "connection "
+						  "closed") == 0 ?
 					   "lost connection with cleanup" :
-					   errno == EPROTO ?
+					   strcmp(cr->lost, "malformed "
+						  "reply") == 0 ?
 					   "malformed reply from cleanup" :
-					   strerror(errno)));
-	}
-	if (attr_list_getl(&list, "status", &status) < 0) {
-		attr_list_clear(&list);
-		return (sendmail_sub_error(sub, 4, "4.3.0 %s: reply from "
-					   "cleanup without status", when));
-	}
-	if (status != 0) {
-		val = attr_list_get(&list, "reason");
-		sendmail_sub_error(sub, status == 5 ? 5 : 4, "%s",
-				   val ? val : "4.3.0 error without reason");
-		attr_list_clear(&list);
-		return (-1);
-	}
-	if ((val = attr_list_get(&list, "queue_id")) != NULL)
-		snprintf(sub->queue_id, sizeof(sub->queue_id), "%s", val);
-	attr_list_clear(&list);
+					   strcmp(cr->lost, "timeout") == 0 ?
+					   strerror(ETIMEDOUT) : cr->lost));
+	if (cr->status != 0)
+		return (sendmail_sub_error(sub, cr->status == 5 ? 5 : 4, "%s",
+					   cr->reason[0] ? cr->reason :
+					   "4.3.0 error without reason"));
+	if (cr->queue_id[0])
+		snprintf(sub->queue_id, sizeof(sub->queue_id), "%s",
+			 cr->queue_id);
 	return (0);
 }
 
@@ -160,20 +150,20 @@ sendmail_sub_envelope(struct strbuf *out, const struct sendmail_env *env)
 {
 	size_t  i;
 
-	attr_puts(out, "sender", env->sender);
+	attr_puts(out, MAIL_ATTR_SENDER, env->sender);
 	for (i = 0; i < env->nrcpt; i++) {
-		attr_puts(out, "rcpt", env->rcpts[i]);
+		attr_puts(out, MAIL_ATTR_RCPT, env->rcpts[i]);
 		if (env->notify)
-			attr_puts(out, "notify", env->notify);
+			attr_puts(out, MAIL_ATTR_NOTIFY, env->notify);
 	}
 	if (env->full_name && *env->full_name)
-		attr_puts(out, "full_name", env->full_name);
+		attr_puts(out, MAIL_ATTR_FULL_NAME, env->full_name);
 	if (env->body)
-		attr_puts(out, "body", env->body);
+		attr_puts(out, MAIL_ATTR_BODY, env->body);
 	if (env->ret)
-		attr_puts(out, "ret", env->ret);
+		attr_puts(out, MAIL_ATTR_RET, env->ret);
 	if (env->envid)
-		attr_puts(out, "envid", env->envid);
+		attr_puts(out, MAIL_ATTR_ENVID, env->envid);
 	attr_end(out);
 }
 
@@ -181,6 +171,7 @@ sendmail_sub_envelope(struct strbuf *out, const struct sendmail_env *env)
 int
 sendmail_sub_open(struct sendmail_sub *sub, const struct sendmail_env *env)
 {
+	struct cleanup_result cr;
 	char    why[SENDMAIL_REASON_MAX];
 	char    drop[SENDMAIL_REASON_MAX];
 	int     ret;
@@ -190,7 +181,6 @@ sendmail_sub_open(struct sendmail_sub *sub, const struct sendmail_env *env)
 	sub->drop_dir = -1;
 	sub->chunk = strbuf_new(SENDMAIL_DATA_MAX + 1, SENDMAIL_DATA_MAX);
 	sub->out = strbuf_new(SENDMAIL_DATA_MAX + 64, 0);
-	sub->in = strbuf_new(1024, 64 * 1024);
 	if ((ret = sendmail_sub_connect(sub)) < 0)
 		return (-1);
 	if (ret > 0) {
@@ -208,7 +198,7 @@ sendmail_sub_open(struct sendmail_sub *sub, const struct sendmail_env *env)
 				 drop + 6 : drop);
 			return (-1);
 		}
-		attr_puts(sub->out, "version", SENDMAIL_DROP_VERSION);
+		attr_puts(sub->out, MAIL_ATTR_VERSION, SENDMAIL_DROP_VERSION);
 		sendmail_sub_envelope(sub->out, env);
 		if (attr_write_fd(sub->fd, sub->out) < 0)
 			return (sendmail_sub_error(sub, 4, "4.3.0 write %s/%s: "
@@ -219,36 +209,36 @@ sendmail_sub_open(struct sendmail_sub *sub, const struct sendmail_env *env)
 		return (0);
 	}
 	sendmail_sub_envelope(sub->out, env);
-	if (attr_write_fd(sub->fd, sub->out) < 0)
-		return (sendmail_sub_error(sub, 4, "4.3.0 send envelope to "
-					   "cleanup: %s", strerror(errno)));
+	sub->cl = cleanup_client_start(sub->fd, sub->out, sendmail_timeout,
+				       &cr);
+	sub->fd = -1;				/* the client's now */
 	strbuf_reset(sub->out);
-	return (sendmail_sub_reply(sub, sendmail_timeout, "envelope"));
+	return (sendmail_sub_result(sub, &cr, "envelope"));
 }
 
 /* sendmail_sub_send - one "data" attribute with what is in the chunk */
 static void
 sendmail_sub_send(struct sendmail_sub *sub)
 {
+	struct cleanup_result cr;
+
 	if (sub->chunk->len == 0)
 		return;
-	if (sub->status == 0) {
+	if (sub->status == 0 && sub->cl != NULL) {
+		/* cleanup may have said why before it closed. */
+		if (cleanup_client_put(sub->cl, sub->chunk->data,
+				       sub->chunk->len, &cr) < 0
+		    && sendmail_sub_result(sub, &cr, "content") == 0)
+			sendmail_sub_error(sub, 4, "4.3.0 lost connection "
+					   "with cleanup");
+	} else if (sub->status == 0) {
 		strbuf_reset(sub->out);
-		attr_put(sub->out, "data", sub->chunk->data, sub->chunk->len);
-		if (attr_write_fd(sub->fd, sub->out) < 0) {
-			if (sub->drop_dir >= 0) {
-				sendmail_sub_error(sub, 4, "4.3.0 write %s/%s: "
-						   "%s", SENDMAIL_MAILDROP,
-						   sub->drop_tmp,
-						   strerror(errno));
-				strbuf_reset(sub->chunk);
-				return;
-			}
-			/* cleanup may have said why before it closed. */
-			if (sendmail_sub_reply(sub, 5, "content") == 0)
-				sendmail_sub_error(sub, 4, "4.3.0 lost "
-						   "connection with cleanup");
-		}
+		attr_put(sub->out, MAIL_ATTR_DATA, sub->chunk->data,
+			 sub->chunk->len);
+		if (attr_write_fd(sub->fd, sub->out) < 0)
+			sendmail_sub_error(sub, 4, "4.3.0 write %s/%s: %s",
+					   SENDMAIL_MAILDROP, sub->drop_tmp,
+					   strerror(errno));
 	}
 	strbuf_reset(sub->chunk);
 }
@@ -275,19 +265,20 @@ sendmail_sub_write(struct sendmail_sub *sub, const char *data, size_t len)
 int
 sendmail_sub_close(struct sendmail_sub *sub)
 {
+	struct cleanup_result cr;
+
 	if (sub->status != 0)
 		return (-1);
 	sendmail_sub_send(sub);
 	if (sub->status != 0)
 		return (-1);
-	strbuf_reset(sub->out);
-	attr_end(sub->out);
-	if (sub->drop_dir >= 0)
+	if (sub->drop_dir >= 0) {
+		strbuf_reset(sub->out);
+		attr_end(sub->out);
 		return (sendmail_drop_close(sub));
-	if (attr_write_fd(sub->fd, sub->out) < 0)
-		return (sendmail_sub_error(sub, 4, "4.3.0 send to cleanup: %s",
-					   strerror(errno)));
-	return (sendmail_sub_reply(sub, sendmail_timeout, "end of data"));
+	}
+	(void) cleanup_client_end(sub->cl, NULL, &cr);
+	return (sendmail_sub_result(sub, &cr, "end of data"));
 }
 
 /* sendmail_sub_free - close and release; the struct is the caller's */
@@ -295,10 +286,11 @@ void
 sendmail_sub_free(struct sendmail_sub *sub)
 {
 	sendmail_drop_free(sub);
+	cleanup_client_free(sub->cl);
+	sub->cl = NULL;
 	if (sub->fd >= 0)
 		(void) close(sub->fd);
 	sub->fd = -1;
 	sub->chunk = strbuf_free(sub->chunk);
 	sub->out = strbuf_free(sub->out);
-	sub->in = strbuf_free(sub->in);
 }

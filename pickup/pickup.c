@@ -59,6 +59,7 @@
 #include "conf.h"
 #include "log.h"
 #include "server.h"
+#include "server_params.h"
 #include "xmalloc.h"
 
 #include "pickup.h"
@@ -71,6 +72,16 @@ long long var_pickup_timeout;
 static struct event *pickup_scan_ev;	/* the periodic and triggered scan */
 static struct timeval pickup_wakeup;
 
+/*
+ * The parameters pickup reads (server_params(3)): defaults and ranges in
+ * lib/global/conf_params.c, the ones "sendarix check" enforces. pickup
+ * waits for cleanup as long as cleanup waits for a client.
+ */
+static const struct server_param pickup_params[] = {
+	SERVER_PARAM_NAME("cleanup_service_name", &var_cleanup_service_name),
+	SERVER_PARAM_LLONG("cleanup_timeout", &var_pickup_timeout),
+};
+
 /* pickup_pre_init - the parameters */
 static void
 pickup_pre_init(void)
@@ -78,13 +89,7 @@ pickup_pre_init(void)
 	const char *v;
 	long    secs;
 
-	free(var_cleanup_service_name);
-	var_cleanup_service_name = xstrdup(conf_get("cleanup_service_name"));
-	if (*var_cleanup_service_name == 0)
-		log_fatal("parameter cleanup_service_name: empty value");
-	var_pickup_timeout = conf_get_time("cleanup_timeout");
-	if (var_pickup_timeout < 1 || var_pickup_timeout > 86400)
-		var_pickup_timeout = 300;
+	server_params_read(pickup_params, SERVER_PARAMS_COUNT(pickup_params));
 	secs = PICKUP_WAKEUP_DEFAULT;
 	if ((v = getenv("SENDARIX_WAKEUP")) != NULL && atol(v) > 0)
 		secs = atol(v);

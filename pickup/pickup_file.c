@@ -37,9 +37,7 @@
  *	pickup(8), docs/ipc.md
  */
 
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -47,7 +45,9 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "cleanup_client.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "qfile.h"
 #include "strbuf.h"
 
@@ -58,19 +58,20 @@ struct pickup_state {
 	const char *name;
 	char    path[512];
 	int     fd;				/* the maildrop file */
-	int     cfd;				/* cleanup */
+	struct cleanup_client *cl;		/* cleanup */
+	struct cleanup_result res;		/* what cleanup said */
 	unsigned long uid;
 	struct strbuf *in;			/* from the file */
 	size_t  in_off;
-	struct strbuf *out;			/* to cleanup */
-	struct strbuf *reply;			/* from cleanup */
+	struct strbuf *out;			/* the envelope */
 	char    reason[PICKUP_REASON_MAX];
 	char    queue_id[64];
 };
 
 /* The envelope attributes sendmail writes; nothing else is passed on. */
 static const char *const pickup_env_names[] = {
-	"sender", "rcpt", "notify", "full_name", "body", "ret", "envid", 0,
+	MAIL_ATTR_SENDER, MAIL_ATTR_RCPT, MAIL_ATTR_NOTIFY, MAIL_ATTR_FULL_NAME,
+	MAIL_ATTR_BODY, MAIL_ATTR_RET, MAIL_ATTR_ENVID, 0,
 };
 
 /* pickup_corrupt - keep a bad file for inspection */
@@ -102,54 +103,25 @@ pickup_env_ok(const char *name)
 	return (0);
 }
 
-/* pickup_connect - a connection to cleanup, or -1 */
+/* pickup_status - cleanup's answer: 0, 4 or 5 (4 for no answer) */
 static int
-pickup_connect(void)
+pickup_status(struct pickup_state *ps)
 {
-	struct sockaddr_un sun;
-	int     fd;
+	const struct cleanup_result *cr = &ps->res;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "private/%s",
-		 var_cleanup_service_name);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return (-1);
-	if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) < 0) {
-		(void) close(fd);
-		return (-1);
-	}
-	return (fd);
-}
-
-/* pickup_reply - cleanup's answer: 0, 4 or 5 (4 for no answer) */
-static int
-pickup_reply(struct pickup_state *ps)
-{
-	struct attr_list list;
-	const char *val;
-	long long status;
-
-	memset(&list, 0, sizeof(list));
-	if (attr_read_fd(ps->cfd, ps->reply, PICKUP_REASON_MAX,
-			 (int) var_pickup_timeout, &list) < 0
-	    || attr_list_getl(&list, "status", &status) < 0) {
+	if (cr->lost[0] && !cr->committed) {
 		snprintf(ps->reason, sizeof(ps->reason), "no answer from "
-			 "cleanup: %s", errno ? strerror(errno) :
-			 "lost connection");
-		attr_list_clear(&list);
+			 "cleanup: %s", cr->lost);
 		return (4);
 	}
-	if (status == 0) {
-		if ((val = attr_list_get(&list, "queue_id")) != NULL)
-			snprintf(ps->queue_id, sizeof(ps->queue_id), "%s", val);
-		attr_list_clear(&list);
+	if (cr->status == 0) {
+		snprintf(ps->queue_id, sizeof(ps->queue_id), "%s",
+			 cr->queue_id);
 		return (0);
 	}
-	val = attr_list_get(&list, "reason");
-	snprintf(ps->reason, sizeof(ps->reason), "%s", val ? val : "");
-	attr_list_clear(&list);
-	return (status == 5 ? 5 : 4);
+	snprintf(ps->reason, sizeof(ps->reason), "%.*s",
+		 (int) sizeof(ps->reason) - 1, cr->reason);
+	return (cr->status == 5 ? 5 : 4);
 }
 
 /* pickup_next - the next content attribute from the file */
@@ -189,15 +161,15 @@ pickup_envelope(struct pickup_state *ps, struct attr_list *env)
 	int     senders = 0;
 	int     rcpts = 0;
 
-	if (env->n == 0 || strcmp(env->names[0], "version") != 0
+	if (env->n == 0 || strcmp(env->names[0], MAIL_ATTR_VERSION) != 0
 	    || strcmp(env->values[0], PICKUP_DROP_VERSION) != 0)
 		return ("unknown file version");
-	attr_putl(ps->out, "local_uid", (long long) ps->uid);
+	attr_putl(ps->out, MAIL_ATTR_LOCAL_UID, (long long) ps->uid);
 	for (i = 1; i < env->n; i++) {
 		if (!pickup_env_ok(env->names[i]))
 			return ("unexpected envelope attribute");
-		senders += strcmp(env->names[i], "sender") == 0;
-		rcpts += strcmp(env->names[i], "rcpt") == 0;
+		senders += strcmp(env->names[i], MAIL_ATTR_SENDER) == 0;
+		rcpts += strcmp(env->names[i], MAIL_ATTR_RCPT) == 0;
 		if (attr_put(ps->out, env->names[i], env->values[i],
 			     env->lens[i]) < 0)
 			return ("envelope too large");
@@ -218,21 +190,19 @@ pickup_content(struct pickup_state *ps, int *sent)
 
 	*sent = 1;
 	while ((r = pickup_next(ps, &a)) == ATTR_OK) {
-		if (!attr_name_is(&a, "data"))
+		if (!attr_name_is(&a, MAIL_ATTR_DATA))
 			return ("content attribute other than data");
-		strbuf_reset(ps->out);
-		attr_put(ps->out, "data", a.value, a.len);
-		if (*sent && attr_write_fd(ps->cfd, ps->out) < 0)
+		/* After a failure, read on: the file may still be corrupt. */
+		if (*sent && cleanup_client_put(ps->cl, a.value, a.len,
+						&ps->res) < 0)
 			*sent = 0;		/* cleanup said why, or not */
 	}
 	if (r != ATTR_END)
 		return ("malformed or truncated content");
 	if (ps->in_off < ps->in->len || read(ps->fd, &extra, 1) != 0)
 		return ("data after the end of the content");
-	strbuf_reset(ps->out);
-	attr_end(ps->out);
-	if (*sent && attr_write_fd(ps->cfd, ps->out) < 0)
-		*sent = 0;
+	if (*sent)
+		(void) cleanup_client_end(ps->cl, NULL, &ps->res);
 	return (NULL);
 }
 
@@ -241,9 +211,11 @@ static int
 pickup_submit(struct pickup_state *ps)
 {
 	struct attr_list env;
+	char    cleanup[256];
 	const char *why;
 	int     status;
 	int     sent;
+	int     fd;
 
 	memset(&env, 0, sizeof(env));
 	if (attr_read_fd(ps->fd, ps->in, PICKUP_ENV_VALUE_MAX, 0, &env) < 0)
@@ -252,21 +224,24 @@ pickup_submit(struct pickup_state *ps)
 	attr_list_clear(&env);
 	if (why != NULL)
 		return (pickup_corrupt(ps, why));
-	if ((ps->cfd = pickup_connect()) < 0) {
-		log_warn("%s: connect to private/%s: %s", ps->name,
-			 var_cleanup_service_name, strerror(errno));
+	snprintf(cleanup, sizeof(cleanup), "private/%s",
+		 var_cleanup_service_name);
+	if ((fd = cleanup_client_connect(cleanup, 1)) < 0) {
+		log_warn("%s: connect to %s: %s", ps->name, cleanup,
+			 strerror(errno));
 		return (PICKUP_KEEP);
 	}
-	if (attr_write_fd(ps->cfd, ps->out) < 0
-	    || (status = pickup_reply(ps)) == 4) {
+	ps->cl = cleanup_client_start(fd, ps->out, var_pickup_timeout,
+				      &ps->res);
+	if ((status = pickup_status(ps)) == 4) {
 		log_warn("%s: uid=%lu: cleanup: %s", ps->name, ps->uid,
-			 ps->reason[0] ? ps->reason : "write error");
+			 ps->reason);
 		return (PICKUP_KEEP);
 	}
 	if (status == 0) {
 		if ((why = pickup_content(ps, &sent)) != NULL)
 			return (pickup_corrupt(ps, why));
-		status = pickup_reply(ps);
+		status = pickup_status(ps);
 	}
 	if (status == 4) {
 		log_warn("%s: uid=%lu: cleanup: %s", ps->name, ps->uid,
@@ -295,7 +270,6 @@ pickup_file(const char *name)
 
 	memset(&ps, 0, sizeof(ps));
 	ps.name = name;
-	ps.cfd = -1;
 	ps.uid = (unsigned long) -1;
 	snprintf(ps.path, sizeof(ps.path), "%s/%s", PICKUP_MAILDROP, name);
 	if ((ps.fd = open(ps.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK
@@ -315,13 +289,10 @@ pickup_file(const char *name)
 	ps.uid = (unsigned long) st.st_uid;
 	ps.in = strbuf_new(65536, 2 * PICKUP_DATA_MAX + 1024);
 	ps.out = strbuf_new(4096, 0);
-	ps.reply = strbuf_new(1024, 64 * 1024);
 	ret = pickup_submit(&ps);
 	(void) close(ps.fd);
-	if (ps.cfd >= 0)
-		(void) close(ps.cfd);
+	cleanup_client_free(ps.cl);
 	strbuf_free(ps.in);
 	strbuf_free(ps.out);
-	strbuf_free(ps.reply);
 	return (ret);
 }

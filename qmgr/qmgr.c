@@ -104,6 +104,7 @@
 #include "privs.h"
 #include "qhist.h"
 #include "server.h"
+#include "server_params.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -125,39 +126,30 @@ char   *var_transport_maps;
 const char *var_bounce_service;
 const char *var_smtp_service;
 
-/* The parameters qmgr reads: name, variable, bounds. */
-static const struct qmgr_str_param {
-	const char *name;
-	char  **var;
-} qmgr_str_params[] = {
-	{"relayhost", &var_relayhost},
-	{"transport_maps", &var_transport_maps},
-};
-
-static const struct qmgr_num_param {
-	const char *name;
-	long   *var;
-	long    min;
-	long    max;
-} qmgr_num_params[] = {
-	{"queue_run_delay", &var_queue_run_delay, 1, 86400},
-	{"minimal_backoff_time", &var_min_backoff, 1, 86400 * 7},
-	{"maximal_backoff_time", &var_max_backoff, 1, 86400 * 7},
-	{"greylist_retry_time", &var_greylist_retry, 1, 86400},
-	{"maximal_queue_lifetime", &var_max_queue_lifetime, 0, 86400 * 100},
-	{"delay_warning_time", &var_delay_warning_time, 0, 86400 * 100},
-	{"qmgr_delivery_timeout", &var_delivery_timeout, 1, 86400},
-	{"default_destination_concurrency_limit", &var_dest_concurrency, 1,
-	100000},
-	{"qmgr_delivery_concurrency_limit", &var_delivery_concurrency, 1,
-	100000},
-	{"qmgr_message_active_limit", &var_active_limit, 1, 10000000},
-	{"smtp_destination_recipient_limit", &var_rcpt_limit, 1, 100000},
+/*
+ * The parameters qmgr reads (server_params(3)): defaults and ranges in
+ * lib/global/conf_params.c, the ones "sendarix check" enforces.
+ */
+static const struct server_param qmgr_params[] = {
+	SERVER_PARAM_STR("relayhost", &var_relayhost),
+	SERVER_PARAM_STR("transport_maps", &var_transport_maps),
+	SERVER_PARAM_LONG("queue_run_delay", &var_queue_run_delay),
+	SERVER_PARAM_LONG("minimal_backoff_time", &var_min_backoff),
+	SERVER_PARAM_LONG("maximal_backoff_time", &var_max_backoff),
+	SERVER_PARAM_LONG("greylist_retry_time", &var_greylist_retry),
+	SERVER_PARAM_LONG("maximal_queue_lifetime", &var_max_queue_lifetime),
+	SERVER_PARAM_LONG("delay_warning_time", &var_delay_warning_time),
+	SERVER_PARAM_LONG("qmgr_delivery_timeout", &var_delivery_timeout),
+	SERVER_PARAM_LONG("default_destination_concurrency_limit",
+			  &var_dest_concurrency),
+	SERVER_PARAM_LONG("qmgr_delivery_concurrency_limit",
+			  &var_delivery_concurrency),
+	SERVER_PARAM_LONG("qmgr_message_active_limit", &var_active_limit),
+	SERVER_PARAM_LONG("smtp_destination_recipient_limit", &var_rcpt_limit),
 };
 
 #define QMGR_SMTP_SERVICE	"smtp"	/* private/smtp: smtp-out */
 #define QMGR_BOUNCE_SERVICE	"bounce"	/* private/bounce */
-#define QMGR_NELEM(a)		(sizeof(a) / sizeof((a)[0]))
 #define QMGR_TRIGGER_TIMEOUT	10	/* seconds for a trigger client */
 #define QMGR_DRAIN_LIMIT	5	/* seconds a reload waits for replies */
 
@@ -173,33 +165,14 @@ static void qmgr_lock(const char *);
 static void
 qmgr_pre_init(void)
 {
-	const struct conf_param *p;
 	const char *queue_dir = conf_get("queue_directory");
 	char   *hist;
 	size_t  len;
-	long    val;
-	size_t  i;
 
-	for (i = 0; i < QMGR_NELEM(qmgr_str_params); i++) {
-		free(*qmgr_str_params[i].var);
-		*qmgr_str_params[i].var =
-			xstrdup(conf_get(qmgr_str_params[i].name));
-	}
+	server_params_read(qmgr_params, SERVER_PARAMS_COUNT(qmgr_params));
 	/* The master.cf service names of the transport and of bounce. */
 	var_smtp_service = QMGR_SMTP_SERVICE;
 	var_bounce_service = QMGR_BOUNCE_SERVICE;
-	for (i = 0; i < QMGR_NELEM(qmgr_num_params); i++) {
-		if ((p = conf_param_find(qmgr_num_params[i].name)) == NULL)
-			log_panic("unknown parameter %s",
-				  qmgr_num_params[i].name);
-		val = p->type == CONF_TIME ? conf_get_time(p->name)
-			: conf_get_int(p->name);
-		if (val < qmgr_num_params[i].min || val > qmgr_num_params[i].max)
-			log_fatal("parameter %s: value %ld out of range %ld..%ld",
-				  p->name, val, qmgr_num_params[i].min,
-				  qmgr_num_params[i].max);
-		*qmgr_num_params[i].var = val;
-	}
 	if (var_max_backoff < var_min_backoff)
 		var_max_backoff = var_min_backoff;
 

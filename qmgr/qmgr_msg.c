@@ -87,6 +87,7 @@
 
 #include "attr.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "qfile.h"
 #include "qhist.h"
 #include "server.h"
@@ -268,10 +269,10 @@ qmgr_msg_load(const char *id)
 	msg = xcalloc(1, sizeof(*msg));
 	snprintf(msg->id, sizeof(msg->id), "%s", id);
 	msg->sender = xstrdup(qm->sender);
-	msg->ret = qfile_msg_attr(qm, "ret") ?
-		xstrdup(qfile_msg_attr(qm, "ret")) : NULL;
-	msg->envid = qfile_msg_attr(qm, "envid") ?
-		xstrdup(qfile_msg_attr(qm, "envid")) : NULL;
+	msg->ret = qfile_msg_attr(qm, MAIL_ATTR_RET) ?
+		xstrdup(qfile_msg_attr(qm, MAIL_ATTR_RET)) : NULL;
+	msg->envid = qfile_msg_attr(qm, MAIL_ATTR_ENVID) ?
+		xstrdup(qfile_msg_attr(qm, MAIL_ATTR_ENVID)) : NULL;
 	msg->arrival_sec = qm->arrival_sec;
 	msg->arrival_usec = qm->arrival_usec;
 	msg->size = qm->size;
@@ -725,17 +726,19 @@ qmgr_bounce_reply(struct attr_list *reply, const char *why, void *ctx)
 	size_t  i;
 
 	qmgr_bounce_count--;
-	if (reply != NULL && attr_list_getl(reply, "status", &status) < 0)
+	if (reply != NULL
+	    && attr_list_getl(reply, MAIL_ATTR_STATUS, &status) < 0)
 		why = "malformed reply";
 	else if (reply != NULL && status == 5)
 		/* Can never succeed: asking again would loop for ever. */
 		log_warn("%s: bounce service refused the %s notice: %s; "
 			 "recipients are returned without one", msg->id,
-			 b->type, attr_list_get(reply, "reason") ?
-			 attr_list_get(reply, "reason") : "no reason");
+			 b->type, attr_list_get(reply, MAIL_ATTR_REASON) ?
+			 attr_list_get(reply, MAIL_ATTR_REASON) : "no reason");
 	else if (reply != NULL && status != 0)
-		why = attr_list_get(reply, "reason") ?
-			attr_list_get(reply, "reason") : "request refused";
+		why = attr_list_get(reply, MAIL_ATTR_REASON) ?
+			attr_list_get(reply, MAIL_ATTR_REASON) :
+			"request refused";
 	if (why != NULL) {
 		log_warn("%s: bounce service (%s notice): %s; recipients stay "
 			 "queued and are tried again later", msg->id, b->type,
@@ -805,10 +808,10 @@ qmgr_bounce_ask(struct qmgr_msg *msg, const char *type, size_t n,
 	b->rcpt = rcpt;
 	/* The words a notice quotes must be on disk before it is owed. */
 	qmgr_hist_flush(msg);
-	attr_puts(sb, "queue_id", msg->id);
-	attr_puts(sb, "queue_file", qmgr_active_path(path, sizeof(path),
+	attr_puts(sb, MAIL_ATTR_QUEUE_ID, msg->id);
+	attr_puts(sb, MAIL_ATTR_QUEUE_FILE, qmgr_active_path(path, sizeof(path),
 						      msg->id));
-	attr_puts(sb, "type", type);
+	attr_puts(sb, MAIL_ATTR_TYPE, type);
 	for (i = 0; i < n; i++) {
 		const struct qmgr_rcpt *rp = msg->rcpts + rcpt[i];
 		const char *dsn = rp->dsn;
@@ -829,15 +832,15 @@ qmgr_bounce_ask(struct qmgr_msg *msg, const char *type, size_t n,
 				reply = h->reply;
 			}
 		}
-		attr_puts(sb, "rcpt", rp->addr);
-		attr_putl(sb, "offset", (long long) rp->status_offset);
+		attr_puts(sb, MAIL_ATTR_RCPT, rp->addr);
+		attr_putl(sb, MAIL_ATTR_OFFSET, (long long) rp->status_offset);
 		if (strcmp(type, "success") == 0)
-			attr_puts(sb, "action", "relayed");
-		attr_puts(sb, "dsn", dsn && *dsn ? dsn :
+			attr_puts(sb, MAIL_ATTR_ACTION, "relayed");
+		attr_puts(sb, MAIL_ATTR_DSN, dsn && *dsn ? dsn :
 			  strcmp(type, "expired") == 0 ? "4.4.7" :
 			  strcmp(type, "success") == 0 ? "2.0.0" : "4.0.0");
-		attr_puts(sb, "relay", relay ? relay : "none");
-		attr_puts(sb, "reply", reply ? reply :
+		attr_puts(sb, MAIL_ATTR_RELAY, relay ? relay : "none");
+		attr_puts(sb, MAIL_ATTR_REPLY, reply ? reply :
 			  strcmp(type, "expired") == 0 ?
 			  "delivery time expired" :
 			  strcmp(type, "success") == 0 ? "delivered" :

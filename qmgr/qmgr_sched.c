@@ -52,6 +52,7 @@
 
 #include "attr.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "server.h"
 #include "strbuf.h"
 #include "xmalloc.h"
@@ -179,9 +180,9 @@ qmgr_sched_reply(struct attr_list *reply, const char *why, void *ctx)
 	d->active--;
 	qmgr_inflight--;
 
-	if (reply != NULL && attr_list_getl(reply, "count", &count) == 0
+	if (reply != NULL && attr_list_getl(reply, MAIL_ATTR_COUNT, &count) == 0
 	    && count == (long long) e->nrcpt && reply->n >= 1
-	    && strcmp(reply->names[0], "count") == 0
+	    && strcmp(reply->names[0], MAIL_ATTR_COUNT) == 0
 	    && reply->n == 1 + 4 * e->nrcpt) {
 		status = xcalloc(e->nrcpt, sizeof(char *));
 		dsn = xcalloc(e->nrcpt, sizeof(char *));
@@ -190,10 +191,10 @@ qmgr_sched_reply(struct attr_list *reply, const char *why, void *ctx)
 		ok = 1;
 		for (i = 0; i < e->nrcpt && ok; i++) {
 			k = 1 + 4 * i;
-			if (strcmp(reply->names[k], "status") != 0
-			    || strcmp(reply->names[k + 1], "dsn") != 0
-			    || strcmp(reply->names[k + 2], "relay") != 0
-			    || strcmp(reply->names[k + 3], "reply") != 0
+			if (strcmp(reply->names[k], MAIL_ATTR_STATUS) != 0
+			    || strcmp(reply->names[k + 1], MAIL_ATTR_DSN) != 0
+			    || strcmp(reply->names[k + 2], MAIL_ATTR_RELAY) != 0
+			    || strcmp(reply->names[k + 3], MAIL_ATTR_REPLY) != 0
 			    || (strcmp(reply->values[k], "sent") != 0
 				&& strcmp(reply->values[k], "deferred") != 0
 				&& strcmp(reply->values[k], "bounced") != 0))
@@ -240,29 +241,29 @@ qmgr_sched_request(const struct qmgr_entry *e)
 	char    buf[QFILE_ID_MAX + 16];
 	size_t  i;
 
-	attr_puts(sb, "queue_id", msg->id);
+	attr_puts(sb, MAIL_ATTR_QUEUE_ID, msg->id);
 	snprintf(buf, sizeof(buf), "%s/%s", QUEUE_ACTIVE, msg->id);
-	attr_puts(sb, "queue_file", buf);
-	attr_puts(sb, "nexthop", e->dest->nexthop);
-	attr_puts(sb, "sender", msg->sender);
+	attr_puts(sb, MAIL_ATTR_QUEUE_FILE, buf);
+	attr_puts(sb, MAIL_ATTR_NEXTHOP, e->dest->nexthop);
+	attr_puts(sb, MAIL_ATTR_SENDER, msg->sender);
 	for (i = 0; i < e->nrcpt; i++) {
 		const struct qmgr_rcpt *r = msg->rcpts + e->rcpt[i];
 
-		attr_puts(sb, "rcpt", r->addr);
-		attr_puts(sb, "orcpt", r->orcpt);
-		attr_puts(sb, "notify", r->notify);
-		attr_putl(sb, "offset", (long long) r->status_offset);
+		attr_puts(sb, MAIL_ATTR_RCPT, r->addr);
+		attr_puts(sb, MAIL_ATTR_ORCPT, r->orcpt);
+		attr_puts(sb, MAIL_ATTR_NOTIFY, r->notify);
+		attr_putl(sb, MAIL_ATTR_OFFSET, (long long) r->status_offset);
 	}
 	if (msg->ret)
-		attr_puts(sb, "ret", msg->ret);
+		attr_puts(sb, MAIL_ATTR_RET, msg->ret);
 	if (msg->envid)
-		attr_puts(sb, "envid", msg->envid);
+		attr_puts(sb, MAIL_ATTR_ENVID, msg->envid);
 	snprintf(buf, sizeof(buf), "%ld.%06ld", msg->arrival_sec,
 		 msg->arrival_usec);
-	attr_puts(sb, "arrival", buf);
+	attr_puts(sb, MAIL_ATTR_ARRIVAL, buf);
 	snprintf(buf, sizeof(buf), "%ld.%06ld", (long) msg->active_time.tv_sec,
 		 (long) msg->active_time.tv_usec);
-	attr_puts(sb, "active", buf);
+	attr_puts(sb, MAIL_ATTR_ACTIVE, buf);
 	attr_end(sb);
 	return (sb);
 }

@@ -81,6 +81,7 @@
 #include "dns.h"
 #include "log.h"
 #include "server.h"
+#include "server_params.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -89,35 +90,34 @@
 struct smtp_params smtp_var;
 
 /*
- * The numeric parameters smtp-out reads: name, variable, lowest sane
- * value. The defaults are in lib/global/conf_params.c, like every default.
+ * The parameters smtp-out reads (server_params(3)): defaults and ranges
+ * in lib/global/conf_params.c, the ones "sendarix check" enforces.
  */
-static const struct smtp_num_param {
-	const char *name;
-	long   *var;
-	long    min;
-}       smtp_num_params[] = {
-	{"smtp_default_port", &smtp_var.default_port, 1},
-	{"smtp_connect_timeout", &smtp_var.connect_timeout, 1},
-	{"smtp_helo_timeout", &smtp_var.helo_timeout, 1},
-	{"smtp_mail_timeout", &smtp_var.mail_timeout, 1},
-	{"smtp_rcpt_timeout", &smtp_var.rcpt_timeout, 1},
-	{"smtp_data_init_timeout", &smtp_var.data_init_timeout, 1},
-	{"smtp_data_xfer_timeout", &smtp_var.data_xfer_timeout, 1},
-	{"smtp_data_done_timeout", &smtp_var.data_done_timeout, 1},
-	{"smtp_rset_timeout", &smtp_var.rset_timeout, 1},
-	{"smtp_quit_timeout", &smtp_var.quit_timeout, 1},
-	{"smtp_connection_cache_time_limit", &smtp_var.cache_time, 0},
-	{"smtp_connection_reuse_count_limit", &smtp_var.reuse_limit, 1},
-	{"smtp_request_timeout", &smtp_var.request_timeout, 1},
+static const struct server_param smtp_params[] = {
+	SERVER_PARAM_LONG("smtp_default_port", &smtp_var.default_port),
+	SERVER_PARAM_LONG("smtp_connect_timeout", &smtp_var.connect_timeout),
+	SERVER_PARAM_LONG("smtp_helo_timeout", &smtp_var.helo_timeout),
+	SERVER_PARAM_LONG("smtp_mail_timeout", &smtp_var.mail_timeout),
+	SERVER_PARAM_LONG("smtp_rcpt_timeout", &smtp_var.rcpt_timeout),
+	SERVER_PARAM_LONG("smtp_data_init_timeout",
+			  &smtp_var.data_init_timeout),
+	SERVER_PARAM_LONG("smtp_data_xfer_timeout",
+			  &smtp_var.data_xfer_timeout),
+	SERVER_PARAM_LONG("smtp_data_done_timeout",
+			  &smtp_var.data_done_timeout),
+	SERVER_PARAM_LONG("smtp_rset_timeout", &smtp_var.rset_timeout),
+	SERVER_PARAM_LONG("smtp_quit_timeout", &smtp_var.quit_timeout),
+	SERVER_PARAM_LONG("smtp_connection_cache_time_limit",
+			  &smtp_var.cache_time),
+	SERVER_PARAM_LONG("smtp_connection_reuse_count_limit",
+			  &smtp_var.reuse_limit),
+	SERVER_PARAM_LONG("smtp_request_timeout", &smtp_var.request_timeout),
 };
 
 /* smtp_pre_init - read the parameters */
 static void
 smtp_pre_init(void)
 {
-	const struct smtp_num_param *np;
-	const struct conf_param *cp;
 	char    host[256];
 	const char *v;
 
@@ -132,22 +132,7 @@ smtp_pre_init(void)
 	}
 	smtp_var.helo_name = xstrdup(v);
 
-	for (np = smtp_num_params; np < smtp_num_params
-	     + sizeof(smtp_num_params) / sizeof(smtp_num_params[0]); np++) {
-		cp = conf_param_find(np->name);
-		*np->var = cp && cp->type == CONF_TIME ?
-			conf_get_time(np->name) : conf_get_int(np->name);
-		if (*np->var < np->min) {
-			log_warn("%s = %ld is too small; using %ld", np->name,
-				 *np->var, np->min);
-			*np->var = np->min;
-		}
-	}
-	if (smtp_var.default_port > 65535) {
-		log_warn("smtp_default_port = %ld is out of range; using 25",
-			 smtp_var.default_port);
-		smtp_var.default_port = 25;
-	}
+	server_params_read(smtp_params, SERVER_PARAMS_COUNT(smtp_params));
 }
 
 /* smtp_post_init - start the resolver on the loop */

@@ -70,6 +70,7 @@
 
 #include "attr.h"
 #include "log.h"
+#include "mail_attr.h"
 #include "qfile.h"
 #include "qhist.h"
 #include "server.h"
@@ -316,12 +317,12 @@ smtp_request_done(struct smtp_req *req)
 	smtp_request_log(req);
 
 	out = strbuf_new(1024, 0);
-	attr_putl(out, "count", (long long) req->nrcpt);
+	attr_putl(out, MAIL_ATTR_COUNT, (long long) req->nrcpt);
 	for (i = 0; i < req->nrcpt; i++) {
-		attr_puts(out, "status", names[req->rcpts[i].status]);
-		attr_puts(out, "dsn", req->rcpts[i].dsn);
-		attr_puts(out, "relay", req->rcpts[i].relay);
-		attr_puts(out, "reply", req->rcpts[i].reply);
+		attr_puts(out, MAIL_ATTR_STATUS, names[req->rcpts[i].status]);
+		attr_puts(out, MAIL_ATTR_DSN, req->rcpts[i].dsn);
+		attr_puts(out, MAIL_ATTR_RELAY, req->rcpts[i].relay);
+		attr_puts(out, MAIL_ATTR_REPLY, req->rcpts[i].reply);
 	}
 	attr_end(out);
 	req->state = SMTP_REQ_REPLY;
@@ -400,27 +401,30 @@ smtp_request_start(struct smtp_req *req, struct attr_list *list)
 	size_t  nnotify = 0;
 	size_t  noffset = 0;
 
-	if ((v = attr_list_get(list, "queue_id")) == NULL || !qfile_id_valid(v))
+	if ((v = attr_list_get(list, MAIL_ATTR_QUEUE_ID)) == NULL
+	    || !qfile_id_valid(v))
 		return (smtp_request_bad(req, "missing or bad queue_id"));
 	xfree(req->queue_id);
 	req->queue_id = xstrdup(v);
-	if ((v = attr_list_get(list, "queue_file")) == NULL
+	if ((v = attr_list_get(list, MAIL_ATTR_QUEUE_FILE)) == NULL
 	    || !smtp_request_path_ok(v))
 		return (smtp_request_bad(req, "missing or bad queue_file"));
 	req->queue_file = xstrdup(v);
-	if ((v = attr_list_get(list, "nexthop")) == NULL)
+	if ((v = attr_list_get(list, MAIL_ATTR_NEXTHOP)) == NULL)
 		return (smtp_request_bad(req, "missing nexthop"));
 	req->nexthop = xstrdup(v);
-	if ((v = attr_list_get(list, "sender")) == NULL)
+	if ((v = attr_list_get(list, MAIL_ATTR_SENDER)) == NULL)
 		return (smtp_request_bad(req, "missing sender"));
 	req->sender = xstrdup(v);
-	req->ret = xstrdup((v = attr_list_get(list, "ret")) ? v : "");
-	req->envid = xstrdup((v = attr_list_get(list, "envid")) ? v : "");
-	req->arrival = smtp_request_time(attr_list_get(list, "arrival"));
-	req->active = smtp_request_time(attr_list_get(list, "active"));
+	req->ret = xstrdup((v = attr_list_get(list, MAIL_ATTR_RET)) ? v : "");
+	v = attr_list_get(list, MAIL_ATTR_ENVID);
+	req->envid = xstrdup(v ? v : "");
+	req->arrival =
+		smtp_request_time(attr_list_get(list, MAIL_ATTR_ARRIVAL));
+	req->active = smtp_request_time(attr_list_get(list, MAIL_ATTR_ACTIVE));
 
 	for (i = 0; i < list->n; i++)
-		if (strcmp(list->names[i], "rcpt") == 0)
+		if (strcmp(list->names[i], MAIL_ATTR_RCPT) == 0)
 			nrcpt++;
 	if (nrcpt == 0)
 		return (smtp_request_bad(req, "no rcpt"));
@@ -428,25 +432,25 @@ smtp_request_start(struct smtp_req *req, struct attr_list *list)
 	for (i = 0; i < list->n; i++) {
 		if (strlen(list->values[i]) != list->lens[i])
 			return (smtp_request_bad(req, "NUL byte in a value"));
-		if (strcmp(list->names[i], "rcpt") == 0) {
+		if (strcmp(list->names[i], MAIL_ATTR_RCPT) == 0) {
 			req->rcpts[req->nrcpt].addr = xstrdup(list->values[i]);
 			req->rcpts[req->nrcpt].orcpt = xstrdup("");
 			req->rcpts[req->nrcpt].notify = xstrdup("");
 			req->rcpts[req->nrcpt].offset = -1;
 			req->nrcpt++;
-		} else if (strcmp(list->names[i], "orcpt") == 0) {
+		} else if (strcmp(list->names[i], MAIL_ATTR_ORCPT) == 0) {
 			if (norcpt >= nrcpt)
 				return (smtp_request_bad(req,
 							 "too many orcpt"));
 			xfree(req->rcpts[norcpt].orcpt);
 			req->rcpts[norcpt++].orcpt = xstrdup(list->values[i]);
-		} else if (strcmp(list->names[i], "notify") == 0) {
+		} else if (strcmp(list->names[i], MAIL_ATTR_NOTIFY) == 0) {
 			if (nnotify >= nrcpt)
 				return (smtp_request_bad(req,
 							 "too many notify"));
 			xfree(req->rcpts[nnotify].notify);
 			req->rcpts[nnotify++].notify = xstrdup(list->values[i]);
-		} else if (strcmp(list->names[i], "offset") == 0) {
+		} else if (strcmp(list->names[i], MAIL_ATTR_OFFSET) == 0) {
 			char   *end;
 			long long off;
 
@@ -514,9 +518,9 @@ smtp_request_start(struct smtp_req *req, struct attr_list *list)
 		return (0);
 	}
 	strbuf_free(err);
-	v = qfile_msg_attr(req->msg, "body");
+	v = qfile_msg_attr(req->msg, MAIL_ATTR_BODY);
 	req->body_8bit = (v && strcasecmp(v, "8BITMIME") == 0);
-	v = qfile_msg_attr(req->msg, "smtputf8");
+	v = qfile_msg_attr(req->msg, MAIL_ATTR_SMTPUTF8);
 	req->smtputf8 = (v && strcmp(v, "1") == 0);
 	smtp_nexthop_start(req);
 	return (0);

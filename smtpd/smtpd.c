@@ -98,6 +98,7 @@
 #include "log.h"
 #include "map.h"
 #include "server.h"
+#include "server_params.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -128,31 +129,34 @@ smtpd_open_list(const char *name, int domains)
 }
 
 /*
- * The numeric parameters smtpd reads: name, variable, lowest sane value
- * (a zero or negative value there would make the server useless). The
- * defaults are in lib/global/conf_params.c, like every default.
+ * The parameters smtpd reads with the one rule of all daemons
+ * (server_params(3)): defaults in lib/global/conf_params.c, ranges in
+ * its conf_bounds[], the same "sendarix check" enforces.
  */
-static const struct smtpd_num_param {
-	const char *name;
-	long   *var;
-	long    min;
-}       smtpd_num_params[] = {
-	{"smtpd_recipient_limit", &smtpd_var.rcpt_limit, 1},
-	{"smtpd_line_length_limit", &smtpd_var.line_limit, 512},
-	{"smtpd_soft_error_limit", &smtpd_var.soft_error_limit, 0},
-	{"smtpd_hard_error_limit", &smtpd_var.hard_error_limit, 1},
-	{"smtpd_timeout", &smtpd_var.timeout, 1},
-	{"smtpd_cleanup_timeout", &smtpd_var.cleanup_timeout, 1},
-	{"smtpd_client_connection_count_limit", &smtpd_var.conn_limit, 0},
-	{"smtpd_max_sessions", &smtpd_var.max_sessions, 0},
+static const struct server_param smtpd_params[] = {
+	SERVER_PARAM_STR("mail_name", &smtpd_var.mail_name),
+	SERVER_PARAM_LLONG("message_size_limit", &smtpd_var.size_limit),
+	SERVER_PARAM_BOOL("smtpd_forbid_bare_newline",
+			  &smtpd_var.forbid_bare_newline),
+	SERVER_PARAM_BOOL("smtpd_peername_lookup", &smtpd_var.peername_lookup),
+	SERVER_PARAM_LLONG("queue_minfree", &smtpd_var.queue_minfree),
+	SERVER_PARAM_LONG("smtpd_recipient_limit", &smtpd_var.rcpt_limit),
+	SERVER_PARAM_LONG("smtpd_line_length_limit", &smtpd_var.line_limit),
+	SERVER_PARAM_LONG("smtpd_soft_error_limit",
+			  &smtpd_var.soft_error_limit),
+	SERVER_PARAM_LONG("smtpd_hard_error_limit",
+			  &smtpd_var.hard_error_limit),
+	SERVER_PARAM_LONG("smtpd_timeout", &smtpd_var.timeout),
+	SERVER_PARAM_LONG("smtpd_cleanup_timeout", &smtpd_var.cleanup_timeout),
+	SERVER_PARAM_LONG("smtpd_client_connection_count_limit",
+			  &smtpd_var.conn_limit),
+	SERVER_PARAM_LONG("smtpd_max_sessions", &smtpd_var.max_sessions),
 };
 
 /* smtpd_pre_init - read the parameters and open the tables */
 static void
 smtpd_pre_init(void)
 {
-	const struct smtpd_num_param *np;
-	const struct conf_param *cp;
 	char    host[256];
 	const char *v;
 	char   *path;
@@ -166,7 +170,7 @@ smtpd_pre_init(void)
 		smtpd_var.myhostname = xstrdup(host);
 	} else
 		smtpd_var.myhostname = xstrdup(v);
-	smtpd_var.mail_name = xstrdup(conf_get("mail_name"));
+	server_params_read(smtpd_params, SERVER_PARAMS_COUNT(smtpd_params));
 	v = conf_get("smtpd_banner");
 	smtpd_var.banner = xstrdup(v && *v ? v : smtpd_var.myhostname);
 	v = conf_get("cleanup_service_name");
@@ -174,32 +178,11 @@ smtpd_pre_init(void)
 	path = xmalloc(len);
 	snprintf(path, len, "private/%s", v);
 	smtpd_var.cleanup_path = path;
-	smtpd_var.size_limit = conf_get_size("message_size_limit");
-	if (smtpd_var.size_limit < 0)
-		smtpd_var.size_limit = 0;
-	smtpd_var.forbid_bare_newline =
-		conf_get_bool("smtpd_forbid_bare_newline");
-	smtpd_var.peername_lookup = conf_get_bool("smtpd_peername_lookup");
-	smtpd_var.queue_minfree = conf_get_size("queue_minfree");
-	if (smtpd_var.queue_minfree < 0)
-		smtpd_var.queue_minfree = 0;
 	if (smtpd_var.queue_minfree > 0 && smtpd_var.size_limit > 0
 	    && smtpd_var.queue_minfree / 3 * 2 < smtpd_var.size_limit)
 		log_warn("queue_minfree (%lld) should be at least "
 			 "1.5*message_size_limit (%lld)",
 			 smtpd_var.queue_minfree, smtpd_var.size_limit);
-
-	for (np = smtpd_num_params; np < smtpd_num_params
-	     + sizeof(smtpd_num_params) / sizeof(smtpd_num_params[0]); np++) {
-		cp = conf_param_find(np->name);
-		*np->var = cp && cp->type == CONF_TIME ?
-			conf_get_time(np->name) : conf_get_int(np->name);
-		if (*np->var < np->min) {
-			log_warn("%s = %ld is too small; using %ld", np->name,
-				 *np->var, np->min);
-			*np->var = np->min;
-		}
-	}
 
 	/* Tables may live where the chroot cannot see them: open now. */
 	smtpd_var.mynetworks = smtpd_open_list("mynetworks", 0);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "attr.h"
+#include "cleanup_client.h"
 #include "qfile.h"
 #include "smtp_data.h"
 
@@ -76,7 +77,7 @@ extern struct smtpd_params smtpd_var;
 #define SMTPD_LOCAL_ADDR	"unix"		/* shown as the address */
 #define SMTPD_LOCAL_NAME	"localhost"
 
-struct smtpd_cleanup;
+struct cleanup_client;
 struct smtpd_check;
 
 struct smtpd_session {
@@ -146,7 +147,7 @@ struct smtpd_session {
 	char   *bdat_reply;		/* ...and then say this */
 
 	/* cleanup. */
-	struct smtpd_cleanup *cleanup;
+	struct cleanup_client *cleanup;
 	int     cleanup_failed;
 	char   *cleanup_reason;		/* from cleanup, on failure */
 	char    queue_id[QFILE_ID_MAX + 1];
@@ -182,8 +183,9 @@ extern size_t smtpd_cleanup_pending(struct smtpd_session *);
 extern void smtpd_cleanup_stalled(struct smtpd_session *);
 extern void smtpd_cleanup_close(struct smtpd_session *);
 
-#define SMTPD_CLEANUP_HIWAT	(1024 * 1024)	/* pause the client above */
-#define SMTPD_CLEANUP_LOWAT	(256 * 1024)	/* resume it below */
+/* Pause the client above, resume it below (lib/global/cleanup_client.h). */
+#define SMTPD_CLEANUP_HIWAT	CLEANUP_CLIENT_HIWAT
+#define SMTPD_CLEANUP_LOWAT	CLEANUP_CLIENT_LOWAT
 #define SMTPD_OUT_HIWAT		(256 * 1024)	/* unread replies: pause */
 #define SMTPD_OUT_LOWAT		(64 * 1024)	/* resume below */
 

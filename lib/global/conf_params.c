@@ -238,8 +238,8 @@ const size_t conf_params_count = sizeof(conf_params) / sizeof(conf_params[0]);
  * The ranges outside of which a program refuses to start (log_fatal).
  * conf_get_int(), conf_get_time() and conf_get_size() enforce them, and
  * "sendarix check", "sendarix start" and master check them before
- * anything runs. A parameter whose odd values a program only warns
- * about and replaces (smtpd_recipient_limit = 0) has no entry here.
+ * anything runs, and the daemons read them with server_params_read()
+ * (lib/master/server_params.c), so all of them agree on every value.
  */
 const struct conf_bound conf_bounds[] = {
 	/* qmgr. */
@@ -264,6 +264,31 @@ const struct conf_bound conf_bounds[] = {
 	/* bounce. */
 	{"bounce_size_limit", 0, 1LL << 30},
 	{"bounce_timeout", 1, 3600},
+
+	/* smtpd. */
+	{"smtpd_recipient_limit", 1, 10000000},
+	{"smtpd_line_length_limit", 512, 1LL << 30},
+	{"smtpd_soft_error_limit", 0, 1000000},
+	{"smtpd_hard_error_limit", 1, 1000000},
+	{"smtpd_timeout", 1, 86400},
+	{"smtpd_cleanup_timeout", 1, 86400},
+	{"smtpd_client_connection_count_limit", 0, 1000000},
+	{"smtpd_max_sessions", 0, 10000000},
+
+	/* smtp-out. */
+	{"smtp_default_port", 1, 65535},
+	{"smtp_connect_timeout", 1, 86400},
+	{"smtp_helo_timeout", 1, 86400},
+	{"smtp_mail_timeout", 1, 86400},
+	{"smtp_rcpt_timeout", 1, 86400},
+	{"smtp_data_init_timeout", 1, 86400},
+	{"smtp_data_xfer_timeout", 1, 86400},
+	{"smtp_data_done_timeout", 1, 86400},
+	{"smtp_rset_timeout", 1, 86400},
+	{"smtp_quit_timeout", 1, 86400},
+	{"smtp_connection_cache_time_limit", 0, 86400},
+	{"smtp_connection_reuse_count_limit", 1, 1000000},
+	{"smtp_request_timeout", 1, 86400},
 };
 
 const size_t conf_bounds_count = sizeof(conf_bounds) / sizeof(conf_bounds[0]);
