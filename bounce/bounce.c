@@ -114,36 +114,6 @@ long long var_bounce_size_limit;
 long    var_bounce_timeout;
 long    var_bounce_queue_lifetime;
 
-/* bounce_history_dir - history/, for delay records, as qmgr makes it */
-static void
-bounce_history_dir(void)
-{
-	const char *queue_dir = conf_get("queue_directory");
-	struct strbuf *err;
-	uid_t   uid;
-	gid_t   gid;
-	char   *hist;
-	size_t  len;
-
-	/* Privileged still: queue_directory itself belongs to root. */
-	len = strlen(queue_dir) + strlen(QHIST_DIR) + 2;
-	hist = xmalloc(len);
-	snprintf(hist, len, "%s/%s", queue_dir, QHIST_DIR);
-	if (mkdir(hist, 0700) == 0) {
-		if (geteuid() == 0) {
-			err = strbuf_new(128, 0);
-			if (privs_lookup(conf_get("mail_owner"), &uid, &gid,
-					 err) < 0)
-				log_warn("%s", err->data);
-			else if (chown(hist, uid, gid) < 0)
-				log_warn("chown %s: %s", hist, strerror(errno));
-			strbuf_free(err);
-		}
-	} else if (errno != EEXIST) {
-		log_warn("create %s: %s", hist, strerror(errno));
-	}
-	free(hist);
-}
 
 /*
  * The parameters bounce reads (server_params(3)): defaults and ranges in
@@ -188,7 +158,6 @@ bounce_pre_init(void)
 	var_bounce_queue_lifetime =
 		conf_param_find("maximal_queue_lifetime") ?
 		conf_get_time("maximal_queue_lifetime") : 0;
-	bounce_history_dir();
 }
 
 /* bounce_post_init - the loop exists */

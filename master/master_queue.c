@@ -41,26 +41,11 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "qfile.h"
 #include "strbuf.h"
+
 #include "master.h"
 
-static const struct {
-	const char *name;
-	mode_t  mode;
-	int     owned;			/* by mail_owner when root */
-}       master_queue_dirs[] = {
-	{"tmp", 0700, 1},
-	{"incoming", 0700, 1},
-	{"active", 0700, 1},
-	{"deferred", 0700, 1},
-	{"hold", 0700, 1},
-	{"corrupt", 0700, 1},
-	{"private", 0700, 1},
-	{"public", 0711, 1},		/* local users reach public/sendmail */
-	/* sendmail writes here when the system is down; pickup reads. */
-	{"maildrop", 03733, 1},		/* sticky, setgid mail_owner's group */
-	{"pid", 0755, 0},
-};
 
 static int master_pid_fd = -1;
 
@@ -114,11 +99,10 @@ master_queue_init(const char *queue_dir, struct strbuf *err)
 		strbuf_printf(err, "chdir %s: %s", queue_dir, strerror(errno));
 		return (-1);
 	}
-	for (i = 0; i < sizeof(master_queue_dirs) / sizeof(master_queue_dirs[0]);
-	     i++)
-		if (master_queue_mkdir(master_queue_dirs[i].name,
-				       master_queue_dirs[i].mode,
-				       master_queue_dirs[i].owned, err) < 0)
+	for (i = 0; i < qfile_dirs_count; i++)
+		if (master_queue_mkdir(qfile_dirs[i].name,
+				       qfile_dirs[i].mode,
+				       qfile_dirs[i].owned, err) < 0)
 			return (-1);
 	return (0);
 }

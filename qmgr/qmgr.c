@@ -161,13 +161,11 @@ struct qmgr_trig {
 
 static void qmgr_lock(const char *);
 
-/* qmgr_pre_init - parameters; the history folder while privileged */
+/* qmgr_pre_init - parameters; the qmgr lock while privileged */
 static void
 qmgr_pre_init(void)
 {
 	const char *queue_dir = conf_get("queue_directory");
-	char   *hist;
-	size_t  len;
 
 	server_params_read(qmgr_params, SERVER_PARAMS_COUNT(qmgr_params));
 	/* The master.cf service names of the transport and of bounce. */
@@ -176,30 +174,6 @@ qmgr_pre_init(void)
 	if (var_max_backoff < var_min_backoff)
 		var_max_backoff = var_min_backoff;
 
-	/*
-	 * history/ is ours; master makes the other folders. Make it while
-	 * still privileged: queue_directory itself belongs to root.
-	 */
-	len = strlen(queue_dir) + strlen(QHIST_DIR) + 2;
-	hist = xmalloc(len);
-	snprintf(hist, len, "%s/%s", queue_dir, QHIST_DIR);
-	if (mkdir(hist, 0700) == 0) {
-		if (geteuid() == 0) {
-			struct strbuf *err = strbuf_new(128, 0);
-			uid_t   uid;
-			gid_t   gid;
-
-			if (privs_lookup(conf_get("mail_owner"), &uid, &gid,
-					 err) < 0)
-				log_warn("%s", err->data);
-			else if (chown(hist, uid, gid) < 0)
-				log_warn("chown %s: %s", hist, strerror(errno));
-			strbuf_free(err);
-		}
-	} else if (errno != EEXIST) {
-		log_warn("create %s: %s", hist, strerror(errno));
-	}
-	free(hist);
 	qmgr_route_init();
 	qmgr_lock(queue_dir);
 }

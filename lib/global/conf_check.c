@@ -62,26 +62,12 @@
 #include "rst_verb.h"
 #include "map.h"
 #include "mastercf.h"
+#include "qfile.h"
 #include "privs.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
 /* The folders master makes under queue_directory (master_queue.c). */
-static const struct {
-	const char *name;
-	mode_t  mode;
-	int     owned;			/* by mail_owner when master is root */
-}       conf_check_queue_dirs[] = {
-	{"tmp", 0700, 1},
-	{"incoming", 0700, 1},
-	{"active", 0700, 1},
-	{"deferred", 0700, 1},
-	{"hold", 0700, 1},
-	{"corrupt", 0700, 1},
-	{"private", 0700, 1},
-	{"public", 0711, 1},
-	{"pid", 0755, 0},
-};
 
 #define CONF_CHECK_NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -411,8 +397,8 @@ conf_check_queue(struct conf_check_state *st, int have_owner, uid_t owner)
 		conf_check_say(st, CONF_CHECK_ERROR, NULL, st->why->data);
 		goto out;
 	}
-	for (i = 0; i < CONF_CHECK_NELEM(conf_check_queue_dirs); i++) {
-		strbuf_setf(path, "%s/%s", qdir, conf_check_queue_dirs[i].name);
+	for (i = 0; i < qfile_dirs_count; i++) {
+		strbuf_setf(path, "%s/%s", qdir, qfile_dirs[i].name);
 		if (stat(path->data, &sb) < 0) {
 			if (errno == ENOENT)
 				continue;	/* master makes it */
@@ -429,15 +415,15 @@ conf_check_queue(struct conf_check_state *st, int have_owner, uid_t owner)
 				       st->why->data);
 			continue;
 		}
-		if ((sb.st_mode & 07777) != conf_check_queue_dirs[i].mode) {
+		if ((sb.st_mode & 07777) != qfile_dirs[i].mode) {
 			strbuf_setf(st->why, "folder %s has mode %04o, "
 				    "expected %04o", path->data,
 				    (unsigned) (sb.st_mode & 07777),
-				    (unsigned) conf_check_queue_dirs[i].mode);
+				    (unsigned) qfile_dirs[i].mode);
 			conf_check_say(st, CONF_CHECK_WARN, NULL,
 				       st->why->data);
 		}
-		if (have_owner && conf_check_queue_dirs[i].owned
+		if (have_owner && qfile_dirs[i].owned
 		    && sb.st_uid != owner) {
 			strbuf_setf(st->why, "folder %s belongs to uid %ld, "
 				    "not to mail_owner %s (uid %ld)",

@@ -183,6 +183,28 @@
 #include "strbuf.h"
 #include "xmalloc.h"
 
+/*
+ * qfile_dirs - every folder of the queue tree, with its mode: master makes
+ * them at start (master_queue.c) and "sendarix check" compares them
+ * (conf_check.c). maildrop/ is sticky and set-gid: any user may add a
+ * file, none may list it or remove another's, and each file gets
+ * mail_owner's group so that pickup reads it.
+ */
+const struct qfile_dir qfile_dirs[] = {
+	{"tmp", 0700, 1},
+	{"incoming", 0700, 1},
+	{"active", 0700, 1},
+	{"deferred", 0700, 1},
+	{"hold", 0700, 1},
+	{"corrupt", 0700, 1},
+	{"history", 0700, 1},
+	{"private", 0700, 1},
+	{"public", 0711, 1},		/* local users reach public/sendmail */
+	{"maildrop", 03733, 1},
+	{"pid", 0755, 0},
+};
+const size_t qfile_dirs_count = sizeof(qfile_dirs) / sizeof(qfile_dirs[0]);
+
 const char *const qfile_queues[] = {
 	QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD,
 	QUEUE_CORRUPT, NULL,

@@ -84,6 +84,15 @@ struct strbuf;
 #define QUEUE_CORRUPT	"corrupt"
 extern const char *const qfile_queues[];	/* NULL terminated, no tmp */
 
+/* Every folder of queue_directory, as master makes it. */
+struct qfile_dir {
+	const char *name;
+	mode_t  mode;
+	int     owned;			/* by mail_owner when master is root */
+};
+extern const struct qfile_dir qfile_dirs[];
+extern const size_t qfile_dirs_count;
+
 /* Writing a new message (cleanup). */
 struct qfile_out;
 
