@@ -71,26 +71,13 @@ qmgr_route_init(void)
 {
 	struct strbuf *err = strbuf_new(256, 0);
 	struct strbuf *item = strbuf_new(256, 0);
-	const char *p;
-	int     depth = 0;
+	const char *p = var_transport_maps;
+	int     ret;
 
-	/* Tables separated by commas or white space; not inside {...}. */
-	for (p = var_transport_maps;; p++) {
-		if (*p == 0 || (depth == 0 && (*p == ',' || isspace((unsigned
-							char) *p)))) {
-			if (item->len > 0)
-				qmgr_route_open(item->data, err);
-			strbuf_reset(item);
-			if (*p == 0)
-				break;
-			continue;
-		}
-		if (*p == '{')
-			depth++;
-		else if (*p == '}' && depth > 0)
-			depth--;
-		strbuf_appendc(item, *p);
-	}
+	while ((ret = map_list_next(&p, item, err)) > 0)
+		qmgr_route_open(item->data, err);
+	if (ret < 0)
+		log_fatal("transport_maps: %s", err->data);
 	strbuf_free(item);
 	strbuf_free(err);
 }

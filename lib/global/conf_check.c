@@ -22,7 +22,8 @@
  *	  in conf_bounds[], and the few string parameters a daemon parses
  *	  at start (inet_protocols, smtp_address_preference, mynetworks,
  *	  relay_domains, smtpd_client_connection_exceptions, the service
- *	  names, queue_directory) and smtpd's restriction lists (an
+ *	  names, queue_directory, transport_maps: every table opens) and
+ *	  smtpd's restriction lists (an
  *	  unknown verb, a missing argument, a verb not in this build);
  *	- the same for each master.cf service with its -o overrides
  *	  applied (reported only where the value differs from main.cf's,
@@ -139,6 +140,30 @@ conf_check_service_name(const char *name, const char *value,
 	return (0);
 }
 
+/* conf_check_maps - a list of tables that a daemon opens at start */
+static int
+conf_check_maps(const char *name, const char *value, struct strbuf *why)
+{
+	struct strbuf *item = strbuf_new(128, 0);
+	struct strbuf *err = strbuf_new(128, 0);
+	struct map *m;
+	const char *p = value;
+	int     ret;
+
+	while ((ret = map_list_next(&p, item, err)) > 0) {
+		if ((m = map_open(STRBUF_STR(item), err)) == NULL) {
+			ret = -1;
+			break;
+		}
+		map_close(m);
+	}
+	if (ret < 0)
+		strbuf_setf(why, "parameter %s: %s", name, STRBUF_STR(err));
+	strbuf_free(item);
+	strbuf_free(err);
+	return (ret < 0 ? -1 : 0);
+}
+
 /*
  * conf_check_string - the string parameters a daemon parses at start;
  * 0, or -1 with why and *warn set when it is only a warning
@@ -177,6 +202,8 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 		return (conf_check_list(name, value, 0, why, warn));
 	} else if (strcmp(name, "relay_domains") == 0) {
 		return (conf_check_list(name, value, 1, why, warn));
+	} else if (strcmp(name, "transport_maps") == 0) {
+		return (conf_check_maps(name, value, why));
 	} else if (strncmp(name, "smtpd_", 6) == 0
 		   && strlen(name) > 13
 		   && strcmp(name + strlen(name) - 13, "_restrictions") == 0) {

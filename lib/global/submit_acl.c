@@ -56,6 +56,8 @@
 #include "xmalloc.h"
 #include "submit_acl.h"
 
+#define SUBMIT_ACL_SEP(c)	(isspace((unsigned char) (c)) || (c) == ',')
+
 struct submit_acl {
 	struct matchlist *users;
 	struct map **maps;
@@ -63,42 +65,26 @@ struct submit_acl {
 	char   *myorigin;
 };
 
-#define SUBMIT_ACL_SEP(c)	(isspace((unsigned char) (c)) || (c) == ',')
-
 /* submit_acl_maps - open each table of a list */
 static int
 submit_acl_maps(struct submit_acl *acl, const char *list, struct strbuf *err)
 {
 	struct strbuf *item = strbuf_new(256, 0);
 	struct map *m;
-	const char *p;
-	int     depth = 0;
+	const char *p = list;
+	int     ret;
 
-	/* Tables separated by commas or white space; not inside {...}. */
-	for (p = list;; p++) {
-		if (*p == 0 || (depth == 0 && SUBMIT_ACL_SEP(*p))) {
-			if (item->len > 0) {
-				if ((m = map_open(STRBUF_STR(item), err)) == NULL) {
-					strbuf_free(item);
-					return (-1);
-				}
-				acl->maps = xreallocarray(acl->maps,
-						acl->nmaps + 1, sizeof(*acl->maps));
-				acl->maps[acl->nmaps++] = m;
-			}
-			strbuf_reset(item);
-			if (*p == 0)
-				break;
-			continue;
+	while ((ret = map_list_next(&p, item, err)) > 0) {
+		if ((m = map_open(STRBUF_STR(item), err)) == NULL) {
+			ret = -1;
+			break;
 		}
-		if (*p == '{')
-			depth++;
-		else if (*p == '}' && depth > 0)
-			depth--;
-		strbuf_appendc(item, *p);
+		acl->maps = xreallocarray(acl->maps, acl->nmaps + 1,
+					  sizeof(*acl->maps));
+		acl->maps[acl->nmaps++] = m;
 	}
 	strbuf_free(item);
-	return (0);
+	return (ret < 0 ? -1 : 0);
 }
 
 /* submit_acl_new - parse both parameters and open their tables */

@@ -574,3 +574,45 @@ map_net_match(const struct map_net *net, const char *addr)
 		return (0);
 	return (map_net_contains(net, &key));
 }
+
+/*
+ * map_list_next - the next item of a list such as mynetworks or
+ * transport_maps: items are separated by white space or commas, except
+ * inside {...} (inline:{a=b, c}). It puts the item in "item" and returns
+ * 1, returns 0 at the end of the list, or -1 with the reason in "err"
+ * for an unbalanced brace. *cursor moves past the item.
+ */
+int
+map_list_next(const char **cursor, struct strbuf *item, struct strbuf *err)
+{
+	const char *p = *cursor;
+	const char *start;
+	int     depth = 0;
+
+#define MAP_LIST_SEP(c) (isspace((unsigned char) (c)) || (c) == ',')
+
+	while (*p && MAP_LIST_SEP(*p))
+		p++;
+	if (*p == 0) {
+		*cursor = p;
+		return (0);
+	}
+	for (start = p; *p; p++) {
+		if (*p == '{')
+			depth++;
+		else if (*p == '}' && --depth < 0)
+			break;
+		else if (depth == 0 && MAP_LIST_SEP(*p))
+			break;
+	}
+	if (depth != 0) {
+		strbuf_reset(err);
+		strbuf_printf(err, "unbalanced brace in \"%.*s\"",
+			      (int) (p - start + (*p != 0)), start);
+		return (-1);
+	}
+	strbuf_reset(item);
+	strbuf_append(item, start, (size_t) (p - start));
+	*cursor = p;
+	return (1);
+}

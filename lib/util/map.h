@@ -24,6 +24,7 @@ extern int map_lookup(struct map *, const char *, const char **);
 extern struct map *map_close(struct map *);
 extern const char *map_spec(const struct map *);
 extern int map_is_spec(const char *);
+extern int map_list_next(const char **, struct strbuf *, struct strbuf *);
 
 /* "sendarix map build": text source file -> .db for hash: and btree: */
 extern int map_build(const char *, struct strbuf *);

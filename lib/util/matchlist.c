@@ -193,39 +193,16 @@ static int
 matchlist_parse(struct matchlist *ml, const char *list, int in_file,
 		struct strbuf *err)
 {
+	struct strbuf *item = strbuf_new(64, 0);
 	const char *p = list;
-	const char *start;
-	char   *word;
-	int     depth;
 	int     ret;
 
-#define MATCHLIST_SEP(c) (isspace((unsigned char) (c)) || (c) == ',')
-
-	while (*p) {
-		if (MATCHLIST_SEP(*p)) {
-			p++;
-			continue;
-		}
-		for (start = p, depth = 0; *p; p++) {
-			if (*p == '{')
-				depth++;
-			else if (*p == '}' && --depth < 0)
-				break;
-			else if (depth == 0 && MATCHLIST_SEP(*p))
-				break;
-		}
-		if (depth != 0) {
-			strbuf_printf(err, "unbalanced brace in \"%.*s\"",
-				      (int) (p - start + (*p != 0)), start);
-			return (-1);
-		}
-		word = xstrndup(start, (size_t) (p - start));
-		ret = matchlist_item(ml, word, in_file, err);
-		xfree(word);
-		if (ret < 0)
-			return (-1);
-	}
-	return (0);
+	while ((ret = map_list_next(&p, item, err)) > 0)
+		if ((ret = matchlist_item(ml, STRBUF_STR(item), in_file,
+					  err)) < 0)
+			break;
+	strbuf_free(item);
+	return (ret < 0 ? -1 : 0);
 }
 
 /* matchlist_new - parse a list of either kind */

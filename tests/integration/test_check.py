@@ -95,6 +95,18 @@ def test_expanded_value_is_checked(mta_factory):
     assert 'message_size_limit: bad size value: "lots"' in r.stderr
 
 
+def test_transport_maps_must_open(mta_factory):
+    m = mta_factory(master_cf=FULL_MASTER_CF, start=False)
+    set_main(m, transport_maps="inline:{example.com=[127.0.0.1]:25")
+    r = m.sendarix("check", check=False)
+    assert r.returncode == 1
+    assert ('parameter transport_maps: unbalanced brace in '
+            '"inline:{example.com=[127.0.0.1]:25"') in r.stderr
+    set_main(m, transport_maps="inline:{example.com=[127.0.0.1]:25}")
+    r = m.sendarix("check", check=False)
+    assert r.returncode == 0, r.stderr
+
+
 def test_master_cf_override_is_checked(mta_factory):
     m = mta_factory(master_cf="{listen} inet n - n - 1 smtpd "
                     "-o message_size_limit=10q\n"
