@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conf_check.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 #include "sendarix.h"
@@ -300,7 +301,7 @@ sendarix_conf_check_value(const struct conf_param *param, const char *value,
 {
 	if (strchr(value, '$') != NULL)
 		return (0);
-	return (conf_check_value(param, value, why));
+	return (conf_check_param(param, value, why));
 }
 
 /* sendarix_conf_edit - conf -e name=value... */

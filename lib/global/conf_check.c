@@ -6,6 +6,8 @@
  *
  *	int	conf_check(const struct mastercf *cf, int flags,
  *			conf_check_fn report, void *ctx)
+ *	int	conf_check_param(const struct conf_param *p,
+ *			const char *value, struct strbuf *why)
  *
  * DESCRIPTION
  *	conf_check() looks at the loaded main.cf (conf_load()) and at the
@@ -38,6 +40,9 @@
  *	whose cleanup service is not in master.cf, and (CONF_CHECK_QUEUE)
  *	queue folders with other modes or owners than master gives them.
  *	Unknown names in main.cf are warned about by conf_load() itself.
+ *
+ *	conf_check_param() checks one value of one parameter by the same
+ *	rules (for "sendarix conf -e"); a warning is no failure there.
  *
  *	The check changes nothing: overrides it applies are undone
  *	(conf_save(), conf_restore()).
@@ -209,6 +214,24 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 		   && strcmp(name + strlen(name) - 13, "_restrictions") == 0) {
 		return (rst_list_check(name, value, why));
 	}
+	return (0);
+}
+
+/*
+ * conf_check_param - one value of one parameter, as the whole check would
+ * see it (type, range, and the rules of the strings a daemon parses); 0,
+ * or -1 with the reason in why. For "sendarix conf -e".
+ */
+int
+conf_check_param(const struct conf_param *p, const char *value,
+		 struct strbuf *why)
+{
+	int     warn;
+
+	if (conf_check_value(p, value, why) < 0)
+		return (-1);
+	if (conf_check_string(p->name, value, why, &warn) < 0 && !warn)
+		return (-1);
 	return (0);
 }
 

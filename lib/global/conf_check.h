@@ -15,4 +15,9 @@ typedef void (*conf_check_fn) (int, const char *, void *);
 
 extern int conf_check(const struct mastercf *, int, conf_check_fn, void *);
 
+struct conf_param;
+struct strbuf;
+extern int conf_check_param(const struct conf_param *, const char *,
+			            struct strbuf *);
+
 #endif

@@ -295,3 +295,17 @@ def test_conf_edit_refuses_out_of_range(mta_factory):
     r = m.sendarix("conf", "-e", "hopcount_limit=0", check=False)
     assert r.returncode == 1
     assert "out of range" in r.stderr
+
+
+def test_conf_edit_refuses_what_check_refuses(mta_factory):
+    m = mta_factory(master_cf=FULL_MASTER_CF, start=False)
+    r = m.sendarix("conf", "-e",
+                   "smtpd_recipient_restrictions=permit_mynetworks, "
+                   "reject_bogus", check=False)
+    assert r.returncode == 1
+    assert 'unknown restriction "reject_bogus"' in r.stderr
+    with open(os.path.join(m.conf_dir, "main.cf")) as f:
+        assert "reject_bogus" not in f.read()
+    r = m.sendarix("conf", "-e",
+                   "smtpd_recipient_restrictions=permit_mynetworks, reject")
+    assert m.sendarix("check", check=False).returncode == 0
