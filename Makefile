@@ -55,11 +55,17 @@ LDLIBS		+= $(PKG_LIBS) -ldb
 DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce pickup sandbox,\
 		     $(if $(wildcard $(d)/*.c),$(d)))
 # lib/ in layers, lowest first: a layer uses only itself and those below.
-# Optional libraries (tls, sasl, dkim, milter) will be layers of their own
-# that only the programs using them link (PROGRAM_XLIBS).
+# Optional libraries (lib/tls, lib/sasl, lib/dkim, lib/milter) are layers
+# above global that only the programs naming them link, e.g.
+#	smtpd_XLIBS := tls sasl
+#	tls_LDLIBS := -lssl -lcrypto
+# A folder builds once it has sources (tools/check-layers knows them).
 LIB_LAYERS	:= util global master
-LIB_INC		:= $(foreach l,$(LIB_LAYERS),-Ilib/$(l))
-LIB_SRCS	:= $(foreach l,$(LIB_LAYERS),$(wildcard lib/$(l)/*.c))
+LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter,\
+		     $(if $(wildcard lib/$(l)/*.c),$(l)))
+LIB_INC		:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),-Ilib/$(l))
+LIB_SRCS	:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),\
+		     $(wildcard lib/$(l)/*.c))
 LIB_OBJS	:= $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 # Linked highest layer first, so each archive finds what it needs below.
 LIB_AS		:= $(foreach l,master global util,$(BUILD)/libsendarix-$(l).a)
@@ -96,13 +102,15 @@ $$(BUILD)/libsendarix-$(1).a: $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard lib/
 	rm -f $$@
 	$$(AR) rcs $$@ $$^
 endef
-$(foreach l,$(LIB_LAYERS),$(eval $(call lib_rule,$(l))))
+$(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),$(eval $(call lib_rule,$(l))))
 
 define daemon_rule
 $(1)_OBJS := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c))
-$$(BUILD)/bin/$(1): $$($(1)_OBJS) $$(LIB_A)
+$(1)_XA := $$(foreach x,$$($(1)_XLIBS),$$(BUILD)/libsendarix-$$(x).a)
+$$(BUILD)/bin/$(1): $$($(1)_OBJS) $$($(1)_XA) $$(LIB_A)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$($(1)_OBJS) $$(LIB_A) $$(LDLIBS)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$($(1)_OBJS) $$($(1)_XA) \
+	    $$(LIB_A) $$(foreach x,$$($(1)_XLIBS),$$($$(x)_LDLIBS)) $$(LDLIBS)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
 
