@@ -84,6 +84,7 @@ struct smtpd_session {
 	struct smtpd_session *next;
 	struct smtpd_session *prev;
 	struct stream *stream;		/* the client connection */
+	/* NULL while idle: made when needed (docs/decisions.md). */
 	struct evbuffer *reply;		/* replies not yet flushed */
 	struct strbuf *line;		/* the current command line */
 	struct event *delay_ev;		/* soft error limit pause */
@@ -100,6 +101,7 @@ struct smtpd_session {
 	int     delayed;		/* a reply waits for delay_ev */
 	int     paused;			/* cleanup backpressure */
 	int     skip_line;		/* discarding an over-long line */
+	int     line_seen;		/* the last command line was not empty */
 	int     eof;			/* the client has closed its side */
 	int     out_blocked;		/* the client does not read replies */
 	int     closing_logged;

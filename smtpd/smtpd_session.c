@@ -132,6 +132,9 @@ smtpd_reply(struct smtpd_session *s, const char *fmt,...)
 		n = sizeof(buf) - 3;		/* XXX long reply cut short */
 	buf[n++] = '\r';
 	buf[n++] = '\n';
+	/* Made here, freed once sent: an idle session holds none. */
+	if (s->reply == NULL)
+		s->reply = evbuffer_new();
 	evbuffer_add(s->reply, buf, n);
 	if (buf[0] == '4' || buf[0] == '5')
 		s->errors++;
@@ -143,8 +146,14 @@ smtpd_reply(struct smtpd_session *s, const char *fmt,...)
 static void
 smtpd_session_flush(struct smtpd_session *s)
 {
+	if (s->reply == NULL)
+		return;
 	if (s->stream && evbuffer_get_length(s->reply) > 0)
 		stream_write_buffer(s->stream, s->reply);
+	if (evbuffer_get_length(s->reply) == 0) {
+		evbuffer_free(s->reply);
+		s->reply = NULL;
+	}
 }
 
 /* smtpd_session_reject_log - one "reject:" line in the Postfix shape */
@@ -224,6 +233,9 @@ smtpd_session_free_later(struct smtpd_session *s)
 		event_del(s->delay_ev);
 		s->delayed = 0;
 	}
+	if (s->free_ev == NULL)
+		s->free_ev = evtimer_new(server_base(), smtpd_session_free_cb,
+					 s);
 	evtimer_add(s->free_ev, &tv);
 }
 
@@ -450,6 +462,8 @@ smtpd_session_getline(struct smtpd_session *s, int *too_long)
 		*too_long = 1;
 		return (1);
 	}
+	if (s->line == NULL)
+		s->line = strbuf_new(256, 0);
 	strbuf_reset(s->line);
 	strbuf_reserve(s->line, eol.pos + 1);
 	evbuffer_remove(in, s->line->data, eol.pos);
@@ -458,6 +472,7 @@ smtpd_session_getline(struct smtpd_session *s, int *too_long)
 	evbuffer_drain(in, 1);
 	if (s->line->len > 0 && s->line->data[s->line->len - 1] == '\r')
 		strbuf_truncate(s->line, s->line->len - 1);
+	s->line_seen = s->line->len > 0;
 	return (1);
 }
 
@@ -1077,7 +1092,7 @@ smtpd_session_errors(struct smtpd_session *s, int before)
 		return (0);
 	if (s->errors >= smtpd_var.hard_error_limit) {
 		log_info("too many errors after %s from %s[%s]",
-			 s->line->len ? "command" : "connect", s->name,
+			 s->line_seen ? "command" : "connect", s->name,
 			 s->addr);
 		smtpd_reply(s, "421 4.7.0 %s Error: too many errors",
 			    smtpd_var.myhostname);
@@ -1086,6 +1101,9 @@ smtpd_session_errors(struct smtpd_session *s, int before)
 	}
 	if (s->errors > smtpd_var.soft_error_limit) {
 		s->delayed = 1;
+		if (s->delay_ev == NULL)
+			s->delay_ev = evtimer_new(server_base(),
+						  smtpd_session_delay_cb, s);
 		evtimer_add(s->delay_ev, &tv);
 		return (1);
 	}
@@ -1103,7 +1121,7 @@ smtpd_session_run(struct smtpd_session *s)
 
 	while (!s->delayed && s->state != SMTPD_ST_CLOSING) {
 		/* A client that sends but does not read gets no more. */
-		if (evbuffer_get_length(s->reply) > SMTPD_OUT_LOWAT)
+		if (s->reply && evbuffer_get_length(s->reply) > SMTPD_OUT_LOWAT)
 			smtpd_session_flush(s);
 		if (stream_pending(s->stream) > SMTPD_OUT_HIWAT) {
 			s->out_blocked = 1;
@@ -1135,6 +1153,9 @@ smtpd_session_run(struct smtpd_session *s)
 		return;
 	if (!s->delayed)
 		smtpd_session_flush(s);
+	/* Between commands the line buffer goes (made again on demand). */
+	if (s->state == SMTPD_ST_CMD)
+		s->line = strbuf_free(s->line);
 
 	/* Read only when we would act on the input. */
 	waiting = s->delayed || s->paused || s->out_blocked
@@ -1224,10 +1245,7 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 		xfree(s);
 		return;
 	}
-	s->reply = evbuffer_new();
-	s->line = strbuf_new(256, 0);
-	s->delay_ev = evtimer_new(server_base(), smtpd_session_delay_cb, s);
-	s->free_ev = evtimer_new(server_base(), smtpd_session_free_cb, s);
+	/* Buffers and timers are made when needed (docs/decisions.md). */
 	s->declared_size = -1;
 	s->state = SMTPD_ST_CMD;
 	stream_setcb(s->stream, smtpd_session_read_cb, smtpd_session_write_cb,
