@@ -101,6 +101,19 @@ static void smtpd_session_close(struct smtpd_session *);
 static void smtpd_session_greet(struct smtpd_session *);
 static void smtpd_session_name_cb(struct dns_result *, void *);
 
+/* Unverified client names: shared, not copied for every session. */
+static char smtpd_name_unknown[] = "unknown";
+static char smtpd_name_local[] = SMTPD_LOCAL_NAME;
+
+/* smtpd_session_name_free - forget a verified client name */
+static void
+smtpd_session_name_free(struct smtpd_session *s)
+{
+	if (s->name != smtpd_name_unknown && s->name != smtpd_name_local)
+		xfree(s->name);
+	s->name = NULL;
+}
+
 /* smtpd_protocol - the protocol name for Received: and the logs */
 const char *
 smtpd_protocol(const struct smtpd_session *s)
@@ -177,6 +190,17 @@ smtpd_session_reject_log(struct smtpd_session *s, const char *cmd,
 	strbuf_free(sb);
 }
 
+/* smtpd_session_msg_free - drop the content state */
+static void
+smtpd_session_msg_free(struct smtpd_session *s)
+{
+	if (s->msg == NULL)
+		return;
+	strbuf_free(s->msg->chunk);
+	xfree(s->msg->bdat_reply);
+	s->msg = xfree(s->msg);
+}
+
 /* smtpd_session_reset - forget the mail transaction */
 void
 smtpd_session_reset(struct smtpd_session *s)
@@ -198,17 +222,19 @@ smtpd_session_reset(struct smtpd_session *s)
 	s->body_8bit = 0;
 	s->smtputf8 = 0;
 	s->bdat_used = 0;
-	s->data_mode = 0;
-	s->content_size = 0;
-	s->too_big = 0;
-	s->bare = 0;
 	s->cleanup_failed = 0;
 	s->cleanup_reason = xfree(s->cleanup_reason);
-	s->bdat_reply = xfree(s->bdat_reply);
 	s->queue_id[0] = 0;
 	smtpd_check_reset(s);
 	/* An idle session holds no content buffer (DESIGN.md). */
-	s->chunk = strbuf_free(s->chunk);
+	if (s->msg) {
+		s->msg->data_mode = 0;
+		s->msg->content_size = 0;
+		s->msg->too_big = 0;
+		s->msg->bare = 0;
+		s->msg->bdat_reply = xfree(s->msg->bdat_reply);
+		s->msg->chunk = strbuf_free(s->msg->chunk);
+	}
 }
 
 /* smtpd_session_free_cb - free a session from the loop */
@@ -298,8 +324,8 @@ smtpd_session_free(struct smtpd_session *s)
 	if (s->free_ev)
 		event_free(s->free_ev);
 	strbuf_free(s->line);
-	strbuf_free(s->chunk);
-	xfree(s->name);
+	smtpd_session_msg_free(s);
+	smtpd_session_name_free(s);
 	xfree(s->helo);
 	xfree(s->sender);
 	for (i = 0; i < s->nrcpt; i++) {
@@ -312,7 +338,6 @@ smtpd_session_free(struct smtpd_session *s)
 	xfree(s->rcpt_orcpt);
 	xfree(s->dsn_envid);
 	xfree(s->cleanup_reason);
-	xfree(s->bdat_reply);
 	xfree(s->pend_rcpt);
 	xfree(s->pend_notify);
 	xfree(s->pend_orcpt);
@@ -1154,8 +1179,12 @@ smtpd_session_run(struct smtpd_session *s)
 	if (!s->delayed)
 		smtpd_session_flush(s);
 	/* Between commands the line buffer goes (made again on demand). */
-	if (s->state == SMTPD_ST_CMD)
+	if (s->state == SMTPD_ST_CMD) {
 		s->line = strbuf_free(s->line);
+		/* BDAT chunks of one transaction share the content state. */
+		if (s->sender == NULL)
+			smtpd_session_msg_free(s);
+	}
 
 	/* Read only when we would act on the input. */
 	waiting = s->delayed || s->paused || s->out_blocked
@@ -1209,7 +1238,7 @@ smtpd_session_name_cb(struct dns_result *res, void *ctx)
 
 	s->dns = NULL;
 	if (res->status == DNS_OK && res->count > 0) {
-		xfree(s->name);
+		smtpd_session_name_free(s);
 		s->name = xstrdup(res->addrs[0].host);
 	} else if (log_verbose) {
 		log_debug("%s: client name lookup: %s: %s", s->addr,
@@ -1236,12 +1265,11 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 		s->local = 1;
 		strcpy(s->addr, SMTPD_LOCAL_ADDR);
 	}
-	s->name = xstrdup(s->local ? SMTPD_LOCAL_NAME : "unknown");
+	s->name = s->local ? smtpd_name_local : smtpd_name_unknown;
 
 	s->stream = stream_accept(server_base(), fd);
 	if (s->stream == NULL) {
 		log_warn("cannot make a buffer event for %s", s->addr);
-		xfree(s->name);
 		xfree(s);
 		return;
 	}
