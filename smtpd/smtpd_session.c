@@ -35,7 +35,9 @@
  *	pipelining): commands, then DATA content or BDAT chunks once they
  *	are accepted. Replies go to a buffer that is flushed when no
  *	complete command is left, when the session waits for cleanup, or
- *	when it ends.
+ *	when it ends. An idle session holds no buffer of its own: the reply
+ *	buffer, the command line, the DATA/BDAT state and the timers are
+ *	made when needed and the buffers freed again (docs/decisions.md).
  *
  *	smtpd_reply() adds one reply line (CRLF added); a 4xx or 5xx reply
  *	counts as an error. After smtpd_soft_error_limit errors each
