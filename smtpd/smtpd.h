@@ -80,33 +80,51 @@ extern struct smtpd_params smtpd_var;
 struct cleanup_client;
 struct smtpd_check;
 
+/* The state of DATA or BDAT content; only while a message comes in. */
+struct smtpd_msg {
+	signed char data_mode;		/* SMTPD_CMD_DATA or SMTPD_CMD_BDAT */
+	char    too_big;
+	char    bare;			/* bare CR or LF seen (forbidden) */
+	char    bdat_last;
+	char    bdat_discard;		/* throw this chunk away... */
+	struct smtp_data scan;		/* content scanner (smtp_data.h) */
+	long long content_size;
+	struct strbuf *chunk;		/* content for cleanup; NULL when idle */
+	unsigned long long bdat_left;	/* bytes of this chunk still due */
+	unsigned long long bdat_len;	/* size of this chunk */
+	char   *bdat_reply;		/* ...and then say this */
+};
+
 struct smtpd_session {
 	struct smtpd_session *next;
 	struct smtpd_session *prev;
 	struct stream *stream;		/* the client connection */
+	/* NULL while idle: made when needed (docs/decisions.md). */
 	struct evbuffer *reply;		/* replies not yet flushed */
 	struct strbuf *line;		/* the current command line */
 	struct event *delay_ev;		/* soft error limit pause */
 	struct event *free_ev;		/* deferred free */
-	char    addr[INET6_ADDRSTRLEN + 8];	/* client address, text */
 	char   *name;			/* verified client name, or "unknown" */
 	struct dns_req *dns;		/* client name lookup in progress */
-	int     local;			/* on a unix socket: no IP address */
 	char   *helo;			/* HELO/EHLO argument or NULL */
-	int     esmtp;			/* EHLO seen */
-	int     state;			/* SMTPD_ST_* */
-	int     trusted;		/* in mynetworks: 1, 0, -1 (retry) */
-	int     errors;			/* 4xx/5xx replies so far */
-	int     delayed;		/* a reply waits for delay_ev */
-	int     paused;			/* cleanup backpressure */
-	int     skip_line;		/* discarding an over-long line */
-	int     eof;			/* the client has closed its side */
-	int     out_blocked;		/* the client does not read replies */
-	int     closing_logged;
-	int     ill_pipelining;		/* commands sent ahead of time */
-	int     cmd_waiting;		/* counter of the command that waits */
 	struct smtpd_check *check;	/* restriction state (smtpd_check.c) */
 	long    same;			/* sessions from addr at connect */
+	int     errors;			/* 4xx/5xx replies so far */
+	/* Small values, packed: thousands of idle sessions carry them. */
+	signed char state;		/* SMTPD_ST_* */
+	signed char trusted;		/* in mynetworks: 1, 0, -1 (retry) */
+	signed char cmd_waiting;	/* counter of the command that waits */
+	char    local;			/* on a unix socket: no IP address */
+	char    esmtp;			/* EHLO seen */
+	char    delayed;		/* a reply waits for delay_ev */
+	char    paused;			/* cleanup backpressure */
+	char    skip_line;		/* discarding an over-long line */
+	char    eof;			/* the client has closed its side */
+	char    out_blocked;		/* the client does not read replies */
+	char    closing_logged;
+	char    ill_pipelining;		/* commands sent ahead of time */
+	char    line_seen;		/* the last command line was not empty */
+	char    addr[INET6_ADDRSTRLEN + 8];	/* client address, text */
 
 	/* Counters for the disconnect line. */
 	unsigned cmd_ok[SMTPD_CMD_COUNT];
@@ -117,38 +135,26 @@ struct smtpd_session {
 	char  **rcpts;
 	size_t  nrcpt;
 	size_t  rcpt_cap;
-	unsigned rcpt_tried;		/* RCPT commands in this transaction */
 	long long declared_size;	/* SIZE=, or -1 */
-	int     body_8bit;
-	int     smtputf8;
-	int     bdat_used;		/* BDAT seen in this transaction */
-	int     dsn_ret;		/* RET= (lib/global/dsn.h DSN_RET_*) */
 	char   *dsn_envid;		/* ENVID=, decoded, or NULL */
 	char  **rcpt_notify;		/* per rcpt: NOTIFY= (canonical) */
 	char  **rcpt_orcpt;		/* per rcpt: ORCPT= (canonical xtext) */
 	char   *pend_rcpt;		/* RCPT waiting for its restrictions */
-	int     pend_pflags;
 	char   *pend_notify;
 	char   *pend_orcpt;
+	unsigned rcpt_tried;		/* RCPT commands in this transaction */
+	int     pend_pflags;
+	signed char dsn_ret;		/* RET= (lib/global/dsn.h DSN_RET_*) */
+	char    body_8bit;
+	char    smtputf8;
+	char    bdat_used;		/* BDAT seen in this transaction */
+	char    cleanup_failed;
 
-	/* Content. */
-	int     data_mode;		/* SMTPD_CMD_DATA or SMTPD_CMD_BDAT */
-	struct smtp_data scan;		/* content scanner (smtp_data.h) */
-	long long content_size;
-	int     too_big;
-	int     bare;			/* bare CR or LF seen (forbidden) */
-	struct strbuf *chunk;		/* content for cleanup; NULL when idle */
-
-	/* BDAT. */
-	unsigned long long bdat_left;	/* bytes of this chunk still due */
-	unsigned long long bdat_len;	/* size of this chunk */
-	int     bdat_last;
-	int     bdat_discard;		/* throw this chunk away... */
-	char   *bdat_reply;		/* ...and then say this */
+	/* Content: NULL until DATA or BDAT (docs/decisions.md). */
+	struct smtpd_msg *msg;
 
 	/* cleanup. */
 	struct cleanup_client *cleanup;
-	int     cleanup_failed;
 	char   *cleanup_reason;		/* from cleanup, on failure */
 	char    queue_id[QFILE_ID_MAX + 1];
 };

@@ -72,22 +72,22 @@ smtpd_data_flush(struct smtpd_session *s)
 	size_t  off;
 	size_t  n;
 
-	if (s->chunk == NULL)
+	if (s->msg->chunk == NULL)
 		return;
-	for (off = 0; off < s->chunk->len; off += n) {
-		n = s->chunk->len - off;
+	for (off = 0; off < s->msg->chunk->len; off += n) {
+		n = s->msg->chunk->len - off;
 		if (n > QFILE_CHUNK)
 			n = QFILE_CHUNK;
-		smtpd_cleanup_write(s, s->chunk->data + off, n);
+		smtpd_cleanup_write(s, s->msg->chunk->data + off, n);
 	}
-	strbuf_reset(s->chunk);
+	strbuf_reset(s->msg->chunk);
 }
 
 /* smtpd_data_rejected - is this message lost already? */
 static int
 smtpd_data_rejected(const struct smtpd_session *s)
 {
-	return (s->too_big || s->bare || s->cleanup_failed || s->bdat_discard);
+	return (s->msg->too_big || s->msg->bare || s->cleanup_failed || s->msg->bdat_discard);
 }
 
 /* smtpd_data_emit - content bytes from the scanner, as they will be stored */
@@ -96,19 +96,19 @@ smtpd_data_emit(void *ctx, const char *p, size_t n)
 {
 	struct smtpd_session *s = ctx;
 
-	s->content_size += n;
-	if (smtpd_var.size_limit > 0 && s->content_size > smtpd_var.size_limit
-	    && !s->too_big) {
+	s->msg->content_size += n;
+	if (smtpd_var.size_limit > 0 && s->msg->content_size > smtpd_var.size_limit
+	    && !s->msg->too_big) {
 		/* Abort at once: cleanup removes its file in tmp/. */
-		s->too_big = 1;
+		s->msg->too_big = 1;
 		smtpd_cleanup_close(s);
-		if (s->chunk)
-			strbuf_reset(s->chunk);
+		if (s->msg->chunk)
+			strbuf_reset(s->msg->chunk);
 	}
-	if (smtpd_data_rejected(s) || s->chunk == NULL)
+	if (smtpd_data_rejected(s) || s->msg->chunk == NULL)
 		return;
-	strbuf_append(s->chunk, p, n);
-	if (s->chunk->len >= QFILE_CHUNK)
+	strbuf_append(s->msg->chunk, p, n);
+	if (s->msg->chunk->len >= QFILE_CHUNK)
 		smtpd_data_flush(s);
 }
 
@@ -118,12 +118,12 @@ smtpd_data_bare(void *ctx)
 {
 	struct smtpd_session *s = ctx;
 
-	if (!smtpd_var.forbid_bare_newline || s->bare)
+	if (!smtpd_var.forbid_bare_newline || s->msg->bare)
 		return;
-	s->bare = 1;
+	s->msg->bare = 1;
 	smtpd_cleanup_close(s);
-	if (s->chunk)
-		strbuf_reset(s->chunk);
+	if (s->msg->chunk)
+		strbuf_reset(s->msg->chunk);
 }
 
 /*
@@ -182,40 +182,50 @@ smtpd_data_received(struct smtpd_session *s)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
 	/* PREPEND results of the restrictions come first, as in Postfix. */
 	if (smtpd_check_prepend(s) != NULL)
-		strbuf_appends(s->chunk, smtpd_check_prepend(s));
+		strbuf_appends(s->msg->chunk, smtpd_check_prepend(s));
 	if (s->local)
-		strbuf_printf(s->chunk, "Received: from %s (%s)\r\n",
+		strbuf_printf(s->msg->chunk, "Received: from %s (%s)\r\n",
 			      s->helo ? s->helo : "unknown", s->name);
 	else
-		strbuf_printf(s->chunk, "Received: from %s (%s [%s%s])\r\n",
+		strbuf_printf(s->msg->chunk, "Received: from %s (%s [%s%s])\r\n",
 			      s->helo ? s->helo : "unknown", s->name,
 			      strchr(s->addr, ':') ? "IPv6:" : "", s->addr);
-	strbuf_printf(s->chunk, "\tby %s (%s) with %s id %s",
+	strbuf_printf(s->msg->chunk, "\tby %s (%s) with %s id %s",
 		      smtpd_var.myhostname, smtpd_var.mail_name,
 		      s->smtputf8 ? "UTF8SMTP" : smtpd_protocol(s),
 		      s->queue_id);
 	if (s->nrcpt == 1)
-		strbuf_printf(s->chunk, "\r\n\tfor <%s>; %s\r\n",
+		strbuf_printf(s->msg->chunk, "\r\n\tfor <%s>; %s\r\n",
 			      s->rcpts[0], date);
 	else
-		strbuf_printf(s->chunk, ";\r\n\t%s\r\n", date);
+		strbuf_printf(s->msg->chunk, ";\r\n\t%s\r\n", date);
+}
+
+/* smtpd_data_msg - the content state, made on first use */
+static struct smtpd_msg *
+smtpd_data_msg(struct smtpd_session *s)
+{
+	if (s->msg == NULL)
+		s->msg = xcalloc(1, sizeof(*s->msg));
+	return (s->msg);
 }
 
 /* smtpd_data_start - reset the content parser */
 static void
 smtpd_data_start(struct smtpd_session *s, int mode)
 {
-	s->data_mode = mode;
-	smtp_data_init(&s->scan, mode == SMTPD_CMD_DATA ? SMTP_DATA_DOT :
+	(void) smtpd_data_msg(s);
+	s->msg->data_mode = mode;
+	smtp_data_init(&s->msg->scan, mode == SMTPD_CMD_DATA ? SMTP_DATA_DOT :
 		       SMTP_DATA_CHUNK, 0, smtpd_data_emit, smtpd_data_bare, s);
-	s->content_size = 0;
-	s->too_big = 0;
-	s->bare = 0;
+	s->msg->content_size = 0;
+	s->msg->too_big = 0;
+	s->msg->bare = 0;
 	s->cleanup_failed = 0;
 	/* Only a message in progress holds a content buffer. */
-	if (s->chunk == NULL)
-		s->chunk = strbuf_new(QFILE_CHUNK + 1024, 0);
-	strbuf_reset(s->chunk);
+	if (s->msg->chunk == NULL)
+		s->msg->chunk = strbuf_new(QFILE_CHUNK + 1024, 0);
+	strbuf_reset(s->msg->chunk);
 }
 
 /* smtpd_data_check - may a message start now? 0, or -1 with a reply */
@@ -297,9 +307,10 @@ smtpd_data_cmd(struct smtpd_session *s, const char *arg)
 static void
 smtpd_bdat_discard(struct smtpd_session *s, const char *reply)
 {
-	xfree(s->bdat_reply);
-	s->bdat_reply = xstrdup(reply);
-	s->bdat_discard = 1;
+	(void) smtpd_data_msg(s);
+	xfree(s->msg->bdat_reply);
+	s->msg->bdat_reply = xstrdup(reply);
+	s->msg->bdat_discard = 1;
 	s->state = SMTPD_ST_BDAT;
 }
 
@@ -314,10 +325,11 @@ smtpd_bdat_cmd(struct smtpd_session *s, const char *arg)
 		smtpd_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
 		return;
 	}
-	s->bdat_len = n;
-	s->bdat_left = n;
-	s->bdat_last = last;
-	s->bdat_discard = 0;
+	(void) smtpd_data_msg(s);
+	s->msg->bdat_len = n;
+	s->msg->bdat_left = n;
+	s->msg->bdat_last = last;
+	s->msg->bdat_discard = 0;
 
 	if (!s->esmtp) {
 		smtpd_bdat_discard(s, "503 5.5.1 Error: send EHLO first");
@@ -353,7 +365,7 @@ smtpd_bdat_cmd(struct smtpd_session *s, const char *arg)
 static void
 smtpd_data_eod(struct smtpd_session *s, int verdict)
 {
-	const char *cmd = s->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
+	const char *cmd = s->msg->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
 
 	s->state = SMTPD_ST_CMD;
 	if (verdict != SMTPD_CHECK_OK) {
@@ -386,11 +398,11 @@ static void
 smtpd_data_end(struct smtpd_session *s)
 {
 	int     verdict;
-	const char *cmd = s->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
+	const char *cmd = s->msg->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
 	char    text[256];
 
 	s->state = SMTPD_ST_CMD;
-	if (s->too_big) {
+	if (s->msg->too_big) {
 		snprintf(text, sizeof(text),
 			 "552 5.3.4 Error: message file too big");
 		smtpd_reply(s, "%s", text);
@@ -398,7 +410,7 @@ smtpd_data_end(struct smtpd_session *s)
 		smtpd_session_reset(s);
 		return;
 	}
-	if (s->bare) {
+	if (s->msg->bare) {
 		snprintf(text, sizeof(text), "550 5.5.2 Error: message "
 			 "contains bare CR or LF characters");
 		smtpd_reply(s, "%s", text);
@@ -439,7 +451,7 @@ smtpd_data_input(struct smtpd_session *s)
 		}
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		used = smtp_data_scan(&s->scan, v.iov_base, v.iov_len, &done);
+		used = smtp_data_scan(&s->msg->scan, v.iov_base, v.iov_len, &done);
 		evbuffer_drain(in, used);
 		if (done) {
 			smtpd_data_end(s);
@@ -459,8 +471,8 @@ smtpd_bdat_input(struct smtpd_session *s)
 	int     done;
 	char    text[128];
 
-	while (s->bdat_left > 0 && evbuffer_get_length(in) > 0) {
-		if (!s->bdat_discard
+	while (s->msg->bdat_left > 0 && evbuffer_get_length(in) > 0) {
+		if (!s->msg->bdat_discard
 		    && smtpd_cleanup_pending(s) > SMTPD_CLEANUP_HIWAT) {
 			s->paused = 1;
 			smtpd_cleanup_stalled(s);
@@ -469,38 +481,38 @@ smtpd_bdat_input(struct smtpd_session *s)
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		take = v.iov_len;
-		if (take > s->bdat_left)
-			take = s->bdat_left;
-		if (!s->bdat_discard)
-			(void) smtp_data_scan(&s->scan, v.iov_base, take, &done);
+		if (take > s->msg->bdat_left)
+			take = s->msg->bdat_left;
+		if (!s->msg->bdat_discard)
+			(void) smtp_data_scan(&s->msg->scan, v.iov_base, take, &done);
 		evbuffer_drain(in, take);
-		s->bdat_left -= take;
+		s->msg->bdat_left -= take;
 	}
-	if (s->bdat_left > 0)
+	if (s->msg->bdat_left > 0)
 		return (0);
 
 	/* The chunk is complete. */
 	s->state = SMTPD_ST_CMD;
-	if (s->bdat_discard) {
-		s->bdat_discard = 0;
-		if (s->bdat_reply && *s->bdat_reply)
-			smtpd_reply(s, "%s", s->bdat_reply);
-		s->bdat_reply = xfree(s->bdat_reply);
+	if (s->msg->bdat_discard) {
+		s->msg->bdat_discard = 0;
+		if (s->msg->bdat_reply && *s->msg->bdat_reply)
+			smtpd_reply(s, "%s", s->msg->bdat_reply);
+		s->msg->bdat_reply = xfree(s->msg->bdat_reply);
 		return (1);
 	}
-	if (!s->bdat_last) {
-		if (s->too_big || s->cleanup_failed || s->cleanup == NULL) {
+	if (!s->msg->bdat_last) {
+		if (s->msg->too_big || s->cleanup_failed || s->cleanup == NULL) {
 			/* Say so now; later chunks get 503. */
 			smtpd_data_end(s);
 			return (1);
 		}
 		snprintf(text, sizeof(text), "250 2.0.0 Ok: %llu bytes",
-			 s->bdat_len);
+			 s->msg->bdat_len);
 		s->cmd_ok[SMTPD_CMD_BDAT]++;
 		smtpd_reply(s, "%s", text);
 		return (1);
 	}
-	smtp_data_end(&s->scan);
+	smtp_data_end(&s->msg->scan);
 	smtpd_data_end(s);
 	return (1);
 }
@@ -510,7 +522,7 @@ void
 smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 			 const char *queue_id, const char *reason)
 {
-	const char *cmd = s->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
+	const char *cmd = s->msg->data_mode == SMTPD_CMD_BDAT ? "BDAT" : "DATA";
 
 	if (status != 0) {
 		xfree(s->cleanup_reason);
@@ -519,7 +531,7 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 	switch (s->state) {
 	case SMTPD_ST_CLEANUP_OPEN:
 		if (status != 0) {
-			int     mode = s->data_mode;
+			int     mode = s->msg->data_mode;
 
 			smtpd_data_fail_reply(s, cmd);
 			smtpd_session_reset(s);
@@ -534,7 +546,7 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 			 queue_id ? queue_id : "");
 		log_info("%s: client=%s[%s]", s->queue_id, s->name, s->addr);
 		smtpd_data_received(s);
-		if (s->data_mode == SMTPD_CMD_DATA) {
+		if (s->msg->data_mode == SMTPD_CMD_DATA) {
 			s->cmd_ok[SMTPD_CMD_DATA]++;
 			smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 			s->state = SMTPD_ST_DATA;
@@ -549,8 +561,8 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 			return;
 		s->cleanup_failed = 1;
 		smtpd_cleanup_close(s);
-		if (s->chunk)
-			strbuf_reset(s->chunk);
+		if (s->msg->chunk)
+			strbuf_reset(s->msg->chunk);
 		s->paused = 0;
 		break;
 	case SMTPD_ST_CHECK:
@@ -563,7 +575,7 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 	case SMTPD_ST_CLEANUP_DONE:
 		s->state = SMTPD_ST_CMD;
 		if (status == 0) {
-			if (s->data_mode == SMTPD_CMD_BDAT)
+			if (s->msg->data_mode == SMTPD_CMD_BDAT)
 				s->cmd_ok[SMTPD_CMD_BDAT]++;
 			smtpd_reply(s, "250 2.0.0 Ok: queued as %s",
 				    queue_id && *queue_id ? queue_id :

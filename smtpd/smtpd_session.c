@@ -35,7 +35,9 @@
  *	pipelining): commands, then DATA content or BDAT chunks once they
  *	are accepted. Replies go to a buffer that is flushed when no
  *	complete command is left, when the session waits for cleanup, or
- *	when it ends.
+ *	when it ends. An idle session holds no buffer of its own: the reply
+ *	buffer, the command line, the DATA/BDAT state and the timers are
+ *	made when needed and the buffers freed again (docs/decisions.md).
  *
  *	smtpd_reply() adds one reply line (CRLF added); a 4xx or 5xx reply
  *	counts as an error. After smtpd_soft_error_limit errors each
@@ -101,6 +103,19 @@ static void smtpd_session_close(struct smtpd_session *);
 static void smtpd_session_greet(struct smtpd_session *);
 static void smtpd_session_name_cb(struct dns_result *, void *);
 
+/* Unverified client names: shared, not copied for every session. */
+static char smtpd_name_unknown[] = "unknown";
+static char smtpd_name_local[] = SMTPD_LOCAL_NAME;
+
+/* smtpd_session_name_free - forget a verified client name */
+static void
+smtpd_session_name_free(struct smtpd_session *s)
+{
+	if (s->name != smtpd_name_unknown && s->name != smtpd_name_local)
+		xfree(s->name);
+	s->name = NULL;
+}
+
 /* smtpd_protocol - the protocol name for Received: and the logs */
 const char *
 smtpd_protocol(const struct smtpd_session *s)
@@ -132,6 +147,9 @@ smtpd_reply(struct smtpd_session *s, const char *fmt,...)
 		n = sizeof(buf) - 3;		/* XXX long reply cut short */
 	buf[n++] = '\r';
 	buf[n++] = '\n';
+	/* Made here, freed once sent: an idle session holds none. */
+	if (s->reply == NULL)
+		s->reply = evbuffer_new();
 	evbuffer_add(s->reply, buf, n);
 	if (buf[0] == '4' || buf[0] == '5')
 		s->errors++;
@@ -143,8 +161,14 @@ smtpd_reply(struct smtpd_session *s, const char *fmt,...)
 static void
 smtpd_session_flush(struct smtpd_session *s)
 {
+	if (s->reply == NULL)
+		return;
 	if (s->stream && evbuffer_get_length(s->reply) > 0)
 		stream_write_buffer(s->stream, s->reply);
+	if (evbuffer_get_length(s->reply) == 0) {
+		evbuffer_free(s->reply);
+		s->reply = NULL;
+	}
 }
 
 /* smtpd_session_reject_log - one "reject:" line in the Postfix shape */
@@ -168,6 +192,17 @@ smtpd_session_reject_log(struct smtpd_session *s, const char *cmd,
 	strbuf_free(sb);
 }
 
+/* smtpd_session_msg_free - drop the content state */
+static void
+smtpd_session_msg_free(struct smtpd_session *s)
+{
+	if (s->msg == NULL)
+		return;
+	strbuf_free(s->msg->chunk);
+	xfree(s->msg->bdat_reply);
+	s->msg = xfree(s->msg);
+}
+
 /* smtpd_session_reset - forget the mail transaction */
 void
 smtpd_session_reset(struct smtpd_session *s)
@@ -189,17 +224,19 @@ smtpd_session_reset(struct smtpd_session *s)
 	s->body_8bit = 0;
 	s->smtputf8 = 0;
 	s->bdat_used = 0;
-	s->data_mode = 0;
-	s->content_size = 0;
-	s->too_big = 0;
-	s->bare = 0;
 	s->cleanup_failed = 0;
 	s->cleanup_reason = xfree(s->cleanup_reason);
-	s->bdat_reply = xfree(s->bdat_reply);
 	s->queue_id[0] = 0;
 	smtpd_check_reset(s);
 	/* An idle session holds no content buffer (DESIGN.md). */
-	s->chunk = strbuf_free(s->chunk);
+	if (s->msg) {
+		s->msg->data_mode = 0;
+		s->msg->content_size = 0;
+		s->msg->too_big = 0;
+		s->msg->bare = 0;
+		s->msg->bdat_reply = xfree(s->msg->bdat_reply);
+		s->msg->chunk = strbuf_free(s->msg->chunk);
+	}
 }
 
 /* smtpd_session_free_cb - free a session from the loop */
@@ -224,6 +261,9 @@ smtpd_session_free_later(struct smtpd_session *s)
 		event_del(s->delay_ev);
 		s->delayed = 0;
 	}
+	if (s->free_ev == NULL)
+		s->free_ev = evtimer_new(server_base(), smtpd_session_free_cb,
+					 s);
 	evtimer_add(s->free_ev, &tv);
 }
 
@@ -286,8 +326,8 @@ smtpd_session_free(struct smtpd_session *s)
 	if (s->free_ev)
 		event_free(s->free_ev);
 	strbuf_free(s->line);
-	strbuf_free(s->chunk);
-	xfree(s->name);
+	smtpd_session_msg_free(s);
+	smtpd_session_name_free(s);
 	xfree(s->helo);
 	xfree(s->sender);
 	for (i = 0; i < s->nrcpt; i++) {
@@ -300,7 +340,6 @@ smtpd_session_free(struct smtpd_session *s)
 	xfree(s->rcpt_orcpt);
 	xfree(s->dsn_envid);
 	xfree(s->cleanup_reason);
-	xfree(s->bdat_reply);
 	xfree(s->pend_rcpt);
 	xfree(s->pend_notify);
 	xfree(s->pend_orcpt);
@@ -450,6 +489,8 @@ smtpd_session_getline(struct smtpd_session *s, int *too_long)
 		*too_long = 1;
 		return (1);
 	}
+	if (s->line == NULL)
+		s->line = strbuf_new(256, 0);
 	strbuf_reset(s->line);
 	strbuf_reserve(s->line, eol.pos + 1);
 	evbuffer_remove(in, s->line->data, eol.pos);
@@ -458,6 +499,7 @@ smtpd_session_getline(struct smtpd_session *s, int *too_long)
 	evbuffer_drain(in, 1);
 	if (s->line->len > 0 && s->line->data[s->line->len - 1] == '\r')
 		strbuf_truncate(s->line, s->line->len - 1);
+	s->line_seen = s->line->len > 0;
 	return (1);
 }
 
@@ -1077,7 +1119,7 @@ smtpd_session_errors(struct smtpd_session *s, int before)
 		return (0);
 	if (s->errors >= smtpd_var.hard_error_limit) {
 		log_info("too many errors after %s from %s[%s]",
-			 s->line->len ? "command" : "connect", s->name,
+			 s->line_seen ? "command" : "connect", s->name,
 			 s->addr);
 		smtpd_reply(s, "421 4.7.0 %s Error: too many errors",
 			    smtpd_var.myhostname);
@@ -1086,6 +1128,9 @@ smtpd_session_errors(struct smtpd_session *s, int before)
 	}
 	if (s->errors > smtpd_var.soft_error_limit) {
 		s->delayed = 1;
+		if (s->delay_ev == NULL)
+			s->delay_ev = evtimer_new(server_base(),
+						  smtpd_session_delay_cb, s);
 		evtimer_add(s->delay_ev, &tv);
 		return (1);
 	}
@@ -1103,7 +1148,7 @@ smtpd_session_run(struct smtpd_session *s)
 
 	while (!s->delayed && s->state != SMTPD_ST_CLOSING) {
 		/* A client that sends but does not read gets no more. */
-		if (evbuffer_get_length(s->reply) > SMTPD_OUT_LOWAT)
+		if (s->reply && evbuffer_get_length(s->reply) > SMTPD_OUT_LOWAT)
 			smtpd_session_flush(s);
 		if (stream_pending(s->stream) > SMTPD_OUT_HIWAT) {
 			s->out_blocked = 1;
@@ -1135,6 +1180,13 @@ smtpd_session_run(struct smtpd_session *s)
 		return;
 	if (!s->delayed)
 		smtpd_session_flush(s);
+	/* Between commands the line buffer goes (made again on demand). */
+	if (s->state == SMTPD_ST_CMD) {
+		s->line = strbuf_free(s->line);
+		/* BDAT chunks of one transaction share the content state. */
+		if (s->sender == NULL)
+			smtpd_session_msg_free(s);
+	}
 
 	/* Read only when we would act on the input. */
 	waiting = s->delayed || s->paused || s->out_blocked
@@ -1188,7 +1240,7 @@ smtpd_session_name_cb(struct dns_result *res, void *ctx)
 
 	s->dns = NULL;
 	if (res->status == DNS_OK && res->count > 0) {
-		xfree(s->name);
+		smtpd_session_name_free(s);
 		s->name = xstrdup(res->addrs[0].host);
 	} else if (log_verbose) {
 		log_debug("%s: client name lookup: %s: %s", s->addr,
@@ -1215,19 +1267,15 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 		s->local = 1;
 		strcpy(s->addr, SMTPD_LOCAL_ADDR);
 	}
-	s->name = xstrdup(s->local ? SMTPD_LOCAL_NAME : "unknown");
+	s->name = s->local ? smtpd_name_local : smtpd_name_unknown;
 
 	s->stream = stream_accept(server_base(), fd);
 	if (s->stream == NULL) {
 		log_warn("cannot make a buffer event for %s", s->addr);
-		xfree(s->name);
 		xfree(s);
 		return;
 	}
-	s->reply = evbuffer_new();
-	s->line = strbuf_new(256, 0);
-	s->delay_ev = evtimer_new(server_base(), smtpd_session_delay_cb, s);
-	s->free_ev = evtimer_new(server_base(), smtpd_session_free_cb, s);
+	/* Buffers and timers are made when needed (docs/decisions.md). */
 	s->declared_size = -1;
 	s->state = SMTPD_ST_CMD;
 	stream_setcb(s->stream, smtpd_session_read_cb, smtpd_session_write_cb,

@@ -2,6 +2,7 @@
 """c10k - 10,000 concurrent idle SMTP sessions against Sendarix
 
 usage: tools/bench/c10k BUILD_DIR [--sessions N] [--sources K]
+                          [--clients C] [--smtpd-procs P]
 
 Starts a throwaway Sendarix (master -f -c DIR with BUILD_DIR/bin; the
 delivery services too when they are built, relayhost = an smtp-sink),
@@ -22,10 +23,20 @@ client addresses are in mynetworks, which is the default
 smtpd_client_connection_exceptions, so the per-client connection limit
 does not apply. Exit status 0 when every session opened and the fresh
 session was served within 1 s (greeting) and 2 s (transaction).
+
+More sessions than one process may hold descriptors for (the hard
+RLIMIT_NOFILE, which only CAP_SYS_RESOURCE may raise): the sessions are
+opened by C client processes (default: as many as the limit needs) and
+served by P smtpd processes (maxproc of the smtp service; default: as many
+as the limit needs, else the shipped value), and smtpd_max_sessions is
+raised so that it refuses none of them. Use --sources so that no source
+address needs more than the ephemeral port range
+(net.ipv4.ip_local_port_range) holds.
 """
 
 import argparse
 import errno
+import multiprocessing
 import os
 import selectors
 import socket
@@ -38,7 +49,7 @@ import benchlib as bl  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-GOAL_MB = 150
+GOAL_MB = 150                   # for 10,000 sessions; scaled for more
 
 
 def open_sessions(port, n, sources, inflight=500, timeout=120):
@@ -141,6 +152,74 @@ def fresh_transaction(port, source="127.0.0.1"):
         s.close()
 
 
+def client_worker(conn, port, n, sources):
+    """One client process: open n sessions, report, check, close."""
+    socks, failures = open_sessions(port, n, sources)
+    conn.send((len(socks), failures[:1], len(failures)))
+    conn.recv()                 # the parent has measured: check them
+    conn.send(still_open(socks))
+    conn.recv()                 # done: close
+    for s in socks:
+        s.close()
+
+
+class Clients:
+    """Sessions held by several client processes (one descriptor limit
+    each); the same answers as open_sessions() and still_open()."""
+
+    def __init__(self, port, n, sources, nclients):
+        ctx = multiprocessing.get_context("fork")
+        self.workers = []
+        for i in range(nclients):
+            share = n // nclients + (1 if i < n % nclients else 0)
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=client_worker,
+                            args=(child, port, share, sources))
+            p.start()
+            self.workers.append((p, parent))
+
+    def opened(self):
+        """(sessions open, failures: first few, count)."""
+        ok, first, nfail = 0, [], 0
+        for _, conn in self.workers:
+            n, f, nf = conn.recv()
+            ok, first, nfail = ok + n, first + f, nfail + nf
+        return ok, first, nfail
+
+    def still_open(self, sample=200):
+        alive = total = 0
+        for _, conn in self.workers:
+            conn.send("check")
+        for _, conn in self.workers:
+            a, t = conn.recv()
+            alive, total = alive + a, total + t
+        return alive, total
+
+    def close(self):
+        for p, conn in self.workers:
+            try:
+                conn.send("close")
+            except OSError:
+                pass
+        for p, _ in self.workers:
+            p.join(30)
+
+
+def set_smtpd_procs(inst, procs):
+    """Run "procs" smtpd processes (master.cf maxproc of the smtp
+    service), before inst.start()."""
+    lines = []
+    for line in inst.master_cf.splitlines():
+        f = line.split()
+        if len(f) == 8 and f[1] == "inet" and f[7] == "smtpd":
+            f[6] = str(procs)
+            line = " ".join(f)
+        lines.append(line)
+    inst.master_cf = "\n".join(lines) + "\n"
+    with open(os.path.join(inst.conf, "master.cf"), "w") as f:
+        f.write(inst.master_cf)
+
+
 def still_open(socks, sample=200):
     """How many of a sample of idle sessions are still open."""
     step = max(1, len(socks) // sample)
@@ -163,46 +242,74 @@ def main(argv):
     ap.add_argument("build")
     ap.add_argument("--sessions", type=int, default=10000)
     ap.add_argument("--sources", type=int, default=4)
+    ap.add_argument("--clients", type=int, default=0,
+                    help="client processes (default: as the limit needs)")
+    ap.add_argument("--smtpd-procs", type=int, default=0,
+                    help="smtpd processes (default: as the limit needs)")
     a = ap.parse_args(argv)
     build = os.path.abspath(a.build)
     soft, hard = bl.raise_nofile()
     need = a.sessions + 200
     print("c10k: RLIMIT_NOFILE soft %d hard %d (inherited by master and "
           "smtpd)" % (soft, hard))
-    if soft < need:
+    per_proc = max(1000, soft - 300)    # sessions one process may hold
+    nclients = a.clients or -(-a.sessions // per_proc)
+    procs = a.smtpd_procs or (-(-a.sessions // per_proc)
+                              if soft < need else 0)
+    if soft < need and (nclients < 2 or procs < 2):
         print("c10k: WARNING: %d sessions need about %d descriptors; the "
               "limit is %d (raise the hard limit: ulimit -Hn)" % (
                   a.sessions, need, soft))
+    elif soft < need:
+        print("c10k: %d sessions over %d client processes and %d smtpd "
+              "processes (the limit is %d descriptors a process)" % (
+                  a.sessions, nclients, procs, soft))
     sources = ["127.0.0.%d" % (2 + i) for i in range(a.sources)]
-    sink = inst = None
+    sink = inst = clients = None
     socks = []
     try:
         sink = bl.SmtpSink().start() if bl.has_delivery(build) else None
-        inst = bl.SendarixInstance(build, ROOT,
-                                   sink.port if sink else None).start()
+        # smtpd_max_sessions (default 20000) must not refuse any of them.
+        extra = ({"smtpd_max_sessions": str(a.sessions + 100)}
+                 if a.sessions + 100 > 20000 else None)
+        inst = bl.SendarixInstance(build, ROOT, sink.port if sink else None,
+                                   extra=extra)
+        if procs:
+            set_smtpd_procs(inst, procs)
+        inst.start()
+        if procs > 1:
+            bl.wait_for(lambda: len(inst.tree.named("smtpd")) >= procs, 10)
         smtpds = inst.tree.named("smtpd")
+        each = -(-a.sessions // max(1, len(smtpds))) + 200
         for p in smtpds:
             lim = bl.proc_limit_nofile(p)
             print("c10k: smtpd[%d] open-files limit %s%s" % (
-                p, lim, "" if lim is None or lim >= need
-                else "  <-- TOO LOW for %d sessions" % a.sessions))
+                p, lim, "" if lim is None or lim >= each
+                else "  <-- TOO LOW for %d sessions" % (each - 200)))
         base_kb = inst.tree.memory_kb("Rss")
         t0 = time.monotonic()
-        socks, failures = open_sessions(inst.port, a.sessions, sources)
+        if nclients > 1:
+            clients = Clients(inst.port, a.sessions, sources, nclients)
+            nopen, failures, nfail = clients.opened()
+        else:
+            socks, failures = open_sessions(inst.port, a.sessions, sources)
+            nopen, nfail = len(socks), len(failures)
         t_open = time.monotonic() - t0
         print("c10k: %d of %d sessions open with their 220 greeting in "
-              "%.1fs from %d source addresses; %d failed%s" % (
-                  len(socks), a.sessions, t_open, len(sources),
-                  len(failures), (" (first: %s)" % failures[0])
+              "%.1fs from %d source addresses%s; %d failed%s" % (
+                  nopen, a.sessions, t_open, len(sources),
+                  " by %d client processes" % nclients if clients else "",
+                  nfail, (" (first: %s)" % failures[0])
                   if failures else ""))
         time.sleep(1.0)
         rss = inst.tree.memory_kb("Rss")
         pss = inst.tree.memory_kb("Pss") if bl.mem_field() == "Pss" else None
+        goal = GOAL_MB * max(1, a.sessions // 10000)
         print("c10k: Sendarix RSS with %d idle sessions: %.1f MB (%.1f MB "
               "before; PSS %s); goal < %d MB: %s" % (
-                  len(socks), rss / 1024.0, base_kb / 1024.0,
+                  nopen, rss / 1024.0, base_kb / 1024.0,
                   "%.1f MB" % (pss / 1024.0) if pss is not None else "n/a",
-                  GOAL_MB, "met" if rss / 1024.0 < GOAL_MB else "NOT met"))
+                  goal, "met" if rss / 1024.0 < goal else "NOT met"))
         for p in inst.tree.pids():
             print("c10k:   %-10s pid %-7d RSS %.1f MB" % (
                 bl.proc_name(p), p, bl._mem_kb(p, "Rss") / 1024.0))
@@ -215,15 +322,18 @@ def main(argv):
                   "transaction done after %.1f ms: %s" % (
                       1000 * t_greet, 1000 * t_txn,
                       "prompt" if prompt else "NOT prompt"))
-        alive, total = still_open(socks)
+        alive, total = (clients.still_open() if clients
+                        else still_open(socks))
         print("c10k: idle sessions still open afterwards: %d of %d sampled"
               % (alive, total))
-        ok = len(socks) == a.sessions and prompt and alive == total
+        ok = nopen == a.sessions and prompt and alive == total
         print("c10k: %s" % ("PASS" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
         for s in socks:
             s.close()
+        if clients:
+            clients.close()
         if inst:
             inst.remove()
         if sink:
