@@ -90,6 +90,17 @@ def _read_stat(pid):
             int(rest[13]) + int(rest[14]))
 
 
+def listen_overflows():
+    """The kernel's count of SYNs dropped because a listen queue was full
+    (TcpExt ListenOverflows, for the whole machine), or None."""
+    try:
+        with open("/proc/net/netstat") as f:
+            rows = [line.split() for line in f if line.startswith("TcpExt:")]
+        return int(dict(zip(rows[0], rows[1]))["ListenOverflows"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
+
+
 def all_pids():
     out = []
     for name in os.listdir("/proc"):
