@@ -64,7 +64,7 @@ RCPT = "rcpt@dest.bench.example"
 #   opensmtpd  None to run OpenSMTPD too, else why it does not (footnote)
 #   smoke      False: not in --smoke (too big to scale down usefully)
 NO_RETRY = ("OpenSMTPD's retry times are built in (its first retry of a "
-            "4xx comes minutes later; smtpd.conf has no knob), so the "
+            "4xx comes about 7 minutes later; smtpd.conf has no knob), so the "
             "greylist row would measure its scheduler's wait, not its speed")
 SAME_AS_200 = ("OpenSMTPD has no process limit to raise: its numbers are "
                "those of the 4k-s200 row")
