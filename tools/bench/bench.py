@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""bench - Sendarix against Postfix, same machine, same run (make bench)
+"""bench - Sendarix against Postfix and OpenSMTPD, same machine, same run
 
 usage: tools/bench/run BUILD_DIR [--quick | --smoke] [--reps N]
                        [--workloads a,b,...] [--out FILE] [--no-durability]
+                       [--no-opensmtpd]
 
 Runs each workload through a throwaway Postfix (Debian's package, own
 config/queue/data under a temp dir, relayhost = the sink) and a throwaway
@@ -11,6 +12,9 @@ as the client and smtp-sink (or, for the 4xx workload, `sendarix sandbox`)
 as the receiving server. Loopback only; fsync on in both (Postfix's default,
 always in Sendarix); TLS off. The two instances of a workload run side by
 side and take turns, repetition by repetition; the table has medians.
+OpenSMTPD (Debian's, unpacked by tools/install-deps) is a third instance
+on the workloads it can run (not the 4xx one: its retry times are built
+in); when it is missing the table says why.
 
 Per workload and MTA:
   accepted/s   messages / wall time of smtp-source (all 250s received)
@@ -21,7 +25,7 @@ Per workload and MTA:
   CPU ms/msg   utime+stime (+ reaped children) of the MTA's process tree
                (master and descendants) from /proc, end minus start, / msgs
   peak MB      the peak over 100 ms samples of the summed PSS of the tree
-  ratio        Sendarix / Postfix
+  ratio        S/P = Sendarix / Postfix, S/O = Sendarix / OpenSMTPD
 
 Before the workloads, a durability check straces Sendarix's cleanup and
 smtpd on a short run: every "250 ... queued as ID" must come after the
@@ -55,18 +59,39 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 SENDER = "sender@client.bench.example"
 RCPT = "rcpt@dest.bench.example"
 
-# name, label, sessions, messages, size, recipients/message, sink
+# name, label, sessions, messages, size, recipients/message, sink, options:
+#   postfix    extra main.cf parameters for this row's Postfix
+#   opensmtpd  None to run OpenSMTPD too, else why it does not (footnote)
+#   smoke      False: not in --smoke (too big to scale down usefully)
+NO_RETRY = ("OpenSMTPD's retry times are built in (its first retry of a "
+            "4xx comes about 7 minutes later; smtpd.conf has no knob), so the "
+            "greylist row would measure its scheduler's wait, not its speed")
+SAME_AS_200 = ("OpenSMTPD has no process limit to raise: its numbers are "
+               "those of the 4k-s200 row")
 WORKLOADS = [
-    ("4k-s1", "4 KiB, 1 session", 1, 600, 4096, 1, "sink"),
-    ("4k-s10", "4 KiB, 10 sessions", 10, 2000, 4096, 1, "sink"),
-    ("4k-s50", "4 KiB, 50 sessions", 50, 3000, 4096, 1, "sink"),
-    ("4k-s200", "4 KiB, 200 sessions", 200, 3000, 4096, 1, "sink"),
-    ("100k-s10", "100 KiB, 10 sessions", 10, 600, 102400, 1, "sink"),
+    ("4k-s1", "4 KiB, 1 session", 1, 600, 4096, 1, "sink", {}),
+    ("4k-s10", "4 KiB, 10 sessions", 10, 2000, 4096, 1, "sink", {}),
+    ("4k-s50", "4 KiB, 50 sessions", 50, 3000, 4096, 1, "sink", {}),
+    ("4k-s200", "4 KiB, 200 sessions", 200, 3000, 4096, 1, "sink", {}),
+    # the fair comparison at 200 sessions: Postfix's default_process_limit
+    # (100) would otherwise leave half of the clients in the listen queue
+    ("4k-s200-pl300", "4 KiB, 200 sess, Postfix limit 300", 200, 3000,
+     4096, 1, "sink", {"postfix": {"default_process_limit": "300"},
+                       "opensmtpd": SAME_AS_200}),
+    ("100k-s10", "100 KiB, 10 sessions", 10, 600, 102400, 1, "sink", {}),
     ("4k-r10-s10", "4 KiB, 10 rcpt/msg, 10 sess", 10, 800, 4096, 10,
-     "sink"),
+     "sink", {}),
     ("4k-4xx-s10", "4 KiB, 20% rcpt 4xx once, 10 sess", 10, 1000, 4096, 1,
-     "sandbox"),
+     "sandbox", {"opensmtpd": NO_RETRY}),
+    # steady state: long enough for queues, caches and the file system's
+    # inode allocation to settle (a tenth of it with --quick)
+    ("4k-s20-20k", "4 KiB, 20 sessions, steady state", 20, 20000, 4096, 1,
+     "sink", {"smoke": False}),
 ]
+# the workloads --smoke runs OpenSMTPD on (it may be missing; the rest of
+# the smoke run stays Postfix against Sendarix to keep make check fast)
+SMOKE_OPENSMTPD = ("4k-s10",)
+MTAS = ("postfix", "sendarix", "opensmtpd")
 
 # The 4xx workload: recipients whose sequence number (smtp-source -N)
 # ends in 0 or 5 are greylisted for a second: the first attempt gets 450,
@@ -85,6 +110,7 @@ POSTFIX_PARAMS = {
 SENDARIX_PARAMS = dict(POSTFIX_PARAMS, greylist_retry_time="1s")
 
 _cleanup = []
+_made = []          # every instance's and sink's temp dir (in the JSON)
 
 
 def log(msg):
@@ -118,12 +144,13 @@ def smtp_source(inst, sessions, count, size, rcpts, timeout):
 
 def measure(inst, sink, wl, count, delivery):
     """One run of count messages; a dict of raw results."""
-    _, _, sessions, _, size, rcpts, kind = wl
+    _, _, sessions, _, size, rcpts, kind = wl[:7]
     expected = count if kind == "sink" else count * rcpts
     per_msg = 1 if kind == "sink" else rcpts
     base = sink.count()
     sent0 = inst.sent_count()
     cpu0 = inst.tree.cpu_seconds()
+    ovf0 = bl.listen_overflows()
     sampler = bl.Sampler(inst.tree, 0.1)
     sampler.start()
     t0 = time.monotonic()
@@ -131,6 +158,11 @@ def measure(inst, sink, wl, count, delivery):
                           timeout=max(120, count // 5))
     t_acc = time.monotonic() - t0
     res = {"messages": count, "accept_s": t_acc, "source_rc": rc}
+    ovf1 = bl.listen_overflows()
+    if ovf0 is not None and ovf1 is not None:
+        # SYNs the kernel dropped (machine-wide) while smtp-source ran:
+        # each costs its client a 1 s retransmission
+        res["listen_overflows"] = ovf1 - ovf0
     if rc != 0:
         res["error"] = "smtp-source: " + out
     if delivery:
@@ -162,7 +194,7 @@ def measure(inst, sink, wl, count, delivery):
 def warm_up(inst, sink, wl, delivery):
     """A short run at the same concurrency, so both MTAs have their
     processes running and caches warm before the measured runs."""
-    _, _, sessions, _, size, rcpts, kind = wl
+    _, _, sessions, _, size, rcpts, kind = wl[:7]
     n = max(20, sessions * 2)
     base = sink.count()
     smtp_source(inst, sessions, n, size, rcpts, timeout=120)
@@ -178,31 +210,39 @@ def make_sink(wl, build):
     return bl.SmtpSink().start()
 
 
-def run_workload(wl, count, reps, build, delivery_s, warm=True):
-    """Both MTAs side by side, alternating; {mta: [run, ...]}."""
+def run_workload(wl, count, reps, build, delivery_s, warm=True,
+                 opensmtpd=False):
+    """The MTAs side by side, alternating; {mta: [run, ...]}."""
     sinks, insts = {}, {}
+    names = ("postfix", "sendarix") + (("opensmtpd",) if opensmtpd else ())
     try:
-        for name in ("postfix", "sendarix"):
+        for name in names:
             sinks[name] = make_sink(wl, build)
             _cleanup.append(sinks[name])
+            if hasattr(sinks[name], "dir"):
+                _made.append(sinks[name].dir)
             if name == "postfix":
-                inst = bl.PostfixInstance(sinks[name].port,
-                                          POSTFIX_PARAMS)
+                inst = bl.PostfixInstance(sinks[name].port, dict(
+                    POSTFIX_PARAMS, **wl[7].get("postfix", {})))
+            elif name == "opensmtpd":
+                inst = bl.OpenSmtpdInstance(sinks[name].port)
             else:
                 inst = bl.SendarixInstance(build, ROOT, sinks[name].port,
                                            SENDARIX_PARAMS)
             _cleanup.append(inst)
+            _made.append(inst.top)
             insts[name] = inst.start()
-        delivery = {"postfix": True, "sendarix": delivery_s}
+        delivery = {"postfix": True, "sendarix": delivery_s,
+                    "opensmtpd": True}
         for name in insts if warm else ():
             warm_up(insts[name], sinks[name], wl, delivery[name])
-        runs = {"postfix": [], "sendarix": []}
+        runs = {name: [] for name in names}
         for rep in range(reps):
-            for name in ("postfix", "sendarix"):
+            for name in names:
                 r = measure(insts[name], sinks[name], wl, count,
                             delivery[name])
                 runs[name].append(r)
-                log("  %-8s rep %d: %s" % (name, rep + 1, brief(r, count)))
+                log("  %-9s rep %d: %s" % (name, rep + 1, brief(r, count)))
         return runs
     finally:
         for name in list(insts):
@@ -236,10 +276,12 @@ def summarize(runs, count):
     cpu = [1000.0 * r["cpu_s"] / count for r in runs if "cpu_s" in r]
     mem = [r["peak_kb"] / 1024.0 for r in runs if "peak_kb" in r]
     errors = [r["error"].strip() for r in runs if r.get("error")]
+    ovf = [r["listen_overflows"] for r in runs if "listen_overflows" in r]
     if not runs:
         errors.append("no runs")
     return {"accepted_per_s": med(acc), "delivered_per_s": med(dlv),
             "cpu_ms_per_msg": med(cpu), "peak_mb": med(mem),
+            "listen_overflows": sum(ovf) if ovf else None,
             "errors": errors, "reps": len(runs)}
 
 
@@ -280,6 +322,7 @@ def durability_check(build, count=40, sessions=4):
     run; return (ok, statement, details)."""
     inst = bl.SendarixInstance(build, ROOT, None, None, smtpd_only=True)
     _cleanup.append(inst)
+    _made.append(inst.top)
     straces = []
     try:
         inst.start()
@@ -414,12 +457,12 @@ def run_metric(r, key):
     return r["peak_kb"] / 1024.0 if "peak_kb" in r else None
 
 
-def paired_ratio(runs, key):
-    """Median over repetitions of Sendarix/Postfix, each repetition's
-    Sendarix run paired with the Postfix run just before it (the machine
-    is shared: pairing cancels most of the drift in its load)."""
+def paired_ratio(runs, key, peer="postfix"):
+    """Median over repetitions of Sendarix/peer, each repetition's
+    Sendarix run paired with the peer's run of the same repetition (the
+    machine is shared: pairing cancels most of the drift in its load)."""
     vals = []
-    for p, s in zip(runs["postfix"], runs["sendarix"]):
+    for p, s in zip(runs.get(peer, []), runs["sendarix"]):
         a, b = run_metric(s, key), run_metric(p, key)
         if a is not None and b:
             vals.append(a / b)
@@ -432,13 +475,17 @@ def ratio(v, spec=".2f"):
 
 def table(results, meta):
     lines = []
-    lines.append("Sendarix vs Postfix %s, same machine, same run (%s)" % (
-        meta["postfix_version"], meta["date"]))
+    peers = "Postfix %s" % meta["postfix_version"]
+    if meta.get("opensmtpd_version"):
+        peers += " and OpenSMTPD %s" % meta["opensmtpd_version"]
+    lines.append("Sendarix vs %s, same machine, same run (%s)" % (
+        peers, meta["date"]))
     lines.append("host: %d CPUs, %s; /tmp on %s; loopback only; client "
                  "smtp-source, one connection per message" % (
                      meta["cpus"], meta["kernel"], meta["tmpfs"]))
-    lines.append("fsync on (Postfix default; Sendarix always), TLS off; "
-                 "medians of %d repetition(s)" % meta["reps"])
+    lines.append("fsync on (Postfix default; Sendarix always; OpenSMTPD "
+                 "default), TLS off; medians of %d repetition(s)" %
+                 meta["reps"])
     lines.append(meta["durability"])
     if not meta["durability_ok"]:
         lines.append("*** DURABILITY CHECK FAILED: these numbers are not a "
@@ -448,6 +495,8 @@ def table(results, meta):
                      "it only accepts (delivered/s n/a), while Postfix also "
                      "delivers during the run, so accepted/s and CPU are "
                      "not like for like.")
+    if meta.get("opensmtpd_off"):
+        lines.append("OpenSMTPD: not run: %s" % meta["opensmtpd_off"])
     lines.append("")
     row = "%-36s %-9s %11s %12s %11s %8s"
     hdr = row % (
@@ -455,24 +504,44 @@ def table(results, meta):
         "peak MB")
     lines.append(hdr)
     lines.append("-" * len(hdr))
+    notes = []
     for wl_name, label, count, res in results:
-        p, s = res["postfix"], res["sendarix"]
         first = label
         second = "(%d msgs)" % count
-        for name, r in (("postfix", p), ("sendarix", s)):
-            lines.append(row % (
-                first, name, fmt(r["accepted_per_s"], ".0f"),
-                fmt(r["delivered_per_s"], ".0f"),
-                fmt(r["cpu_ms_per_msg"], ".3f"), fmt(r["peak_mb"], ".1f")))
+        names = ["postfix", "sendarix"]
+        if res.get("opensmtpd") or res.get("opensmtpd_skip"):
+            names.append("opensmtpd")
+        for name in names:
+            r = res.get(name)
+            if r is None:
+                why = res["opensmtpd_skip"]
+                if why not in notes:
+                    notes.append(why)
+                lines.append(row % (first, name, "not run [%d]" % (
+                    notes.index(why) + 1), "", "", ""))
+            else:
+                lines.append(row % (
+                    first, name, fmt(r["accepted_per_s"], ".0f"),
+                    fmt(r["delivered_per_s"], ".0f"),
+                    fmt(r["cpu_ms_per_msg"], ".3f"),
+                    fmt(r["peak_mb"], ".1f")))
             first, second = second, ""
-        lines.append(row % (
-            "", "S/P", ratio(res["ratios"]["accepted_per_s"]),
-            ratio(res["ratios"]["delivered_per_s"]),
-            ratio(res["ratios"]["cpu_ms_per_msg"]),
-            ratio(res["ratios"]["peak_mb"])))
-        for name, r in (("postfix", p), ("sendarix", s)):
-            for e in r["errors"][:2]:
+        for tag, key in (("S/P", "ratios"), ("S/O", "ratios_o")):
+            if res.get(key):
+                lines.append(row % (
+                    first, tag, ratio(res[key]["accepted_per_s"]),
+                    ratio(res[key]["delivered_per_s"]),
+                    ratio(res[key]["cpu_ms_per_msg"]),
+                    ratio(res[key]["peak_mb"])))
+                first = ""
+        for name in names:
+            r = res.get(name) or {}
+            for e in r.get("errors", [])[:2]:
                 lines.append("    %s: %s" % (name, e[:200]))
+            if r.get("listen_overflows"):
+                lines.append("    %s: %d SYNs dropped on a full listen "
+                             "queue while it ran [L]" % (
+                                 name, r["listen_overflows"]))
     lines.append("")
     lines.append("accepted/s: messages / smtp-source wall time. "
                  "delivered/s: messages / time from the first connect until "
@@ -480,11 +549,27 @@ def table(results, meta):
                  "the 4xx workload the sandbox's accepted recipients). "
                  "CPU: utime+stime of the MTA's process tree incl. reaped "
                  "children. peak MB: max summed %s of the tree, 100 ms "
-                 "samples. S/P = Sendarix / Postfix, the median of the "
-                 "repetitions' paired ratios (CPU and memory: lower is "
-                 "better). Load average before/after: %s / %s." % (
+                 "samples. S/P = Sendarix / Postfix and S/O = Sendarix / "
+                 "OpenSMTPD, each the median of the repetitions' paired "
+                 "ratios: above 1 means Sendarix is faster (rates), below 1 "
+                 "that it uses less (CPU, memory). 4k-s200-pl300: Postfix "
+                 "with default_process_limit = 300 (4k-s200: its default, "
+                 "100). Load average before/after: %s / %s." % (
                      meta["mem_field"], meta["load_before"],
                      meta.get("load_after", "?")))
+    if any((res.get(m) or {}).get("listen_overflows")
+           for _, _, _, res in results for m in MTAS):
+        lines.append("[L] TcpExt ListenOverflows (machine-wide) during "
+                     "the MTA's smtp-source runs; each dropped SYN costs a "
+                     "client "
+                     "a 1 s retransmission. OpenSMTPD listens with a "
+                     "backlog of 5 (compiled in), which smtp-source's "
+                     "simultaneous connects overflow: its rates here are "
+                     "bound by that.")
+    for i, why in enumerate(notes):
+        lines.append("[%d] opensmtpd not run: %s." % (i + 1, why))
+    lines.append("TLS: not built yet (no TLS row; TLS is off in every MTA "
+                 "above).")
     return "\n".join(lines) + "\n"
 
 
@@ -530,6 +615,8 @@ def main(argv):
     ap.add_argument("--out", help="table file (default BUILD/bench-results"
                     ".txt; the JSON goes beside it)")
     ap.add_argument("--no-durability", action="store_true")
+    ap.add_argument("--no-opensmtpd", action="store_true",
+                    help="Postfix and Sendarix only")
     a = ap.parse_args(argv)
     preflight()
     build = os.path.abspath(a.build)
@@ -545,6 +632,8 @@ def main(argv):
         if len(wls) != len(names):
             sys.exit("bench: workloads are " +
                      ", ".join(w[0] for w in WORKLOADS))
+    elif a.smoke:
+        wls = [w for w in WORKLOADS if w[7].get("smoke", True)]
     out = a.out or os.path.join(build, "bench-results.txt")
     delivery = bl.has_delivery(build)
     signal.signal(signal.SIGTERM, on_signal)
@@ -553,6 +642,11 @@ def main(argv):
     bl.raise_nofile()
 
     meta = meta_info(reps, delivery)
+    osd_off = "--no-opensmtpd" if a.no_opensmtpd else bl.opensmtpd_missing()
+    if osd_off:
+        meta["opensmtpd_off"] = osd_off
+    else:
+        meta["opensmtpd_version"] = bl.opensmtpd_version()
     try:
         if a.no_durability:
             ok, stmt, det = False, "durability: not checked (--no-" \
@@ -573,17 +667,36 @@ def main(argv):
                 count = 40 if wl[2] > 10 else 20
             log("%s: %s, %d messages x %d rep(s)" % (wl[0], wl[1], count,
                                                      reps))
+            skip = osd_off or wl[7].get("opensmtpd")
+            if not skip and a.smoke and wl[0] not in SMOKE_OPENSMTPD:
+                skip = "not in --smoke (only %s)" % ", ".join(
+                    SMOKE_OPENSMTPD)
             try:
-                runs = run_workload(wl, count, reps, build, delivery,
-                                    warm=not a.smoke)
+                try:
+                    runs = run_workload(wl, count, reps, build, delivery,
+                                        warm=not a.smoke,
+                                        opensmtpd=not skip)
+                except RuntimeError as e:
+                    if skip or "opensmtpd" not in str(e):
+                        raise
+                    # OpenSMTPD failed to start: the row without it
+                    skip = str(e).splitlines()[0]
+                    log("  %s; again without it" % skip)
+                    runs = run_workload(wl, count, reps, build, delivery,
+                                        warm=not a.smoke)
             except (RuntimeError, OSError) as e:
                 log("  FAILED: %s" % e)
                 runs = {"postfix": [], "sendarix": [], "error": str(e)}
             res = {m: summarize(runs[m], count)
-                   for m in ("postfix", "sendarix")}
-            res["ratios"] = {k: paired_ratio(runs, k) for k in (
-                "accepted_per_s", "delivered_per_s", "cpu_ms_per_msg",
-                "peak_mb")}
+                   for m in MTAS if m in runs}
+            keys = ("accepted_per_s", "delivered_per_s", "cpu_ms_per_msg",
+                    "peak_mb")
+            res["ratios"] = {k: paired_ratio(runs, k) for k in keys}
+            if "opensmtpd" in runs:
+                res["ratios_o"] = {k: paired_ratio(runs, k, "opensmtpd")
+                                   for k in keys}
+            elif skip and skip != osd_off:
+                res["opensmtpd_skip"] = skip
             res["runs"] = runs
             if runs.get("error"):
                 res["sendarix"]["errors"].append(runs["error"])
@@ -598,6 +711,7 @@ def main(argv):
             except Exception as e:      # keep cleaning up the rest
                 log("bench: cleanup: %s" % e)
     meta["load_after"] = "%.1f" % os.getloadavg()[0]
+    meta["dirs"] = _made
     text = table(results, meta)
     print()
     print(text, end="")
@@ -607,7 +721,9 @@ def main(argv):
     with open(jpath, "w") as f:
         json.dump({"meta": meta, "workloads": [
             {"name": n, "label": lab, "messages": c, "postfix": r["postfix"],
-             "sendarix": r["sendarix"], "ratios": r["ratios"],
+             "sendarix": r["sendarix"], "opensmtpd": r.get("opensmtpd"),
+             "opensmtpd_skip": r.get("opensmtpd_skip"),
+             "ratios": r["ratios"], "ratios_opensmtpd": r.get("ratios_o"),
              "runs": r["runs"]}
             for n, lab, c, r in results]}, f, indent=1)
     log("written: %s %s" % (out, jpath))

@@ -10,6 +10,10 @@ tools/bench/c10k.py. Standard library only; run with Debian's
   PostfixInstance        Debian's Postfix with its own config, queue and
                          data directories under a temp dir
   SendarixInstance       master -f -c DIR with the programs of a build dir
+  OpenSmtpdInstance      OpenSMTPD (Debian's, unpacked by tools/install-deps)
+                         with its own smtpd.conf, spool and control socket
+                         under a temp dir (bind-mounted in a private mount
+                         namespace over the compiled-in paths)
   SmtpSink / SandboxSink the receiving server and its message counter
 """
 
@@ -29,6 +33,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 POSTFIX = "/usr/sbin/postfix"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SMTP_SINK = "/usr/sbin/smtp-sink"
+# Debian's opensmtpd conflicts with postfix, so tools/install-deps unpacks
+# it here instead of installing it
+OPENSMTPD = os.environ.get("BENCH_OPENSMTPD",
+                           "/opt/sendarix-bench/opensmtpd/usr/sbin/smtpd")
 
 
 def free_port(host="127.0.0.1"):
@@ -80,6 +88,17 @@ def _read_stat(pid):
     rest = data[data.rindex(b")") + 2:].split()
     return (int(rest[1]), int(rest[11]) + int(rest[12]),
             int(rest[13]) + int(rest[14]))
+
+
+def listen_overflows():
+    """The kernel's count of SYNs dropped because a listen queue was full
+    (TcpExt ListenOverflows, for the whole machine), or None."""
+    try:
+        with open("/proc/net/netstat") as f:
+            rows = [line.split() for line in f if line.startswith("TcpExt:")]
+        return int(dict(zip(rows[0], rows[1]))["ListenOverflows"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
 
 
 def all_pids():
@@ -590,6 +609,137 @@ class SendarixInstance:
 
     def sent_count(self):
         return count_in_log(self.log_file, "status=sent")
+
+    def log_tail(self, n=20):
+        try:
+            with open(self.log_file, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                _kill_tree(self.proc.pid)
+                self.proc.wait()
+        self.proc = None
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
+OPENSMTPD_CONF = """\
+# throwaway OpenSMTPD for make bench
+listen on 127.0.0.1 port {port} hostname opensmtpd.bench.test
+action "relay" relay host smtp://127.0.0.1:{sink}
+match from local for any action "relay"
+"""
+
+
+# the client's HELO name and the mail domains of tools/bench/bench.py
+LOOKED_UP = ("client.bench.example", "dest.bench.example")
+
+
+def opensmtpd_missing():
+    """Why OpenSMTPD cannot run here, or None when it can."""
+    import pwd
+    if not os.access(OPENSMTPD, os.X_OK):
+        return "%s missing (tools/install-deps unpacks it)" % OPENSMTPD
+    for user in ("opensmtpd", "opensmtpq"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return "user %s missing (tools/install-deps)" % user
+    if not os.path.isdir("/var/lib/opensmtpd/empty"):
+        return "/var/lib/opensmtpd/empty missing (tools/install-deps)"
+    if not shutil.which("unshare"):
+        return "unshare (util-linux) missing"
+    return None
+
+
+def opensmtpd_version():
+    try:
+        r = subprocess.run([OPENSMTPD, "-h"], capture_output=True,
+                           text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    m = re.search(r"OpenSMTPD\s+(\S+)", r.stdout + r.stderr)
+    return m.group(1) if m else "?"
+
+
+class OpenSmtpdInstance:
+    """A throwaway OpenSMTPD: smtpd -d -f TOP/smtpd.conf as root, listening
+    on a free loopback port and relaying everything to the sink. Its spool
+    (/var/spool/smtpd) and control socket (/var/run/smtpd.sock) are
+    compiled in, so it runs in a private mount namespace (unshare -m) with
+    TOP/spool bind-mounted over /var/spool and TOP/run over /run: the host's
+    directories are never written. TOP/resolv.conf ("lookup file": names
+    from /etc/hosts only) is bound over /etc/resolv.conf there too. Logs
+    (-d: to stderr) go to TOP/maillog."""
+
+    name = "opensmtpd"
+
+    def __init__(self, sink_port):
+        self.top = _mkdtemp("bench-opensmtpd-")
+        self.spool = os.path.join(self.top, "spool")
+        self.rundir = os.path.join(self.top, "run")
+        self.conf = os.path.join(self.top, "smtpd.conf")
+        self.log_file = os.path.join(self.top, "maillog")
+        self.queue = os.path.join(self.spool, "smtpd")
+        self.port = free_port()
+        self.proc = None
+        self.pid = None
+        for d in (self.spool, self.rundir):
+            os.makedirs(d)
+            os.chmod(d, 0o755)
+        # OpenSMTPD's resolver (libasr) looks up the client's and the
+        # relay's names itself; a DNS server that does not answer costs
+        # each session its 5 s timeout. Postfix and Sendarix get loopback
+        # from /etc/hosts: make OpenSMTPD read only that, too.
+        self.resolv = os.path.join(self.top, "resolv.conf")
+        with open(self.resolv, "w") as f:
+            f.write("lookup file\n")
+        # and the names smtp-source gives (HELO, sender and recipient
+        # domains), which it looks up too: each miss cost about a second
+        self.hosts = os.path.join(self.top, "hosts")
+        with open(self.hosts, "w") as f:
+            f.write("127.0.0.1 localhost opensmtpd.bench.test %s\n"
+                    "::1 localhost\n" % " ".join(LOOKED_UP))
+        with open(self.conf, "w") as f:
+            f.write(OPENSMTPD_CONF.format(port=self.port, sink=sink_port))
+
+    def start(self):
+        run = os.path.realpath("/var/run")
+        script = ('mount --bind "$1" /var/spool && mount --bind "$2" "$3" '
+                  '&& mount --bind "$6" /etc/resolv.conf '
+                  '&& mount --bind "$7" /etc/hosts '
+                  '&& exec "$4" -d -f "$5"')
+        self._log = open(self.log_file, "w")
+        # unshare and sh exec, so the pid is smtpd's parent process
+        self.proc = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c",
+             script, "sh", self.spool, self.rundir, run, OPENSMTPD,
+             self.conf, self.resolv, self.hosts],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        self.pid = self.proc.pid
+        ok = wait_for(lambda: port_open(self.port)
+                      or self.proc.poll() is not None, 20)
+        if not ok or self.proc.poll() is not None:
+            self.stop()
+            raise RuntimeError("opensmtpd did not start:\n" +
+                               self.log_tail())
+        self.tree = ProcTree(self.pid)
+        return self
+
+    def queue_count(self):
+        return count_files(self.queue, ("incoming", "queue", "temporary"))
+
+    def sent_count(self):
+        return count_in_log(self.log_file, 'result="Ok"')
 
     def log_tail(self, n=20):
         try:
