@@ -536,7 +536,33 @@ def shipped_maxproc(root):
     return out
 
 
-class SendarixInstance:
+class ForegroundMta:
+    """What an MTA run in the foreground under a temp dir shares: its log
+    tail, a stop by SIGTERM (killed after 20 s), and removal."""
+
+    def log_tail(self, n=20):
+        try:
+            with open(self.log_file, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                _kill_tree(self.proc.pid)
+                self.proc.wait()
+        self.proc = None
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
+class SendarixInstance(ForegroundMta):
     """master -f -c DIR with the programs of BUILD/bin, like
     tests/integration/conftest.py; delivery services are configured when
     their programs exist (relayhost = the sink)."""
@@ -610,26 +636,6 @@ class SendarixInstance:
     def sent_count(self):
         return count_in_log(self.log_file, "status=sent")
 
-    def log_tail(self, n=20):
-        try:
-            with open(self.log_file, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                _kill_tree(self.proc.pid)
-                self.proc.wait()
-        self.proc = None
-
-    def remove(self):
-        self.stop()
-        shutil.rmtree(self.top, ignore_errors=True)
 
 
 OPENSMTPD_CONF = """\
@@ -671,7 +677,7 @@ def opensmtpd_version():
     return m.group(1) if m else "?"
 
 
-class OpenSmtpdInstance:
+class OpenSmtpdInstance(ForegroundMta):
     """A throwaway OpenSMTPD: smtpd -d -f TOP/smtpd.conf as root, listening
     on a free loopback port and relaying everything to the sink. Its spool
     (/var/spool/smtpd) and control socket (/var/run/smtpd.sock) are
@@ -741,26 +747,6 @@ class OpenSmtpdInstance:
     def sent_count(self):
         return count_in_log(self.log_file, 'result="Ok"')
 
-    def log_tail(self, n=20):
-        try:
-            with open(self.log_file, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                _kill_tree(self.proc.pid)
-                self.proc.wait()
-        self.proc = None
-
-    def remove(self):
-        self.stop()
-        shutil.rmtree(self.top, ignore_errors=True)
 
 
 def has_delivery(build):
