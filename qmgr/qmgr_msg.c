@@ -104,7 +104,7 @@ struct qmgr_bounce {
 	size_t *rcpt;
 };
 
-static int qmgr_msg_busy(const char *, const char *);
+static int qmgr_msg_busy(const char *, int);
 static int qmgr_msg_warned(struct qmgr_msg *);
 static void qmgr_msg_hist_now(struct qmgr_msg *, const struct qhist_rec *);
 
@@ -244,23 +244,25 @@ qmgr_msg_load(const char *id)
 	size_t  i;
 	size_t  g;
 	int     r;
+	int     fd;
 
+	/* One open for the lock probe and the envelope read. */
 	qmgr_active_path(path, sizeof(path), id);
-	if (qmgr_msg_busy(id, path)) {
-		strbuf_free(err);
-		strbuf_free(hop);
-		strbuf_free(why);
-		return (NULL);
-	}
-	if ((qm = qfile_read(path, QFILE_READ_HEAD, err)) == NULL) {
-		struct stat st;
-
-		if (stat(path, &st) < 0 && errno == ENOENT)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
 			log_info("%s: queue file vanished before delivery", id);
-		else if (strstr(err->data, "open ") == err->data)
-			log_warn("%s: %s", id, err->data);
 		else
-			qmgr_msg_corrupt(id, err->data);
+			log_warn("%s: open %s: %s", id, path, strerror(errno));
+		qm = NULL;
+	} else if (qmgr_msg_busy(id, fd)) {
+		qm = NULL;
+	} else if ((qm = qfile_read_fd(fd, path, QFILE_READ_HEAD, err))
+		   == NULL) {
+		qmgr_msg_corrupt(id, err->data);
+	}
+	if (fd >= 0)
+		(void) close(fd);
+	if (qm == NULL) {
 		strbuf_free(err);
 		strbuf_free(hop);
 		strbuf_free(why);
@@ -475,16 +477,9 @@ qmgr_msg_defer_file(const char *id, long now, long delay)
  * twice at once; the outcome that process records is read next time.
  */
 static int
-qmgr_msg_busy(const char *id, const char *path)
+qmgr_msg_busy(const char *id, int fd)
 {
-	int     fd;
-	int     busy;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return (0);			/* qfile_read() says why */
-	busy = qfile_lock(fd, QFILE_LOCK_TRY) < 0 && errno == EWOULDBLOCK;
-	(void) close(fd);
-	if (!busy)
+	if (qfile_lock(fd, QFILE_LOCK_TRY) == 0 || errno != EWOULDBLOCK)
 		return (0);
 	if (qmgr_msg_defer_file(id, (long) time(NULL), QMGR_BUSY_RETRY) == 0)
 		log_info("%s: still in the hands of a delivery agent of an "

@@ -188,8 +188,9 @@ smtpd_check_list(int stage, const char *value)
 			r->arg = xstrdup(word);
 		}
 		if (vi->verb == RST_UNIMPLEMENTED) {
-			log_warn("%s: restriction \"%s\" is not implemented "
-				 "yet (no SASL/TLS in smtpd)", param, vi->name);
+			log_warn("%s: restriction \"%s\" is not available in "
+				 "this build (smtpd has no SASL or TLS)", param,
+				 vi->name);
 			errors++;
 			continue;
 		}
