@@ -104,6 +104,10 @@ $$(BUILD)/libsendarix-$(1).a: $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard lib/
 endef
 $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),$(eval $(call lib_rule,$(l))))
 
+# lib/sasl: Cyrus SASL in worker threads, XOAUTH2 introspection (libcurl).
+sasl_LDLIBS	:= -lsasl2 -lcurl -lpthread
+smtpd_XLIBS	+= sasl
+
 define daemon_rule
 $(1)_OBJS := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c))
 $(1)_XA := $$(foreach x,$$($(1)_XLIBS),$$(BUILD)/libsendarix-$$(x).a)

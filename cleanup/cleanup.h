@@ -67,6 +67,8 @@ struct cleanup_sess {
 	char   *client_name;
 	char   *helo;
 	char   *protocol;
+	char   *sasl_method;		/* smtpd AUTH, or NULL */
+	char   *sasl_username;
 	char   *body;
 	int     smtputf8;
 	long long declared_size;	/* -1 unless size= was given */

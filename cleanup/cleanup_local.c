@@ -303,6 +303,8 @@ cleanup_local_envelope(struct cleanup_sess *s)
 		s->client_name = xfree(s->client_name);
 		s->helo = xfree(s->helo);
 	}
+	s->sasl_method = xfree(s->sasl_method);
+	s->sasl_username = xfree(s->sasl_username);
 	free(s->protocol);
 	s->protocol = xstrdup("local");
 	log_info("%s: uid=%s from=<%s>", s->id, s->uid_attr, s->sender);

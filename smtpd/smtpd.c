@@ -191,6 +191,8 @@ smtpd_pre_init(void)
 		smtpd_open_list("smtpd_client_connection_exceptions", 0);
 	/* Errors are logged; the commands they affect get 451 4.3.5. */
 	(void) smtpd_check_init();
+	/* Cyrus loads its plugins and reads smtpd.conf while privileged. */
+	smtpd_sasl_pre_init();
 }
 
 /* smtpd_post_init - start the resolver for client names and DNS lists */
@@ -199,6 +201,7 @@ smtpd_post_init(struct event_base *base)
 {
 	struct strbuf *err;
 
+	smtpd_sasl_post_init(base);
 	if (!smtpd_var.peername_lookup && !smtpd_check_need_dns())
 		return;
 	err = strbuf_new(128, 0);

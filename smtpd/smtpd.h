@@ -60,18 +60,19 @@ extern struct smtpd_params smtpd_var;
 /* Per-command counters, in the order of the disconnect log line. */
 #define SMTPD_CMD_EHLO		0
 #define SMTPD_CMD_HELO		1
-#define SMTPD_CMD_MAIL		2
-#define SMTPD_CMD_RCPT		3
-#define SMTPD_CMD_BDAT		4
-#define SMTPD_CMD_DATA		5
-#define SMTPD_CMD_RSET		6
-#define SMTPD_CMD_NOOP		7
-#define SMTPD_CMD_QUIT		8
-#define SMTPD_CMD_VRFY		9
-#define SMTPD_CMD_EXPN		10
-#define SMTPD_CMD_HELP		11
-#define SMTPD_CMD_UNKNOWN	12
-#define SMTPD_CMD_COUNT		13
+#define SMTPD_CMD_AUTH		2
+#define SMTPD_CMD_MAIL		3
+#define SMTPD_CMD_RCPT		4
+#define SMTPD_CMD_BDAT		5
+#define SMTPD_CMD_DATA		6
+#define SMTPD_CMD_RSET		7
+#define SMTPD_CMD_NOOP		8
+#define SMTPD_CMD_QUIT		9
+#define SMTPD_CMD_VRFY		10
+#define SMTPD_CMD_EXPN		11
+#define SMTPD_CMD_HELP		12
+#define SMTPD_CMD_UNKNOWN	13
+#define SMTPD_CMD_COUNT		14
 
 /* A client on a unix socket (smtpd_session.c). */
 #define SMTPD_LOCAL_ADDR	"unix"		/* shown as the address */
@@ -108,6 +109,7 @@ struct smtpd_session {
 	struct dns_req *dns;		/* client name lookup in progress */
 	char   *helo;			/* HELO/EHLO argument or NULL */
 	struct smtpd_check *check;	/* restriction state (smtpd_check.c) */
+	struct smtpd_sasl *sasl;	/* AUTH state (smtpd_sasl.c) or NULL */
 	long    same;			/* sessions from addr at connect */
 	int     errors;			/* 4xx/5xx replies so far */
 	/* Small values, packed: thousands of idle sessions carry them. */
@@ -235,6 +237,20 @@ extern const char *smtpd_check_discard(struct smtpd_session *);
 extern const char *smtpd_check_prepend(struct smtpd_session *);
 extern void smtpd_check_reset(struct smtpd_session *);
 extern void smtpd_check_free(struct smtpd_session *);
+
+/* smtpd_sasl.c: SMTP AUTH (Cyrus SASL, XOAUTH2). */
+struct smtpd_sasl;
+
+extern void smtpd_sasl_pre_init(void);
+extern void smtpd_sasl_post_init(struct event_base *);
+extern const char *smtpd_sasl_ehlo(struct smtpd_session *);
+extern int smtpd_auth_cmd(struct smtpd_session *, const char *);
+extern int smtpd_sasl_line(struct smtpd_session *, int);
+extern const char *smtpd_sasl_username(const struct smtpd_session *);
+extern const char *smtpd_sasl_method(const struct smtpd_session *);
+extern int smtpd_sasl_header(void);
+extern int smtpd_sasl_tls(const struct smtpd_session *);
+extern void smtpd_sasl_free(struct smtpd_session *);
 
 /* smtpd_policy.c: the policy delegation protocol (SMTPD_POLICY_README). */
 struct smtpd_policy;

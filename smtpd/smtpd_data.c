@@ -190,6 +190,10 @@ smtpd_data_received(struct smtpd_session *s)
 		strbuf_printf(s->msg->chunk, "Received: from %s (%s [%s%s])\r\n",
 			      s->helo ? s->helo : "unknown", s->name,
 			      strchr(s->addr, ':') ? "IPv6:" : "", s->addr);
+	/* Opt-in: the user's name is for the recipients to see. */
+	if (smtpd_sasl_username(s) && smtpd_sasl_header())
+		strbuf_printf(s->msg->chunk, "\t(Authenticated sender: %s)\r\n",
+			      smtpd_sasl_username(s));
 	strbuf_printf(s->msg->chunk, "\tby %s (%s) with %s id %s",
 		      smtpd_var.myhostname, smtpd_var.mail_name,
 		      s->smtputf8 ? "UTF8SMTP" : smtpd_protocol(s),
@@ -544,7 +548,14 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 		}
 		snprintf(s->queue_id, sizeof(s->queue_id), "%s",
 			 queue_id ? queue_id : "");
-		log_info("%s: client=%s[%s]", s->queue_id, s->name, s->addr);
+		if (smtpd_sasl_username(s))
+			log_info("%s: client=%s[%s], sasl_method=%s, "
+				 "sasl_username=%s", s->queue_id, s->name,
+				 s->addr, smtpd_sasl_method(s),
+				 smtpd_sasl_username(s));
+		else
+			log_info("%s: client=%s[%s]", s->queue_id, s->name,
+				 s->addr);
 		smtpd_data_received(s);
 		if (s->msg->data_mode == SMTPD_CMD_DATA) {
 			s->cmd_ok[SMTPD_CMD_DATA]++;

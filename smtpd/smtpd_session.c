@@ -93,7 +93,7 @@ static struct smtpd_session *smtpd_sessions;	/* all open sessions */
 static size_t smtpd_nsessions;
 
 static const char *const smtpd_cmd_names[SMTPD_CMD_COUNT] = {
-	"ehlo", "helo", "mail", "rcpt", "bdat", "data", "rset", "noop",
+	"ehlo", "helo", "auth", "mail", "rcpt", "bdat", "data", "rset", "noop",
 	"quit", "vrfy", "expn", "help", "unknown",
 };
 
@@ -120,7 +120,15 @@ smtpd_session_name_free(struct smtpd_session *s)
 const char *
 smtpd_protocol(const struct smtpd_session *s)
 {
-	return (s->esmtp ? "ESMTP" : "SMTP");
+	/* RFC 3848: S under TLS, A once authenticated. */
+	static const char *const names[4] = {
+		"ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA",
+	};
+
+	if (!s->esmtp)
+		return ("SMTP");
+	return (names[(smtpd_sasl_tls(s) ? 2 : 0)
+		      + (smtpd_sasl_username(s) ? 1 : 0)]);
 }
 
 /* smtpd_session_count - open sessions in this process */
@@ -310,6 +318,7 @@ smtpd_session_free(struct smtpd_session *s)
 	smtpd_session_log_disconnect(s);
 	smtpd_cleanup_close(s);
 	smtpd_check_free(s);
+	smtpd_sasl_free(s);
 	dns_cancel(s->dns);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -958,6 +967,9 @@ static const struct smtpd_cmd {
 	SMTPD_CF_LAST},
 	{"EHLO", {0}, smtpd_ehlo_cmd, SMTPD_CMD_EHLO,
 	{"PIPELINING", "ENHANCEDSTATUSCODES"}, SMTPD_CF_LAST},
+	/* "AUTH mechanisms" when offered (smtpd_sasl.c). */
+	{"AUTH", {SMTPD_NEED_HELO, 0, "503 5.5.1 Error: MAIL transaction in "
+	"progress"}, smtpd_auth_cmd, SMTPD_CMD_AUTH, {"AUTH"}, SMTPD_CF_LAST},
 	{"MAIL", {SMTPD_NEED_HELO, 0, "503 5.5.1 Error: nested MAIL command"},
 	smtpd_mail_cmd, SMTPD_CMD_MAIL,
 	{"SIZE", "8BITMIME", "DSN"}, 0},
@@ -1008,7 +1020,10 @@ smtpd_session_ehlo(struct smtpd_session *s)
 
 	for (i = 0; i < SMTPD_NCMDS; i++)
 		for (j = 0; j < 5 && smtpd_cmds[i].ehlo[j]; j++)
-			kw[n++] = smtpd_cmds[i].ehlo[j];
+			if ((kw[n] = smtpd_cmds[i].ehlo[j]) != NULL
+			    && (strcmp(kw[n], "AUTH") != 0
+				|| (kw[n] = smtpd_sasl_ehlo(s)) != NULL))
+				n++;
 	smtpd_reply(s, "250%s%s", n ? "-" : " ", smtpd_var.myhostname);
 	for (i = 0; i < n; i++) {
 		if (strcmp(kw[i], "SIZE") == 0 && smtpd_var.size_limit > 0)
@@ -1066,6 +1081,8 @@ smtpd_session_command(struct smtpd_session *s, int too_long)
 	size_t  len;
 	size_t  i;
 
+	if (smtpd_sasl_line(s, too_long))
+		return;				/* a response of AUTH */
 	if (too_long) {
 		s->cmd_total[SMTPD_CMD_UNKNOWN]++;
 		smtpd_reply(s, "500 5.5.2 Error: line too long");

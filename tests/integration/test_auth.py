@@ -1,0 +1,518 @@
+"""SMTP AUTH in smtpd: Cyrus SASL (sasldb), XOAUTH2, sender binding, limits.
+
+Users live in a throwaway sasldb made with saslpasswd2; smtpd reads the
+smtpd.conf beside it through cyrus_sasl_config_path. Inbound TLS is not
+part of these tests: they set smtpd_tls_auth_only = no, except the one
+that checks that AUTH is neither offered nor accepted in clear text by
+default.
+"""
+
+import base64
+import http.server
+import json
+import os
+import smtplib
+import socket
+import subprocess
+import threading
+import urllib.parse
+
+import pytest
+
+from conftest import wait_for
+from sxqueue import QueueFile
+
+REALM = "mx.test.example"          # = myhostname: users log in without it
+USERS = {"alice": "wonderland", "bob": "builder"}
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+def make_sasl_dir(base, users=USERS, extra=""):
+    """A folder with smtpd.conf and a sasldb holding "users"."""
+    d = os.path.join(str(base), "sasl")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    db = os.path.join(d, "sasldb2")
+    for user, password in users.items():
+        subprocess.run(["saslpasswd2", "-f", db, "-c", "-p", "-u", REALM,
+                        user], input=password.encode(), check=True,
+                       timeout=30)
+    # smtpd runs as mail_owner under root: it must read (and lock) the db.
+    for name in os.listdir(d):
+        os.chmod(os.path.join(d, name), 0o666)
+    with open(os.path.join(d, "smtpd.conf"), "w") as f:
+        f.write("pwcheck_method: auxprop\n"
+                "auxprop_plugin: sasldb\n"
+                "sasldb_path: %s\n"
+                "mech_list: PLAIN LOGIN\n%s" % (db, extra))
+    os.chmod(os.path.join(d, "smtpd.conf"), 0o644)
+    return d
+
+
+BASE = {
+    "smtpd_sasl_auth_enable": "yes",
+    "smtpd_tls_auth_only": "no",
+    # The test client (127.0.0.1) is not in mynetworks: only AUTH relays.
+    "mynetworks": "192.0.2.0/24",
+    "relay_domains": "",
+}
+
+
+@pytest.fixture
+def auth_mta(mta_factory):
+    """Start an MTA with SASL; extra main.cf settings as keyword args."""
+    def make(users=USERS, **params):
+        main = dict(BASE)
+        main.update(params)
+        m = mta_factory(main=main, start=False)
+        d = make_sasl_dir(m.tmp, users)
+        with open(os.path.join(m.conf_dir, "main.cf"), "a") as f:
+            f.write("cyrus_sasl_config_path = %s\n" % d)
+        return m.start()
+    return make
+
+
+class Raw:
+    """A raw SMTP client: one line out, the reply lines back."""
+
+    def __init__(self, m):
+        self.sock = socket.create_connection((m.host, m.port), timeout=10)
+        self.f = self.sock.makefile("rb")
+        self.reply()
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self.f.readline()
+            assert line, "connection closed; got %r" % lines
+            lines.append(line.decode().rstrip("\r\n"))
+            if len(line) < 4 or line[3:4] != b"-":
+                return lines
+
+    def cmd(self, line):
+        self.sock.sendall(line.encode() + b"\r\n")
+        return self.reply()
+
+    def last(self, line):
+        return self.cmd(line)[-1]
+
+    def close(self):
+        self.sock.close()
+
+
+def ehlo(m):
+    c = Raw(m)
+    lines = c.cmd("EHLO client.example")
+    assert lines[0].startswith("250")
+    return c, lines
+
+
+def qfile(m):
+    ids = wait_for(lambda: m.queue_files("incoming"), what="a queued message")
+    return QueueFile(os.path.join(m.queue_dir, "incoming", ids[0]))
+
+
+# -- offering and the basic exchanges ---------------------------------------
+
+def test_ehlo_offers_auth(auth_mta):
+    m = auth_mta()
+    c, lines = ehlo(m)
+    assert "250-AUTH PLAIN LOGIN" in lines or "250-AUTH LOGIN PLAIN" in lines
+    c.close()
+
+
+def test_plain_and_login_with_smtplib(auth_mta):
+    m = auth_mta()
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        s.user, s.password = "alice", "wonderland"
+        code, text = s.auth("PLAIN", s.auth_plain)
+        assert code == 235 and text == b"2.7.0 Authentication successful"
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        s.user, s.password = "bob", "builder"
+        code, _ = s.auth("LOGIN", s.auth_login, initial_response_ok=False)
+        assert code == 235
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        assert s.login("alice", "wonderland")[0] == 235
+    m.wait_log("disconnect from")
+    assert "auth=1" in m.log()
+
+
+def test_login_continuations_raw(auth_mta):
+    m = auth_mta()
+    c, _ = ehlo(m)
+    assert c.last("AUTH LOGIN") == "334 " + b64("Username:")
+    assert c.last(b64("alice")) == "334 " + b64("Password:")
+    assert c.last(b64("wonderland")) == \
+        "235 2.7.0 Authentication successful"
+    c.close()
+
+
+def test_plain_without_initial_response(auth_mta):
+    m = auth_mta()
+    c, _ = ehlo(m)
+    assert c.last("AUTH PLAIN") == "334 "
+    assert c.last(b64("\0bob\0builder")).startswith("235 2.7.0")
+    c.close()
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_swaks(auth_mta, mech):
+    m = auth_mta()
+    r = subprocess.run(
+        ["swaks", "--server", "%s:%d" % (m.host, m.port),
+         "--ehlo", "client.example", "--auth", mech,
+         "--auth-user", "alice", "--auth-password", "wonderland",
+         "--from", "alice@example.com", "--to", "someone@foreign.example",
+         "--timeout", "20"],
+        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "235 2.7.0 Authentication successful" in r.stdout
+    q = qfile(m)
+    assert q.attrs["sasl_username"] == "alice"
+    assert q.attrs["sasl_method"] == mech
+
+
+def test_bad_password_535(auth_mta):
+    m = auth_mta()
+    c, _ = ehlo(m)
+    reply = c.last("AUTH PLAIN " + b64("\0alice\0wrong"))
+    assert reply.startswith("535 5.7.8 Error: authentication failed:")
+    # Logged the way fail2ban's postfix-sasl filter reads it.
+    m.wait_log("warning: unknown[127.0.0.1]: SASL PLAIN authentication "
+               "failed: ")
+    # The session goes on: a good login now works.
+    assert c.last("AUTH PLAIN " + b64("\0alice\0wonderland")) \
+        .startswith("235")
+    c.close()
+
+
+def test_unknown_user_535(auth_mta):
+    m = auth_mta()
+    c, _ = ehlo(m)
+    assert c.last("AUTH LOGIN " + b64("nobody")) == \
+        "334 " + b64("Password:")
+    assert c.last(b64("x")).startswith("535 5.7.8")
+    c.close()
+
+
+def test_malformed_base64_501(auth_mta):
+    m = auth_mta()
+    c, _ = ehlo(m)
+    assert c.last("AUTH PLAIN ###") == "501 5.5.2 Cannot decode response"
+    assert c.last("AUTH LOGIN") .startswith("334")
+    assert c.last("not*base64") == "501 5.5.2 Cannot decode response"
+    # Not a command now: NOOP works again.
+    assert c.last("NOOP").startswith("250")
+    c.close()
+
+
+def test_cancel_with_star_501(auth_mta):
+    m = auth_mta()
+    c, _ = ehlo(m)
+    assert c.last("AUTH LOGIN").startswith("334")
+    assert c.last("*") == "501 5.7.0 Authentication aborted"
+    assert c.last("AUTH PLAIN " + b64("\0alice\0wonderland")) \
+        .startswith("235")
+    c.close()
+
+
+def test_second_auth_503_and_in_transaction_503(auth_mta):
+    m = auth_mta()
+    c, _ = ehlo(m)
+    assert c.last("AUTH PLAIN " + b64("\0alice\0wonderland")) \
+        .startswith("235")
+    assert c.last("AUTH PLAIN " + b64("\0bob\0builder")) \
+        .startswith("503 5.5.1")
+    c.close()
+    c, _ = ehlo(m)
+    assert c.last("MAIL FROM:<x@example.com>").startswith("250")
+    assert c.last("AUTH PLAIN " + b64("\0alice\0wonderland")) \
+        .startswith("503 5.5.1")
+    c.close()
+
+
+def test_unknown_mechanism_504_and_before_ehlo(auth_mta):
+    m = auth_mta()
+    c = Raw(m)
+    assert c.last("AUTH PLAIN =").startswith("503 5.5.1")
+    c.cmd("EHLO client.example")
+    assert c.last("AUTH CRAM-MD5") == \
+        "504 5.5.4 Unsupported authentication mechanism"
+    assert c.last("AUTH").startswith("501 5.5.4")
+    c.close()
+
+
+def test_default_auth_only_under_tls(mta_factory):
+    """With smtpd_tls_auth_only = yes (the default): nothing in clear."""
+    main = dict(BASE)
+    del main["smtpd_tls_auth_only"]
+    m = mta_factory(main=main, start=False)
+    d = make_sasl_dir(m.tmp)
+    with open(os.path.join(m.conf_dir, "main.cf"), "a") as f:
+        f.write("cyrus_sasl_config_path = %s\n" % d)
+    m.start()
+    c, lines = ehlo(m)
+    assert not [l for l in lines if "AUTH" in l]
+    assert c.last("AUTH PLAIN " + b64("\0alice\0wonderland")) == \
+        "530 5.7.0 Must issue a STARTTLS command first"
+    c.close()
+
+
+def test_auth_disabled(mta):
+    c, lines = ehlo(mta)
+    assert not [l for l in lines if "AUTH" in l]
+    assert c.last("AUTH PLAIN =").startswith("503 5.5.1")
+    c.close()
+
+
+# -- relaying, sender binding, the queue file and the log --------------------
+
+def test_authenticated_relays_unauthenticated_refused(auth_mta):
+    m = auth_mta(smtpd_sasl_authenticated_header="yes")
+    c, _ = ehlo(m)
+    assert c.last("MAIL FROM:<x@example.com>").startswith("250")
+    assert c.last("RCPT TO:<y@foreign.example>") == \
+        "554 5.7.1 <y@foreign.example>: Relay access denied"
+    c.close()
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        s.login("alice", "wonderland")
+        s.sendmail("alice@example.com", ["y@foreign.example"],
+                   b"Subject: hi\r\n\r\nbody\r\n")
+    q = qfile(m)
+    assert q.attrs["sasl_username"] == "alice"
+    assert q.attrs["sasl_method"] in ("PLAIN", "LOGIN")
+    assert q.attrs["protocol"] == "ESMTPA"
+    head = q.headers_and_body()[0].decode()
+    assert head.startswith("Received: from client.example (unknown "
+                           "[127.0.0.1])\r\n\t(Authenticated sender: alice)"
+                           "\r\n\tby mx.test.example (Sendarix) with ESMTPA id ")
+    m.wait_log("sasl_username=alice")
+    assert "client=unknown[127.0.0.1], sasl_method=" in m.log()
+
+
+def test_received_header_without_user_by_default(auth_mta):
+    m = auth_mta()
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        s.login("alice", "wonderland")
+        s.sendmail("alice@example.com", ["y@foreign.example"],
+                   b"Subject: hi\r\n\r\nbody\r\n")
+    head = qfile(m).headers_and_body()[0].decode()
+    assert "Authenticated sender" not in head
+    assert "with ESMTPA id" in head
+
+
+def test_sender_login_maps(auth_mta, tmp_path):
+    m = auth_mta(
+        smtpd_sender_login_maps="inline:{alice@example.com=alice, "
+                                "{@shared.example=alice bob}}",
+        smtpd_sender_restrictions="reject_sender_login_mismatch")
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        s.login("bob", "builder")
+        s.mail("alice@example.com")
+        code, text = s.rcpt("y@foreign.example")
+        assert code == 553
+        assert text == (b"5.7.1 <alice@example.com>: Sender address "
+                        b"rejected: not owned by user bob")
+        s.rset()
+        s.mail("bob@shared.example")
+        assert s.rcpt("y@foreign.example")[0] == 250
+        s.rset()
+        # Not in the table at all: not bob's either.
+        s.mail("bob@elsewhere.example")
+        assert s.rcpt("y@foreign.example")[0] == 553
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        s.login("alice", "wonderland")
+        s.mail("alice@example.com")
+        assert s.rcpt("y@foreign.example")[0] == 250
+    # Unauthenticated, an owned address needs a login.
+    c, _ = ehlo(m)
+    c.last("MAIL FROM:<alice@example.com>")
+    assert c.last("RCPT TO:<postmaster@%s>" % "mx.test.example") \
+        .startswith("553 5.7.1 <alice@example.com>: Sender address "
+                    "rejected: not logged in")
+    c.close()
+
+
+# -- failure limit -------------------------------------------------------------
+
+def test_failure_limit_and_expiry(auth_mta):
+    m = auth_mta(smtpd_auth_failure_limit="3",
+                 smtpd_auth_failure_window="60s",
+                 smtpd_auth_failure_lockout="2s")
+    c, _ = ehlo(m)
+    for _ in range(3):
+        assert c.last("AUTH PLAIN " + b64("\0alice\0bad")).startswith("535")
+    locked = "454 4.7.0 Too many failed authentication attempts, " \
+             "try again later"
+    assert c.last("AUTH PLAIN " + b64("\0alice\0wonderland")) == locked
+    c.close()
+    # Another session from the same address is locked out too...
+    c, _ = ehlo(m)
+    assert c.last("AUTH PLAIN " + b64("\0alice\0wonderland")) == locked
+
+    # ...until the lockout ends.
+    def try_login():
+        r = c.last("AUTH PLAIN " + b64("\0alice\0wonderland"))
+        assert r.startswith("235") or r == locked, r
+        return r.startswith("235")
+    wait_for(try_login, timeout=15, interval=0.3, what="lockout to expire")
+    c.close()
+
+
+# -- XOAUTH2 -------------------------------------------------------------------
+
+def xoauth2(user, token):
+    return b64("user=%s\x01auth=Bearer %s\x01\x01" % (user, token))
+
+
+def xo_error(reply):
+    assert reply.startswith("334 "), reply
+    return json.loads(base64.b64decode(reply[4:]))
+
+
+def test_xoauth2_table(auth_mta):
+    m = auth_mta(smtpd_sasl_xoauth2_token_maps="inline:{tok-alice=alice}",
+                 smtpd_sasl_xoauth2_scope="https://mail.example/")
+    c, lines = ehlo(m)
+    assert [l for l in lines if "AUTH" in l and "XOAUTH2" in l]
+    assert c.last("AUTH XOAUTH2 " + xoauth2("alice", "tok-alice")) == \
+        "235 2.7.0 Authentication successful"
+    c.close()
+    # A bad token: the RFC 7628 error, then 535 after the empty line.
+    c, _ = ehlo(m)
+    err = xo_error(c.last("AUTH XOAUTH2 " + xoauth2("alice", "tok-bad")))
+    assert err == {"status": "invalid_token", "schemes": "bearer",
+                   "scope": "https://mail.example/"}
+    assert c.last("").startswith("535 5.7.8")
+    # A good token of someone else is no good either.
+    assert xo_error(c.last("AUTH XOAUTH2 " + xoauth2("bob", "tok-alice")))
+    assert c.last("").startswith("535 5.7.8")
+    # Without an initial response: 334, then the client message.
+    assert c.last("AUTH XOAUTH2") == "334 "
+    assert c.last(xoauth2("alice", "tok-alice")).startswith("235")
+    c.close()
+    m.wait_log("SASL XOAUTH2 authentication failed: invalid token, "
+               "sasl_username=alice")
+
+
+class Introspection(http.server.BaseHTTPRequestHandler):
+    tokens = {}
+    requests = []
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        form = urllib.parse.parse_qs(self.rfile.read(n).decode())
+        self.requests.append((self.headers.get("Authorization"), form))
+        tok = form.get("token", [""])[0]
+        body = json.dumps(self.tokens.get(tok, {"active": False})).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def introspection():
+    import time
+    Introspection.tokens = {
+        "good": {"active": True, "username": "alice",
+                 "exp": int(time.time()) + 3600},
+        "expired": {"active": True, "username": "alice",
+                    "exp": int(time.time()) - 10},
+    }
+    Introspection.requests = []
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Introspection)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_xoauth2_introspection(auth_mta, introspection):
+    url = "http://127.0.0.1:%d/introspect" % introspection.server_port
+    m = auth_mta(smtpd_sasl_xoauth2_introspection_url=url,
+                 smtpd_sasl_xoauth2_client_id="smtpd",
+                 smtpd_sasl_xoauth2_client_secret="s3cret")
+    c, _ = ehlo(m)
+    assert c.last("AUTH XOAUTH2 " + xoauth2("alice", "good")) == \
+        "235 2.7.0 Authentication successful"
+    c.close()
+    auth, form = Introspection.requests[0]
+    assert auth == "Basic " + b64("smtpd:s3cret")
+    assert form["token"] == ["good"]
+    # Cached for its lifetime: a second login asks nobody.
+    c, _ = ehlo(m)
+    assert c.last("AUTH XOAUTH2 " + xoauth2("alice", "good")) \
+        .startswith("235")
+    c.close()
+    assert len(Introspection.requests) == 1
+    for tok in ("unknown", "expired"):
+        c, _ = ehlo(m)
+        assert xo_error(c.last("AUTH XOAUTH2 " + xoauth2("alice", tok)))[
+            "status"] == "invalid_token"
+        assert c.last("").startswith("535 5.7.8")
+        c.close()
+    # Authenticated by token, the client relays.
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        code, _ = s.docmd("AUTH", "XOAUTH2 " + xoauth2("alice", "good"))
+        assert code == 235
+        s.sendmail("alice@example.com", ["y@foreign.example"],
+                   b"Subject: hi\r\n\r\nbody\r\n")
+    assert qfile(m).attrs["sasl_method"] == "XOAUTH2"
+
+
+def test_xoauth2_endpoint_down_is_temporary(auth_mta):
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    url = "http://127.0.0.1:%d/" % port.getsockname()[1]
+    port.close()
+    m = auth_mta(smtpd_sasl_xoauth2_introspection_url=url)
+    c, _ = ehlo(m)
+    assert c.last("AUTH XOAUTH2 " + xoauth2("alice", "t")) \
+        .startswith("454 4.7.0")
+    c.close()
+
+
+def test_slow_exchange_does_not_block_others(auth_mta, introspection):
+    """A check that waits suspends its session only."""
+    url = "http://127.0.0.1:%d/" % introspection.server_port
+    m = auth_mta(smtpd_sasl_xoauth2_introspection_url=url)
+    gate = threading.Event()
+    orig = Introspection.do_POST
+
+    def slow(self):
+        gate.wait(10)
+        orig(self)
+    Introspection.do_POST = slow
+    try:
+        c1, _ = ehlo(m)
+        c1.sock.sendall(("AUTH XOAUTH2 %s\r\n" %
+                         xoauth2("alice", "good")).encode())
+        # Meanwhile another client is served, Cyrus logins included.
+        c2, _ = ehlo(m)
+        assert c2.last("AUTH PLAIN " + b64("\0bob\0builder")) \
+            .startswith("235")
+        c2.close()
+        gate.set()
+        assert c1.reply()[-1].startswith("235")
+        c1.close()
+    finally:
+        Introspection.do_POST = orig
