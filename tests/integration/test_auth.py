@@ -11,9 +11,12 @@ import base64
 import http.server
 import json
 import os
+import shutil
 import smtplib
 import socket
+import socketserver
 import subprocess
+import tempfile
 import threading
 import urllib.parse
 
@@ -32,8 +35,8 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
-def make_sasl_dir(base, users=USERS, extra=""):
-    """A folder with smtpd.conf and a sasldb holding "users"."""
+def make_sasl_dir(base, users=USERS, extra="", conf=None):
+    """A folder with smtpd.conf ("conf", or sasldb) and a sasldb."""
     d = os.path.join(str(base), "sasl")
     os.makedirs(d, exist_ok=True)
     os.chmod(d, 0o755)
@@ -46,7 +49,7 @@ def make_sasl_dir(base, users=USERS, extra=""):
     for name in os.listdir(d):
         os.chmod(os.path.join(d, name), 0o666)
     with open(os.path.join(d, "smtpd.conf"), "w") as f:
-        f.write("pwcheck_method: auxprop\n"
+        f.write(conf or "pwcheck_method: auxprop\n"
                 "auxprop_plugin: sasldb\n"
                 "sasldb_path: %s\n"
                 "mech_list: PLAIN LOGIN\n%s" % (db, extra))
@@ -66,11 +69,11 @@ BASE = {
 @pytest.fixture
 def auth_mta(mta_factory):
     """Start an MTA with SASL; extra main.cf settings as keyword args."""
-    def make(users=USERS, **params):
+    def make(users=USERS, sasl_conf=None, **params):
         main = dict(BASE)
         main.update(params)
         m = mta_factory(main=main, start=False)
-        d = make_sasl_dir(m.tmp, users)
+        d = make_sasl_dir(m.tmp, users, conf=sasl_conf)
         with open(os.path.join(m.conf_dir, "main.cf"), "a") as f:
             f.write("cyrus_sasl_config_path = %s\n" % d)
         return m.start()
@@ -339,10 +342,95 @@ def test_sender_login_maps(auth_mta, tmp_path):
     # Unauthenticated, an owned address needs a login.
     c, _ = ehlo(m)
     c.last("MAIL FROM:<alice@example.com>")
-    assert c.last("RCPT TO:<postmaster@%s>" % "mx.test.example") \
+    assert c.last("RCPT TO:<y@foreign.example>") \
         .startswith("553 5.7.1 <alice@example.com>: Sender address "
                     "rejected: not logged in")
     c.close()
+
+
+# -- saslauthd ----------------------------------------------------------------
+
+class ImapStub(socketserver.StreamRequestHandler):
+    """Just enough IMAP for saslauthd's rimap: LOGIN and LOGOUT."""
+    password = "imap-secret"
+    gate = threading.Event()
+
+    def handle(self):
+        self.wfile.write(b"* OK IMAP4rev1 ready\r\n")
+        for line in self.rfile:
+            words = line.split()
+            if len(words) < 2:
+                return
+            tag, verb = words[0], words[1].upper()
+            if verb == b"LOGIN" and len(words) >= 4:
+                self.gate.wait(20)
+                ok = words[3].strip(b'"').decode() == self.password
+                self.wfile.write(tag + (b" OK LOGIN done\r\n" if ok else
+                                        b" NO LOGIN failed\r\n"))
+            else:
+                self.wfile.write(b"* BYE\r\n" + tag + b" OK\r\n")
+                return
+
+
+@pytest.fixture
+def saslauthd():
+    """saslauthd -a rimap against a local IMAP stub; yields its socket."""
+    if shutil.which("saslauthd") is None:
+        pytest.skip("saslauthd (sasl2-bin) is not installed")
+    ImapStub.gate.set()
+    imap = socketserver.ThreadingTCPServer(("127.0.0.1", 0), ImapStub)
+    imap.daemon_threads = True
+    threading.Thread(target=imap.serve_forever, daemon=True).start()
+    d = tempfile.mkdtemp(prefix="saslauthd-", dir="/tmp")
+    os.chmod(d, 0o755)
+    proc = subprocess.Popen(
+        ["saslauthd", "-a", "rimap", "-O",
+         "127.0.0.1/%d" % imap.server_address[1], "-m", d, "-d", "-n", "0"],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "w"),
+        # It signals its whole process group when it stops.
+        start_new_session=True)
+    mux = os.path.join(d, "mux")
+    try:
+        wait_for(lambda: os.path.exists(mux) or proc.poll() is not None,
+                 what="saslauthd socket")
+        assert proc.poll() is None, "saslauthd exited"
+        yield mux
+    finally:
+        ImapStub.gate.set()
+        proc.terminate()
+        proc.wait(timeout=10)
+        imap.shutdown()
+        imap.server_close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_saslauthd_round_trip_never_blocks(auth_mta, saslauthd):
+    m = auth_mta(sasl_conf="pwcheck_method: saslauthd\n"
+                           "saslauthd_path: %s\n"
+                           "mech_list: PLAIN LOGIN\n" % saslauthd,
+                 relay_domains="local.example")
+    c, _ = ehlo(m)
+    assert c.last("AUTH PLAIN " + b64("\0carol\0imap-secret")) == \
+        "235 2.7.0 Authentication successful"
+    c.close()
+    c, _ = ehlo(m)
+    assert c.last("AUTH PLAIN " + b64("\0carol\0wrong")).startswith(
+        "535 5.7.8")
+    c.close()
+    # The IMAP server stalls: the session waiting on saslauthd waits...
+    ImapStub.gate.clear()
+    c1, _ = ehlo(m)
+    c1.sock.sendall(("AUTH LOGIN %s\r\n" % b64("carol")).encode())
+    assert c1.reply() == ["334 " + b64("Password:")]
+    c1.sock.sendall((b64("imap-secret") + "\r\n").encode())
+    # ...while the process serves another client, mail included.
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("other.example")
+        s.sendmail("x@example.com", ["someone@local.example"],
+                   b"Subject: meanwhile\r\n\r\nbody\r\n")
+    ImapStub.gate.set()
+    assert c1.reply() == ["235 2.7.0 Authentication successful"]
+    c1.close()
 
 
 # -- failure limit -------------------------------------------------------------
