@@ -18,7 +18,9 @@
  *	lines carries an RFC 3463 code), DSN (RFC 3461: RET, ENVID,
  *	NOTIFY, ORCPT; lib/global/dsn.c checks them, cleanup stores them),
  *	CHUNKING and SMTPUTF8 (RFC 6531).
- *	STARTTLS and AUTH are not offered yet.
+ *	AUTH (RFC 4954; smtpd_sasl.c) with Cyrus SASL's mechanisms and
+ *	XOAUTH2, with smtpd_sasl_auth_enable = yes; by default only under
+ *	TLS. STARTTLS is not offered yet.
  *
  *	Access restrictions (smtpd_check.c): Postfix's restriction lists per
  *	stage (client, helo, sender, relay, recipient: all at RCPT TO; data;
@@ -26,8 +28,9 @@
  *	servers; a check that waits suspends only its own session.
  *
  *	Relay control (smtpd_relay_restrictions, by default
- *	permit_mynetworks, reject_unauth_destination): a client in
- *	mynetworks may send to any recipient;
+ *	permit_mynetworks, permit_sasl_authenticated,
+ *	reject_unauth_destination): a client in mynetworks, or one that
+ *	has authenticated, may send to any recipient;
  *	any other client only to domains in relay_domains, and never with
  *	an address trick (source route, "%", "!" or quoted "@" in the local
  *	part): 554 5.7.1 Relay access denied. A client on a unix socket
@@ -63,8 +66,14 @@
  *	smtpd_forbid_bare_newline, queue_minfree, smtpd_peername_lookup,
  *	smtpd_peername_lookup_timeout, dns_resolver,
  *	smtpd_{client,helo,sender,relay,recipient,data,end_of_data}_restrictions,
- *	smtpd_policy_service_{timeout,max_idle,default_action}. See
- *	sendarix-params(5).
+ *	smtpd_policy_service_{timeout,max_idle,default_action},
+ *	smtpd_sasl_auth_enable, smtpd_sasl_path, cyrus_sasl_config_path,
+ *	smtpd_sasl_service, smtpd_sasl_local_domain,
+ *	smtpd_sasl_security_options, smtpd_sasl_tls_security_options,
+ *	smtpd_tls_auth_only, smtpd_sasl_authenticated_header,
+ *	smtpd_sender_login_maps, smtpd_auth_failure_{limit,window,lockout},
+ *	smtpd_sasl_xoauth2_{token_maps,introspection_url,client_id,
+ *	client_secret,scope,timeout}. See sendarix-params(5).
  *
  * DIAGNOSTICS
  *	Postfix-shaped log lines: "connect from name[addr]",
