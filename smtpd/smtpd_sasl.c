@@ -392,7 +392,9 @@ smtpd_sasl_failure(struct smtpd_session *s, const char *reason)
 		 s->addr, sa->mech, reason, sa->xo_user ? ", sasl_username=" :
 		 "", sa->xo_user ? sa->xo_user : "");
 	smtpd_sasl_count_failure(s);
-	/* The reason may be the exchange's: reply before it ends. */
+	/* Whether the user exists is for the log, not for the client. */
+	if (!sa->xoauth2)
+		reason = "authentication failure";
 	smtpd_reply(s, "535 5.7.8 Error: authentication failed: %s", reason);
 	smtpd_sasl_end(sa);
 	return (-1);

@@ -238,8 +238,8 @@ introspect_parse(struct introspect_req *req, char **user, time_t *exp)
 		    && json_is_string(v))
 			*user = xstrdup(json_string_value(v));
 		if ((v = json_object_get(root, "exp")) != NULL
-		    && json_is_integer(v))
-			*exp = (time_t) json_integer_value(v);
+		    && json_is_number(v))
+			*exp = (time_t) json_number_value(v);
 	}
 	json_decref(root);
 	return (ret);
