@@ -61,6 +61,14 @@ DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce pickup sandbox
 #	tls_LDLIBS := -lssl -lcrypto
 # A folder builds once it has sources (tools/check-layers knows them).
 LIB_LAYERS	:= util global master
+# TLS: OpenSSL and libevent's OpenSSL layer, for who speaks SMTP on the net.
+tls_LDLIBS	:= -levent_openssl -lssl -lcrypto
+smtpd_XLIBS	:= tls
+smtp-out_XLIBS	:= tls
+sandbox_XLIBS	:= tls
+# SASL: Cyrus SASL (in worker threads), libcurl for XOAUTH2 introspection.
+sasl_LDLIBS	:= -lsasl2 -lcurl -lpthread
+smtpd_XLIBS	+= sasl
 LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter,\
 		     $(if $(wildcard lib/$(l)/*.c),$(l)))
 LIB_INC		:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),-Ilib/$(l))
@@ -104,10 +112,6 @@ $$(BUILD)/libsendarix-$(1).a: $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard lib/
 endef
 $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),$(eval $(call lib_rule,$(l))))
 
-# lib/sasl: Cyrus SASL in worker threads, XOAUTH2 introspection (libcurl).
-sasl_LDLIBS	:= -lsasl2 -lcurl -lpthread
-smtpd_XLIBS	+= sasl
-
 define daemon_rule
 $(1)_OBJS := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c))
 $(1)_XA := $$(foreach x,$$($(1)_XLIBS),$$(BUILD)/libsendarix-$$(x).a)
@@ -128,13 +132,18 @@ $(BUILD)/bin/sendmail: $(SENDMAIL_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SENDMAIL_OBJS) $(LIB_A) $(LDLIBS)
 
-$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIB_A)
+# Unit tests and test helpers may test the optional libraries too.
+UNIT_XA		:= $(foreach x,$(LIB_OPTIONAL),$(BUILD)/libsendarix-$(x).a)
+UNIT_XLDLIBS	:= $(foreach x,$(LIB_OPTIONAL),$($(x)_LDLIBS))
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(UNIT_XA) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_XA) $(LIB_A) \
+	    $(UNIT_XLDLIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_XA) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_XA) $(LIB_A) \
+	    $(UNIT_XLDLIBS) $(LDLIBS) $(CMOCKA_LIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -179,18 +179,11 @@ smtpd_sasl_post_init(struct event_base *base)
 	introspect_set_base(base);
 }
 
-/*
- * XXX Until lib/util/stream.c has TLS (the shared TLS layer), the
- * function may be missing: no session is then under TLS.
- */
-extern int stream_tls_active(const struct stream *) __attribute__((weak));
-
 /* smtpd_sasl_tls - is the session encrypted? */
 int
 smtpd_sasl_tls(const struct smtpd_session *s)
 {
-	return (s->stream && stream_tls_active
-		&& stream_tls_active(s->stream));
+	return (s->stream && stream_tls_active(s->stream));
 }
 
 /* smtpd_sasl_new - a Cyrus context for this session, or NULL */
