@@ -23,7 +23,8 @@
  *	XOAUTH2 when a token table or an introspection endpoint is set
  *	(lib/sasl/xsasl_xoauth2.c). While a step waits the session reads
  *	no input (SMTPD_ST_CHECK, as a restriction that waits); other
- *	sessions go on.
+ *	sessions go on. A step that has not come back after smtpd_timeout
+ *	gets 454 4.7.0.
  *
  *	With smtpd_tls_auth_only = yes (the default) AUTH is offered and
  *	accepted only under TLS; in clear text it gets 530 5.7.0 Must
@@ -73,8 +74,11 @@
 #include <strings.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "conf.h"
 #include "log.h"
+#include "server.h"
 #include "strbuf.h"
 #include "stream.h"
 #include "xmalloc.h"
@@ -97,6 +101,7 @@ struct smtpd_sasl {
 	char   *mech;			/* mechanism of the exchange */
 	char   *username;		/* authenticated: the user */
 	char   *xo_user;		/* XOAUTH2 user= of the exchange */
+	struct event *timer;		/* a step that takes too long */
 	int     step;			/* SMTPD_SASL_* */
 	int     xoauth2;
 };
@@ -349,6 +354,8 @@ smtpd_sasl_end(struct smtpd_sasl *sa)
 	sa->xs = NULL;
 	xoauth2_cancel(sa->oreq);
 	sa->oreq = NULL;
+	if (sa->timer)
+		evtimer_del(sa->timer);
 	sa->xo_user = xfree(sa->xo_user);
 	sa->step = SMTPD_SASL_IDLE;
 	if (sa->username == NULL)
@@ -420,11 +427,33 @@ smtpd_sasl_challenge(struct smtpd_session *s, const char *data, size_t len)
 	return (SMTPD_SASL_CONT);
 }
 
+static void smtpd_sasl_resume(struct smtpd_session *, int);
+
+/* smtpd_sasl_timeout - a step did not come back in time: 454 */
+static void
+smtpd_sasl_timeout(evutil_socket_t unused_fd, short unused_what, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+
+	(void) unused_fd;
+	(void) unused_what;
+	if (s->sasl == NULL || s->sasl->step != SMTPD_SASL_WORKING)
+		return;
+	/* The worker keeps the orphaned context until it returns. */
+	smtpd_sasl_resume(s, smtpd_sasl_temp(s, "timeout"));
+}
+
 /* smtpd_sasl_wait - the answer comes later: the session waits */
 static int
 smtpd_sasl_wait(struct smtpd_session *s)
 {
-	s->sasl->step = SMTPD_SASL_WORKING;
+	struct smtpd_sasl *sa = s->sasl;
+	struct timeval tv = {smtpd_var.timeout, 0};
+
+	sa->step = SMTPD_SASL_WORKING;
+	if (sa->timer == NULL)
+		sa->timer = evtimer_new(server_base(), smtpd_sasl_timeout, s);
+	evtimer_add(sa->timer, &tv);
 	return (SMTPD_CHECK_WAIT);
 }
 
@@ -703,6 +732,8 @@ smtpd_sasl_free(struct smtpd_session *s)
 	if (sa == NULL)
 		return;
 	smtpd_sasl_end(sa);
+	if (sa->timer)
+		event_free(sa->timer);
 	xfree(sa->mech);
 	xfree(sa->username);
 	xfree(sa);

@@ -436,6 +436,20 @@ def test_saslauthd_round_trip_never_blocks(auth_mta, saslauthd):
     c1.close()
 
 
+def test_stuck_password_check_times_out(auth_mta, saslauthd):
+    m = auth_mta(sasl_conf="pwcheck_method: saslauthd\n"
+                           "saslauthd_path: %s\n"
+                           "mech_list: PLAIN LOGIN\n" % saslauthd,
+                 smtpd_timeout="2s")
+    ImapStub.gate.clear()
+    c, _ = ehlo(m)
+    assert c.last("AUTH PLAIN " + b64("\0carol\0imap-secret")) == \
+        "454 4.7.0 Temporary authentication failure: timeout"
+    assert c.last("NOOP").startswith("250")
+    ImapStub.gate.set()
+    c.close()
+
+
 # -- failure limit -------------------------------------------------------------
 
 def test_failure_limit_and_expiry(auth_mta):
