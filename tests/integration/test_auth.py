@@ -621,3 +621,23 @@ def test_slow_exchange_does_not_block_others(auth_mta, introspection):
         c1.close()
     finally:
         Introspection.do_POST = orig
+
+
+def test_policy_server_sees_the_sasl_user(auth_mta):
+    from test_restrictions import PolicyServer
+    pol = PolicyServer()
+    try:
+        m = auth_mta(smtpd_recipient_restrictions="check_policy_service "
+                     "inet:127.0.0.1:%d" % pol.server_address[1])
+        with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+            s.ehlo("client.example")
+            s.login("bob", "builder")
+            s.mail("bob@example.com")
+            assert s.rcpt("y@foreign.example")[0] == 250
+        r = pol.requests[0]
+        assert r["sasl_username"] == "bob"
+        assert r["sasl_method"] in ("PLAIN", "LOGIN")
+        assert r["protocol_name"] == "ESMTPA"
+    finally:
+        pol.shutdown()
+        pol.server_close()
