@@ -207,7 +207,9 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 		return (conf_check_list(name, value, 0, why, warn));
 	} else if (strcmp(name, "relay_domains") == 0) {
 		return (conf_check_list(name, value, 1, why, warn));
-	} else if (strcmp(name, "transport_maps") == 0) {
+	} else if (strcmp(name, "transport_maps") == 0
+		   || strcmp(name, "smtpd_sender_login_maps") == 0
+		   || strcmp(name, "smtpd_sasl_xoauth2_token_maps") == 0) {
 		return (conf_check_maps(name, value, why));
 	} else if (strncmp(name, "smtpd_", 6) == 0
 		   && strlen(name) > 13

@@ -641,3 +641,11 @@ def test_policy_server_sees_the_sasl_user(auth_mta):
     finally:
         pol.shutdown()
         pol.server_close()
+
+
+def test_check_opens_the_sasl_tables(mta_factory):
+    m = mta_factory(main={"smtpd_sender_login_maps": "inline:{a=b"},
+                    start=False)
+    r = m.sendarix("check", check=False)
+    assert r.returncode == 1
+    assert "parameter smtpd_sender_login_maps: unbalanced brace" in r.stderr
