@@ -643,6 +643,9 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 			}
 			envid = xstrdup(dec->data);
 			strbuf_free(dec);
+		} else if (strcasecmp(param, "AUTH") == 0 && value != NULL
+			   && smtpd_sasl_ehlo(s) != NULL) {
+			/* RFC 4954 5: accepted, not passed on (not trusted). */
 		} else {
 	unsupported:
 			smtpd_reply(s, "555 5.5.4 Unsupported option: %s",

@@ -649,3 +649,32 @@ def test_check_opens_the_sasl_tables(mta_factory):
     r = m.sendarix("check", check=False)
     assert r.returncode == 1
     assert "parameter smtpd_sender_login_maps: unbalanced brace" in r.stderr
+
+
+def test_mail_auth_parameter(auth_mta, mta):
+    """RFC 4954 section 5: MAIL FROM's AUTH= is accepted where AUTH is."""
+    m = auth_mta()
+    c, _ = ehlo(m)
+    assert c.last("MAIL FROM:<a@example.com> AUTH=<>").startswith("250")
+    c.close()
+    c, _ = ehlo(mta)
+    assert c.last("MAIL FROM:<a@example.com> AUTH=<>").startswith("555")
+    c.close()
+
+
+def test_login_mismatch_variants(auth_mta):
+    m = auth_mta(
+        relay_domains="local.example",
+        smtpd_sender_login_maps="inline:{alice@example.com=alice}",
+        smtpd_sender_restrictions="reject_authenticated_sender_login_"
+                                  "mismatch")
+    # Not logged in: this variant does not look.
+    c, _ = ehlo(m)
+    c.last("MAIL FROM:<alice@example.com>")
+    assert c.last("RCPT TO:<u@local.example>").startswith("250")
+    c.close()
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        s.login("bob", "builder")
+        s.mail("alice@example.com")
+        assert s.rcpt("u@local.example")[0] == 553
