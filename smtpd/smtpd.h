@@ -246,6 +246,7 @@ extern void smtpd_sasl_post_init(struct event_base *);
 extern const char *smtpd_sasl_ehlo(struct smtpd_session *);
 extern int smtpd_auth_cmd(struct smtpd_session *, const char *);
 extern int smtpd_sasl_line(struct smtpd_session *, int);
+extern size_t smtpd_sasl_line_limit(struct smtpd_session *);
 extern const char *smtpd_sasl_username(const struct smtpd_session *);
 extern const char *smtpd_sasl_method(const struct smtpd_session *);
 extern int smtpd_sasl_header(void);

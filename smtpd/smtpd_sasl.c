@@ -9,6 +9,7 @@
  *	const char *smtpd_sasl_ehlo(struct smtpd_session *s)
  *	int	smtpd_auth_cmd(struct smtpd_session *s, const char *arg)
  *	int	smtpd_sasl_line(struct smtpd_session *s, int too_long)
+ *	size_t	smtpd_sasl_line_limit(struct smtpd_session *s)
  *	const char *smtpd_sasl_username(const struct smtpd_session *s)
  *	const char *smtpd_sasl_method(const struct smtpd_session *s)
  *	int	smtpd_sasl_header(void)
@@ -44,6 +45,9 @@
  *
  *	smtpd_sasl_line() takes the command line when it is a response
  *	of an AUTH exchange under way (1), else it returns 0.
+ *	smtpd_sasl_line_limit() is the longest line the session takes
+ *	now: smtpd_sasl_response_limit for an AUTH command or a response,
+ *	else smtpd_line_length_limit.
  *
  *	XOAUTH2 failures follow RFC 7628: 334 and the base64 of
  *	{"status":"invalid_token","schemes":"bearer",...}, then, after the
@@ -74,6 +78,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "conf.h"
@@ -125,6 +130,7 @@ static char *smtpd_sasl_realm;
 static char *smtpd_sasl_opts;
 static char *smtpd_sasl_tls_opts;
 static char *smtpd_sasl_mechs[2];	/* offered: clear, TLS */
+static long smtpd_sasl_response_limit;
 static long smtpd_sasl_fail_limit;
 static long smtpd_sasl_fail_window;
 static long smtpd_sasl_fail_lockout;
@@ -145,6 +151,7 @@ smtpd_sasl_pre_init(void)
 	smtpd_sasl_tls_only = conf_get_bool("smtpd_tls_auth_only");
 	smtpd_sasl_auth_header = conf_get_bool("smtpd_sasl_authenticated_header");
 	smtpd_sasl_fail_limit = conf_get_int("smtpd_auth_failure_limit");
+	smtpd_sasl_response_limit = conf_get_int("smtpd_sasl_response_limit");
 	smtpd_sasl_fail_window = conf_get_time("smtpd_auth_failure_window");
 	smtpd_sasl_fail_lockout = conf_get_time("smtpd_auth_failure_lockout");
 	if (!smtpd_sasl_enable)
@@ -700,6 +707,28 @@ smtpd_sasl_line(struct smtpd_session *s, int too_long)
 	} else if (ret == 0)
 		s->cmd_ok[SMTPD_CMD_AUTH]++;
 	return (1);
+}
+
+/*
+ * smtpd_sasl_line_limit - the longest line to take now: AUTH lines and
+ * responses may be longer than commands (XOAUTH2 tokens, Kerberos
+ * tickets), up to smtpd_sasl_response_limit.
+ */
+size_t
+smtpd_sasl_line_limit(struct smtpd_session *s)
+{
+	char    buf[5];
+
+	if (!smtpd_sasl_enable
+	    || smtpd_sasl_response_limit <= smtpd_var.line_limit)
+		return ((size_t) smtpd_var.line_limit);
+	if (s->sasl && (s->sasl->step == SMTPD_SASL_RESPONSE
+			|| s->sasl->step == SMTPD_SASL_XOERROR))
+		return ((size_t) smtpd_sasl_response_limit);
+	if (evbuffer_copyout(stream_input(s->stream), buf, 5) == 5
+	    && strncasecmp(buf, "AUTH ", 5) == 0)
+		return ((size_t) smtpd_sasl_response_limit);
+	return ((size_t) smtpd_var.line_limit);
 }
 
 /* smtpd_sasl_username - the authenticated user, or NULL */

@@ -479,20 +479,21 @@ smtpd_session_getline(struct smtpd_session *s, int *too_long)
 {
 	struct evbuffer *in = stream_input(s->stream);
 	struct evbuffer_ptr eol;
+	size_t  limit = smtpd_sasl_line_limit(s);
 	size_t  len;
 
 	*too_long = 0;
 	eol = evbuffer_search_eol(in, NULL, &len, EVBUFFER_EOL_LF);
 	if (eol.pos < 0) {
 		len = evbuffer_get_length(in);
-		if (len > (size_t) smtpd_var.line_limit) {
+		if (len > limit) {
 			/* Keep the peer in step: skip to the next LF. */
 			evbuffer_drain(in, len);
 			s->skip_line = 1;
 		}
 		return (0);
 	}
-	if (s->skip_line || (size_t) eol.pos > (size_t) smtpd_var.line_limit) {
+	if (s->skip_line || (size_t) eol.pos > limit) {
 		evbuffer_drain(in, eol.pos + 1);
 		s->skip_line = 0;
 		*too_long = 1;

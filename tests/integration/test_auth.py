@@ -678,3 +678,23 @@ def test_login_mismatch_variants(auth_mta):
         s.login("bob", "builder")
         s.mail("alice@example.com")
         assert s.rcpt("u@local.example")[0] == 553
+
+
+def test_xoauth2_long_token(auth_mta):
+    """Microsoft 365 tokens run to thousands of bytes: more than a
+    command line, less than smtpd_sasl_response_limit."""
+    token = "x" * 5000
+    m = auth_mta(smtpd_sasl_xoauth2_token_maps="inline:{%s=alice}" % token)
+    c, _ = ehlo(m)
+    assert c.last("AUTH XOAUTH2 " + xoauth2("alice", token)) == \
+        "235 2.7.0 Authentication successful"
+    c.close()
+    c, _ = ehlo(m)
+    assert c.last("AUTH XOAUTH2") == "334 "
+    assert c.last(xoauth2("alice", token)).startswith("235")
+    c.close()
+    # A command line is still held to smtpd_line_length_limit.
+    c, _ = ehlo(m)
+    assert c.last("NOOP " + "y" * 5000).startswith("500 5.5.2")
+    assert c.last("AUTH XOAUTH2 " + "A" * 20000).startswith("500 5.5.2")
+    c.close()
