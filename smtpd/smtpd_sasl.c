@@ -331,9 +331,12 @@ smtpd_sasl_count_failure(struct smtpd_session *s)
 	if (smtpd_sasl_fail_limit <= 0
 	    || (f = smtpd_sasl_fail_find(s->addr, 1)) == NULL)
 		return;
-	if (f->first + smtpd_sasl_fail_window <= now) {
+	/* A new window, or a lockout served: count from zero. */
+	if (f->first + smtpd_sasl_fail_window <= now
+	    || (f->until != 0 && f->until <= now)) {
 		f->first = now;
 		f->count = 0;
+		f->until = 0;
 	}
 	if (++f->count >= smtpd_sasl_fail_limit && f->until <= now) {
 		f->until = now + smtpd_sasl_fail_lockout;
@@ -493,6 +496,8 @@ smtpd_sasl_cyrus_result(struct smtpd_session *s, int status)
 static void
 smtpd_sasl_resume(struct smtpd_session *s, int ret)
 {
+	if (s->sasl && s->sasl->timer)
+		evtimer_del(s->sasl->timer);
 	/* 0 counts the AUTH as good; a challenge counts nothing yet. */
 	if (s->state == SMTPD_ST_CHECK)
 		smtpd_session_cmd_done(s, ret);

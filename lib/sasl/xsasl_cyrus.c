@@ -489,6 +489,7 @@ xsasl_submit(struct xsasl_server *xs, xsasl_done done, void *ctx)
 	if (xsasl_start_workers() < 0) {
 		xs->mech = xfree(xs->mech);
 		xs->in = xfree(xs->in);
+		free(xs->reason);
 		xs->reason = strdup("no worker thread");
 		return (XSASL_TEMP);
 	}
