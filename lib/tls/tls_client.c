@@ -154,6 +154,7 @@ tls_client_ctx_new(const char *CAfile, const char *CApath, char *err,
 			 tls_errors());
 		return (NULL);
 	}
+	tls_ctx_common(ctx);
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_client_verify_cb);
 	SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
@@ -210,6 +211,7 @@ tls_client_ssl_new(SSL_CTX *ctx, const char *sni, const char *protocols,
 		SSL_free(ssl);
 		return (NULL);
 	}
+	/* XXX only the bounds: a hole ("!TLSv1.2" between them) is ignored. */
 	if (protocols && *protocols) {
 		if (tls_protocols_parse(protocols, &min, &max) < 0) {
 			snprintf(err, errlen, "bad TLS protocol list \"%s\"",

@@ -264,6 +264,31 @@ def test_verify_with_ca_and_name_delivers(mta_factory, tmp_path, pki,
         assert len(h.messages) == 1
 
 
+def test_secure_matches_the_nexthop_domain(mta_factory, tmp_path, pki,
+                                           receivers):
+    ctl, h, port = receivers(pki)
+    zone = {"example.net": ["MX 10 mx.example.net."],
+            "mx.example.net": ["A 127.0.0.1"],
+            "example.com": ["MX 10 mx.example.net."]}
+    policy = "example.net secure\n.com secure\n"
+    with DnsServer(zone) as dns:
+        mta = tls_mta(mta_factory, tmp_path,
+                      {"smtp_tls_CAfile": str(pki / "ca.crt"),
+                       "dns_resolver": dns.spec,
+                       "smtp_default_port": str(port)}, policy=policy)
+        # mx.example.net is a subdomain of the next hop: dot-nexthop.
+        qid = inject(mta, ["a@example.net"])
+        res = deliver(mta, qid, ["a@example.net"], "example.net")
+        assert res[0]["status"] == "sent", res
+        assert log_line(mta, "a@example.net").endswith(":Verified")
+        # example.com (".com" entry) points at a host outside its domain.
+        qid = inject(mta, ["b@example.com"])
+        res = deliver(mta, qid, ["b@example.com"], "example.com")
+        assert res[0]["status"] == "deferred", res
+        assert res[0]["reply"] == "Server certificate not verified"
+        assert len(h.messages) == 1
+
+
 def test_policy_map_per_destination(mta_factory, tmp_path, pki, receivers):
     ctl, h, port = receivers(pki)
     bare, hb, bport = receivers(starttls=False)
