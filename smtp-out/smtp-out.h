@@ -326,6 +326,8 @@ extern int smtp_tls_policy_host(struct smtp_req *, const char *,
 extern char *smtp_tls_cache_key(const char *, const struct smtp_tls_policy *);
 extern int smtp_tls_start(struct smtp_sess *, struct strbuf *);
 extern int smtp_tls_check(struct smtp_sess *, struct strbuf *);
+extern void smtp_tls_outcome(struct smtp_sess *, const char *,
+			             const char *);
 
 /* smtp_sasl.c */
 struct smtp_sasl;

@@ -541,6 +541,7 @@ smtp_proto_after_ehlo(struct smtp_sess *sess)
 		why = strbuf_new(256, 0);
 		strbuf_printf(why, "TLS is required, but was not offered by "
 			      "host %s", sess->peer);
+		smtp_tls_outcome(sess, "starttls-not-supported", why->data);
 		ret = smtp_proto_setup_fail(sess, 0, "4.7.4", why->data, 0, 1);
 		strbuf_free(why);
 		return (ret);
@@ -577,6 +578,7 @@ smtp_proto_tls_failed(struct smtp_sess *sess, const char *detail)
 	log_info("%s: Cannot start TLS: handshake failure with %s%s%s",
 		 req->queue_id, sess->relay, *detail ? ": " : "", detail);
 	strbuf_sets(why, "Cannot start TLS: handshake failure");
+	smtp_tls_outcome(sess, "validation-failure", detail);
 
 	/*
 	 * Opportunistic TLS, as Postfix: once more in clear text to the same
@@ -651,6 +653,7 @@ smtp_proto_starttls(struct smtp_sess *sess)
 		strbuf_printf(why, "TLS is required, but host %s refused to "
 			      "start TLS: ", sess->peer);
 		smtp_reply_flat(r, why);
+		smtp_tls_outcome(sess, "starttls-not-supported", why->data);
 		ret = smtp_proto_setup_fail(sess, 0, "4.7.5", why->data, 0,
 					    r->code != 421);
 		strbuf_free(why);

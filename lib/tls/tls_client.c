@@ -16,6 +16,7 @@
  *	int	tls_client_chain_ok(SSL *ssl)
  *	int	tls_client_name_ok(SSL *ssl)
  *	const char *tls_client_verify_error(SSL *ssl)
+ *	int	tls_client_chain_error(SSL *ssl)
  *	int	tls_client_fingerprint(SSL *ssl, const char *digest, int what,
  *			char *buf, size_t len)
  *	int	tls_client_pin_match(SSL *ssl, const char *digest,
@@ -46,6 +47,8 @@
  *	was verified against the trust anchors, tls_client_name_ok()
  *	whether it also carried one of the names (false when none were
  *	given), tls_client_verify_error() why the chain was not verified,
+ *	tls_client_chain_error() the first chain error (X509_V_ERR_*; 0
+ *	none),
  *	and tls_client_trust() sums it up as TLS_TRUST_ANONYMOUS (no
  *	certificate), _UNTRUSTED, _TRUSTED (chain only) or _VERIFIED
  *	(chain and name); tls_client_trust_name() gives Postfix's word for
@@ -285,6 +288,15 @@ tls_client_name_ok(SSL *ssl)
 	struct tls_client_state *st = tls_client_state(ssl);
 
 	return (tls_client_chain_ok(ssl) && st->names && !st->name_err);
+}
+
+/* tls_client_chain_error - the first chain error, X509_V_ERR_* */
+int
+tls_client_chain_error(SSL *ssl)
+{
+	struct tls_client_state *st = tls_client_state(ssl);
+
+	return (st ? st->chain_err : 0);
 }
 
 /* tls_client_verify_error - why the chain was not verified */

@@ -85,6 +85,7 @@ class Handler:
     def __init__(self):
         self.messages = []
         self.xoauth2 = []
+        self.sni = []
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
@@ -111,7 +112,7 @@ class Handler:
 
 
 def receiver(pki=None, cert="srv", starttls=True, authenticator=None,
-             auth_require_tls=True):
+             auth_require_tls=True, exclude=None):
     """aiosmtpd on 127.0.0.1, with STARTTLS when a certificate is given."""
     h = Handler()
     kw = {}
@@ -119,11 +120,13 @@ def receiver(pki=None, cert="srv", starttls=True, authenticator=None,
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(pki / (cert + ".crt")),
                             str(pki / (cert + ".key")))
+        ctx.sni_callback = lambda sock, name, c: h.sni.append(name)
         kw["tls_context"] = ctx
         kw["require_starttls"] = False
     if authenticator:
         kw["authenticator"] = authenticator
         kw["auth_require_tls"] = auth_require_tls
+        kw["auth_exclude_mechanism"] = exclude or []
     port = free_port()
     ctl = Controller(h, hostname="127.0.0.1", port=port,
                      server_hostname="mx.example.net", **kw)
@@ -174,11 +177,14 @@ def shared_dir():
 def test_may_is_the_default_and_encrypts(mta_factory, tmp_path, pki,
                                          receivers):
     ctl, h, port = receivers(pki, cert="ss")
-    mta = tls_mta(mta_factory, tmp_path)
+    mta = tls_mta(mta_factory, tmp_path, {"smtp_tls_loglevel": "2"})
     qid = inject(mta, ["a@example.net"])
     res = deliver(mta, qid, ["a@example.net"], nexthop(port))
     assert res[0]["status"] == "sent", res
     assert len(h.messages) == 1 and h.messages[0]["tls"] is True
+    assert h.sni == [None]
+    assert ("certificate sha256 fingerprint %s" % fingerprint(pki / "ss.crt")
+            in mta.log())
     log = mta.log()
     assert ("Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:%d: "
             "TLSv1.3 with cipher" % port) in log, log
@@ -255,6 +261,8 @@ def test_verify_with_ca_and_name_delivers(mta_factory, tmp_path, pki,
         assert h.messages[-1]["tls"] is True
         assert ("Verified TLS connection established to "
                 "mx.example.net[127.0.0.1]:%d: TLSv1.3" % port) in mta.log()
+        # SNI is the MX host name; none for an address.
+        assert h.sni[-1] == "mx.example.net"
         assert log_line(mta, "a@example.net").endswith(":Verified")
         # A trusted chain under another name is not enough.
         qid = inject(mta, ["b@other.example.net"])
@@ -436,6 +444,7 @@ def test_auth_to_smarthost_over_tls(mta_factory, tmp_path, pki, receivers):
     assert h.messages[0]["tls"] is True
     assert h.messages[0]["login"] == b"alice"
     assert "authenticated with SASL" in mta.log()
+    assert "s3cret" not in mta.log()
 
     # A wrong password: deferred (smtp_sasl_auth_soft_bounce = yes).
     pw.write_text("[127.0.0.1]:%d alice:wrong\n" % port)
@@ -448,6 +457,21 @@ def test_auth_to_smarthost_over_tls(mta_factory, tmp_path, pki, receivers):
     assert res[0]["dsn"].startswith("4."), res
     assert "SASL authentication failed" in res[0]["reply"]
     assert len(h.messages) == 1
+
+
+def test_auth_login_mechanism(mta_factory, tmp_path, pki, receivers):
+    ctl, h, port = receivers(pki, authenticator=_password_auth,
+                             exclude=["PLAIN", "XOAUTH2"])
+    pw = tmp_path / "sasl_passwd"
+    pw.write_text("127.0.0.1 alice:s3cret\n")
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_sasl_auth_enable": "yes",
+                   "smtp_sasl_password_maps": "texthash:%s" % pw})
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert h.messages[0]["login"] == b"alice"
+    assert "authenticated with SASL LOGIN as alice" in mta.log()
 
 
 def test_no_auth_in_clear(mta_factory, tmp_path, receivers):
