@@ -530,3 +530,17 @@ def test_xoauth2_token_file(mta_factory, tmp_path, pki, receivers,
     finally:
         Handler.token = b"tok-1"
     assert "tok-1" not in mta.log() and "tok-2" not in mta.log()
+
+
+def test_check_refuses_bad_tls_settings(mta_factory):
+    mta = mta_factory(main={"smtp_tls_security_level": "paranoid"},
+                      start=False)
+    r = mta.sendarix("check", check=False)
+    assert r.returncode != 0
+    assert "smtp_tls_security_level" in r.stdout + r.stderr
+    r = mta.sendarix("conf", "-e", "smtp_tls_security_level=dane-only",
+                     check=False)
+    assert r.returncode == 0, r.stderr
+    r = mta.sendarix("conf", "-e", "smtp_tls_policy_maps=nosuchtype:/x",
+                     check=False)
+    assert r.returncode != 0
