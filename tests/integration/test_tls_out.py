@@ -458,6 +458,17 @@ def test_auth_to_smarthost_over_tls(mta_factory, tmp_path, pki, receivers):
     assert "SASL authentication failed" in res[0]["reply"]
     assert len(h.messages) == 1
 
+    # smtp_sasl_auth_soft_bounce = no: the 535 bounces.
+    mta3 = tls_mta(mta_factory, tmp_path,
+                   {"smtp_sasl_auth_enable": "yes",
+                    "smtp_sasl_auth_soft_bounce": "no",
+                    "smtp_sasl_password_maps": "texthash:%s" % pw})
+    qid = inject(mta3, ["c@example.net"])
+    res = deliver(mta3, qid, ["c@example.net"], nexthop(port))
+    assert res[0]["status"] == "bounced", res
+    assert res[0]["dsn"] == "5.7.8", res
+    assert len(h.messages) == 1
+
 
 def test_auth_login_mechanism(mta_factory, tmp_path, pki, receivers):
     ctl, h, port = receivers(pki, authenticator=_password_auth,
