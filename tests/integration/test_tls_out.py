@@ -28,6 +28,7 @@ from aiosmtpd.smtp import AuthResult
 from conftest import free_port, wait_for
 from dnsserver import DnsServer
 from test_smtp_out import (deliver, inject, log_line, no_crashes,  # noqa: F401
+                           sandboxes,
                            smtp_out_mta)
 
 
@@ -555,3 +556,23 @@ def test_check_refuses_bad_tls_settings(mta_factory):
     r = mta.sendarix("conf", "-e", "smtp_tls_policy_maps=nosuchtype:/x",
                      check=False)
     assert r.returncode != 0
+
+
+def test_sandbox_receiver_and_reuse_under_tls(mta_factory, tmp_path, pki,
+                                              sandboxes):
+    """The sandbox with a certificate: one handshake serves two messages."""
+    sb = sandboxes(args=["-c", str(pki / "srv.crt"), "-k",
+                         str(pki / "srv.key")])
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_connection_cache_time_limit": "30s"},
+                  policy="[127.0.0.1]:%d encrypt\n" % sb.port)
+    for rcpt in ("a@example.net", "b@example.net"):
+        qid = inject(mta, [rcpt])
+        res = deliver(mta, qid, [rcpt], nexthop(sb.port))
+        assert res[0]["status"] == "sent", res
+        assert log_line(mta, rcpt).endswith(":Untrusted"), log_line(mta, rcpt)
+    msgs = sb.messages()
+    assert len(msgs) == 2
+    assert all(env["tls"].startswith("TLSv1.3 with cipher") for env, _ in msgs)
+    assert sb.stats()["tls_sessions"] == 1
+    assert mta.log().count("TLS connection established to") == 1
