@@ -576,3 +576,15 @@ def test_sandbox_receiver_and_reuse_under_tls(mta_factory, tmp_path, pki,
     assert all(env["tls"].startswith("TLSv1.3 with cipher") for env, _ in msgs)
     assert sb.stats()["tls_sessions"] == 1
     assert mta.log().count("TLS connection established to") == 1
+
+
+def test_policy_protocols_attribute(mta_factory, tmp_path, pki, receivers):
+    """protocols= with a hole: TLS 1.3 excluded, TLS 1.2 is used."""
+    ctl, h, port = receivers(pki)
+    mta = tls_mta(mta_factory, tmp_path, policy=(
+        "[127.0.0.1]:%d encrypt protocols=!TLSv1,!TLSv1.1,!TLSv1.3\n" % port))
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert "TLSv1.2 with cipher" in mta.log()
+    assert ", tls=TLSv1.2:" in log_line(mta, "a@example.net")
