@@ -191,6 +191,9 @@ smtpd_pre_init(void)
 		smtpd_open_list("smtpd_client_connection_exceptions", 0);
 	/* Errors are logged; the commands they affect get 451 4.3.5. */
 	(void) smtpd_check_init();
+
+	/* Keys are read now, as root: they may be root-only files. */
+	smtpd_tls_init();
 }
 
 /* smtpd_post_init - start the resolver for client names and DNS lists */
