@@ -61,6 +61,11 @@ DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce pickup sandbox
 #	tls_LDLIBS := -lssl -lcrypto
 # A folder builds once it has sources (tools/check-layers knows them).
 LIB_LAYERS	:= util global master
+# TLS: OpenSSL and libevent's OpenSSL layer, for who speaks SMTP on the net.
+tls_LDLIBS	:= -levent_openssl -lssl -lcrypto
+smtpd_XLIBS	:= tls
+smtp-out_XLIBS	:= tls
+sandbox_XLIBS	:= tls
 LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter,\
 		     $(if $(wildcard lib/$(l)/*.c),$(l)))
 LIB_INC		:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),-Ilib/$(l))
@@ -128,9 +133,13 @@ $(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
+# Unit tests may test the optional libraries too.
+UNIT_XA		:= $(foreach x,$(LIB_OPTIONAL),$(BUILD)/libsendarix-$(x).a)
+UNIT_XLDLIBS	:= $(foreach x,$(LIB_OPTIONAL),$($(x)_LDLIBS))
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_XA) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_XA) $(LIB_A) \
+	    $(UNIT_XLDLIBS) $(LDLIBS) $(CMOCKA_LIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
