@@ -163,6 +163,9 @@ smtpd_tls_start(struct smtpd_session *s)
 	stream_timeouts(s->stream, smtpd_var.starttls_timeout,
 			smtpd_var.starttls_timeout);
 	if (tls_stream_start(s->stream, ssl, STREAM_TLS_SERVER) < 0) {
+		/* Only then is "ssl" still ours (tls_stream(3)). */
+		if (errno == EALREADY)
+			SSL_free(ssl);
 		log_warn("cannot start TLS for %s[%s]: %s", s->name, s->addr,
 			 strerror(errno));
 		return (-1);
@@ -175,11 +178,11 @@ smtpd_tls_start(struct smtpd_session *s)
 int
 smtpd_tls_event(struct smtpd_session *s, int what, int err)
 {
-	char    desc[256];
+	char    desc[TLS_DESCRIBE_LEN];
 	const char *why;
 
 	if (!(what & STREAM_EV_CONNECTED)) {
-		why = tls_errors();
+		why = tls_stream_errors(s->stream);
 		if (*why == 0)
 			why = (what & STREAM_EV_TIMEOUT) ? "timeout" :
 				(what & STREAM_EV_EOF) ? "lost connection" :

@@ -24,7 +24,8 @@
  *	  in conf_bounds[], and the few string parameters a daemon parses
  *	  at start (inet_protocols, smtp_address_preference, mynetworks,
  *	  relay_domains, smtpd_client_connection_exceptions, the service
- *	  names, queue_directory, transport_maps: every table opens) and
+ *	  names, queue_directory, transport_maps: every table opens,
+ *	  smtpd_tls_security_level, the smtpd_tls cipher grades) and
  *	  smtpd's restriction lists (an
  *	  unknown verb, a missing argument, a verb not in this build);
  *	- the same for each master.cf service with its -o overrides
@@ -60,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -209,6 +211,22 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 		return (conf_check_list(name, value, 1, why, warn));
 	} else if (strcmp(name, "transport_maps") == 0) {
 		return (conf_check_maps(name, value, why));
+	} else if (strcmp(name, "smtpd_tls_security_level") == 0) {
+		if (*value && strcasecmp(value, "none") != 0
+		    && strcasecmp(value, "may") != 0
+		    && strcasecmp(value, "encrypt") != 0) {
+			strbuf_setf(why, "parameter %s: bad value \"%s\" (use "
+				    "none, may or encrypt)", name, value);
+			return (-1);
+		}
+	} else if (strcmp(name, "smtpd_tls_ciphers") == 0
+		   || strcmp(name, "smtpd_tls_mandatory_ciphers") == 0) {
+		if (strcasecmp(value, "high") != 0
+		    && strcasecmp(value, "medium") != 0) {
+			strbuf_setf(why, "parameter %s: bad value \"%s\" (use "
+				    "high or medium)", name, value);
+			return (-1);
+		}
 	} else if (strncmp(name, "smtpd_", 6) == 0
 		   && strlen(name) > 13
 		   && strcmp(name + strlen(name) - 13, "_restrictions") == 0) {

@@ -31,7 +31,8 @@
  *	  session cache of this process plus stateless session tickets
  *	  (keys made per process, so a ticket outlives neither a restart
  *	  nor a reload); 0 turns both off;
- *	- no compression, no client-initiated renegotiation.
+ *	- what tls_ctx_common() sets: no compression, no client-initiated
+ *	  renegotiation, buffers released while a connection is idle.
  *
  *	Key files are read now: the caller runs it while still root (smtpd
  *	from pre_init, before the skeleton drops privileges), so keys may
@@ -74,6 +75,7 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -241,8 +243,7 @@ tls_server_ctx_new(const struct tls_server_conf *conf, struct strbuf *err)
 		strbuf_setf(err, "cannot make a TLS context: %s", tls_errors());
 		return (NULL);
 	}
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION
-			    | SSL_OP_NO_RENEGOTIATION);
+	tls_ctx_common(ctx);
 	(void) SSL_CTX_set_dh_auto(ctx, 1);
 	if (tls_ctx_set_protocols(ctx, conf->protocols ? conf->protocols :
 				  "") < 0) {
