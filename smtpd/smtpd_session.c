@@ -29,7 +29,10 @@
  *	the client and any cleanup connection.
  *
  *	The client connection is a lib/util/stream.c stream: this file reads
- *	and writes only its buffers, so that TLS can go in underneath.
+ *	and writes only its buffers, so that TLS goes in underneath
+ *	(STARTTLS, wrappermode: smtpd_tls.c). While the handshake runs
+ *	(SMTPD_ST_TLS) no input is processed; its end comes to the event
+ *	callback.
  *
  *	Input is processed in order from the buffered bytes (RFC 2920
  *	pipelining): commands, then DATA content or BDAT chunks once they
@@ -94,8 +97,8 @@ static struct smtpd_session *smtpd_sessions;	/* all open sessions */
 static size_t smtpd_nsessions;
 
 static const char *const smtpd_cmd_names[SMTPD_CMD_COUNT] = {
-	"ehlo", "helo", "starttls", "mail", "rcpt", "bdat", "data", "rset", "noop",
-	"quit", "vrfy", "expn", "help", "unknown",
+	"ehlo", "helo", "starttls", "mail", "rcpt", "bdat", "data", "rset",
+	"noop", "quit", "vrfy", "expn", "help", "unknown",
 };
 
 static void smtpd_session_free(struct smtpd_session *);

@@ -169,6 +169,15 @@ def test_starttls_and_wrappermode_show_the_certificate(tls_factory):
     assert "220 mx.test.example ESMTP" in out
     t.mta.wait_log("Anonymous TLS connection established from "
                    "unknown[127.0.0.1]: TLSv1.3 with cipher")
+    if os.geteuid() == 0:
+        # The key is root's alone, yet smtpd serves as mail_owner: it
+        # read the key before it dropped privileges.
+        st = os.stat(os.path.join(t.certdir, "rsa.key"))
+        assert st.st_uid == 0 and st.st_mode & 0o077 == 0
+        for pid in t.mta.child_pids("smtpd"):
+            with open("/proc/%d/status" % pid) as f:
+                uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+            assert "0" not in uids, uids
 
 
 def test_old_protocols_refused_new_ones_accepted(tls_factory):
@@ -308,6 +317,22 @@ def test_encrypt_level_refuses_mail_before_starttls(tls_factory):
     assert c.cmd("MAIL FROM:<a@example.org>")[0] == 250
     assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
     c.cmd("QUIT")
+
+
+def test_check_refuses_bad_tls_settings(tls_factory):
+    t = tls_factory(start=False)
+    for name, value in (("smtpd_tls_security_level", "always"),
+                        ("smtpd_tls_ciphers", "export")):
+        with open(os.path.join(t.mta.conf_dir, "main.cf"), "a") as f:
+            f.write("%s = %s\n" % (name, value))
+        r = t.mta.sendarix("check", check=False)
+        assert r.returncode == 1
+        assert 'parameter %s: bad value "%s"' % (name, value) in r.stderr
+        with open(os.path.join(t.mta.conf_dir, "main.cf")) as f:
+            lines = f.readlines()[:-1]
+        with open(os.path.join(t.mta.conf_dir, "main.cf"), "w") as f:
+            f.writelines(lines)
+    assert t.mta.sendarix("check").returncode == 0
 
 
 # -- broken clients -----------------------------------------------------------
