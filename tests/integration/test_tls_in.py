@@ -293,13 +293,28 @@ def test_missing_certificate_means_454(mta_factory):
     assert "TLS library problem" in m.log()
 
 
-def test_world_readable_key_is_fatal(mta_factory, tmp_path):
-    crt, key = make_cert(str(tmp_path), "rsa", "rsa.test.example")
+def test_world_readable_key_is_refused(tls_factory):
+    t = tls_factory(start=False)
+    key = os.path.join(t.certdir, "rsa.key")
     os.chmod(key, 0o644)
-    m = mta_factory(main={"smtpd_tls_security_level": "may",
-                          "smtpd_tls_cert_file": crt,
-                          "smtpd_tls_key_file": key})
-    m.wait_log("fatal: key file %s is world-readable" % key)
+    # The check (sendarix check, start, reload, master) refuses it...
+    r = t.mta.sendarix("check", check=False)
+    assert r.returncode == 1
+    assert "smtpd_tls_key_file %s is world-readable" % key in r.stderr
+    # ...and so does smtpd itself, should one start with it anyway.
+    os.chmod(key, 0o600)
+    t.mta.start()
+    pids = t.mta.child_pids("smtpd")
+    assert pids
+    os.chmod(key, 0o644)
+    os.kill(pids[0], 9)
+    t.mta.wait_log("fatal: key file %s is world-readable" % key)
+
+
+def test_check_warns_about_tls_without_certificate(mta_factory):
+    m = mta_factory(main={"smtpd_tls_security_level": "may"}, start=False)
+    r = m.sendarix("check")
+    assert "TLS is asked for, but smtpd_tls_cert_file is empty" in r.stderr
 
 
 def test_encrypt_level_refuses_mail_before_starttls(tls_factory):
