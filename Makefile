@@ -129,13 +129,14 @@ $(BUILD)/bin/sendmail: $(SENDMAIL_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SENDMAIL_OBJS) $(LIB_A) $(LDLIBS)
 
-$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
-
-# Unit tests may test the optional libraries too.
+# Unit tests and test helpers may test the optional libraries too.
 UNIT_XA		:= $(foreach x,$(LIB_OPTIONAL),$(BUILD)/libsendarix-$(x).a)
 UNIT_XLDLIBS	:= $(foreach x,$(LIB_OPTIONAL),$($(x)_LDLIBS))
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(UNIT_XA) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_XA) $(LIB_A) \
+	    $(UNIT_XLDLIBS) $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_XA) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_XA) $(LIB_A) \

@@ -138,7 +138,10 @@
  *	Under a filter, write_fn runs once stream_pending(), the output of
  *	both layers, fell to the low watermark: a protocol that closes
  *	once everything is out still waits for stream_pending() to reach
- *	0 in write_fn, as without a filter. stream_close() calls
+ *	0 in write_fn, as without a filter. End of file and errors come
+ *	to the event callback from the loop, after the read callback has
+ *	had the data that came with them (libevent's filter reports them
+ *	first). stream_close() calls
  *	close_fn(filter) first (TLS: queue the close_notify alert), then
  *	makes one non-blocking attempt to write what the socket still
  *	holds, then frees the filter and with it the socket.
@@ -197,6 +200,9 @@ struct stream {
 	/* Under a filter (TLS) only: */
 	STREAM_CLOSE_FN close_fn;	/* before the filter is freed */
 	struct event *drained;		/* the socket's output drained */
+	struct event *late;		/* end of file or error, deferred */
+	int     late_what;		/* its event bits */
+	int     late_err;		/* its errno value */
 	size_t  lowat;			/* write_fn threshold, both layers */
 	short   want;			/* stream_enable()d directions */
 	int     handshake;		/* until the filter's first event */
@@ -296,9 +302,33 @@ stream_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
 			ev |= STREAM_EV_CONNECTING;
 		}
 	}
+
+	/*
+	 * libevent's OpenSSL filter reports end of file or an error before
+	 * it hands over the data it read with it (a 221 and the close_notify
+	 * in one read): tell the protocol from the loop, after the data.
+	 */
+	if (st->sock != st->top && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		st->late_what = ev;
+		st->late_err = err;
+		event_active(st->late, 0, 0);
+		return;
+	}
 	/* Last: the callback may close the stream. */
 	if (st->event_fn)
 		st->event_fn(st, ev, err, st->ctx);
+}
+
+/* stream_late_cb - under a filter: end of file or error, after the data */
+static void
+stream_late_cb(evutil_socket_t unused_fd, short unused_what, void *ctx)
+{
+	struct stream *st = ctx;
+
+	(void) unused_fd;
+	(void) unused_what;
+	if (st->event_fn)
+		st->event_fn(st, st->late_what, st->late_err, st->ctx);
 }
 
 /* stream_new - a stream over a socket bufferevent */
@@ -372,6 +402,7 @@ stream_close(struct stream *st)
 			st->close_fn(st->top);
 		(void) stream_flush(st);
 		event_free(st->drained);
+		event_free(st->late);
 	}
 	/* The top layer frees those below it (BEV_OPT_CLOSE_ON_FREE). */
 	bufferevent_free(st->top);
@@ -531,7 +562,8 @@ stream_push_filter(struct stream *st, STREAM_FILTER_FN make, void *arg,
 	st->top = filter;
 	st->close_fn = close_fn;
 	st->drained = event_new(base, -1, 0, stream_drained_cb, st);
-	if (st->drained == NULL)
+	st->late = event_new(base, -1, 0, stream_late_cb, st);
+	if (st->drained == NULL || st->late == NULL)
 		log_fatal("event_new: out of memory");
 	evbuffer_add_cb(bufferevent_get_output(st->sock), stream_sock_out_cb,
 			st);

@@ -9,7 +9,7 @@
  * stream that stops reading during the handshake still finishes it and
  * then does not read; the write callback comes once everything reached
  * the kernel, so a server can close after a large reply and the client
- * gets all of it; garbage instead of a handshake is an error with the
+ * gets all of it, before the end of file; garbage instead of a handshake is an error with the
  * OpenSSL reason; Postfix protocol lists map to OpenSSL bounds.
  */
 
@@ -46,6 +46,7 @@ struct end {
 	int     failed;			/* error, EOF or timeout bits */
 	size_t  drained;		/* write_fn with nothing pending */
 	size_t  received;		/* bytes taken by read_fn */
+	size_t  received_at_eof;	/* ... when end of file came */
 	int     consume;		/* read_fn drains its input */
 };
 
@@ -80,16 +81,18 @@ end_write(struct stream *st, void *ctx)
 
 /* end_event - event callback */
 static void
-end_event(struct stream *unused_st, int what, int unused_err, void *ctx)
+end_event(struct stream *st, int what, int unused_err, void *ctx)
 {
 	struct end *e = ctx;
 
-	(void) unused_st;
 	(void) unused_err;
 	if (what & STREAM_EV_CONNECTED)
 		e->connected++;
 	else
 		e->failed |= what;
+	if (what & STREAM_EV_EOF)
+		e->received_at_eof = e->received
+			+ evbuffer_get_length(stream_input(st));
 }
 
 /* run_until - run the loop until the condition holds; 10s at most */
@@ -328,10 +331,40 @@ test_drain_then_close(void **unused_state)
 	srv.st = stream_close(srv.st);
 	run_until(cli.failed != 0);
 	assert_int_equal(cli.received, total);
+	/* All data first, then end of file (libevent reports it first). */
+	assert_int_equal(cli.received_at_eof, total);
 	assert_true(cli.failed & STREAM_EV_EOF);
 	assert_false(cli.failed & STREAM_EV_ERROR);
 	cli.st = stream_close(cli.st);
 	free(big);
+}
+
+/* test_reply_then_close - the last reply comes before end of file */
+static void
+test_reply_then_close(void **unused_state)
+{
+	struct end srv;
+	struct end cli;
+
+	(void) unused_state;
+	char    fill[4000];
+	size_t  len;
+
+	pair(&srv, &cli);
+	starttls(&srv, &cli);
+	/* Input the client keeps: the next read lands in two chunks. */
+	memset(fill, 'f', sizeof(fill));
+	stream_write(srv.st, fill, sizeof(fill));
+	run_until(evbuffer_get_length(stream_input(cli.st)) == sizeof(fill));
+	/* 221 and close_notify reach the client in one read. */
+	stream_write(srv.st, "221 2.0.0 Bye\r\n", 15);
+	srv.st = stream_close(srv.st);
+	run_until(cli.failed != 0);
+	assert_true(cli.failed & STREAM_EV_EOF);
+	len = evbuffer_get_length(stream_input(cli.st));
+	assert_int_equal(len, sizeof(fill) + 15);
+	assert_int_equal(cli.received_at_eof, sizeof(fill) + 15);
+	cli.st = stream_close(cli.st);
 }
 
 /* test_garbage - not a handshake: an error with the reason */
@@ -403,6 +436,7 @@ main(void)
 		cmocka_unit_test(test_injection),
 		cmocka_unit_test(test_disabled_handshake),
 		cmocka_unit_test(test_drain_then_close),
+		cmocka_unit_test(test_reply_then_close),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_protocols),
 	};
