@@ -67,12 +67,12 @@ def test_lower_and_same_layer_includes_pass(tmp_path):
 def test_optional_libraries_use_only_the_base_and_mail_layers(tmp_path):
     root = copy_lib(tmp_path)
     tls = root / "lib" / "tls"
-    tls.mkdir()
+    tls.mkdir(exist_ok=True)
     (tls / "tls.h").write_text("int tls_x(void);\n")
     (tls / "tls.c").write_text('#include "tls.h"\n#include "qfile.h"\n'
                                '#include "strbuf.h"\n')
     assert run(str(root)).returncode == 0
-    (root / "lib" / "sasl").mkdir()
+    (root / "lib" / "sasl").mkdir(exist_ok=True)
     (root / "lib" / "sasl" / "sasl.c").write_text('#include "tls.h"\n')
     (tls / "bad.c").write_text('#include "server.h"\n')
     r = run(str(root))
