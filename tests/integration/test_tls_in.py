@@ -354,6 +354,14 @@ def test_check_refuses_bad_tls_settings(tls_factory):
 
 def test_garbage_instead_of_a_handshake(tls_factory):
     t = tls_factory()
+    # A session under TLS in the same process, open all along.
+    a = Client(t.mta.port)
+    a.reply()
+    a.cmd("EHLO before.example")
+    assert a.cmd("STARTTLS")[0] == 220
+    a.starttls()
+    assert a.cmd("EHLO before.example")[0] == 250
+    assert a.cmd("MAIL FROM:<a@example.org>")[0] == 250
     # Implicit TLS: plain text where the ClientHello belongs.
     c = Client(t.smtps_port)
     c.send("EHLO client.example\r\n\r\n")
@@ -378,6 +386,9 @@ def test_garbage_instead_of_a_handshake(tls_factory):
     c.starttls()
     assert c.cmd("EHLO again.example")[0] == 250
     c.cmd("QUIT")
+    # The first session is unaffected, transaction and all.
+    assert a.cmd("RCPT TO:<b@example.com>")[0] == 250
+    assert a.cmd("QUIT")[0] == 221
     assert "fatal" not in t.mta.log() and "panic" not in t.mta.log()
 
 
