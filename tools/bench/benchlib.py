@@ -657,8 +657,8 @@ match from local for any action "relay"
 
 def make_cert(top, cn):
     """A self-signed RSA 2048 certificate and key under top; the pair of
-    paths. Readable by everyone: the MTAs' unprivileged users read it
-    too (a bench key, never a real one)."""
+    paths. The key is root's, mode 0600, as Sendarix's smtpd demands:
+    every MTA reads it as root before it drops privileges."""
     cert = os.path.join(top, "bench-cert.pem")
     key = os.path.join(top, "bench-key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
