@@ -655,6 +655,7 @@ action "relay" relay host smtp://127.0.0.1:{sink}
 match from local for any action "relay"
 """
 
+
 def make_cert(top, cn):
     """A self-signed RSA 2048 certificate and key under top; the pair of
     paths. The key is root's, mode 0600, as Sendarix's smtpd demands:
@@ -665,8 +666,8 @@ def make_cert(top, cn):
                     "-nodes", "-keyout", key, "-out", cert, "-days", "2",
                     "-subj", "/CN=" + cn], check=True, capture_output=True,
                    stdin=subprocess.DEVNULL)
-    for f in (cert, key):
-        os.chmod(f, 0o644)
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o600)
     return cert, key
 
 
