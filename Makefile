@@ -69,6 +69,8 @@ sandbox_XLIBS	:= tls
 # SASL: Cyrus SASL (in worker threads), libcurl for XOAUTH2 introspection.
 sasl_LDLIBS	:= -lsasl2 -lcurl -lpthread
 smtpd_XLIBS	+= sasl
+# A program's own libraries beside its layers: smtp-out's SASL client.
+smtp-out_LDLIBS	:= -lsasl2
 LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter,\
 		     $(if $(wildcard lib/$(l)/*.c),$(l)))
 LIB_INC		:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),-Ilib/$(l))
@@ -118,7 +120,8 @@ $(1)_XA := $$(foreach x,$$($(1)_XLIBS),$$(BUILD)/libsendarix-$$(x).a)
 $$(BUILD)/bin/$(1): $$($(1)_OBJS) $$($(1)_XA) $$(LIB_A)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$($(1)_OBJS) $$($(1)_XA) \
-	    $$(LIB_A) $$(foreach x,$$($(1)_XLIBS),$$($$(x)_LDLIBS)) $$(LDLIBS)
+	    $$(LIB_A) $$(foreach x,$$($(1)_XLIBS),$$($$(x)_LDLIBS)) \
+	    $$($(1)_LDLIBS) $$(LDLIBS)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
 

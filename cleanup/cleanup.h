@@ -67,6 +67,7 @@ struct cleanup_sess {
 	char   *client_name;
 	char   *helo;
 	char   *protocol;
+	char   *tls;			/* smtpd's TLS description, or NULL */
 	char   *sasl_method;		/* smtpd AUTH, or NULL */
 	char   *sasl_username;
 	char   *body;

@@ -140,6 +140,7 @@ cleanup_sess_free(struct cleanup_sess *s)
 	free(s->client_name);
 	free(s->helo);
 	free(s->protocol);
+	free(s->tls);
 	free(s->sasl_method);
 	free(s->sasl_username);
 	free(s->body);
@@ -369,6 +370,8 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 		return (cleanup_env_set(&s->helo, a));
 	if (attr_name_is(a, MAIL_ATTR_PROTOCOL))
 		return (cleanup_env_set(&s->protocol, a));
+	if (attr_name_is(a, MAIL_ATTR_TLS))
+		return (cleanup_env_set(&s->tls, a));
 	if (attr_name_is(a, MAIL_ATTR_SASL_METHOD))
 		return (cleanup_env_set(&s->sasl_method, a));
 	if (attr_name_is(a, MAIL_ATTR_SASL_USERNAME))
@@ -416,6 +419,7 @@ cleanup_env_write(struct cleanup_sess *s)
 		offsetof(struct cleanup_sess, client_name)},
 		{MAIL_ATTR_HELO, offsetof(struct cleanup_sess, helo)},
 		{MAIL_ATTR_PROTOCOL, offsetof(struct cleanup_sess, protocol)},
+		{MAIL_ATTR_TLS, offsetof(struct cleanup_sess, tls)},
 		{MAIL_ATTR_SASL_METHOD,
 		offsetof(struct cleanup_sess, sasl_method)},
 		{MAIL_ATTR_SASL_USERNAME,

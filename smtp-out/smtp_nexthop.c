@@ -24,8 +24,11 @@
  *	new array in "dests", or -1 with a reason in "err".
  *
  *	smtp_nexthop_start() begins a delivery: it parses the request's
- *	next hop, takes a cached connection for it when there is one, and
- *	otherwise starts on the first endpoint. smtp_nexthop_next() moves
+ *	next hop, takes a cached connection made for it under the same TLS
+ *	policy when there is one, and otherwise starts on the first
+ *	endpoint. Each destination gets its TLS policy
+ *	(smtp_tls_policy_dest()) before its DNS lookup; one that cannot
+ *	have it is skipped with a soft failure. smtp_nexthop_next() moves
  *	on: the next address of the current destination, else the next
  *	destination (after its DNS lookup, which is asynchronous), else
  *	the end of the request (smtp_request_done()). It also ends the
@@ -89,8 +92,10 @@ smtp_dest_free(struct smtp_dest *dests, size_t count)
 {
 	size_t  i;
 
-	for (i = 0; dests && i < count; i++)
+	for (i = 0; dests && i < count; i++) {
+		xfree(dests[i].text);
 		xfree(dests[i].host);
+	}
 	xfree(dests);
 }
 
@@ -177,6 +182,7 @@ smtp_nexthop_elem(const char *e, size_t len, unsigned defport,
 		return (-1);
 	}
 	d->host = xstrndup(host, hlen);
+	d->text = xstrndup(e, len);
 	if (d->mx && smtp_nexthop_is_addr(d->host))
 		d->mx = 0;
 	return (0);
@@ -259,6 +265,20 @@ smtp_nexthop_dns_cb(struct dns_result *res, void *ctx)
 	smtp_nexthop_next(req);
 }
 
+/* smtp_nexthop_policy - the TLS policy of a destination; -1 deferred */
+static int
+smtp_nexthop_policy(struct smtp_req *req, const struct smtp_dest *d)
+{
+	struct strbuf *err = strbuf_new(128, 0);
+	int     ret;
+
+	ret = smtp_tls_policy_dest(req, d, err);
+	if (ret < 0)
+		log_info("%s: %s", req->queue_id, err->data);
+	strbuf_free(err);
+	return (ret);
+}
+
 /* smtp_nexthop_next - try the next endpoint, or finish */
 void
 smtp_nexthop_next(struct smtp_req *req)
@@ -285,6 +305,8 @@ smtp_nexthop_next(struct smtp_req *req)
 		}
 		d = &req->dests[req->dest_i++];
 		req->port = d->port;
+		if (smtp_nexthop_policy(req, d) < 0)
+			continue;
 		if (d->mx)
 			req->dns = dns_lookup_mx(d->host, smtp_nexthop_dns_cb,
 						 req);
@@ -313,9 +335,15 @@ smtp_nexthop_start(struct smtp_req *req)
 		smtp_request_done(req);
 		return;
 	}
+	/*
+	 * A cached connection must have been made for the same policy, the
+	 * one the first destination has after every lookup that may raise it.
+	 */
+	if (smtp_tls_policy_dest(req, &req->dests[0], err) == 0)
+		req->cache_key = smtp_tls_cache_key(req->nexthop, &req->tls);
 	strbuf_free(err);
-	if (smtp_nexthop_todo(req)
-	    && (sess = smtp_conn_cache_take(req->nexthop)) != NULL) {
+	if (smtp_nexthop_todo(req) && req->cache_key
+	    && (sess = smtp_conn_cache_take(req->cache_key)) != NULL) {
 		req->sess = sess;
 		sess->req = req;
 		sess->reused = 1;

@@ -190,7 +190,7 @@ smtpd_check_list(int stage, const char *value)
 		}
 		if (vi->verb == RST_UNIMPLEMENTED) {
 			log_warn("%s: restriction \"%s\" is not available in "
-				 "this build (smtpd has no SASL or TLS)", param,
+				 "this build (no TLS client certificates)", param,
 				 vi->name);
 			errors++;
 			continue;

@@ -190,13 +190,20 @@ smtpd_data_received(struct smtpd_session *s)
 		strbuf_printf(s->msg->chunk, "Received: from %s (%s [%s%s])\r\n",
 			      s->helo ? s->helo : "unknown", s->name,
 			      strchr(s->addr, ':') ? "IPv6:" : "", s->addr);
+	/* Postfix's wording (smtpd_tls_received_header). */
+	if (s->tls_info && smtpd_var.tls_received_header)
+		strbuf_printf(s->msg->chunk, "\t(using %s)\r\n"
+			      "\t(No client certificate requested)\r\n",
+			      s->tls_info);
 	/* Opt-in: the user's name is for the recipients to see. */
 	if (smtpd_sasl_username(s) && smtpd_sasl_header())
 		strbuf_printf(s->msg->chunk, "\t(Authenticated sender: %s)\r\n",
 			      smtpd_sasl_username(s));
-	strbuf_printf(s->msg->chunk, "\tby %s (%s) with %s id %s",
+	/* RFC 6531: UTF8SMTP, UTF8SMTPA, UTF8SMTPS, UTF8SMTPSA. */
+	strbuf_printf(s->msg->chunk, "\tby %s (%s) with %s%s id %s",
 		      smtpd_var.myhostname, smtpd_var.mail_name,
-		      s->smtputf8 ? "UTF8SMTP" : smtpd_protocol(s),
+		      s->smtputf8 ? "UTF8" : "",
+		      smtpd_protocol(s) + (s->smtputf8 && s->esmtp),
 		      s->queue_id);
 	if (s->nrcpt == 1)
 		strbuf_printf(s->msg->chunk, "\r\n\tfor <%s>; %s\r\n",
@@ -548,14 +555,13 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 		}
 		snprintf(s->queue_id, sizeof(s->queue_id), "%s",
 			 queue_id ? queue_id : "");
-		if (smtpd_sasl_username(s))
-			log_info("%s: client=%s[%s], sasl_method=%s, "
-				 "sasl_username=%s", s->queue_id, s->name,
-				 s->addr, smtpd_sasl_method(s),
-				 smtpd_sasl_username(s));
-		else
-			log_info("%s: client=%s[%s]", s->queue_id, s->name,
-				 s->addr);
+		log_info("%s: client=%s[%s]%s%s%s%s%s%s", s->queue_id, s->name,
+			 s->addr, s->tls_info ? ", tls=" : "",
+			 s->tls_info ? s->tls_info : "",
+			 smtpd_sasl_username(s) ? ", sasl_method=" : "",
+			 smtpd_sasl_username(s) ? smtpd_sasl_method(s) : "",
+			 smtpd_sasl_username(s) ? ", sasl_username=" : "",
+			 smtpd_sasl_username(s) ? smtpd_sasl_username(s) : "");
 		smtpd_data_received(s);
 		if (s->msg->data_mode == SMTPD_CMD_DATA) {
 			s->cmd_ok[SMTPD_CMD_DATA]++;

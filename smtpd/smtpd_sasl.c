@@ -195,7 +195,7 @@ smtpd_sasl_post_init(struct event_base *base)
 int
 smtpd_sasl_tls(const struct smtpd_session *s)
 {
-	return (s->stream && stream_tls_active(s->stream));
+	return (s->tls_info != NULL);
 }
 
 /* smtpd_sasl_new - a Cyrus context for this session, or NULL */

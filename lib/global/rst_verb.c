@@ -115,8 +115,8 @@ rst_list_check(const char *param, const char *value, struct strbuf *why)
 		}
 		if (vi->verb == RST_UNIMPLEMENTED) {
 			strbuf_setf(why, "parameter %s: restriction \"%s\" is "
-				    "not available (no SASL or TLS in smtpd "
-				    "yet)", param, vi->name);
+				    "not available (no TLS client certificates "
+				    "in smtpd yet)", param, vi->name);
 			ret = -1;
 			break;
 		}
