@@ -11,10 +11,12 @@ import base64
 import http.server
 import json
 import os
+import re
 import shutil
 import smtplib
 import socket
 import socketserver
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -22,7 +24,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import wait_for
+from conftest import free_port, port_open, wait_for
 from sxqueue import QueueFile
 
 REALM = "mx.test.example"          # = myhostname: users log in without it
@@ -69,13 +71,19 @@ BASE = {
 @pytest.fixture
 def auth_mta(mta_factory):
     """Start an MTA with SASL; extra main.cf settings as keyword args."""
-    def make(users=USERS, sasl_conf=None, **params):
+    def make(users=USERS, sasl_conf=None, tls=False, master_cf=None,
+             **params):
         main = dict(BASE)
         main.update(params)
-        m = mta_factory(main=main, start=False)
+        m = mta_factory(main=main, master_cf=master_cf, start=False)
         d = make_sasl_dir(m.tmp, users, conf=sasl_conf)
         with open(os.path.join(m.conf_dir, "main.cf"), "a") as f:
             f.write("cyrus_sasl_config_path = %s\n" % d)
+            if tls:
+                from test_tls_in import make_cert
+                crt, key = make_cert(str(m.tmp), "rsa", "mx.test.example")
+                f.write("smtpd_tls_cert_file = %s\n"
+                        "smtpd_tls_key_file = %s\n" % (crt, key))
         return m.start()
     return make
 
@@ -698,3 +706,107 @@ def test_xoauth2_long_token(auth_mta):
     assert c.last("NOOP " + "y" * 5000).startswith("500 5.5.2")
     assert c.last("AUTH XOAUTH2 " + "A" * 20000).startswith("500 5.5.2")
     c.close()
+
+
+# -- under TLS -------------------------------------------------------------------
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def test_auth_only_after_starttls(auth_mta):
+    """The defaults: AUTH neither offered nor taken until STARTTLS."""
+    m = auth_mta(tls=True, smtpd_tls_auth_only="yes",
+                 smtpd_tls_security_level="may",
+                 smtpd_sasl_authenticated_header="yes")
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        assert s.has_extn("starttls") and not s.has_extn("auth")
+        assert s.docmd("AUTH", "PLAIN " + b64("\0alice\0wonderland")) == \
+            (530, b"5.7.0 Must issue a STARTTLS command first")
+        s.starttls(context=tls_context())
+        s.ehlo("client.example")
+        assert s.has_extn("auth")
+        assert "PLAIN" in s.esmtp_features["auth"]
+        assert s.login("alice", "wonderland")[0] == 235
+        s.sendmail("alice@example.com", ["y@foreign.example"],
+                   b"Subject: hi\r\n\r\nbody\r\n")
+    q = qfile(m)
+    assert q.attrs["protocol"] == "ESMTPSA"
+    assert q.attrs["sasl_username"] == "alice"
+    assert q.attrs["tls"].startswith("TLSv1.")
+    head = q.headers_and_body()[0].decode()
+    assert re.search(r"^Received: from client\.example \(unknown "
+                     r"\[127\.0\.0\.1\]\)\r\n\t\(using TLSv1\.\d with cipher "
+                     r".*\)\r\n\t\(No client certificate requested\)\r\n"
+                     r"\t\(Authenticated sender: alice\)\r\n\tby mx\.test\.example "
+                     r"\(Sendarix\) with ESMTPSA id ", head), head
+    m.wait_log("sasl_username=alice")
+    assert re.search(r"client=unknown\[127\.0\.0\.1\], tls=TLSv1\.\d .*, "
+                     r"sasl_method=PLAIN, sasl_username=alice", m.log())
+    assert "starttls=1 auth=1" in m.log()
+
+
+SUBMISSION_CF = """\
+{listen} inet n - n - 1 smtpd
+127.0.0.1:%d inet n - n - 1 smtpd -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+127.0.0.1:%d inet n - n - 1 smtpd -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+cleanup unix - - n - 1 cleanup
+"""
+
+
+def test_submission_and_smtps_with_swaks(auth_mta):
+    """The shipped submission and smtps shapes: TLS first, then AUTH."""
+    sub_port, smtps_port = free_port(), free_port()
+    m = auth_mta(tls=True, master_cf=SUBMISSION_CF % (sub_port, smtps_port),
+                 smtpd_sasl_auth_enable="no", smtpd_tls_auth_only="yes")
+    wait_for(lambda: port_open(sub_port) and port_open(smtps_port),
+             what="submission and smtps ports")
+    # No AUTH (nor mail) before TLS on the submission port.
+    c = Raw(type("M", (), {"host": m.host, "port": sub_port}))
+    lines = c.cmd("EHLO client.example")
+    assert "250-STARTTLS" in lines and not [l for l in lines if "AUTH" in l]
+    assert c.last("AUTH PLAIN " + b64("\0alice\0wonderland")) == \
+        "530 5.7.0 Must issue a STARTTLS command first"
+    assert c.last("MAIL FROM:<alice@example.com>").startswith("530 5.7.0")
+    c.close()
+    for port, tls in ((sub_port, "--tls"), (smtps_port, "--tlsc")):
+        r = subprocess.run(
+            ["swaks", "--server", "%s:%d" % (m.host, port), tls,
+             "--ehlo", "client.example", "--auth", "LOGIN",
+             "--auth-user", "alice", "--auth-password", "wonderland",
+             "--from", "alice@example.com", "--to", "x@foreign.example",
+             "--timeout", "20"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "235 2.7.0 Authentication successful" in r.stdout
+    # Without AUTH the smtps service takes no mail at all.
+    r = subprocess.run(
+        ["swaks", "--server", "%s:%d" % (m.host, smtps_port), "--tlsc",
+         "--from", "alice@example.com", "--to", "x@foreign.example",
+         "--timeout", "20"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "554 5.7.1" in r.stdout
+    assert len(wait_for(lambda: len(m.queue_files("incoming")) == 2 and
+                        m.queue_files("incoming"))) == 2
+
+
+def test_starttls_forgets_a_clear_text_login(auth_mta):
+    """RFC 3207: after the handshake the client starts over, AUTH too."""
+    m = auth_mta(tls=True, smtpd_tls_security_level="may")
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        assert s.login("alice", "wonderland")[0] == 235
+        s.starttls(context=tls_context())
+        s.ehlo("client.example")
+        s.mail("alice@example.com")
+        assert s.rcpt("y@foreign.example")[0] == 554
+        # ...and may log in again, now under TLS.
+        s.rset()
+        assert s.login("bob", "builder")[0] == 235
