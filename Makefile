@@ -60,8 +60,12 @@ DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce pickup sandbox
 #	smtpd_XLIBS := tls sasl
 #	tls_LDLIBS := -lssl -lcrypto
 # A folder builds once it has sources (tools/check-layers knows them).
+# lib/http: asynchronous HTTPS (libcurl) for MTA-STS policy fetches.
+http_LDLIBS	:= -lcurl
+smtp-out_XLIBS	+= http
+helpers_XLIBS	:= http
 LIB_LAYERS	:= util global master
-LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter,\
+LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter http,\
 		     $(if $(wildcard lib/$(l)/*.c),$(l)))
 LIB_INC		:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),-Ilib/$(l))
 LIB_SRCS	:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),\
@@ -124,9 +128,11 @@ $(BUILD)/bin/sendmail: $(SENDMAIL_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SENDMAIL_OBJS) $(LIB_A) $(LDLIBS)
 
-$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIB_A)
+HELPER_XA := $(foreach x,$(helpers_XLIBS),$(BUILD)/libsendarix-$(x).a)
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(HELPER_XA) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(HELPER_XA) $(LIB_A) \
+	    $(foreach x,$(helpers_XLIBS),$($(x)_LDLIBS)) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
