@@ -71,6 +71,7 @@
  *	qmgr(8), master(8), docs/ipc.md, RFC 5321, RFC 2920, RFC 7505
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -79,6 +80,7 @@
 
 #include "conf.h"
 #include "dns.h"
+#include "http.h"
 #include "log.h"
 #include "server.h"
 #include "server_params.h"
@@ -112,6 +114,11 @@ static const struct server_param smtp_params[] = {
 	SERVER_PARAM_LONG("smtp_connection_reuse_count_limit",
 			  &smtp_var.reuse_limit),
 	SERVER_PARAM_LONG("smtp_request_timeout", &smtp_var.request_timeout),
+	SERVER_PARAM_BOOL("smtp_mta_sts_enable", &smtp_var.sts_enable),
+	SERVER_PARAM_LONG("smtp_mta_sts_port", &smtp_var.sts_port),
+	SERVER_PARAM_LONG("smtp_mta_sts_timeout", &smtp_var.sts_timeout),
+	SERVER_PARAM_STR("smtp_mta_sts_CAfile", &smtp_var.sts_cafile),
+	SERVER_PARAM_BOOL("smtp_tls_rpt_enable", &smtp_var.tlsrpt_enable),
 };
 
 /* smtp_pre_init - read the parameters */
@@ -133,6 +140,10 @@ smtp_pre_init(void)
 	smtp_var.helo_name = xstrdup(v);
 
 	server_params_read(smtp_params, SERVER_PARAMS_COUNT(smtp_params));
+	/* Read while privileged: the CA file may be readable by root only. */
+	if (smtp_var.sts_enable && http_set_ca(smtp_var.sts_cafile, NULL) < 0)
+		log_fatal("cannot read smtp_mta_sts_CAfile %s: %s",
+			  smtp_var.sts_cafile, strerror(errno));
 }
 
 /* smtp_post_init - start the resolver on the loop */
@@ -156,6 +167,8 @@ smtp_post_init(struct event_base *base)
 	if (dns_families_parse(v ? v : "all", &families) < 0)
 		log_fatal("bad inet_protocols value \"%s\"", v);
 	dns_set_families(families);
+	if (smtp_var.sts_enable && http_init(base) < 0)
+		log_fatal("cannot start libcurl for MTA-STS");
 }
 
 /* smtp_accept - a new request from qmgr */
@@ -182,6 +195,7 @@ smtp_shutdown(void)
 {
 	smtp_request_shutdown();
 	smtp_conn_shutdown();
+	smtp_sts_shutdown();
 }
 
 /* main - hand over to the event skeleton */

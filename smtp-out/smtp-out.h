@@ -16,6 +16,8 @@
 struct bufferevent;
 struct event;
 struct strbuf;
+struct mta_sts_policy;
+struct smtp_sts_job;
 
 /* The parameters smtp-out reads (smtp-out.c). */
 struct smtp_params {
@@ -33,6 +35,11 @@ struct smtp_params {
 	long    cache_time;		/* smtp_connection_cache_time_limit */
 	long    reuse_limit;		/* smtp_connection_reuse_count_limit */
 	long    request_timeout;	/* smtp_request_timeout (qmgr side) */
+	int     sts_enable;		/* smtp_mta_sts_enable */
+	long    sts_port;		/* smtp_mta_sts_port */
+	long    sts_timeout;		/* smtp_mta_sts_timeout */
+	char   *sts_cafile;		/* smtp_mta_sts_CAfile */
+	int     tlsrpt_enable;		/* smtp_tls_rpt_enable */
 };
 extern struct smtp_params smtp_var;
 
@@ -113,6 +120,8 @@ struct smtp_req {
 	size_t  addr_i;			/* next one to try */
 	unsigned port;			/* of the current dest */
 	struct smtp_sess *sess;
+	struct smtp_sts_job *sts_job;	/* MTA-STS discovery in flight */
+	struct mta_sts_policy *sts;	/* MTA-STS policy of the current dest */
 	struct smtp_fail temp;		/* last soft failure */
 	struct smtp_fail perm;		/* last hard failure */
 
@@ -226,6 +235,16 @@ extern int smtp_proto_input(struct smtp_sess *);
 extern void smtp_proto_event(struct smtp_sess *, int, int);
 extern void smtp_proto_timeout(struct smtp_sess *);
 extern void smtp_proto_written(struct smtp_sess *);
+
+/* smtp_sts.c */
+typedef void (*smtp_sts_callback) (struct mta_sts_policy *, const char *,
+				           const char *, void *);
+extern struct smtp_sts_job *smtp_sts_lookup(const char *, smtp_sts_callback,
+					            void *);
+extern void smtp_sts_cancel(struct smtp_sts_job *);
+extern void smtp_sts_shutdown(void);
+extern void smtp_tlsrpt(const struct smtp_req *, const char *, const char *,
+			        const char *, const char *, const char *);
 
 /* smtp_content.c */
 extern int smtp_content_fill(struct smtp_sess *);

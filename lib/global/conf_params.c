@@ -197,6 +197,24 @@ const struct conf_param conf_params[] = {
 	{"smtp_request_timeout", CONF_TIME, "60s",
 	"how long smtp-out waits for qmgr to send a request or take the reply"},
 
+	/* smtp-out: MTA-STS (RFC 8461) and TLS-RPT (RFC 8460). */
+	{"smtp_mta_sts_enable", CONF_BOOL, "no",
+	"look up, fetch and apply the MTA-STS policy of each destination domain"},
+	{"smtp_mta_sts_port", CONF_INT, "443",
+	"TCP port of https://mta-sts.DOMAIN/ (RFC 8461 fixes 443; change it only for tests)"},
+	{"smtp_mta_sts_timeout", CONF_TIME, "30s",
+	"longest time one MTA-STS policy fetch may take"},
+	{"smtp_mta_sts_CAfile", CONF_STR, "",
+	"CA certificates that MTA-STS policy servers are verified with (empty: the system store)"},
+	{"smtp_tls_rpt_enable", CONF_BOOL, "no",
+	"record TLS and policy outcomes per policy domain for TLS-RPT reports"},
+	{"smtp_tls_rpt_directory", CONF_STR, "$queue_directory/tlsrpt",
+	"where \"sendarix tlsrpt\" writes the daily TLS-RPT JSON reports"},
+	{"smtp_tls_rpt_organization", CONF_STR, "$mydomain",
+	"organization-name in TLS-RPT reports"},
+	{"smtp_tls_rpt_contact", CONF_STR, "postmaster@$mydomain",
+	"contact-info in TLS-RPT reports"},
+
 	/* smtpd: queue space. */
 	{"queue_minfree", CONF_SIZE, "0",
 	"free space the queue file system must keep; MAIL FROM gets 452 4.3.1 below it (0: only check that the message fits)"},
@@ -289,6 +307,8 @@ const struct conf_bound conf_bounds[] = {
 	{"smtp_connection_cache_time_limit", 0, 86400},
 	{"smtp_connection_reuse_count_limit", 1, 1000000},
 	{"smtp_request_timeout", 1, 86400},
+	{"smtp_mta_sts_port", 1, 65535},
+	{"smtp_mta_sts_timeout", 1, 3600},
 };
 
 const size_t conf_bounds_count = sizeof(conf_bounds) / sizeof(conf_bounds[0]);

@@ -5,7 +5,7 @@
  *	#include "http.h"
  *
  *	int	http_init(struct event_base *base)
- *	void	http_set_ca(const char *cafile, const char *capath)
+ *	int	http_set_ca(const char *cafile, const char *capath)
  *	struct http_req *http_get(const char *url,
  *			const struct http_opts *opts, http_callback cb,
  *			void *ctx)
@@ -23,7 +23,10 @@
  *
  *	http_set_ca() names the trust anchors for requests started later:
  *	a CA file and/or a CA directory; NULL or "" keeps libcurl's
- *	default (the system store).
+ *	default (the system store). The CA file is read now, into memory
+ *	(CURLOPT_CAINFO_BLOB), so that a daemon may call it before it
+ *	drops privileges or enters a chroot; 0, or -1 (errno) when it
+ *	cannot be read. It does not need http_init().
  *
  *	http_get() starts one GET of an https:// URL. Only HTTPS is
  *	allowed (no plain HTTP, no other scheme), redirects are not
@@ -58,9 +61,12 @@
  */
 
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -100,7 +106,7 @@ static struct event_base *http_base;
 static struct event *http_timer;
 static struct http_req *http_reqs;
 static size_t http_nreqs;
-static char *http_cafile;
+static struct strbuf *http_cablob;
 static char *http_capath;
 
 /* http_req_free - unlink and free a request */
@@ -317,13 +323,33 @@ http_init(struct event_base *base)
 }
 
 /* http_set_ca - trust anchors for later requests */
-void
+int
 http_set_ca(const char *cafile, const char *capath)
 {
-	xfree(http_cafile);
+	char    buf[8192];
+	ssize_t n;
+	int     fd;
+
+	http_cablob = strbuf_free(http_cablob);
 	xfree(http_capath);
-	http_cafile = cafile && *cafile ? xstrdup(cafile) : NULL;
 	http_capath = capath && *capath ? xstrdup(capath) : NULL;
+	if (cafile == NULL || *cafile == 0)
+		return (0);
+	if ((fd = open(cafile, O_RDONLY)) < 0)
+		return (-1);
+	http_cablob = strbuf_new(8192, 16 * 1024 * 1024);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (strbuf_append(http_cablob, buf, (size_t) n) < 0) {
+			n = -1;
+			errno = EFBIG;
+			break;
+		}
+	(void) close(fd);
+	if (n < 0) {
+		http_cablob = strbuf_free(http_cablob);
+		return (-1);
+	}
+	return (0);
 }
 
 /* http_early_event - deliver an error found before any I/O */
@@ -370,9 +396,15 @@ http_setup(struct http_req *req, const char *url,
 	if (req->resolve
 	    && curl_easy_setopt(e, CURLOPT_RESOLVE, req->resolve) != CURLE_OK)
 		return (-1);
-	if (http_cafile
-	    && curl_easy_setopt(e, CURLOPT_CAINFO, http_cafile) != CURLE_OK)
-		return (-1);
+	if (http_cablob) {
+		struct curl_blob blob;
+
+		blob.data = STRBUF_STR(http_cablob);
+		blob.len = STRBUF_LEN(http_cablob);
+		blob.flags = CURL_BLOB_COPY;
+		if (curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob) != CURLE_OK)
+			return (-1);
+	}
 	if (http_capath
 	    && curl_easy_setopt(e, CURLOPT_CAPATH, http_capath) != CURLE_OK)
 		return (-1);
@@ -450,7 +482,7 @@ http_free(void)
 		event_free(http_timer);
 		http_timer = NULL;
 	}
-	http_set_ca(NULL, NULL);
+	(void) http_set_ca(NULL, NULL);
 	curl_global_cleanup();
 	http_base = NULL;
 }

@@ -30,7 +30,7 @@ struct http_opts {
 };
 
 extern int http_init(struct event_base *);
-extern void http_set_ca(const char *, const char *);
+extern int http_set_ca(const char *, const char *);
 extern struct http_req *http_get(const char *, const struct http_opts *,
 				         http_callback, void *);
 extern void http_cancel(struct http_req *);

@@ -127,7 +127,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "https_get: setup failed\n");
 		return (2);
 	}
-	http_set_ca(cafile, NULL);
+	if (http_set_ca(cafile, NULL) < 0) {
+		perror(cafile);
+		return (2);
+	}
 	ones = xcalloc((size_t) n, sizeof(*ones));
 	reqs = xcalloc((size_t) n, sizeof(*reqs));
 	nleft = n;
