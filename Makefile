@@ -60,11 +60,15 @@ DAEMONS		:= $(foreach d,master smtpd cleanup qmgr smtp-out bounce pickup sandbox
 #	smtpd_XLIBS := tls sasl
 #	tls_LDLIBS := -lssl -lcrypto
 # A folder builds once it has sources (tools/check-layers knows them).
+LIB_LAYERS	:= util global master
+# TLS: OpenSSL and libevent's OpenSSL layer, for who speaks SMTP on the net.
+tls_LDLIBS	:= -levent_openssl -lssl -lcrypto
+smtpd_XLIBS	:= tls
+smtp-out_XLIBS	:= tls
+sandbox_XLIBS	:= tls
 # lib/http: asynchronous HTTPS (libcurl) for MTA-STS policy fetches.
 http_LDLIBS	:= -lcurl
 smtp-out_XLIBS	+= http
-helpers_XLIBS	:= http
-LIB_LAYERS	:= util global master
 LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter http,\
 		     $(if $(wildcard lib/$(l)/*.c),$(l)))
 LIB_INC		:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),-Ilib/$(l))
@@ -128,15 +132,18 @@ $(BUILD)/bin/sendmail: $(SENDMAIL_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SENDMAIL_OBJS) $(LIB_A) $(LDLIBS)
 
-HELPER_XA := $(foreach x,$(helpers_XLIBS),$(BUILD)/libsendarix-$(x).a)
-$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(HELPER_XA) $(LIB_A)
+# Unit tests and test helpers may test the optional libraries too.
+UNIT_XA		:= $(foreach x,$(LIB_OPTIONAL),$(BUILD)/libsendarix-$(x).a)
+UNIT_XLDLIBS	:= $(foreach x,$(LIB_OPTIONAL),$($(x)_LDLIBS))
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(UNIT_XA) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(HELPER_XA) $(LIB_A) \
-	    $(foreach x,$(helpers_XLIBS),$($(x)_LDLIBS)) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_XA) $(LIB_A) \
+	    $(UNIT_XLDLIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_XA) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_XA) $(LIB_A) \
+	    $(UNIT_XLDLIBS) $(LDLIBS) $(CMOCKA_LIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

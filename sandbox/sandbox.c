@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	sandbox [-v] [-l [addr:]port]... [-d maildir] [-r rules]
  *		[-n hostname] [-x ext,ext] [-p pidfile] [-s statsfile]
- *		[-m max_size] [-t idle_timeout]
+ *		[-m max_size] [-t idle_timeout] [-c certfile [-k keyfile]]
  *
  *	(run as "sendarix sandbox ...", which executes this program from
  *	daemon_directory with the same arguments)
@@ -19,6 +19,10 @@
  *	message in a maildir: the content byte for byte as received (DATA
  *	dot-unstuffed, BDAT as is) in new/NAME, and the envelope as JSON in
  *	env/NAME.env, written before new/NAME appears.
+ *
+ *	With -c (a PEM certificate chain; its key there or in -k) it offers
+ *	STARTTLS (RFC 3207): after the handshake the session starts over,
+ *	and the envelope and log name the protocol and cipher used.
  *
  *	A table (-r, a pcre: file by default, or any type:name) is asked
  *	with each recipient address; the result says what to do: OK,
@@ -83,6 +87,7 @@
 #include "smtp_data.h"
 #include "strbuf.h"
 #include "stream.h"
+#include "tls.h"
 #include "xmalloc.h"
 #include "sandbox.h"
 
@@ -106,6 +111,7 @@
 #define SANDBOX_EXT_ENHANCED	(1 << 4)
 #define SANDBOX_EXT_CHUNKING	(1 << 5)
 #define SANDBOX_EXT_EHLO	(1 << 6)	/* EHLO itself */
+#define SANDBOX_EXT_STARTTLS	(1 << 7)	/* with -c only */
 
 static const struct {
 	const char *name;
@@ -118,6 +124,7 @@ static const struct {
 	{"enhancedstatuscodes", SANDBOX_EXT_ENHANCED},
 	{"chunking", SANDBOX_EXT_CHUNKING},
 	{"ehlo", SANDBOX_EXT_EHLO},
+	{"starttls", SANDBOX_EXT_STARTTLS},
 };
 
 #define SANDBOX_NEXTS	(sizeof(sandbox_exts) / sizeof(sandbox_exts[0]))
@@ -163,6 +170,7 @@ struct sandbox_stats {
 	unsigned long dropped;
 	unsigned long stalled;
 	unsigned long pipelining_violations;
+	unsigned long tls_sessions;
 };
 
 struct sandbox {
@@ -173,6 +181,7 @@ struct sandbox {
 	struct event *sig_int;
 	struct event *sig_usr1;
 	struct map *rules;		/* NULL: built-in rules */
+	SSL_CTX *tls_ctx;		/* -c: STARTTLS on offer */
 	char   *maildir;
 	char   *hostname;		/* greeting and EHLO */
 	char   *filehost;		/* host part of maildir names */
@@ -193,6 +202,7 @@ struct sandbox {
 #define SANDBOX_S_DATA		1	/* reading DATA content */
 #define SANDBOX_S_BDAT		2	/* reading a BDAT chunk */
 #define SANDBOX_S_CLOSING	3	/* flushing replies, then close */
+#define SANDBOX_S_TLS		4	/* in the TLS handshake */
 
 struct sandbox_sess {
 	struct sandbox *sb;
@@ -205,6 +215,7 @@ struct sandbox_sess {
 	int     state;
 	int     esmtp;			/* EHLO was accepted */
 	char   *helo;
+	char   *tls;			/* protocol and cipher, or NULL */
 	int     paused;			/* a STALL is running */
 	int     out_blocked;		/* too many unread replies */
 	struct event *stall_ev;
@@ -265,7 +276,7 @@ sandbox_usage(void)
 		" [-r rules]\n"
 		"\t[-n hostname] [-x ext,ext] [-p pidfile] [-s statsfile]"
 		" [-m max_size]\n"
-		"\t[-t idle_timeout]\n");
+		"\t[-t idle_timeout] [-c certfile [-k keyfile]]\n");
 }
 
 /* sandbox_parse_size - "50m", "1024", "10k"; -1 when malformed */
@@ -453,7 +464,7 @@ static json_t *
 sandbox_stats_json(struct sandbox *sb)
 {
 	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-			  " s:I, s:I, s:I, s:I}",
+			  " s:I, s:I, s:I, s:I, s:I}",
 			  "connections", (json_int_t) sb->st.connections,
 			  "connections_current",
 			  (json_int_t) sb->st.connections_now,
@@ -472,7 +483,8 @@ sandbox_stats_json(struct sandbox *sb)
 			  "dropped", (json_int_t) sb->st.dropped,
 			  "stalled", (json_int_t) sb->st.stalled,
 			  "pipelining_violations",
-			  (json_int_t) sb->st.pipelining_violations));
+			  (json_int_t) sb->st.pipelining_violations,
+			  "tls_sessions", (json_int_t) sb->st.tls_sessions));
 }
 
 /* sandbox_write_json - write a JSON document to path, atomically */
@@ -713,7 +725,7 @@ sandbox_msg_envelope(struct sandbox_sess *s)
 	for (i = 0; i < s->nrcpt; i++)
 		json_array_append_new(to, json_string(s->rcpts[i]));
 	doc = json_pack("{s:s, s:s, s:o, s:s, s:s, s:i, s:s, s:I, s:I, s:I,"
-			" s:I, s:s, s:b}",
+			" s:I, s:s, s:b, s:s}",
 			"name", s->name,
 			"from", s->sender,
 			"to", to,
@@ -726,7 +738,8 @@ sandbox_msg_envelope(struct sandbox_sess *s)
 			"size", (json_int_t) s->size,
 			"time", (json_int_t) time(NULL),
 			"body", s->bdat_started ? "BDAT" : "DATA",
-			"esmtp", s->esmtp);
+			"esmtp", s->esmtp,
+			"tls", s->tls ? s->tls : "");
 	if (doc == NULL)
 		return (-1);
 	snprintf(path, sizeof(path), "%s/env/%s.env", sb->maildir, s->name);
@@ -1034,6 +1047,9 @@ sandbox_cmd_ehlo(struct sandbox_sess *s, const char *verb, const char *arg)
 		lines[n++] = "ENHANCEDSTATUSCODES";
 	if (sb->exts & SANDBOX_EXT_CHUNKING)
 		lines[n++] = "CHUNKING";
+	if ((sb->exts & SANDBOX_EXT_STARTTLS) && sb->tls_ctx
+	    && !stream_tls_active(s->stream))
+		lines[n++] = "STARTTLS";
 	reply = strbuf_new(256, 0);
 	strbuf_printf(reply, "250%c%s", n ? '-' : ' ', sb->hostname);
 	for (i = 0; i < n; i++)
@@ -1351,6 +1367,58 @@ sandbox_cmd_bdat(struct sandbox_sess *s, const char *arg)
 	s->state = SANDBOX_S_BDAT;
 }
 
+/* sandbox_cmd_starttls - STARTTLS: the handshake, then a new session */
+static void
+sandbox_cmd_starttls(struct sandbox_sess *s, const char *arg)
+{
+	SSL    *ssl;
+
+	if (*arg) {
+		sandbox_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (stream_tls_active(s->stream)) {
+		sandbox_reply(s, "554 5.5.1 Error: TLS already active");
+		return;
+	}
+	if ((ssl = SSL_new(s->sb->tls_ctx)) == NULL) {
+		log_warn("connection %lu: cannot start TLS: %s", s->conn_no,
+			 tls_errors());
+		sandbox_reply(s, "454 4.7.0 TLS not available due to local"
+			      " problem");
+		return;
+	}
+	sandbox_reply(s, "220 2.0.0 Ready to start TLS");
+	/* What the client sent after STARTTLS goes (RFC 3207, 4.2). */
+	if (tls_stream_start(s->stream, ssl, STREAM_TLS_SERVER) < 0) {
+		SSL_free(ssl);
+		log_warn("connection %lu: cannot start TLS: %s", s->conn_no,
+			 strerror(errno));
+		sandbox_close(s);
+		return;
+	}
+	s->state = SANDBOX_S_TLS;
+}
+
+/* sandbox_tls_done - the handshake succeeded: start over */
+static void
+sandbox_tls_done(struct sandbox_sess *s)
+{
+	char    desc[TLS_DESCRIBE_LEN];
+
+	tls_describe(tls_stream_ssl(s->stream), desc, sizeof(desc));
+	xfree(s->tls);
+	s->tls = xstrdup(desc);
+	s->sb->st.tls_sessions++;
+	log_info("connection %lu: TLS connection established from [%s]:%d:"
+		 " %s", s->conn_no, s->addr, s->port, desc);
+	sandbox_tx_reset(s);
+	xfree(s->helo);
+	s->helo = NULL;
+	s->esmtp = 0;
+	s->state = SANDBOX_S_CMD;
+}
+
 /* sandbox_cmd - one command line */
 static void
 sandbox_cmd(struct sandbox_sess *s, char *line, size_t len)
@@ -1397,6 +1465,9 @@ sandbox_cmd(struct sandbox_sess *s, char *line, size_t len)
 	} else if (strcasecmp(verb, "QUIT") == 0) {
 		sandbox_reply(s, "221 2.0.0 Bye");
 		sandbox_close(s);
+	} else if (strcasecmp(verb, "STARTTLS") == 0
+		   && (s->sb->exts & SANDBOX_EXT_STARTTLS) && s->sb->tls_ctx) {
+		sandbox_cmd_starttls(s, arg);
 	} else if (strcasecmp(verb, "VRFY") == 0
 		   || strcasecmp(verb, "EXPN") == 0
 		   || strcasecmp(verb, "STARTTLS") == 0
@@ -1432,7 +1503,8 @@ sandbox_sess_input(struct sandbox_sess *s)
 	size_t  n;
 	char   *line;
 
-	while (!s->paused && s->state != SANDBOX_S_CLOSING) {
+	while (!s->paused && s->state != SANDBOX_S_CLOSING
+	       && s->state != SANDBOX_S_TLS) {
 
 		/*
 		 * A client that pipelines without reading its replies waits
@@ -1520,6 +1592,21 @@ sandbox_event_cb(struct stream *unused_st, int what, int unused_err,
 
 	(void) unused_st;
 	(void) unused_err;
+	if (s->state == SANDBOX_S_TLS) {
+		if (what & STREAM_EV_CONNECTED) {
+			sandbox_tls_done(s);
+			sandbox_sess_input(s);
+			return;
+		}
+		log_info("connection %lu: TLS handshake failed from [%s]:%d:"
+			 " %s", s->conn_no, s->addr, s->port,
+			 (what & STREAM_EV_TIMEOUT) ? "timeout" :
+			 *tls_stream_errors(s->stream) ?
+			 tls_stream_errors(s->stream) : "lost connection");
+		s->state = SANDBOX_S_CLOSING;
+		sandbox_sess_free(s);
+		return;
+	}
 	if ((what & STREAM_EV_TIMEOUT) && s->state != SANDBOX_S_CLOSING) {
 		log_info("connection %lu: timeout after %ld s idle from [%s]:%d",
 			 s->conn_no, s->sb->idle, s->addr, s->port);
@@ -1554,6 +1641,7 @@ sandbox_sess_free(struct sandbox_sess *s)
 	strbuf_free(s->stall_reply);
 	strbuf_free(s->wbuf);
 	xfree(s->helo);
+	xfree(s->tls);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -1824,6 +1912,29 @@ sandbox_set_exts(struct sandbox *sb, const char *list)
 	return (0);
 }
 
+/* sandbox_tls_init - the server context of -c and -k */
+static int
+sandbox_tls_init(struct sandbox *sb, const char *certfile,
+		 const char *keyfile)
+{
+	tls_init();
+	if ((sb->tls_ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		sandbox_error("sandbox: cannot set up TLS: %s", tls_errors());
+		return (-1);
+	}
+	tls_ctx_common(sb->tls_ctx);
+	(void) tls_ctx_set_protocols(sb->tls_ctx, ">=TLSv1.2");
+	if (SSL_CTX_use_certificate_chain_file(sb->tls_ctx, certfile) != 1
+	    || SSL_CTX_use_PrivateKey_file(sb->tls_ctx, keyfile,
+					   SSL_FILETYPE_PEM) != 1
+	    || SSL_CTX_check_private_key(sb->tls_ctx) != 1) {
+		sandbox_error("sandbox: cannot use certificate %s and key %s:"
+			      " %s", certfile, keyfile, tls_errors());
+		return (-1);
+	}
+	return (0);
+}
+
 /* sandbox_free - release everything at exit */
 static void
 sandbox_free(struct sandbox *sb)
@@ -1841,6 +1952,8 @@ sandbox_free(struct sandbox *sb)
 	if (sb->sig_usr1)
 		event_free(sb->sig_usr1);
 	map_close(sb->rules);
+	if (sb->tls_ctx)
+		SSL_CTX_free(sb->tls_ctx);
 	sandbox_grey_clear(sb);
 	if (sb->base)
 		event_base_free(sb->base);
@@ -1860,6 +1973,8 @@ main(int argc, char **argv)
 	const char *listen_specs[SANDBOX_LISTEN_MAX];
 	int     nlisten = 0;
 	const char *rules = NULL;
+	const char *certfile = NULL;
+	const char *keyfile = NULL;
 	struct strbuf *err;
 	char    host[256];
 	char   *p;
@@ -1871,17 +1986,24 @@ main(int argc, char **argv)
 	memset(sb, 0, sizeof(*sb));
 	sb->exts = SANDBOX_EXT_PIPELINING | SANDBOX_EXT_SIZE
 		| SANDBOX_EXT_8BITMIME | SANDBOX_EXT_SMTPUTF8
-		| SANDBOX_EXT_ENHANCED | SANDBOX_EXT_CHUNKING | SANDBOX_EXT_EHLO;
+		| SANDBOX_EXT_ENHANCED | SANDBOX_EXT_CHUNKING | SANDBOX_EXT_EHLO
+		| SANDBOX_EXT_STARTTLS;
 	sb->max_size = SANDBOX_DEF_MAXSIZE;
 	sb->idle = SANDBOX_DEF_IDLE;
 	log_init("sandbox");
 
 	optind = 1;
 	opterr = 0;
-	while ((ch = getopt(argc, argv, "l:d:r:n:x:p:s:m:t:hv")) != -1) {
+	while ((ch = getopt(argc, argv, "c:k:l:d:r:n:x:p:s:m:t:hv")) != -1) {
 		switch (ch) {
 		case 'v':
 			log_verbose++;
+			break;
+		case 'c':
+			certfile = optarg;
+			break;
+		case 'k':
+			keyfile = optarg;
 			break;
 		case 'l':
 			if (nlisten >= SANDBOX_LISTEN_MAX) {
@@ -1985,6 +2107,13 @@ main(int argc, char **argv)
 		}
 		strbuf_free(err);
 	}
+	if (keyfile && !certfile) {
+		sandbox_error("sandbox: -k needs -c");
+		goto usage;
+	}
+	if (certfile && sandbox_tls_init(sb, certfile,
+					 keyfile ? keyfile : certfile) < 0)
+		goto out;
 	signal(SIGPIPE, SIG_IGN);
 	if ((sb->base = event_base_new()) == NULL) {
 		sandbox_error("sandbox: cannot set up the event loop");

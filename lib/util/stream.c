@@ -26,8 +26,11 @@
  *	size_t	stream_pending(const struct stream *st)
  *	int	stream_flush(struct stream *st)
  *
- *	int	stream_starttls(struct stream *st, struct ssl_st *ssl,
- *			int role)
+ *	int	stream_push_filter(struct stream *st,
+ *			STREAM_FILTER_FN make, void *arg,
+ *			STREAM_CLOSE_FN close_fn)
+ *	struct bufferevent *stream_filter(const struct stream *st)
+ *	int	stream_tls_active(const struct stream *st)
  *
  *	int	stream_addr_format(const struct sockaddr *sa, char *buf,
  *			size_t len, int *port)
@@ -101,48 +104,58 @@
  *	call: use stream_addr_format() on what accept() gave when you
  *	have it).
  *
- * TLS
- *	stream_starttls() is the one place where TLS will start, in
- *	place, on a connection that spoke cleartext; it is not built yet
- *	and returns -1 with errno ENOSYS. The protocol calls it after it
- *	queued "220 Ready to start TLS" (server) or read that reply
- *	(client). It will:
+ * FILTERS (TLS)
+ *	stream_push_filter() is the one place where TLS starts, in place,
+ *	on a connection that spoke cleartext; lib/tls (tls_stream_start())
+ *	calls it with a maker of libevent's OpenSSL filter, so that this
+ *	layer needs no OpenSSL. The protocol calls tls_stream_start()
+ *	after it queued "220 Ready to start TLS" (server) or read that
+ *	reply (client). stream_push_filter():
  *
- *	1. Discard the cleartext input that is already buffered, in the
- *	   stream's input and in the socket bufferevent's: a client must
- *	   not pipeline past STARTTLS (RFC 3207, 4.2), and bytes read
+ *	1. Discards the cleartext input that is already buffered: a client
+ *	   must not pipeline past STARTTLS (RFC 3207, 4.2), and bytes read
  *	   before the handshake must never be taken as sent under TLS (the
- *	   STARTTLS command injection of CVE-2011-0411). A client that
- *	   finds bytes after the 220 drops the connection instead.
- *	2. Leave the buffered cleartext output where it is: the 220 reply
+ *	   STARTTLS command injection of CVE-2011-0411). Bytes still in
+ *	   the kernel are read by the handshake, which fails on them.
+ *	2. Leaves the buffered cleartext output where it is: the 220 reply
  *	   is already in the socket bufferevent's output, ahead of every
  *	   TLS record the filter will add there, so it goes out first and
  *	   in the clear.
- *	3. Push bufferevent_openssl_filter_new(base, socket_bev, ssl,
- *	   BUFFEREVENT_SSL_ACCEPTING or _CONNECTING, BEV_OPT_CLOSE_ON_FREE)
- *	   on top. libevent takes over the socket bufferevent's callbacks;
- *	   the stream moves its own callbacks, timeouts, write low
- *	   watermark and enabled directions to the filter and clears the
- *	   socket's timeouts. stream_input() and stream_output() then name
- *	   the filter's cleartext buffers, stream_close() frees the filter
- *	   and with it the socket.
- *	4. Report the handshake's end through the event callback
- *	   (STREAM_EV_CONNECTED, or STREAM_EV_ERROR with the OpenSSL error
- *	   logged), so the protocol knows when to read commands again.
+ *	3. Calls make(socket_bufferevent, arg) for the filter, which then
+ *	   owns the socket bufferevent (BEV_OPT_CLOSE_ON_FREE) and takes
+ *	   over its callbacks. The stream's callbacks, timeouts and write
+ *	   low watermark move to the filter; the socket's are cleared.
+ *	   stream_input() and stream_output() then name the filter's
+ *	   cleartext buffers. stream_filter() returns the filter (NULL
+ *	   without one) and stream_tls_active() says whether there is one.
+ *	4. Keeps the filter reading and writing until the handshake ends,
+ *	   whatever stream_enable() and stream_disable() ask meanwhile (a
+ *	   filter that does not read cannot finish a handshake); what they
+ *	   asked applies from then on. The filter reports the end through
+ *	   the event callback: STREAM_EV_CONNECTED, or an error, end of
+ *	   file or timeout (the read timeout bounds the handshake).
  *
- *	stream_pending() already counts the bytes in the layer below, and
- *	stream_flush() moves the filter's output down before it writes.
- *	XXX write_fn is then called when the filter's buffer drains, not
- *	when the socket's does; a protocol that closes once all is out
- *	must also wait for stream_pending() to reach 0; the filter will
- *	need an evbuffer callback on the socket's output for that.
+ *	Under a filter, write_fn runs once stream_pending(), the output of
+ *	both layers, fell to the low watermark: a protocol that closes
+ *	once everything is out still waits for stream_pending() to reach
+ *	0 in write_fn, as without a filter. End of file and errors come
+ *	to the event callback from the loop, after the read callback has
+ *	had the data that came with them (libevent's filter reports them
+ *	first). stream_close() calls
+ *	close_fn(filter) first (TLS: queue the close_notify alert), then
+ *	makes one non-blocking attempt to write what the socket still
+ *	holds, then frees the filter and with it the socket.
+ *
+ *	stream_push_filter() returns -1 when a filter is already there or
+ *	make() returned NULL (errno says why), else 0.
  *
  * DIAGNOSTICS
  *	None: errors are returned and reported through the callbacks.
  *	Out of memory ends the process (xmalloc).
  *
  * SEE ALSO
- *	bufferevent(3), bufferevent_openssl_filter_new(3), RFC 3207
+ *	bufferevent(3), bufferevent_openssl_filter_new(3), RFC 3207,
+ *	tls_stream(3)
  */
 
 #include <sys/types.h>
@@ -158,6 +171,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "log.h"
 #include "stream.h"
 #include "xmalloc.h"
 
@@ -183,6 +197,15 @@ struct stream {
 	long    rsecs;			/* read timeout; 0 none */
 	long    wsecs;			/* write timeout; 0 none */
 	int     connecting;		/* stream_connect() not done yet */
+	/* Under a filter (TLS) only: */
+	STREAM_CLOSE_FN close_fn;	/* before the filter is freed */
+	struct event *drained;		/* the socket's output drained */
+	struct event *late;		/* end of file or error, deferred */
+	int     late_what;		/* its event bits */
+	int     late_err;		/* its errno value */
+	size_t  lowat;			/* write_fn threshold, both layers */
+	short   want;			/* stream_enable()d directions */
+	int     handshake;		/* until the filter's first event */
 };
 
 /* stream_read_cb - input arrived */
@@ -203,8 +226,39 @@ stream_write_cb(struct bufferevent *unused_bev, void *ctx)
 	struct stream *st = ctx;
 
 	(void) unused_bev;
+	/* Under a filter, the socket's output must drain as well. */
+	if (st->sock != st->top && stream_pending(st) > st->lowat)
+		return;
 	if (st->write_fn)
 		st->write_fn(st, st->ctx);
+}
+
+/* stream_drained_cb - under a filter: the socket's output drained */
+static void
+stream_drained_cb(evutil_socket_t unused_fd, short unused_what, void *ctx)
+{
+	struct stream *st = ctx;
+
+	(void) unused_fd;
+	(void) unused_what;
+	if (stream_pending(st) <= st->lowat && st->write_fn)
+		st->write_fn(st, st->ctx);
+}
+
+/* stream_sock_out_cb - the socket's output changed (under a filter) */
+static void
+stream_sock_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+		   void *ctx)
+{
+	struct stream *st = ctx;
+
+	/*
+	 * This runs inside the socket's write: tell the protocol from the
+	 * loop, where it may close the stream.
+	 */
+	if (info->n_deleted > 0 && evbuffer_get_length(buf) <= st->lowat
+	    && stream_pending(st) <= st->lowat)
+		event_active(st->drained, EV_WRITE, 0);
 }
 
 /* stream_apply_timeouts - give the top layer the idle timeouts */
@@ -231,6 +285,14 @@ stream_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
 	int     ev = what;
 
 	(void) unused_bev;
+	if (st->handshake) {
+		/* The filter's first event ends the handshake. */
+		st->handshake = 0;
+		if (what & BEV_EVENT_CONNECTED) {
+			bufferevent_enable(st->top, st->want);
+			bufferevent_disable(st->top, ~st->want & (EV_READ | EV_WRITE));
+		}
+	}
 	if (st->connecting) {
 		if (what & BEV_EVENT_CONNECTED) {
 			/* The connect timeout ends; the idle ones begin. */
@@ -240,9 +302,33 @@ stream_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
 			ev |= STREAM_EV_CONNECTING;
 		}
 	}
+
+	/*
+	 * libevent's OpenSSL filter reports end of file or an error before
+	 * it hands over the data it read with it (a 221 and the close_notify
+	 * in one read): tell the protocol from the loop, after the data.
+	 */
+	if (st->sock != st->top && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		st->late_what = ev;
+		st->late_err = err;
+		event_active(st->late, 0, 0);
+		return;
+	}
 	/* Last: the callback may close the stream. */
 	if (st->event_fn)
 		st->event_fn(st, ev, err, st->ctx);
+}
+
+/* stream_late_cb - under a filter: end of file or error, after the data */
+static void
+stream_late_cb(evutil_socket_t unused_fd, short unused_what, void *ctx)
+{
+	struct stream *st = ctx;
+
+	(void) unused_fd;
+	(void) unused_what;
+	if (st->event_fn)
+		st->event_fn(st, st->late_what, st->late_err, st->ctx);
 }
 
 /* stream_new - a stream over a socket bufferevent */
@@ -252,6 +338,7 @@ stream_new(struct bufferevent *bev)
 	struct stream *st = xcalloc(1, sizeof(*st));
 
 	st->top = st->sock = bev;
+	st->want = bufferevent_get_enabled(bev);
 	bufferevent_setcb(bev, stream_read_cb, stream_write_cb,
 			  stream_event_cb, st);
 	return (st);
@@ -292,7 +379,7 @@ stream_connect(struct event_base *base, const struct sockaddr *sa,
 		ctv.tv_usec = 0;
 		bufferevent_set_timeouts(bev, NULL, &ctv);
 	}
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	stream_enable(st, STREAM_READ | STREAM_WRITE);
 	errno = 0;
 	if (bufferevent_socket_connect(bev, (struct sockaddr *) sa,
 				       (int) salen) < 0) {
@@ -310,6 +397,13 @@ stream_close(struct stream *st)
 {
 	if (st == NULL)
 		return (NULL);
+	if (st->sock != st->top) {
+		if (st->close_fn)
+			st->close_fn(st->top);
+		(void) stream_flush(st);
+		event_free(st->drained);
+		event_free(st->late);
+	}
 	/* The top layer frees those below it (BEV_OPT_CLOSE_ON_FREE). */
 	bufferevent_free(st->top);
 	xfree(st);
@@ -342,6 +436,7 @@ stream_timeouts(struct stream *st, long rsecs, long wsecs)
 void
 stream_set_write_lowat(struct stream *st, size_t lowat)
 {
+	st->lowat = lowat;
 	bufferevent_setwatermark(st->top, EV_WRITE, lowat, 0);
 }
 
@@ -349,6 +444,7 @@ stream_set_write_lowat(struct stream *st, size_t lowat)
 void
 stream_enable(struct stream *st, int what)
 {
+	st->want |= (short) what;
 	bufferevent_enable(st->top, (short) what);
 }
 
@@ -356,7 +452,10 @@ stream_enable(struct stream *st, int what)
 void
 stream_disable(struct stream *st, int what)
 {
-	bufferevent_disable(st->top, (short) what);
+	st->want &= (short) ~what;
+	/* A handshake needs both directions; the wish applies after it. */
+	if (!st->handshake)
+		bufferevent_disable(st->top, (short) what);
 }
 
 /* stream_input - the protocol's input buffer */
@@ -439,16 +538,56 @@ stream_flush(struct stream *st)
 	return (evbuffer_get_length(out) > 0);
 }
 
-/* stream_starttls - start TLS in place (not built yet) */
+/* stream_push_filter - put a filter (TLS) on top of the socket */
 int
-stream_starttls(struct stream *unused_st, struct ssl_st *unused_ssl,
-		int unused_role)
+stream_push_filter(struct stream *st, STREAM_FILTER_FN make, void *arg,
+		   STREAM_CLOSE_FN close_fn)
 {
-	(void) unused_st;
-	(void) unused_ssl;
-	(void) unused_role;
-	errno = ENOSYS;
-	return (-1);
+	struct event_base *base = bufferevent_get_base(st->sock);
+	struct evbuffer *in = bufferevent_get_input(st->sock);
+	struct bufferevent *filter;
+
+	if (st->sock != st->top) {
+		errno = EALREADY;
+		return (-1);
+	}
+	/* Nothing read before the handshake counts (CVE-2011-0411). */
+	(void) evbuffer_drain(in, evbuffer_get_length(in));
+	if ((filter = make(st->sock, arg)) == NULL)
+		return (-1);
+
+	/* The socket is the filter's now: no callbacks, timeouts of ours. */
+	bufferevent_set_timeouts(st->sock, NULL, NULL);
+	bufferevent_setwatermark(st->sock, EV_WRITE, 0, 0);
+	st->top = filter;
+	st->close_fn = close_fn;
+	st->drained = event_new(base, -1, 0, stream_drained_cb, st);
+	st->late = event_new(base, -1, 0, stream_late_cb, st);
+	if (st->drained == NULL || st->late == NULL)
+		log_fatal("event_new: out of memory");
+	evbuffer_add_cb(bufferevent_get_output(st->sock), stream_sock_out_cb,
+			st);
+	bufferevent_setcb(filter, stream_read_cb, stream_write_cb,
+			  stream_event_cb, st);
+	bufferevent_setwatermark(filter, EV_WRITE, st->lowat, 0);
+	stream_apply_timeouts(st);
+	st->handshake = 1;
+	bufferevent_enable(filter, EV_READ | EV_WRITE);
+	return (0);
+}
+
+/* stream_filter - the filter on top of the socket, if any */
+struct bufferevent *
+stream_filter(const struct stream *st)
+{
+	return (st->sock != st->top ? st->top : NULL);
+}
+
+/* stream_tls_active - is there a filter (TLS) on top of the socket? */
+int
+stream_tls_active(const struct stream *st)
+{
+	return (st->sock != st->top);
 }
 
 /* stream_addr_format - an address as text, and its port */

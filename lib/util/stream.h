@@ -7,7 +7,7 @@
 
 struct event_base;
 struct evbuffer;
-struct ssl_st;
+struct bufferevent;
 
 /*
  * One network connection (SMTP, inbound or outbound) over a libevent
@@ -29,12 +29,15 @@ struct stream;
 #define STREAM_EV_CONNECTED	0x80	/* stream_connect() completed */
 #define STREAM_EV_CONNECTING	0x100	/* with ERROR or TIMEOUT: in connect */
 
-/* stream_starttls() roles. */
+/* tls_stream_start() roles. */
 #define STREAM_TLS_SERVER	0
 #define STREAM_TLS_CLIENT	1
 
 typedef void (*STREAM_IO_FN) (struct stream *, void *);
 typedef void (*STREAM_EVENT_FN) (struct stream *, int, int, void *);
+typedef struct bufferevent *(*STREAM_FILTER_FN) (struct bufferevent *,
+						         void *);
+typedef void (*STREAM_CLOSE_FN) (struct bufferevent *);
 
 extern struct stream *stream_accept(struct event_base *, int);
 extern struct stream *stream_connect(struct event_base *,
@@ -57,7 +60,9 @@ extern int stream_write_buffer(struct stream *, struct evbuffer *);
 extern size_t stream_pending(const struct stream *);
 extern int stream_flush(struct stream *);
 
-extern int stream_starttls(struct stream *, struct ssl_st *, int);
+extern int stream_push_filter(struct stream *, STREAM_FILTER_FN, void *,
+			              STREAM_CLOSE_FN);
+extern struct bufferevent *stream_filter(const struct stream *);
 extern int stream_tls_active(const struct stream *);
 
 extern int stream_addr_format(const struct sockaddr *, char *, size_t,

@@ -12,6 +12,7 @@ import os
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -720,3 +721,117 @@ def test_fragmented_large_message_byte_exact(sandbox):
     (name,) = sandbox.wait_messages(1)
     assert sandbox.content(name) == content
     assert sandbox.envelope(name)["size"] == len(content)
+
+
+def make_cert(tmp_path, cn="sink.test"):
+    """A self-signed RSA certificate and key; (certfile, keyfile)."""
+    cert = str(tmp_path / "cert.pem")
+    key = str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=" + cn], check=True,
+                   capture_output=True)
+    return cert, key
+
+
+def test_starttls_stores_and_names_tls(sandbox_factory, tmp_path):
+    cert, key = make_cert(tmp_path)
+    sb = sandbox_factory(args=["-c", cert, "-k", key])
+    with sb.smtp() as c:
+        code, text = c.ehlo()
+        assert b"STARTTLS" in text
+        ctx = ssl.create_default_context(cafile=cert)
+        ctx.check_hostname = False
+        c.starttls(context=ctx)
+        assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
+        code, text = c.ehlo()
+        assert b"STARTTLS" not in text
+        c.sendmail("a@client.test", ["b@sink.test"], b"Subject: t\r\n\r\nx\r\n")
+    name = sb.wait_messages(1)[0]
+    assert sb.envelope(name)["tls"].startswith("TLSv1.")
+    assert " with cipher " in sb.envelope(name)["tls"]
+    wait_for(lambda: sb.stats()["tls_sessions"] == 1, what="tls stats")
+    assert "TLS connection established" in sb.log()
+
+
+def test_starttls_discards_pipelined_commands(sandbox_factory, tmp_path):
+    """RFC 3207 4.2 / CVE-2011-0411: a command sent with STARTTLS in the
+    same packet is never answered under TLS."""
+    cert, key = make_cert(tmp_path)
+    with open(cert, "a") as f:              # the key in the same file
+        f.write(open(key).read())
+    sb = sandbox_factory(args=["-c", cert])
+    raw = sb.raw()
+    assert raw.reply()[0] == 220
+    raw.send(b"EHLO client.test\r\n")
+    assert raw.reply()[0] == 250
+    raw.send(b"STARTTLS\r\nRSET\r\n")
+    assert raw.reply() == (220, ["2.0.0 Ready to start TLS"])
+    assert raw.buf == b""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    tls = RawClient(ctx.wrap_socket(raw.sock))
+    tls.send(b"NOOP\r\n")
+    # The first reply under TLS is the NOOP's, not the RSET's 250 2.0.0.
+    tls.send(b"MAIL FROM:<a@client.test>\r\n")
+    assert tls.reply() == (250, ["2.0.0 Ok"])
+    assert tls.reply()[0] == 503            # no EHLO since the handshake
+    tls.close()
+
+
+def test_starttls_garbage_ends_only_that_session(sandbox_factory, tmp_path):
+    cert, key = make_cert(tmp_path)
+    sb = sandbox_factory(args=["-c", cert, "-k", key])
+    raw = sb.raw()
+    raw.reply()
+    raw.send(b"EHLO client.test\r\nSTARTTLS\r\n")
+    raw.reply()
+    assert raw.reply()[0] == 220
+    raw.send(b"this is not a TLS ClientHello\r\n" * 4)
+    assert wait_for(lambda: raw.at_eof(), what="close after garbage")
+    wait_for(lambda: "TLS handshake failed" in sb.log(), what="log line")
+    with sb.smtp() as c:
+        assert c.noop()[0] == 250
+    assert sb.proc.poll() is None
+
+
+def test_starttls_refused_without_cert_or_with_x(sandbox_factory, tmp_path):
+    cert, key = make_cert(tmp_path)
+    plain = sandbox_factory()
+    withheld = sandbox_factory(args=["-c", cert, "-k", key, "-x",
+                                     "starttls"])
+    for sb in (plain, withheld):
+        with sb.smtp() as c:
+            assert b"STARTTLS" not in c.ehlo()[1]
+            assert c.docmd("STARTTLS")[0] == 502
+
+
+def test_bad_certificate_is_an_error_at_start(tmp_path):
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    (tmp_path / "main.cf").write_text("")
+    r = subprocess.run([SENDARIX, "-c", str(tmp_path), "sandbox", "-l",
+                        "127.0.0.1:0", "-d", str(tmp_path / "md"), "-c",
+                        str(bad)], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 1
+    assert "cannot use certificate" in r.stderr
+
+
+def test_load_over_starttls(sandbox_factory, tmp_path):
+    """2,000 messages over STARTTLS from 20 concurrent clients (the
+    smtp_tls_source helper, which the TLS bench row uses): every session
+    ends with its 221 read before the end of file, none is lost."""
+    cert, key = make_cert(tmp_path)
+    sb = sandbox_factory(args=["-c", cert, "-k", key])
+    source = os.path.join(os.path.dirname(SENDARIX), "..", "tests",
+                          "helpers", "smtp_tls_source")
+    r = subprocess.run([source, "-S", "-N", "-s", "20", "-m", "2000", "-C",
+                        "5", "-l", "4096", "%s:%d" % (sb.host, sb.port)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "messages=2000 sessions=400 tls=400" in r.stdout
+    wait_for(lambda: sb.stats()["messages"] == 2000, what="2000 stored")
+    assert sb.stats()["tls_sessions"] == 400
+    assert "lost connection" not in sb.log()

@@ -6,7 +6,7 @@
  * and counted by stream_pending(); stream_flush() writes without the
  * loop; reading can be stopped; end of file, idle timeouts, connect,
  * refused and timed-out connects reach the event callback; a callback
- * may close its stream; addresses are formatted; STARTTLS is not built.
+ * may close its stream; addresses are formatted. TLS: tls_stream_test.c.
  */
 
 #include <sys/types.h>
@@ -460,23 +460,6 @@ test_addr_format(void **unused_state)
 					    NULL), -1);
 }
 
-/* test_starttls_not_built - the place exists and says no */
-static void
-test_starttls_not_built(void **unused_state)
-{
-	int     peer;
-	struct seen *sn = pair_setup(&peer);
-
-	(void) unused_state;
-	errno = 0;
-	assert_int_equal(stream_starttls(sn->st, NULL, STREAM_TLS_SERVER), -1);
-	assert_int_equal(errno, ENOSYS);
-	/* The stream still works in the clear. */
-	stream_write(sn->st, "x", 1);
-	assert_int_equal(stream_flush(sn->st), 0);
-	seen_free(sn, peer);
-}
-
 int
 main(void)
 {
@@ -492,7 +475,6 @@ main(void)
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_connect_timeout),
 		cmocka_unit_test(test_addr_format),
-		cmocka_unit_test(test_starttls_not_built),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
