@@ -155,6 +155,7 @@ smtp_post_init(struct event_base *base)
 	const char *v;
 	int     families;
 
+	dns_set_trust_anchor(conf_get("dns_trust_anchor_file"));
 	if (dns_init(base, conf_get("dns_resolver"), err) < 0)
 		log_fatal("cannot start the resolver: %s", err->data);
 	strbuf_free(err);

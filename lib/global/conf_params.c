@@ -162,6 +162,8 @@ const struct conf_param conf_params[] = {
 	/* DNS (lib/util/dns.c, used by smtp-out). */
 	{"dns_resolver", CONF_STR, "",
 	"DNS servers to forward queries to, \"addr\" or \"addr@port\" (IPv4 or IPv6); empty: those of /etc/resolv.conf"},
+	{"dns_trust_anchor_file", CONF_STR, "",
+	"DNSSEC trust anchors (DS or DNSKEY records) that smtp-out validates answers with; empty: no validation"},
 	{"dns_timeout", CONF_TIME, "30s",
 	"longest time one MX or address lookup may take before it fails temporarily"},
 	{"smtp_address_preference", CONF_STR, "any",

@@ -6,6 +6,7 @@
  *
  *	int	dns_init(struct event_base *base, const char *resolver,
  *			struct strbuf *err)
+ *	void	dns_set_trust_anchor(const char *file)
  *	void	dns_set_timeout(long seconds)
  *	void	dns_set_families(int mask)
  *	void	dns_set_prefer(enum dns_prefer prefer)
@@ -123,8 +124,14 @@
  *	that does the lookups (after any fork): libunbound runs a thread.
  *
  *	DNSSEC: "secure" (result, and per address) copies libunbound's
- *	verdict. XXX no trust anchor is loaded yet, so it is always 0; DANE
- *	needs ub_ctx_add_ta_file() with a dns_trust_anchor parameter.
+ *	verdict. It can be 1 only with a trust anchor:
+ *	dns_set_trust_anchor(), called before dns_init(), names a file of
+ *	DS or DNSKEY records in zone-file form (dns_trust_anchor_file:
+ *	the root key, e.g. /usr/share/dns/root.key, or a test zone's key);
+ *	libunbound then validates every answer below it, and an answer
+ *	that fails validation is "bogus" (a temporary failure). NULL or ""
+ *	means no validation. libunbound reads the file when the first
+ *	lookup starts, so it must be readable by the process then.
  *
  *	dns_result_new(), dns_result_add() (append one address; -1 after
  *	DNS_ADDR_MAX or for a bad family), dns_result_prefer() (reorder the
@@ -267,6 +274,7 @@ static struct event_base *dns_base;
 static struct dns_req *dns_reqs;
 static struct dns_query *dns_orphans;
 static long dns_timeout = DNS_TIMEOUT_DEFAULT;
+static char *dns_ta_file;
 static int dns_families = DNS_FAMILY_ALL;
 static enum dns_prefer dns_prefer = DNS_PREFER_ANY;
 
@@ -714,6 +722,8 @@ dns_init(struct event_base *base, const char *spec, struct strbuf *err)
 				goto fail;
 		}
 	}
+	if (dns_ta_file && (rc = ub_ctx_add_ta_file(dns_ctx, dns_ta_file)) != 0)
+		goto fail;
 	/*
 	 * unbound answers all of 127.in-addr.arpa itself (NXDOMAIN but for
 	 * 127.0.0.1); pass it on, so that a local resolver decides, and
@@ -748,6 +758,14 @@ fail:
 	ub_ctx_delete(dns_ctx);
 	dns_ctx = 0;
 	return (-1);
+}
+
+/* dns_set_trust_anchor - validate DNSSEC below this anchor (dns_init) */
+void
+dns_set_trust_anchor(const char *file)
+{
+	xfree(dns_ta_file);
+	dns_ta_file = file && *file ? xstrdup(file) : 0;
 }
 
 /* dns_set_timeout - deadline of lookups started from now on */

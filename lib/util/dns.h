@@ -100,6 +100,7 @@ struct dns_mx {
 
 /* The resolver (one per process). */
 extern int dns_init(struct event_base *, const char *, struct strbuf *);
+extern void dns_set_trust_anchor(const char *);
 extern void dns_set_timeout(long);
 extern void dns_set_families(int);
 extern void dns_set_prefer(enum dns_prefer);
