@@ -66,6 +66,8 @@ tls_LDLIBS	:= -levent_openssl -lssl -lcrypto
 smtpd_XLIBS	:= tls
 smtp-out_XLIBS	:= tls
 sandbox_XLIBS	:= tls
+# A program's own libraries beside its layers: smtp-out's SASL client.
+smtp-out_LDLIBS	:= -lsasl2
 # lib/http: asynchronous HTTPS (libcurl) for MTA-STS policy fetches.
 http_LDLIBS	:= -lcurl
 smtp-out_XLIBS	+= http
@@ -118,7 +120,8 @@ $(1)_XA := $$(foreach x,$$($(1)_XLIBS),$$(BUILD)/libsendarix-$$(x).a)
 $$(BUILD)/bin/$(1): $$($(1)_OBJS) $$($(1)_XA) $$(LIB_A)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$($(1)_OBJS) $$($(1)_XA) \
-	    $$(LIB_A) $$(foreach x,$$($(1)_XLIBS),$$($$(x)_LDLIBS)) $$(LDLIBS)
+	    $$(LIB_A) $$(foreach x,$$($(1)_XLIBS),$$($$(x)_LDLIBS)) \
+	    $$($(1)_LDLIBS) $$(LDLIBS)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
 

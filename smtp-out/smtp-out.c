@@ -119,6 +119,36 @@ static const struct server_param smtp_params[] = {
 	SERVER_PARAM_LONG("smtp_mta_sts_timeout", &smtp_var.sts_timeout),
 	SERVER_PARAM_STR("smtp_mta_sts_CAfile", &smtp_var.sts_cafile),
 	SERVER_PARAM_BOOL("smtp_tls_rpt_enable", &smtp_var.tlsrpt_enable),
+	SERVER_PARAM_STR("smtp_tls_security_level", &smtp_var.tls_level),
+	SERVER_PARAM_STR("smtp_tls_policy_maps", &smtp_var.tls_policy_maps),
+	SERVER_PARAM_STR("smtp_tls_CAfile", &smtp_var.tls_CAfile),
+	SERVER_PARAM_STR("smtp_tls_CApath", &smtp_var.tls_CApath),
+	SERVER_PARAM_STR("smtp_tls_protocols", &smtp_var.tls_protocols),
+	SERVER_PARAM_STR("smtp_tls_mandatory_protocols",
+			 &smtp_var.tls_mand_protocols),
+	SERVER_PARAM_STR("smtp_tls_ciphers", &smtp_var.tls_ciphers),
+	SERVER_PARAM_STR("smtp_tls_mandatory_ciphers",
+			 &smtp_var.tls_mand_ciphers),
+	SERVER_PARAM_STR("smtp_tls_verify_cert_match",
+			 &smtp_var.tls_verify_match),
+	SERVER_PARAM_STR("smtp_tls_secure_cert_match",
+			 &smtp_var.tls_secure_match),
+	SERVER_PARAM_STR("smtp_tls_fingerprint_cert_match",
+			 &smtp_var.tls_fpt_match),
+	SERVER_PARAM_STR("smtp_tls_fingerprint_digest",
+			 &smtp_var.tls_fpt_digest),
+	SERVER_PARAM_STR("smtp_tls_servername", &smtp_var.tls_servername),
+	SERVER_PARAM_LONG("smtp_tls_loglevel", &smtp_var.tls_loglevel),
+	SERVER_PARAM_LONG("smtp_starttls_timeout", &smtp_var.starttls_timeout),
+	SERVER_PARAM_BOOL("smtp_sasl_auth_enable", &smtp_var.sasl_enable),
+	SERVER_PARAM_STR("smtp_sasl_password_maps",
+			 &smtp_var.sasl_passwd_maps),
+	SERVER_PARAM_STR("smtp_sasl_security_options",
+			 &smtp_var.sasl_sec_opts),
+	SERVER_PARAM_STR("smtp_sasl_tls_security_options",
+			 &smtp_var.sasl_tls_sec_opts),
+	SERVER_PARAM_BOOL("smtp_sasl_auth_soft_bounce",
+			  &smtp_var.sasl_soft_bounce),
 };
 
 /* smtp_pre_init - read the parameters */
@@ -144,6 +174,10 @@ smtp_pre_init(void)
 	if (smtp_var.sts_enable && http_set_ca(smtp_var.sts_cafile, NULL) < 0)
 		log_fatal("cannot read smtp_mta_sts_CAfile %s: %s",
 			  smtp_var.sts_cafile, strerror(errno));
+
+	/* Trust anchors and tables, while still privileged. */
+	smtp_tls_pre_init();
+	smtp_sasl_pre_init();
 }
 
 /* smtp_post_init - start the resolver on the loop */

@@ -40,6 +40,30 @@ struct smtp_params {
 	long    sts_timeout;		/* smtp_mta_sts_timeout */
 	char   *sts_cafile;		/* smtp_mta_sts_CAfile */
 	int     tlsrpt_enable;		/* smtp_tls_rpt_enable */
+
+	/* Outbound TLS (smtp_tls.c). */
+	char   *tls_level;		/* smtp_tls_security_level */
+	char   *tls_policy_maps;	/* smtp_tls_policy_maps */
+	char   *tls_CAfile;		/* smtp_tls_CAfile */
+	char   *tls_CApath;		/* smtp_tls_CApath */
+	char   *tls_protocols;		/* smtp_tls_protocols */
+	char   *tls_mand_protocols;	/* smtp_tls_mandatory_protocols */
+	char   *tls_ciphers;		/* smtp_tls_ciphers */
+	char   *tls_mand_ciphers;	/* smtp_tls_mandatory_ciphers */
+	char   *tls_verify_match;	/* smtp_tls_verify_cert_match */
+	char   *tls_secure_match;	/* smtp_tls_secure_cert_match */
+	char   *tls_fpt_match;		/* smtp_tls_fingerprint_cert_match */
+	char   *tls_fpt_digest;		/* smtp_tls_fingerprint_digest */
+	char   *tls_servername;		/* smtp_tls_servername */
+	long    tls_loglevel;		/* smtp_tls_loglevel */
+	long    starttls_timeout;	/* smtp_starttls_timeout */
+
+	/* Client SASL (smtp_sasl.c). */
+	int     sasl_enable;		/* smtp_sasl_auth_enable */
+	char   *sasl_passwd_maps;	/* smtp_sasl_password_maps */
+	char   *sasl_sec_opts;		/* smtp_sasl_security_options */
+	char   *sasl_tls_sec_opts;	/* smtp_sasl_tls_security_options */
+	int     sasl_soft_bounce;	/* smtp_sasl_auth_soft_bounce */
 };
 extern struct smtp_params smtp_var;
 
@@ -66,10 +90,12 @@ struct smtp_rcpt {
 	char    dsn[SMTP_REPLY_DSN_MAX];
 	char   *relay;			/* host[addr]:port or "none" */
 	char   *reply;
+	char   *tls;			/* tls= of the log line */
 };
 
 /* One element of the nexthop. */
 struct smtp_dest {
+	char   *text;			/* as written in the next hop */
 	char   *host;			/* without brackets */
 	unsigned port;
 	int     mx;			/* look up MX records */
@@ -81,6 +107,34 @@ struct smtp_fail {
 	char    dsn[SMTP_REPLY_DSN_MAX];
 	char   *relay;
 	char   *reply;
+};
+
+/*
+ * TLS security levels (smtp_tls_security_level, smtp_tls_policy_maps),
+ * in the order a policy may only be raised: none < may < encrypt < the
+ * levels that authenticate the server.
+ */
+#define SMTP_TLS_NONE		0
+#define SMTP_TLS_MAY		1
+#define SMTP_TLS_ENCRYPT	2
+#define SMTP_TLS_DANE		3	/* not yet supported: defers */
+#define SMTP_TLS_DANE_ONLY	4	/* not yet supported: defers */
+#define SMTP_TLS_FINGERPRINT	5
+#define SMTP_TLS_VERIFY		6
+#define SMTP_TLS_SECURE		7
+
+/*
+ * The TLS policy of one delivery: from smtp_tls_security_level, then
+ * smtp_tls_policy_maps for the destination, then whatever a later
+ * lookup (MTA-STS, DANE) raises it to with smtp_tls_policy_raise().
+ */
+struct smtp_tls_policy {
+	int     level;			/* SMTP_TLS_* */
+	char   *match;			/* names (":"), or pins ("|"); NULL */
+	char   *protocols;		/* NULL: by level */
+	char   *ciphers;		/* grade; NULL: by level */
+	char   *servername;		/* SNI; NULL: smtp_tls_servername */
+	char   *source;			/* where the level came from */
 };
 
 struct smtp_sess;
@@ -124,6 +178,9 @@ struct smtp_req {
 	struct mta_sts_policy *sts;	/* MTA-STS policy of the current dest */
 	struct smtp_fail temp;		/* last soft failure */
 	struct smtp_fail perm;		/* last hard failure */
+	struct smtp_tls_policy tls;	/* of the current destination */
+	char   *cache_key;		/* next hop and TLS policy */
+	int     tls_plain_retry;	/* next connect: no STARTTLS */
 
 	/* Times, for delays=a/b/c/d. */
 	double  t_recv;
@@ -135,19 +192,22 @@ struct smtp_req {
 #define SMTP_REQ_DELIVER	1	/* delivering */
 #define SMTP_REQ_REPLY		2	/* writing the reply */
 
-/* Session states. */
+/* Session states, in order: before SMTP_ST_MAIL is the set-up. */
 #define SMTP_ST_CONNECT		0
 #define SMTP_ST_GREETING	1
 #define SMTP_ST_EHLO		2
 #define SMTP_ST_HELO		3
-#define SMTP_ST_MAIL		4
-#define SMTP_ST_RCPT		5
-#define SMTP_ST_DATA		6
-#define SMTP_ST_CONTENT		7	/* sending the content */
-#define SMTP_ST_DOT		8	/* waiting for the end-of-data reply */
-#define SMTP_ST_RSET		9
-#define SMTP_ST_QUIT		10
-#define SMTP_ST_IDLE		11	/* in the connection cache */
+#define SMTP_ST_STARTTLS	4	/* waiting for the STARTTLS reply */
+#define SMTP_ST_TLS		5	/* in the TLS handshake */
+#define SMTP_ST_AUTH		6	/* in the AUTH exchange */
+#define SMTP_ST_MAIL		7
+#define SMTP_ST_RCPT		8
+#define SMTP_ST_DATA		9
+#define SMTP_ST_CONTENT		10	/* sending the content */
+#define SMTP_ST_DOT		11	/* waiting for the end-of-data reply */
+#define SMTP_ST_RSET		12
+#define SMTP_ST_QUIT		13
+#define SMTP_ST_IDLE		14	/* in the connection cache */
 
 /* Extensions the peer offers. */
 #define SMTP_FEAT_ESMTP		(1 << 0)
@@ -156,6 +216,8 @@ struct smtp_req {
 #define SMTP_FEAT_8BITMIME	(1 << 3)
 #define SMTP_FEAT_SMTPUTF8	(1 << 4)
 #define SMTP_FEAT_DSN		(1 << 5)
+#define SMTP_FEAT_STARTTLS	(1 << 6)
+#define SMTP_FEAT_AUTH		(1 << 7)
 
 /* One SMTP connection. */
 struct smtp_sess {
@@ -170,6 +232,9 @@ struct smtp_sess {
 	unsigned port;
 	char   *relay;			/* host[addr]:port */
 	char   *peer;			/* host[addr] */
+	char   *dest;			/* the next-hop element, as written */
+	char   *dest_host;		/* its domain or host, no brackets */
+	int     dest_mx;		/* it was looked up as MX */
 	int     state;			/* SMTP_ST_* */
 	int     feat;			/* SMTP_FEAT_* */
 	long long peer_size;		/* SIZE limit; 0 none */
@@ -178,6 +243,17 @@ struct smtp_sess {
 	int     got_reply;		/* a reply came in this transaction */
 	int     freeing;
 	struct smtp_reply reply;
+
+	/* TLS and AUTH. */
+	struct smtp_tls_policy tls;	/* the policy it was opened for */
+	int     no_starttls;		/* plaintext retry: no STARTTLS */
+	int     tls_on;			/* under TLS */
+	int     tls_trust;		/* TLS_TRUST_* once under TLS */
+	char   *tls_info;		/* "TLSv1.3 with cipher ..." */
+	char   *tls_field;		/* tls= of the status lines */
+	char   *auth_mechs;		/* the AUTH line of EHLO; NULL */
+	int     auth_done;		/* authenticated, or did not need to */
+	struct smtp_sasl *sasl;		/* the AUTH exchange in progress */
 
 	/* The transaction. */
 	size_t *tx;			/* indexes of recipients in it */
@@ -245,6 +321,37 @@ extern void smtp_sts_cancel(struct smtp_sts_job *);
 extern void smtp_sts_shutdown(void);
 extern void smtp_tlsrpt(const struct smtp_req *, const char *, const char *,
 			        const char *, const char *, const char *);
+/* smtp_tls.c */
+extern void smtp_tls_pre_init(void);
+extern int smtp_tls_level_parse(const char *);
+extern const char *smtp_tls_level_name(int);
+extern int smtp_tls_policy_parse(const char *, struct smtp_tls_policy *,
+				         struct strbuf *);
+extern void smtp_tls_policy_init(struct smtp_tls_policy *);
+extern void smtp_tls_policy_free(struct smtp_tls_policy *);
+extern void smtp_tls_policy_copy(struct smtp_tls_policy *,
+				         const struct smtp_tls_policy *);
+extern int smtp_tls_policy_lookup(const struct smtp_dest *,
+				          struct smtp_tls_policy *,
+				          struct strbuf *);
+extern void smtp_tls_policy_raise(struct smtp_tls_policy *, int,
+				          const char *, const char *);
+extern int smtp_tls_policy_dest(struct smtp_req *, const struct smtp_dest *,
+				        struct strbuf *);
+extern int smtp_tls_policy_host(struct smtp_req *, const char *,
+				        struct smtp_tls_policy *,
+				        struct strbuf *);
+extern char *smtp_tls_cache_key(const char *, const struct smtp_tls_policy *);
+extern int smtp_tls_start(struct smtp_sess *, struct strbuf *);
+extern int smtp_tls_check(struct smtp_sess *, struct strbuf *);
+
+/* smtp_sasl.c */
+struct smtp_sasl;
+extern void smtp_sasl_pre_init(void);
+extern int smtp_sasl_wanted(struct smtp_sess *);
+extern int smtp_sasl_start(struct smtp_sess *, struct strbuf *);
+extern int smtp_sasl_reply(struct smtp_sess *, struct strbuf *);
+extern void smtp_sasl_free(struct smtp_sess *);
 
 /* smtp_content.c */
 extern int smtp_content_fill(struct smtp_sess *);

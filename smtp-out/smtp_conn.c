@@ -88,6 +88,13 @@ smtp_conn_free(struct smtp_sess *sess)
 	if (sess->timer)
 		event_free(sess->timer);
 	smtp_reply_clear(&sess->reply);
+	smtp_sasl_free(sess);
+	smtp_tls_policy_free(&sess->tls);
+	xfree(sess->tls_info);
+	xfree(sess->tls_field);
+	xfree(sess->auth_mechs);
+	xfree(sess->dest);
+	xfree(sess->dest_host);
 	xfree(sess->key);
 	xfree(sess->host);
 	xfree(sess->relay);
@@ -140,15 +147,15 @@ smtp_conn_cache_put(struct smtp_sess *sess)
 	smtp_conn_timer(sess, smtp_var.cache_time);
 }
 
-/* smtp_conn_cache_take - an idle session for this next hop */
+/* smtp_conn_cache_take - an idle session for this next hop and policy */
 struct smtp_sess *
-smtp_conn_cache_take(const char *nexthop)
+smtp_conn_cache_take(const char *key)
 {
 	struct smtp_sess *sess;
 
 	for (sess = smtp_sessions_all; sess; sess = sess->next) {
 		if (sess->state == SMTP_ST_IDLE && sess->req == NULL
-		    && strcmp(sess->key, nexthop) == 0) {
+		    && strcmp(sess->key, key) == 0) {
 			evtimer_del(sess->timer);
 			return (sess);
 		}
@@ -220,8 +227,10 @@ smtp_conn_open(struct smtp_req *req, const char *host,
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
+	const struct smtp_dest *d;
 	struct strbuf *sb;
 	socklen_t sslen;
+	int     pol_ok;
 
 	memset(&ss, 0, sizeof(ss));
 	if (addr->family == AF_INET6) {
@@ -249,7 +258,6 @@ smtp_conn_open(struct smtp_req *req, const char *host,
 	sess = xcalloc(1, sizeof(*sess));
 	smtp_reply_init(&sess->reply);
 	sess->req = req;
-	sess->key = xstrdup(req->nexthop);
 	sess->host = xstrdup(host && *host ? host : addr->addr);
 	snprintf(sess->addr, sizeof(sess->addr), "%s", addr->addr);
 	sess->port = port;
@@ -258,12 +266,29 @@ smtp_conn_open(struct smtp_req *req, const char *host,
 	strbuf_printf(sb, ":%u", port);
 	sess->relay = xstrdup(sb->data);
 	sess->state = SMTP_ST_CONNECT;
+	if (req->dest_i > 0 && req->dest_i <= req->ndest) {
+		d = &req->dests[req->dest_i - 1];
+		sess->dest = xstrdup(d->text);
+		sess->dest_host = xstrdup(d->host);
+		sess->dest_mx = d->mx;
+	} else {
+		sess->dest = xstrdup(req->nexthop);
+		sess->dest_host = xstrdup(sess->host);
+	}
+	/* This host's TLS policy; the cache key says what it requires. */
+	sess->no_starttls = req->tls_plain_retry;
+	req->tls_plain_retry = 0;
+	strbuf_reset(sb);
+	pol_ok = smtp_tls_policy_host(req, sess->host, &sess->tls, sb);
+	sess->key = smtp_tls_cache_key(req->nexthop, &sess->tls);
 	sess->next = smtp_sessions_all;
 	if (smtp_sessions_all)
 		smtp_sessions_all->prev = sess;
 	smtp_sessions_all = sess;
 	smtp_nsessions++;
 
+	if (pol_ok < 0)
+		goto fail;
 	sess->timer = evtimer_new(server_base(), smtp_conn_timer_cb, sess);
 	if (sess->timer == NULL) {
 		strbuf_reset(sb);

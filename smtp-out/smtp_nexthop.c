@@ -90,8 +90,10 @@ smtp_dest_free(struct smtp_dest *dests, size_t count)
 {
 	size_t  i;
 
-	for (i = 0; dests && i < count; i++)
+	for (i = 0; dests && i < count; i++) {
+		xfree(dests[i].text);
 		xfree(dests[i].host);
+	}
 	xfree(dests);
 }
 
@@ -178,6 +180,7 @@ smtp_nexthop_elem(const char *e, size_t len, unsigned defport,
 		return (-1);
 	}
 	d->host = xstrndup(host, hlen);
+	d->text = xstrndup(e, len);
 	if (d->mx && smtp_nexthop_is_addr(d->host))
 		d->mx = 0;
 	return (0);
@@ -340,6 +343,20 @@ smtp_nexthop_sts_cb(struct mta_sts_policy *p, const char *fail_type,
 	smtp_nexthop_resolve(req, d);
 }
 
+/* smtp_nexthop_policy - the TLS policy of a destination; -1 deferred */
+static int
+smtp_nexthop_policy(struct smtp_req *req, const struct smtp_dest *d)
+{
+	struct strbuf *err = strbuf_new(128, 0);
+	int     ret;
+
+	ret = smtp_tls_policy_dest(req, d, err);
+	if (ret < 0)
+		log_info("%s: %s", req->queue_id, err->data);
+	strbuf_free(err);
+	return (ret);
+}
+
 /* smtp_nexthop_next - try the next endpoint, or finish */
 void
 smtp_nexthop_next(struct smtp_req *req)
@@ -366,6 +383,8 @@ smtp_nexthop_next(struct smtp_req *req)
 		}
 		d = &req->dests[req->dest_i++];
 		req->port = d->port;
+		if (smtp_nexthop_policy(req, d) < 0)
+			continue;
 		req->sts = mta_sts_free(req->sts);
 		if (d->mx && smtp_var.sts_enable) {
 			req->sts_job = smtp_sts_lookup(d->host,
@@ -395,9 +414,12 @@ smtp_nexthop_start(struct smtp_req *req)
 		smtp_request_done(req);
 		return;
 	}
+	/* A cached connection must have been made for the same policy. */
+	if (smtp_tls_policy_lookup(&req->dests[0], &req->tls, err) == 0)
+		req->cache_key = smtp_tls_cache_key(req->nexthop, &req->tls);
 	strbuf_free(err);
-	if (smtp_nexthop_todo(req)
-	    && (sess = smtp_conn_cache_take(req->nexthop)) != NULL) {
+	if (smtp_nexthop_todo(req) && req->cache_key
+	    && (sess = smtp_conn_cache_take(req->cache_key)) != NULL) {
 		req->sess = sess;
 		sess->req = req;
 		sess->reused = 1;

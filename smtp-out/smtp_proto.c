@@ -75,6 +75,7 @@
 #include "server.h"
 #include "smtp_reply.h"
 #include "strbuf.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 #include "smtp-out.h"
@@ -96,6 +97,12 @@ smtp_proto_stage(int state)
 		return ("performing the EHLO handshake");
 	case SMTP_ST_HELO:
 		return ("performing the HELO handshake");
+	case SMTP_ST_STARTTLS:
+		return ("sending STARTTLS");
+	case SMTP_ST_TLS:
+		return ("performing the TLS handshake");
+	case SMTP_ST_AUTH:
+		return ("performing the AUTH exchange");
 	case SMTP_ST_MAIL:
 		return ("sending MAIL FROM");
 	case SMTP_ST_RCPT:
@@ -121,6 +128,10 @@ smtp_proto_cmd(int state)
 		return ("EHLO");
 	case SMTP_ST_HELO:
 		return ("HELO");
+	case SMTP_ST_STARTTLS:
+		return ("STARTTLS");
+	case SMTP_ST_AUTH:
+		return ("AUTH");
 	case SMTP_ST_MAIL:
 		return ("MAIL FROM");
 	case SMTP_ST_RCPT:
@@ -454,10 +465,19 @@ smtp_proto_ehlo_features(struct smtp_sess *sess)
 
 	sess->feat = SMTP_FEAT_ESMTP;
 	sess->peer_size = 0;
+	xfree(sess->auth_mechs);
 	for (i = 1; i < r->nlines; i++) {
 		line = smtp_reply_line(r, i, &len);
 		if (line == NULL || len <= 4)
 			continue;
+		/* AUTH mechanisms, also in the old "AUTH=" form. */
+		if (len > 9 && strncasecmp(line + 4, "AUTH", 4) == 0
+		    && (line[8] == ' ' || (line[8] == '=' && !sess->auth_mechs))) {
+			sess->feat |= SMTP_FEAT_AUTH;
+			xfree(sess->auth_mechs);
+			sess->auth_mechs = xstrndup(line + 9, len - 9);
+			continue;
+		}
 		len -= 4;
 		if (len >= sizeof(buf))
 			len = sizeof(buf) - 1;
@@ -473,6 +493,8 @@ smtp_proto_ehlo_features(struct smtp_sess *sess)
 			sess->feat |= SMTP_FEAT_SMTPUTF8;
 		else if (strcasecmp(buf, "DSN") == 0)
 			sess->feat |= SMTP_FEAT_DSN;
+		else if (strcasecmp(buf, "STARTTLS") == 0)
+			sess->feat |= SMTP_FEAT_STARTTLS;
 		else if (strcasecmp(buf, "SIZE") == 0) {
 			sess->feat |= SMTP_FEAT_SIZE;
 			if (klen < len) {
@@ -496,6 +518,180 @@ smtp_proto_ready(struct smtp_sess *sess)
 	sess->req->t_conn = smtp_now();
 	smtp_proto_transaction(sess);
 	return (-1);
+}
+
+/* smtp_proto_after_ehlo - STARTTLS and AUTH as due, then ready */
+static int
+smtp_proto_after_ehlo(struct smtp_sess *sess)
+{
+	struct strbuf *why;
+	int     ret;
+
+	if (!sess->tls_on && sess->tls.level >= SMTP_TLS_MAY
+	    && !sess->no_starttls) {
+		if (sess->feat & SMTP_FEAT_STARTTLS) {
+			stream_write(sess->stream, "STARTTLS\r\n", 10);
+			sess->state = SMTP_ST_STARTTLS;
+			smtp_conn_timer(sess, smtp_var.starttls_timeout);
+			return (0);
+		}
+	}
+	if (!sess->tls_on && sess->tls.level >= SMTP_TLS_ENCRYPT) {
+		/* Never clear text when the policy requires TLS. */
+		why = strbuf_new(256, 0);
+		strbuf_printf(why, "TLS is required, but was not offered by "
+			      "host %s", sess->peer);
+		ret = smtp_proto_setup_fail(sess, 0, "4.7.4", why->data, 0, 1);
+		strbuf_free(why);
+		return (ret);
+	}
+	if (smtp_var.sasl_enable && !sess->auth_done) {
+		why = strbuf_new(256, 0);
+		ret = smtp_sasl_start(sess, why);
+		if (ret > 0) {
+			strbuf_free(why);
+			smtp_conn_timer(sess, smtp_var.helo_timeout);
+			return (0);
+		}
+		if (ret < 0) {
+			log_warn("%s: %s", sess->req->queue_id, why->data);
+			ret = smtp_proto_setup_fail(sess, 0, "4.7.0", why->data,
+						    0, 1);
+			strbuf_free(why);
+			return (ret);
+		}
+		strbuf_free(why);
+		sess->auth_done = 1;
+	}
+	return (smtp_proto_ready(sess));
+}
+
+/* smtp_proto_tls_failed - the handshake failed: next endpoint, or clear */
+static int
+smtp_proto_tls_failed(struct smtp_sess *sess, const char *detail)
+{
+	struct smtp_req *req = sess->req;
+	struct strbuf *why = strbuf_new(256, 0);
+	int     ret;
+
+	log_info("%s: Cannot start TLS: handshake failure with %s%s%s",
+		 req->queue_id, sess->relay, *detail ? ": " : "", detail);
+	strbuf_sets(why, "Cannot start TLS: handshake failure");
+
+	/*
+	 * Opportunistic TLS, as Postfix: once more in clear text to the same
+	 * address. Any stronger level defers; never clear text.
+	 */
+	if (sess->tls.level == SMTP_TLS_MAY && !sess->no_starttls
+	    && req->addrs && req->addr_i > 0) {
+		log_info("%s: trying %s again without TLS", req->queue_id,
+			 sess->relay);
+		req->addr_i--;
+		req->tls_plain_retry = 1;
+	}
+	ret = smtp_proto_setup_fail(sess, 0, "4.7.5", why->data, 0, 0);
+	strbuf_free(why);
+	return (ret);
+}
+
+/* smtp_proto_tls_done - the handshake is over: check, then EHLO again */
+static void
+smtp_proto_tls_done(struct smtp_sess *sess)
+{
+	struct strbuf *why = strbuf_new(256, 0);
+
+	if (smtp_tls_check(sess, why) < 0) {
+		(void) smtp_proto_setup_fail(sess, 0, "4.7.5", why->data, 0, 1);
+		strbuf_free(why);
+		return;
+	}
+	strbuf_free(why);
+	/* RFC 3207 4.2: forget what the server said in clear text. */
+	sess->feat = 0;
+	xfree(sess->auth_mechs);
+	evbuffer_add_printf(stream_output(sess->stream), "EHLO %s\r\n",
+			    smtp_var.helo_name);
+	sess->state = SMTP_ST_EHLO;
+	smtp_conn_timer(sess, smtp_var.helo_timeout);
+}
+
+/* smtp_proto_starttls - the reply to STARTTLS */
+static int
+smtp_proto_starttls(struct smtp_sess *sess)
+{
+	struct smtp_reply *r = &sess->reply;
+	struct strbuf *why;
+	int     ret;
+
+	if (r->code == 220) {
+		why = strbuf_new(256, 0);
+		if (evbuffer_get_length(stream_input(sess->stream)) > 0) {
+			/* Bytes before the handshake (CVE-2011-0411 class). */
+			strbuf_printf(why, "host %s sent data after the reply "
+				      "to STARTTLS", sess->peer);
+			log_warn("%s: %s", sess->req->queue_id, why->data);
+			ret = smtp_proto_setup_fail(sess, 0, "4.7.5", why->data,
+						    0, 0);
+			strbuf_free(why);
+			return (ret);
+		}
+		if (smtp_tls_start(sess, why) < 0) {
+			ret = smtp_proto_setup_fail(sess, 0, "4.7.5", why->data,
+						    0, 0);
+			strbuf_free(why);
+			return (ret);
+		}
+		strbuf_free(why);
+		sess->state = SMTP_ST_TLS;
+		smtp_conn_timer(sess, smtp_var.starttls_timeout);
+		return (-1);
+	}
+	if (sess->tls.level >= SMTP_TLS_ENCRYPT || r->code == 421) {
+		why = strbuf_new(256, 0);
+		strbuf_printf(why, "TLS is required, but host %s refused to "
+			      "start TLS: ", sess->peer);
+		smtp_reply_flat(r, why);
+		ret = smtp_proto_setup_fail(sess, 0, "4.7.5", why->data, 0,
+					    r->code != 421);
+		strbuf_free(why);
+		return (ret);
+	}
+	/* Opportunistic: go on in clear text on this connection. */
+	sess->no_starttls = 1;
+	return (smtp_proto_after_ehlo(sess));
+}
+
+/* smtp_proto_auth - a reply in the AUTH exchange */
+static int
+smtp_proto_auth(struct smtp_sess *sess)
+{
+	struct smtp_reply *r = &sess->reply;
+	struct strbuf *why = strbuf_new(256, 0);
+	char    dsn[SMTP_REPLY_DSN_MAX];
+	int     perm;
+	int     ret;
+
+	ret = smtp_sasl_reply(sess, why);
+	if (ret > 0) {
+		strbuf_free(why);
+		smtp_conn_timer(sess, smtp_var.helo_timeout);
+		return (0);
+	}
+	if (ret == 0) {
+		strbuf_free(why);
+		return (smtp_proto_ready(sess));
+	}
+	/* As Postfix: 5xx defers too, unless smtp_sasl_auth_soft_bounce = no. */
+	perm = (r->code / 100 == 5 && !smtp_var.sasl_soft_bounce);
+	if (r->code / 100 == 4 || r->code / 100 == 5)
+		smtp_proto_dsn(r, perm ? '5' : '4', dsn, sizeof(dsn));
+	else
+		snprintf(dsn, sizeof(dsn), "4.7.0");
+	smtp_sasl_free(sess);
+	ret = smtp_proto_setup_fail(sess, perm, dsn, why->data, 0,
+				    r->code != 421);
+	strbuf_free(why);
+	return (ret);
 }
 
 /* smtp_proto_after_rcpts - every RCPT reply is in */
@@ -571,7 +767,7 @@ smtp_proto_reply(struct smtp_sess *sess)
 				smtp_proto_ehlo_features(sess);
 			else
 				sess->feat = 0;
-			return (smtp_proto_ready(sess));
+			return (smtp_proto_after_ehlo(sess));
 		}
 		if (sess->state == SMTP_ST_EHLO && r->code / 100 == 5) {
 			evbuffer_add_printf(stream_output(sess->stream),
@@ -587,6 +783,12 @@ smtp_proto_reply(struct smtp_sess *sess)
 					    0, r->code != 421);
 		xfree(text);
 		return (ret);
+
+	case SMTP_ST_STARTTLS:
+		return (smtp_proto_starttls(sess));
+
+	case SMTP_ST_AUTH:
+		return (smtp_proto_auth(sess));
 
 	case SMTP_ST_MAIL:
 		if (r->code == 421)
@@ -710,12 +912,14 @@ smtp_proto_garbage(struct smtp_sess *sess)
 int
 smtp_proto_input(struct smtp_sess *sess)
 {
-	struct evbuffer *in = stream_input(sess->stream);
+	struct evbuffer *in;
 	size_t  len;
 	size_t  used;
 	int     ret;
 
 	for (;;) {
+		/* The buffer changes when TLS starts. */
+		in = stream_input(sess->stream);
 		len = evbuffer_get_length(in);
 		if (len == 0)
 			return (0);
@@ -750,17 +954,30 @@ smtp_proto_event(struct smtp_sess *sess, int what, int err)
 {
 	struct strbuf *sb;
 
+	if ((what & STREAM_EV_CONNECTED) && sess->state == SMTP_ST_TLS
+	    && sess->req) {
+		smtp_proto_tls_done(sess);
+		return;
+	}
 	if (what & STREAM_EV_CONNECTED) {
 		sess->state = SMTP_ST_GREETING;
 		smtp_conn_timer(sess, smtp_var.helo_timeout);
 		return;
 	}
-	if (!(what & (STREAM_EV_EOF | STREAM_EV_ERROR)))
+	if (!(what & (STREAM_EV_EOF | STREAM_EV_ERROR | STREAM_EV_TIMEOUT)))
 		return;
 	if (sess->req == NULL) {
 		smtp_conn_free(sess);
 		return;
 	}
+	if (sess->state == SMTP_ST_TLS) {
+		(void) smtp_proto_tls_failed(sess, (what & STREAM_EV_EOF) ?
+					     "lost connection" :
+					     tls_stream_errors(sess->stream));
+		return;
+	}
+	if (!(what & (STREAM_EV_EOF | STREAM_EV_ERROR)))
+		return;
 	sb = strbuf_new(256, 0);
 	if (sess->state == SMTP_ST_CONNECT) {
 		strbuf_printf(sb, "connect to %s: %s", sess->relay,
@@ -789,6 +1006,10 @@ smtp_proto_timeout(struct smtp_sess *sess)
 			smtp_conn_quit(sess);
 		else
 			smtp_conn_free(sess);
+		return;
+	}
+	if (sess->state == SMTP_ST_TLS) {
+		(void) smtp_proto_tls_failed(sess, "timed out");
 		return;
 	}
 	sb = strbuf_new(256, 0);

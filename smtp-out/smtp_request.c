@@ -125,6 +125,7 @@ smtp_request_free(struct smtp_req *req)
 		xfree(req->rcpts[i].notify);
 		xfree(req->rcpts[i].relay);
 		xfree(req->rcpts[i].reply);
+		xfree(req->rcpts[i].tls);
 	}
 	xfree(req->rcpts);
 	xfree(req->queue_id);
@@ -139,6 +140,8 @@ smtp_request_free(struct smtp_req *req)
 	smtp_dest_free(req->dests, req->ndest);
 	smtp_fail_clear(&req->temp);
 	smtp_fail_clear(&req->perm);
+	smtp_tls_policy_free(&req->tls);
+	xfree(req->cache_key);
 	if (req->prev)
 		req->prev->next = req->next;
 	else
@@ -217,6 +220,9 @@ smtp_rcpt_set(struct smtp_req *req, size_t i, int status, const char *dsn,
 	r->relay = xstrdup(relay ? relay : "none");
 	xfree(r->reply);
 	r->reply = xstrdup(reply ? reply : "");
+	xfree(r->tls);
+	r->tls = xstrdup(req->sess && req->sess->tls_field ?
+			 req->sess->tls_field : "none");
 	smtp_rcpt_record(req, r);
 }
 
@@ -269,14 +275,14 @@ smtp_request_log(struct smtp_req *req)
 		struct smtp_rcpt *r = &req->rcpts[i];
 
 		log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, "
-			 "dsn=%s, status=%s (%s)", req->queue_id, r->addr,
+			 "dsn=%s, status=%s (%s), tls=%s", req->queue_id, r->addr,
 			 r->relay, smtp_delay_fmt(b0, sizeof(b0),
 						  req->t_done - req->arrival),
 			 smtp_delay_fmt(b1, sizeof(b1), a),
 			 smtp_delay_fmt(b2, sizeof(b2), b),
 			 smtp_delay_fmt(b3, sizeof(b3), c),
 			 smtp_delay_fmt(b4, sizeof(b4), d), r->dsn,
-			 names[r->status], r->reply);
+			 names[r->status], r->reply, r->tls ? r->tls : "none");
 	}
 }
 

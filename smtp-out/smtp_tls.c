@@ -1,0 +1,641 @@
+/*
+ * smtp_tls - outbound TLS policy: levels, the policy table, STARTTLS
+ *	set-up and the check of the server's certificate
+ *
+ * SYNOPSIS
+ *	#include "smtp-out.h"
+ *
+ *	void	smtp_tls_pre_init(void)
+ *	int	smtp_tls_level_parse(const char *name)
+ *	const char *smtp_tls_level_name(int level)
+ *	int	smtp_tls_policy_parse(const char *text,
+ *			struct smtp_tls_policy *pol, struct strbuf *err)
+ *	void	smtp_tls_policy_init(struct smtp_tls_policy *pol)
+ *	void	smtp_tls_policy_free(struct smtp_tls_policy *pol)
+ *	void	smtp_tls_policy_copy(struct smtp_tls_policy *dst,
+ *			const struct smtp_tls_policy *src)
+ *	int	smtp_tls_policy_lookup(const struct smtp_dest *d,
+ *			struct smtp_tls_policy *pol, struct strbuf *err)
+ *	void	smtp_tls_policy_raise(struct smtp_tls_policy *pol, int level,
+ *			const char *match, const char *source)
+ *	int	smtp_tls_policy_dest(struct smtp_req *req,
+ *			const struct smtp_dest *d, struct strbuf *err)
+ *	int	smtp_tls_policy_host(struct smtp_req *req, const char *host,
+ *			struct smtp_tls_policy *pol, struct strbuf *why)
+ *	char	*smtp_tls_cache_key(const char *nexthop,
+ *			const struct smtp_tls_policy *pol)
+ *	int	smtp_tls_start(struct smtp_sess *sess, struct strbuf *why)
+ *	int	smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
+ *
+ * DESCRIPTION
+ *	smtp_tls_pre_init() sets up OpenSSL, loads the trust anchors
+ *	(smtp_tls_CAfile, smtp_tls_CApath) and opens smtp_tls_policy_maps,
+ *	while smtp-out is still privileged. A bad level, protocol list,
+ *	trust anchor file or table name is fatal.
+ *
+ *	Levels: none (never STARTTLS), may (STARTTLS when offered; clear
+ *	text when not, or once more after a failed handshake), encrypt
+ *	(TLS required, any certificate), dane and dane-only (parsed; not
+ *	yet supported: the delivery defers), fingerprint (the certificate
+ *	or its public key must match a pin), verify (chain and host name),
+ *	secure (chain and the names of smtp_tls_secure_cert_match).
+ *	smtp_tls_level_parse() gives SMTP_TLS_* for a name (-1 unknown),
+ *	smtp_tls_level_name() the reverse.
+ *
+ *	smtp_tls_policy_parse() reads a policy table value, Postfix's
+ *	syntax: a level, then attributes match=, protocols=, ciphers=,
+ *	servername= ("verify match=hostname:nexthop", "fingerprint
+ *	match=AB:CD:..|EF:..."). -1 with a reason in "err".
+ *
+ *	smtp_tls_policy_lookup() is the policy of one next-hop element:
+ *	smtp_tls_security_level, or the smtp_tls_policy_maps entry found
+ *	first under the element as written ("[mx.example.com]:25",
+ *	"example.com"), "[host]:port" and "[host]" for a host element, or
+ *	the domain and then its parents as ".parent" for an MX element.
+ *	-1 with a reason when the table fails or the entry is bad.
+ *
+ *	The seams for MTA-STS and DANE: smtp_tls_policy_dest() sets the
+ *	request's policy for a destination before its DNS lookup (the
+ *	table, then a lookup that may raise it with
+ *	smtp_tls_policy_raise(), which never lowers a level); it defers
+ *	the destination (the request's soft failure, -1) when the policy
+ *	cannot be had or the level is not supported. smtp_tls_policy_host()
+ *	is asked for each host before a connection to it: it copies the
+ *	request's policy to "pol" and may raise it or refuse the host (-1
+ *	with a reason), as an MTA-STS "enforce" policy does for an MX host
+ *	outside its list.
+ *
+ *	smtp_tls_cache_key() is the connection cache key: the next hop and
+ *	everything the policy requires, so that a connection made for one
+ *	policy never serves a delivery that requires another (a clear-text
+ *	connection never serves a delivery that requires TLS).
+ *
+ *	smtp_tls_start() starts the handshake after "220" to STARTTLS: an
+ *	SSL with SNI (smtp_tls_servername), the protocol range and ciphers
+ *	of the level, and the names to verify, pushed under the stream.
+ *	smtp_tls_check(), once the handshake is done, logs the connection
+ *	("Verified TLS connection established to HOST[ADDR]:PORT: TLSv1.3
+ *	with cipher ...") and applies the level; -1 with the deferral
+ *	reason when the certificate does not satisfy it.
+ *
+ * SEE ALSO
+ *	tls_client.c, Postfix TLS_README, RFC 3207
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "map.h"
+#include "strbuf.h"
+#include "tls.h"
+#include "tls_client.h"
+#include "xmalloc.h"
+
+#include "smtp-out.h"
+
+static SSL_CTX *smtp_tls_ctx;
+static struct map *smtp_tls_policy_map;
+static int smtp_tls_default_level;
+
+static const char *const smtp_tls_levels[] = {
+	"none", "may", "encrypt", "dane", "dane-only", "fingerprint",
+	"verify", "secure",
+};
+
+#define SMTP_TLS_NLEVELS (sizeof(smtp_tls_levels) / sizeof(smtp_tls_levels[0]))
+#define SMTP_TLS_SEP	" \t\r\n,"
+
+/* smtp_tls_level_parse - a level name */
+int
+smtp_tls_level_parse(const char *name)
+{
+	size_t  i;
+
+	for (i = 0; name && i < SMTP_TLS_NLEVELS; i++)
+		if (strcasecmp(name, smtp_tls_levels[i]) == 0)
+			return ((int) i);
+	return (-1);
+}
+
+/* smtp_tls_level_name - and back */
+const char *
+smtp_tls_level_name(int level)
+{
+	if (level < 0 || (size_t) level >= SMTP_TLS_NLEVELS)
+		return ("unknown");
+	return (smtp_tls_levels[level]);
+}
+
+/* smtp_tls_cipherlist - an OpenSSL cipher string for a Postfix grade */
+static const char *
+smtp_tls_cipherlist(const char *grade)
+{
+	if (grade == NULL || *grade == 0)
+		return (NULL);
+	if (strcasecmp(grade, "high") == 0)
+		return ("HIGH:!aNULL:@STRENGTH");
+	if (strcasecmp(grade, "medium") == 0 || strcasecmp(grade, "low") == 0
+	    || strcasecmp(grade, "export") == 0)
+		return ("HIGH:MEDIUM:!aNULL:@STRENGTH");
+	return (NULL);
+}
+
+/* smtp_tls_pre_init - OpenSSL, trust anchors, the policy table */
+void
+smtp_tls_pre_init(void)
+{
+	struct strbuf *err = strbuf_new(128, 0);
+	char    buf[512];
+	int     min;
+	int     max;
+
+	smtp_tls_default_level = smtp_tls_level_parse(smtp_var.tls_level);
+	if (smtp_tls_default_level < 0)
+		log_fatal("bad smtp_tls_security_level value \"%s\"",
+			  smtp_var.tls_level);
+	if (tls_protocols_parse(smtp_var.tls_protocols, &min, &max) < 0)
+		log_fatal("bad smtp_tls_protocols value \"%s\"",
+			  smtp_var.tls_protocols);
+	if (tls_protocols_parse(smtp_var.tls_mand_protocols, &min, &max) < 0)
+		log_fatal("bad smtp_tls_mandatory_protocols value \"%s\"",
+			  smtp_var.tls_mand_protocols);
+	if (smtp_tls_cipherlist(smtp_var.tls_ciphers) == NULL)
+		log_fatal("bad smtp_tls_ciphers value \"%s\"",
+			  smtp_var.tls_ciphers);
+	if (smtp_tls_cipherlist(smtp_var.tls_mand_ciphers) == NULL)
+		log_fatal("bad smtp_tls_mandatory_ciphers value \"%s\"",
+			  smtp_var.tls_mand_ciphers);
+	if (EVP_get_digestbyname(smtp_var.tls_fpt_digest) == NULL) {
+		tls_init();
+		if (EVP_get_digestbyname(smtp_var.tls_fpt_digest) == NULL)
+			log_fatal("bad smtp_tls_fingerprint_digest value \"%s\"",
+				  smtp_var.tls_fpt_digest);
+	}
+	tls_init();
+	smtp_tls_ctx = tls_client_ctx_new(smtp_var.tls_CAfile,
+					  smtp_var.tls_CApath, buf,
+					  sizeof(buf));
+	if (smtp_tls_ctx == NULL)
+		log_fatal("smtp_tls_CAfile/smtp_tls_CApath: %s", buf);
+	if (*smtp_var.tls_policy_maps) {
+		smtp_tls_policy_map = map_open(smtp_var.tls_policy_maps, err);
+		if (smtp_tls_policy_map == NULL)
+			log_fatal("smtp_tls_policy_maps: %s", err->data);
+	}
+	strbuf_free(err);
+}
+
+/* smtp_tls_policy_init - an empty policy */
+void
+smtp_tls_policy_init(struct smtp_tls_policy *pol)
+{
+	memset(pol, 0, sizeof(*pol));
+}
+
+/* smtp_tls_policy_free - its strings */
+void
+smtp_tls_policy_free(struct smtp_tls_policy *pol)
+{
+	xfree(pol->match);
+	xfree(pol->protocols);
+	xfree(pol->ciphers);
+	xfree(pol->servername);
+	xfree(pol->source);
+	smtp_tls_policy_init(pol);
+}
+
+/* smtp_tls_strdup - a copy of a string or NULL */
+static char *
+smtp_tls_strdup(const char *s)
+{
+	return (s ? xstrdup(s) : NULL);
+}
+
+/* smtp_tls_policy_copy - a deep copy */
+void
+smtp_tls_policy_copy(struct smtp_tls_policy *dst,
+		     const struct smtp_tls_policy *src)
+{
+	smtp_tls_policy_free(dst);
+	dst->level = src->level;
+	dst->match = smtp_tls_strdup(src->match);
+	dst->protocols = smtp_tls_strdup(src->protocols);
+	dst->ciphers = smtp_tls_strdup(src->ciphers);
+	dst->servername = smtp_tls_strdup(src->servername);
+	dst->source = smtp_tls_strdup(src->source);
+}
+
+/* smtp_tls_policy_raise - a stronger requirement; never a weaker one */
+void
+smtp_tls_policy_raise(struct smtp_tls_policy *pol, int level,
+		      const char *match, const char *source)
+{
+	if (level < pol->level)
+		return;
+	if (level == pol->level && (match == NULL || pol->match))
+		return;
+	pol->level = level;
+	xfree(pol->match);
+	pol->match = smtp_tls_strdup(match);
+	xfree(pol->source);
+	pol->source = smtp_tls_strdup(source);
+}
+
+/* smtp_tls_policy_attr - one name=value of a table entry */
+static int
+smtp_tls_policy_attr(const char *w, size_t len, struct smtp_tls_policy *pol,
+		     struct strbuf *err)
+{
+	static const char *const names[] = {
+		"match", "protocols", "ciphers", "servername",
+	};
+	const char *eq = memchr(w, '=', len);
+	char   *val;
+	char  **slot[4];
+	size_t  nlen;
+	size_t  i;
+	int     min;
+	int     max;
+
+	slot[0] = &pol->match;
+	slot[1] = &pol->protocols;
+	slot[2] = &pol->ciphers;
+	slot[3] = &pol->servername;
+	if (eq == NULL || eq == w || eq + 1 == w + len) {
+		strbuf_setf(err, "bad attribute \"%.*s\": not name=value",
+			    (int) len, w);
+		return (-1);
+	}
+	nlen = (size_t) (eq - w);
+	for (i = 0; i < 4; i++)
+		if (strlen(names[i]) == nlen && strncasecmp(w, names[i], nlen)
+		    == 0)
+			break;
+	if (i == 4) {
+		strbuf_setf(err, "unknown attribute \"%.*s\"", (int) nlen, w);
+		return (-1);
+	}
+	val = xstrndup(eq + 1, (size_t) (w + len - eq - 1));
+	if ((i == 1 && tls_protocols_parse(val, &min, &max) < 0)
+	    || (i == 2 && smtp_tls_cipherlist(val) == NULL)) {
+		strbuf_setf(err, "bad %s value \"%s\"", names[i], val);
+		xfree(val);
+		return (-1);
+	}
+	xfree(*slot[i]);
+	*slot[i] = val;
+	return (0);
+}
+
+/* smtp_tls_policy_parse - "level name=value ..." */
+int
+smtp_tls_policy_parse(const char *text, struct smtp_tls_policy *pol,
+		      struct strbuf *err)
+{
+	const char *p = text;
+	char   *word;
+	size_t  len;
+	int     level;
+
+	p += strspn(p, " \t");
+	len = strcspn(p, " \t");
+	word = xstrndup(p, len);
+	level = smtp_tls_level_parse(word);
+	if (level < 0) {
+		strbuf_setf(err, "unknown TLS security level \"%s\"", word);
+		xfree(word);
+		return (-1);
+	}
+	xfree(word);
+	pol->level = level;
+	for (p += len;;) {
+		p += strspn(p, " \t");
+		if (*p == 0)
+			break;
+		len = strcspn(p, " \t");
+		if (smtp_tls_policy_attr(p, len, pol, err) < 0)
+			return (-1);
+		p += len;
+	}
+	return (0);
+}
+
+/* smtp_tls_policy_try - one table key */
+static int
+smtp_tls_policy_try(const char *key, struct smtp_tls_policy *pol,
+		    struct strbuf *err)
+{
+	const char *val;
+	int     ret;
+
+	ret = map_lookup(smtp_tls_policy_map, key, &val);
+	if (ret == MAP_NOTFOUND)
+		return (0);
+	if (ret == MAP_RETRY) {
+		strbuf_setf(err, "TLS policy lookup for %s: table %s is not "
+			    "available", key, map_spec(smtp_tls_policy_map));
+		return (-1);
+	}
+	smtp_tls_policy_free(pol);
+	if (smtp_tls_policy_parse(val, pol, err) < 0) {
+		struct strbuf *why = strbuf_new(128, 0);
+
+		strbuf_printf(why, "TLS policy lookup for %s: %s: %s", key,
+			      map_spec(smtp_tls_policy_map), err->data);
+		strbuf_sets(err, why->data);
+		strbuf_free(why);
+		log_warn("%s", err->data);
+		return (-1);
+	}
+	pol->source = xstrdup("smtp_tls_policy_maps");
+	return (1);
+}
+
+/* smtp_tls_policy_lookup - the policy of one next-hop element */
+int
+smtp_tls_policy_lookup(const struct smtp_dest *d, struct smtp_tls_policy *pol,
+		       struct strbuf *err)
+{
+	struct strbuf *key;
+	const char *dot;
+	int     ret;
+
+	smtp_tls_policy_free(pol);
+	pol->level = smtp_tls_default_level;
+	pol->source = xstrdup("smtp_tls_security_level");
+	if (smtp_tls_policy_map == NULL)
+		return (0);
+	if ((ret = smtp_tls_policy_try(d->text, pol, err)) != 0)
+		return (ret < 0 ? -1 : 0);
+	key = strbuf_new(128, 0);
+	if (!d->mx) {
+		strbuf_setf(key, "[%s]:%u", d->host, d->port);
+		if ((ret = smtp_tls_policy_try(key->data, pol, err)) == 0) {
+			strbuf_setf(key, "[%s]", d->host);
+			ret = smtp_tls_policy_try(key->data, pol, err);
+		}
+	} else {
+		ret = smtp_tls_policy_try(d->host, pol, err);
+		for (dot = strchr(d->host, '.'); ret == 0 && dot;
+		     dot = strchr(dot + 1, '.'))
+			ret = smtp_tls_policy_try(dot, pol, err);
+	}
+	strbuf_free(key);
+	if (ret == 0) {
+		/* Nothing found: the default, not what a failed parse left. */
+		smtp_tls_policy_free(pol);
+		pol->level = smtp_tls_default_level;
+		pol->source = xstrdup("smtp_tls_security_level");
+	}
+	return (ret < 0 ? -1 : 0);
+}
+
+/* smtp_tls_policy_dest - the policy for a destination, or defer it */
+int
+smtp_tls_policy_dest(struct smtp_req *req, const struct smtp_dest *d,
+		     struct strbuf *err)
+{
+	if (smtp_tls_policy_lookup(d, &req->tls, err) < 0) {
+		smtp_fail_set(&req->temp, "4.3.0", NULL, err->data);
+		return (-1);
+	}
+
+	/*
+	 * XXX MTA-STS (RFC 8461) and DANE (RFC 7672) go here: a lookup for
+	 * d->host that raises req->tls with smtp_tls_policy_raise(). Until
+	 * DANE is built, its levels defer rather than pretend.
+	 */
+	if (req->tls.level == SMTP_TLS_DANE
+	    || req->tls.level == SMTP_TLS_DANE_ONLY) {
+		strbuf_setf(err, "TLS security level \"%s\" (%s) for %s is "
+			    "not yet supported", smtp_tls_level_name(req->tls.level),
+			    req->tls.source, d->text);
+		smtp_fail_set(&req->temp, "4.7.5", NULL, err->data);
+		return (-1);
+	}
+	return (0);
+}
+
+/* smtp_tls_policy_host - the policy for one host of the destination */
+int
+smtp_tls_policy_host(struct smtp_req *req, const char *unused_host,
+		     struct smtp_tls_policy *pol, struct strbuf *unused_why)
+{
+	(void) unused_host;
+	(void) unused_why;
+	/* XXX MTA-STS "enforce": refuse a host outside the policy's mx list. */
+	smtp_tls_policy_copy(pol, &req->tls);
+	return (0);
+}
+
+/* smtp_tls_cache_key - the next hop and what the policy requires */
+char   *
+smtp_tls_cache_key(const char *nexthop, const struct smtp_tls_policy *pol)
+{
+	struct strbuf *sb = strbuf_new(128, 0);
+	char   *s;
+
+	strbuf_printf(sb, "%s\t%s\t%s\t%s\t%s\t%s", nexthop,
+		      smtp_tls_level_name(pol->level),
+		      pol->match ? pol->match : "",
+		      pol->protocols ? pol->protocols : "",
+		      pol->ciphers ? pol->ciphers : "",
+		      pol->servername ? pol->servername : "");
+	s = strbuf_steal(sb, NULL);
+	strbuf_free(sb);
+	return (s);
+}
+
+/* smtp_tls_name - one match keyword as a name */
+static char *
+smtp_tls_name(const struct smtp_sess *sess, const char *w, size_t len)
+{
+	if (len == 8 && strncasecmp(w, "hostname", len) == 0)
+		return (xstrdup(sess->host));
+	if (len == 7 && strncasecmp(w, "nexthop", len) == 0)
+		return (xstrdup(sess->dest_host));
+	if (len == 11 && strncasecmp(w, "dot-nexthop", len) == 0) {
+		struct strbuf *sb;
+
+		/* An address has no subdomains. */
+		if (strchr(sess->dest_host, ':')
+		    || strspn(sess->dest_host, "0123456789.")
+		    == strlen(sess->dest_host))
+			return (xstrdup(""));
+		sb = strbuf_new(64, 0);
+		char   *s;
+
+		strbuf_printf(sb, ".%s", sess->dest_host);
+		s = strbuf_steal(sb, NULL);
+		strbuf_free(sb);
+		return (s);
+	}
+	return (xstrndup(w, len));
+}
+
+/* smtp_tls_names - the names a verify or secure level checks */
+static size_t
+smtp_tls_names(const struct smtp_sess *sess, char **names, size_t max)
+{
+	const char *list;
+	const char *sep;
+	size_t  n = 0;
+	size_t  len;
+
+	if (sess->tls.level == SMTP_TLS_VERIFY) {
+		list = sess->tls.match ? sess->tls.match :
+			smtp_var.tls_verify_match;
+	} else if (sess->tls.level == SMTP_TLS_SECURE) {
+		list = sess->tls.match ? sess->tls.match :
+			smtp_var.tls_secure_match;
+	} else {
+		return (0);
+	}
+	/* The table separates with ":", main.cf with blanks or commas. */
+	sep = sess->tls.match ? ":" SMTP_TLS_SEP : SMTP_TLS_SEP;
+	while (n < max) {
+		list += strspn(list, sep);
+		if (*list == 0)
+			break;
+		len = strcspn(list, sep);
+		names[n++] = smtp_tls_name(sess, list, len);
+		list += len;
+	}
+	return (n);
+}
+
+/* smtp_tls_sni - the name sent as SNI; NULL none */
+static const char *
+smtp_tls_sni(const struct smtp_sess *sess)
+{
+	const char *v = sess->tls.servername ? sess->tls.servername :
+	smtp_var.tls_servername;
+
+	if (v == NULL || *v == 0)
+		return (NULL);
+	if (strcasecmp(v, "hostname") == 0)
+		return (strcmp(sess->host, sess->addr) == 0 ? NULL : sess->host);
+	if (strcasecmp(v, "nexthop") == 0)
+		return (sess->dest_host);
+	return (v);
+}
+
+/* smtp_tls_start - the handshake, after "220" to STARTTLS */
+int
+smtp_tls_start(struct smtp_sess *sess, struct strbuf *why)
+{
+	char   *names[8];
+	char    err[256];
+	size_t  n;
+	size_t  i;
+	int     mand = sess->tls.level >= SMTP_TLS_ENCRYPT;
+	const char *protocols;
+	const char *grade;
+	SSL    *ssl;
+
+	protocols = sess->tls.protocols ? sess->tls.protocols : mand ?
+		smtp_var.tls_mand_protocols : smtp_var.tls_protocols;
+	grade = sess->tls.ciphers ? sess->tls.ciphers : mand ?
+		smtp_var.tls_mand_ciphers : smtp_var.tls_ciphers;
+	n = smtp_tls_names(sess, names, sizeof(names) / sizeof(names[0]));
+	ssl = tls_client_ssl_new(smtp_tls_ctx, smtp_tls_sni(sess), protocols,
+				 smtp_tls_cipherlist(grade),
+				 (const char *const *) names, n, err,
+				 sizeof(err));
+	for (i = 0; i < n; i++)
+		xfree(names[i]);
+	if (ssl == NULL) {
+		strbuf_setf(why, "Cannot start TLS: %s", err);
+		return (-1);
+	}
+	if (tls_stream_start(sess->stream, ssl, STREAM_TLS_CLIENT) < 0) {
+		strbuf_setf(why, "Cannot start TLS: %s", strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
+/* smtp_tls_check - log the connection and apply the level */
+int
+smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
+{
+	SSL    *ssl = tls_stream_ssl(sess->stream);
+	char    desc[256];
+	char    fp[EVP_MAX_MD_SIZE * 3 + 1];
+	struct strbuf *sb;
+	const char *pins;
+	int     pinned = 0;
+
+	if (ssl == NULL) {
+		strbuf_sets(why, "Cannot start TLS: no TLS state");
+		return (-1);
+	}
+	sess->tls_on = 1;
+	sess->tls_trust = tls_client_trust(ssl);
+	if (sess->tls.level == SMTP_TLS_FINGERPRINT) {
+		pins = sess->tls.match ? sess->tls.match :
+			smtp_var.tls_fpt_match;
+		pinned = tls_client_pin_match(ssl, smtp_var.tls_fpt_digest,
+					      pins);
+		sess->tls_trust = pinned ? TLS_TRUST_VERIFIED :
+			sess->tls_trust == TLS_TRUST_ANONYMOUS ?
+			TLS_TRUST_ANONYMOUS : TLS_TRUST_UNTRUSTED;
+	} else if (sess->tls.level < SMTP_TLS_FINGERPRINT
+		   && sess->tls_trust == TLS_TRUST_VERIFIED) {
+		sess->tls_trust = TLS_TRUST_TRUSTED;
+	}
+	tls_describe(ssl, desc, sizeof(desc));
+	xfree(sess->tls_info);
+	sess->tls_info = xstrdup(desc);
+	sb = strbuf_new(128, 0);
+	strbuf_printf(sb, "%s:%s:%s", SSL_get_version(ssl),
+		      SSL_get_cipher_name(ssl),
+		      tls_client_trust_name(sess->tls_trust));
+	xfree(sess->tls_field);
+	sess->tls_field = strbuf_steal(sb, NULL);
+	strbuf_free(sb);
+	if (smtp_var.tls_loglevel >= 1)
+		log_info("%s TLS connection established to %s: %s",
+			 tls_client_trust_name(sess->tls_trust), sess->relay,
+			 desc);
+	if (smtp_var.tls_loglevel >= 2) {
+		if (tls_client_fingerprint(ssl, smtp_var.tls_fpt_digest,
+					   TLS_FPT_CERT, fp, sizeof(fp)) == 0)
+			log_info("%s: certificate %s fingerprint %s",
+				 sess->relay, smtp_var.tls_fpt_digest, fp);
+		if (tls_client_fingerprint(ssl, smtp_var.tls_fpt_digest,
+					   TLS_FPT_PKEY, fp, sizeof(fp)) == 0)
+			log_info("%s: public key %s fingerprint %s",
+				 sess->relay, smtp_var.tls_fpt_digest, fp);
+	}
+
+	switch (sess->tls.level) {
+	case SMTP_TLS_FINGERPRINT:
+		if (!pinned) {
+			log_info("%s: server certificate fingerprint does not "
+				 "match %s", sess->relay, sess->tls.source);
+			strbuf_sets(why, "Server certificate fingerprint "
+				    "mismatch");
+			return (-1);
+		}
+		break;
+	case SMTP_TLS_VERIFY:
+	case SMTP_TLS_SECURE:
+		if (sess->tls_trust != TLS_TRUST_VERIFIED) {
+			log_info("%s: server certificate not verified: %s",
+				 sess->relay, tls_client_verify_error(ssl));
+			strbuf_sets(why, "Server certificate not verified");
+			return (-1);
+		}
+		break;
+	default:
+		break;
+	}
+	return (0);
+}

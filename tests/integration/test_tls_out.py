@@ -1,0 +1,483 @@
+"""smtp-out: outbound TLS (STARTTLS, policy levels, pins) and client AUTH.
+
+Like test_smtp_out.py, each test runs master with smtpd, cleanup and
+smtp-out but no qmgr, injects a message through smtpd and plays qmgr on
+private/smtp. The receivers are aiosmtpd with STARTTLS (a test CA and a
+server certificate for mx.example.net and 127.0.0.1, or a self-signed
+one, all made here with openssl), aiosmtpd without STARTTLS, and a raw
+socket server for a peer that misbehaves around STARTTLS. MX host names
+come from tests/integration/dnsserver.py.
+"""
+
+import base64
+import hashlib
+import os
+import pathlib
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+
+import pytest
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from conftest import free_port, wait_for
+from dnsserver import DnsServer
+from test_smtp_out import (deliver, inject, log_line, no_crashes,  # noqa: F401
+                           smtp_out_mta)
+
+
+# -- certificates ---------------------------------------------------------
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A test CA, a server certificate it signed, and a self-signed one."""
+    d = tmp_path_factory.mktemp("pki")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+          "-nodes"]
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "2", "-subj", "/CN=Sendarix Test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    _openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr",
+             "-subj", "/CN=mx.example.net", cwd=d)
+    (d / "ext.cnf").write_text(
+        "subjectAltName=DNS:mx.example.net,IP:127.0.0.1\n"
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.crt",
+             "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.crt",
+             "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    _openssl("req", "-x509", *ec, "-keyout", "ss.key", "-out", "ss.crt",
+             "-days", "2", "-subj", "/CN=selfsigned.example.org", cwd=d)
+    return d
+
+
+def fingerprint(certfile, what="cert"):
+    """Postfix-style SHA-256 pin of a certificate or of its public key."""
+    pem = open(certfile).read()
+    if what == "cert":
+        der = ssl.PEM_cert_to_DER_cert(pem)
+    else:
+        pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout",
+                              "-in", str(certfile)], check=True,
+                             capture_output=True).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform",
+                              "DER"], input=pub, check=True,
+                             capture_output=True).stdout
+    h = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
+
+
+# -- receivers ------------------------------------------------------------
+
+class Handler:
+    """Keeps each message with whether it came under TLS and who logged in."""
+
+    def __init__(self):
+        self.messages = []
+        self.xoauth2 = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append({
+                "tls": session.ssl is not None,
+                "login": session.auth_data if session.authenticated
+                else None,
+                "content": envelope.original_content,
+            })
+        return "250 2.0.0 Ok: stored"
+
+    async def auth_XOAUTH2(self, server, args):
+        raw = base64.b64decode(args[1]) if len(args) > 1 else b""
+        self.xoauth2.append(raw)
+        parts = raw.split(b"\x01")
+        ok = (len(parts) >= 2 and parts[0] == b"user=app@example.org"
+              and parts[1] == b"auth=Bearer " + self.token)
+        if ok:
+            return AuthResult(success=True, auth_data=b"app@example.org")
+        return AuthResult(success=False, handled=False)
+
+    token = b"tok-1"
+
+
+def receiver(pki=None, cert="srv", starttls=True, authenticator=None,
+             auth_require_tls=True):
+    """aiosmtpd on 127.0.0.1, with STARTTLS when a certificate is given."""
+    h = Handler()
+    kw = {}
+    if starttls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(pki / (cert + ".crt")),
+                            str(pki / (cert + ".key")))
+        kw["tls_context"] = ctx
+        kw["require_starttls"] = False
+    if authenticator:
+        kw["authenticator"] = authenticator
+        kw["auth_require_tls"] = auth_require_tls
+    port = free_port()
+    ctl = Controller(h, hostname="127.0.0.1", port=port,
+                     server_hostname="mx.example.net", **kw)
+    ctl.start()
+    return ctl, h, port
+
+
+@pytest.fixture
+def receivers():
+    made = []
+
+    def make(*a, **kw):
+        r = receiver(*a, **kw)
+        made.append(r[0])
+        return r
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+def tls_mta(mta_factory, tmp_path, main=None, policy=None):
+    params = {"smtp_connection_cache_time_limit": "0"}
+    if policy is not None:
+        pfile = tmp_path / "tls_policy"
+        pfile.write_text(policy)
+        os.chmod(str(pfile), 0o644)
+        params["smtp_tls_policy_maps"] = "texthash:%s" % pfile
+    params.update(main or {})
+    return smtp_out_mta(mta_factory, params)
+
+
+def nexthop(port):
+    return "[127.0.0.1]:%d" % port
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder the mail owner can read (pytest's tmp_path is private)."""
+    d = tempfile.mkdtemp(prefix="sendarix-tls-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# -- tests ----------------------------------------------------------------
+
+def test_may_is_the_default_and_encrypts(mta_factory, tmp_path, pki,
+                                         receivers):
+    ctl, h, port = receivers(pki, cert="ss")
+    mta = tls_mta(mta_factory, tmp_path)
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert len(h.messages) == 1 and h.messages[0]["tls"] is True
+    log = mta.log()
+    assert ("Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:%d: "
+            "TLSv1.3 with cipher" % port) in log, log
+    line = log_line(mta, "a@example.net")
+    assert "status=sent" in line and ", tls=TLSv1.3:" in line, line
+    assert line.endswith(":Untrusted"), line
+
+
+def test_may_without_starttls_is_clear(mta_factory, tmp_path, receivers):
+    ctl, h, port = receivers(starttls=False)
+    mta = tls_mta(mta_factory, tmp_path)
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert h.messages[0]["tls"] is False
+    assert log_line(mta, "a@example.net").endswith(", tls=none")
+
+
+def test_none_never_starts_tls(mta_factory, tmp_path, pki, receivers):
+    ctl, h, port = receivers(pki)
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_tls_security_level": "none"})
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert h.messages[0]["tls"] is False
+
+
+def test_encrypt_without_starttls_defers(mta_factory, tmp_path, receivers):
+    ctl, h, port = receivers(starttls=False)
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_tls_security_level": "encrypt"})
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "deferred", res
+    assert res[0]["dsn"] == "4.7.4"
+    assert res[0]["reply"] == ("TLS is required, but was not offered by "
+                               "host 127.0.0.1[127.0.0.1]")
+    assert h.messages == []
+    assert ("status=deferred (TLS is required, but was not offered by host "
+            "127.0.0.1[127.0.0.1])") in log_line(mta, "a@example.net")
+
+
+def test_verify_untrusted_defers(mta_factory, tmp_path, pki, receivers):
+    ctl, h, port = receivers(pki, cert="ss")
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_tls_security_level": "verify",
+                   "smtp_tls_CAfile": str(pki / "ca.crt")})
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "deferred", res
+    assert res[0]["dsn"] == "4.7.5"
+    assert res[0]["reply"] == "Server certificate not verified"
+    assert h.messages == []
+
+
+def test_verify_with_ca_and_name_delivers(mta_factory, tmp_path, pki,
+                                          receivers):
+    ctl, h, port = receivers(pki)
+    zone = {"example.net": ["MX 10 mx.example.net."],
+            "mx.example.net": ["A 127.0.0.1"],
+            "other.example.net": ["MX 10 other-mx.example.net."],
+            "other-mx.example.net": ["A 127.0.0.1"]}
+    with DnsServer(zone) as dns:
+        mta = tls_mta(mta_factory, tmp_path,
+                      {"smtp_tls_security_level": "verify",
+                       "smtp_tls_CAfile": str(pki / "ca.crt"),
+                       "dns_resolver": dns.spec,
+                       "smtp_default_port": str(port)})
+        # The MX host name is in the certificate: Verified.
+        qid = inject(mta, ["a@example.net"])
+        res = deliver(mta, qid, ["a@example.net"], "example.net")
+        assert res[0]["status"] == "sent", res
+        assert h.messages[-1]["tls"] is True
+        assert ("Verified TLS connection established to "
+                "mx.example.net[127.0.0.1]:%d: TLSv1.3" % port) in mta.log()
+        assert log_line(mta, "a@example.net").endswith(":Verified")
+        # A trusted chain under another name is not enough.
+        qid = inject(mta, ["b@other.example.net"])
+        res = deliver(mta, qid, ["b@other.example.net"], "other.example.net")
+        assert res[0]["status"] == "deferred", res
+        assert res[0]["reply"] == "Server certificate not verified"
+        assert len(h.messages) == 1
+
+
+def test_policy_map_per_destination(mta_factory, tmp_path, pki, receivers):
+    ctl, h, port = receivers(pki)
+    bare, hb, bport = receivers(starttls=False)
+    policy = ("[127.0.0.1]:%d verify match=mx.example.net\n"
+              "[127.0.0.1]:%d encrypt\n" % (port, bport))
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_tls_CAfile": str(pki / "ca.crt")}, policy=policy)
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert log_line(mta, "a@example.net").endswith(":Verified")
+    qid = inject(mta, ["b@example.net"])
+    res = deliver(mta, qid, ["b@example.net"], nexthop(bport))
+    assert res[0]["status"] == "deferred", res
+    assert res[0]["reply"].startswith("TLS is required, but was not offered")
+    assert hb.messages == []
+
+
+@pytest.mark.parametrize("what", ["cert", "pkey"])
+def test_fingerprint_pins(mta_factory, tmp_path, pki, receivers, what):
+    ctl, h, port = receivers(pki, cert="ss")
+    good = fingerprint(pki / "ss.crt", what)
+    wrong = fingerprint(pki / "srv.crt", what)
+    policy = ("[127.0.0.1]:%d fingerprint match=%s|%s\n"
+              % (port, wrong, good))
+    mta = tls_mta(mta_factory, tmp_path, policy=policy)
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert h.messages[0]["tls"] is True
+    assert log_line(mta, "a@example.net").endswith(":Verified")
+
+    # A wrong pin (main.cf this time) defers and sends nothing.
+    mta2 = tls_mta(mta_factory, tmp_path,
+                   {"smtp_tls_security_level": "fingerprint",
+                    "smtp_tls_fingerprint_cert_match": wrong.lower()})
+    qid = inject(mta2, ["b@example.net"])
+    res = deliver(mta2, qid, ["b@example.net"], nexthop(port))
+    assert res[0]["status"] == "deferred", res
+    assert res[0]["dsn"] == "4.7.5"
+    assert res[0]["reply"] == "Server certificate fingerprint mismatch"
+    assert len(h.messages) == 1
+
+
+def test_dane_level_defers_as_not_supported(mta_factory, tmp_path, pki,
+                                            receivers):
+    ctl, h, port = receivers(pki)
+    mta = tls_mta(mta_factory, tmp_path, policy="[127.0.0.1]:%d dane\n" % port)
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "deferred", res
+    assert "not yet supported" in res[0]["reply"], res
+    assert h.messages == []
+
+
+def test_data_after_starttls_220_drops(mta_factory, tmp_path):
+    """A server that sends bytes after "220" to STARTTLS is dropped."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    seen = []
+
+    def run():
+        c, _ = srv.accept()
+        f = c.makefile("rb")
+        c.sendall(b"220 evil.example ESMTP\r\n")
+        f.readline()
+        c.sendall(b"250-evil.example\r\n250 STARTTLS\r\n")
+        seen.append(f.readline())
+        c.sendall(b"220 go ahead\r\n250 injected\r\n")
+        seen.append(f.read(5))
+        c.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        mta = tls_mta(mta_factory, tmp_path,
+                      {"smtp_tls_security_level": "encrypt"})
+        qid = inject(mta, ["a@example.net"])
+        res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+        assert res[0]["status"] == "deferred", res
+        assert "sent data after the reply to STARTTLS" in res[0]["reply"]
+        t.join(10)
+        assert seen[0].startswith(b"STARTTLS")
+        # No handshake was started: the connection just closed.
+        assert seen[1] == b""
+    finally:
+        srv.close()
+
+
+def test_may_retries_in_clear_after_handshake_failure(mta_factory, tmp_path,
+                                                      pki):
+    """No common protocol: the handshake fails, may tries once in clear."""
+    h = Handler()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki / "ss.crt"), str(pki / "ss.key"))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    port = free_port()
+    ctl = Controller(h, hostname="127.0.0.1", port=port, tls_context=ctx,
+                     require_starttls=False, server_hostname="mx.example.net")
+    ctl.start()
+    try:
+        mta = tls_mta(mta_factory, tmp_path,
+                      {"smtp_tls_protocols": "TLSv1.3"})
+        qid = inject(mta, ["a@example.net"])
+        res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+        log = mta.log()
+        assert "Cannot start TLS: handshake failure" in log, log
+        assert res[0]["status"] == "sent", res
+        assert h.messages[0]["tls"] is False
+        assert ("trying 127.0.0.1[127.0.0.1]:%d again without TLS" % port
+                in log)
+        assert log_line(mta, "a@example.net").endswith(", tls=none")
+
+        # encrypt never falls back to clear text.
+        mta2 = tls_mta(mta_factory, tmp_path,
+                       {"smtp_tls_protocols": "TLSv1.3",
+                        "smtp_tls_mandatory_protocols": "TLSv1.3",
+                        "smtp_tls_security_level": "encrypt"})
+        qid = inject(mta2, ["b@example.net"])
+        res = deliver(mta2, qid, ["b@example.net"], nexthop(port))
+        assert res[0]["status"] == "deferred", res
+        assert res[0]["reply"] == "Cannot start TLS: handshake failure"
+        assert len(h.messages) == 1
+    finally:
+        ctl.stop()
+
+
+def _password_auth(server, session, envelope, mechanism, auth_data):
+    ok = (auth_data.login == b"alice" and auth_data.password == b"s3cret")
+    return AuthResult(success=ok, handled=False, auth_data=auth_data.login)
+
+
+def test_auth_to_smarthost_over_tls(mta_factory, tmp_path, pki, receivers):
+    ctl, h, port = receivers(pki, authenticator=_password_auth)
+    pw = tmp_path / "sasl_passwd"
+    pw.write_text("[127.0.0.1]:%d alice:s3cret\n" % port)
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_sasl_auth_enable": "yes",
+                   "smtp_sasl_password_maps": "texthash:%s" % pw})
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert h.messages[0]["tls"] is True
+    assert h.messages[0]["login"] == b"alice"
+    assert "authenticated with SASL" in mta.log()
+
+    # A wrong password: deferred (smtp_sasl_auth_soft_bounce = yes).
+    pw.write_text("[127.0.0.1]:%d alice:wrong\n" % port)
+    mta2 = tls_mta(mta_factory, tmp_path,
+                   {"smtp_sasl_auth_enable": "yes",
+                    "smtp_sasl_password_maps": "texthash:%s" % pw})
+    qid = inject(mta2, ["b@example.net"])
+    res = deliver(mta2, qid, ["b@example.net"], nexthop(port))
+    assert res[0]["status"] == "deferred", res
+    assert res[0]["dsn"].startswith("4."), res
+    assert "SASL authentication failed" in res[0]["reply"]
+    assert len(h.messages) == 1
+
+
+def test_no_auth_in_clear(mta_factory, tmp_path, receivers):
+    ctl, h, port = receivers(starttls=False, authenticator=_password_auth,
+                             auth_require_tls=False)
+    pw = tmp_path / "sasl_passwd"
+    pw.write_text("[127.0.0.1]:%d alice:s3cret\n" % port)
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_sasl_auth_enable": "yes",
+                   "smtp_sasl_password_maps": "texthash:%s" % pw})
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "deferred", res
+    assert res[0]["dsn"] == "4.7.0"
+    assert "no mechanism available" in res[0]["reply"], res
+    assert h.messages == []
+
+    # The operator allows plaintext mechanisms in clear text.
+    mta2 = tls_mta(mta_factory, tmp_path,
+                   {"smtp_sasl_auth_enable": "yes",
+                    "smtp_sasl_password_maps": "texthash:%s" % pw,
+                    "smtp_sasl_security_options": "noanonymous"})
+    qid = inject(mta2, ["b@example.net"])
+    res = deliver(mta2, qid, ["b@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert h.messages[0]["tls"] is False
+    assert h.messages[0]["login"] == b"alice"
+
+
+def test_xoauth2_token_file(mta_factory, tmp_path, pki, receivers,
+                            shared_dir):
+    ctl, h, port = receivers(pki, authenticator=_password_auth)
+    token = shared_dir / "token"
+    token.write_text("tok-1\n")
+    os.chmod(str(token), 0o644)
+    pw = tmp_path / "sasl_passwd"
+    pw.write_text("[127.0.0.1]:%d app@example.org:@%s\n" % (port, token))
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_sasl_auth_enable": "yes",
+                   "smtp_sasl_password_maps": "texthash:%s" % pw})
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert h.xoauth2[-1] == (b"user=app@example.org\x01auth=Bearer tok-1"
+                             b"\x01\x01")
+    assert h.messages[0]["tls"] is True
+    # The refresher wrote a new token: it is read again at the next AUTH.
+    Handler.token = b"tok-2"
+    try:
+        token.write_text("tok-2\n")
+        qid = inject(mta, ["b@example.net"])
+        res = deliver(mta, qid, ["b@example.net"], nexthop(port))
+        assert res[0]["status"] == "sent", res
+        assert h.xoauth2[-1].startswith(b"user=app@example.org\x01auth=Bearer "
+                                        b"tok-2\x01")
+    finally:
+        Handler.token = b"tok-1"
+    assert "tok-1" not in mta.log() and "tok-2" not in mta.log()
