@@ -321,6 +321,13 @@ extern void smtp_sts_cancel(struct smtp_sts_job *);
 extern void smtp_sts_shutdown(void);
 extern void smtp_tlsrpt(const struct smtp_req *, const char *, const char *,
 			        const char *, const char *, const char *);
+extern int smtp_sts_policy_host(struct smtp_req *, const char *,
+				        struct smtp_tls_policy *,
+				        struct strbuf *);
+extern void smtp_sts_raise_cached(struct smtp_req *);
+extern void smtp_sts_tls_event(struct smtp_sess *, const char *,
+			               const char *);
+extern void smtp_sts_tls_done(struct smtp_sess *);
 /* smtp_tls.c */
 extern void smtp_tls_pre_init(void);
 extern int smtp_tls_level_parse(const char *);

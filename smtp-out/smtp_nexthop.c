@@ -415,8 +415,10 @@ smtp_nexthop_start(struct smtp_req *req)
 		return;
 	}
 	/* A cached connection must have been made for the same policy. */
-	if (smtp_tls_policy_lookup(&req->dests[0], &req->tls, err) == 0)
+	if (smtp_tls_policy_lookup(&req->dests[0], &req->tls, err) == 0) {
+		smtp_sts_raise_cached(req);
 		req->cache_key = smtp_tls_cache_key(req->nexthop, &req->tls);
+	}
 	strbuf_free(err);
 	if (smtp_nexthop_todo(req) && req->cache_key
 	    && (sess = smtp_conn_cache_take(req->cache_key)) != NULL) {

@@ -536,6 +536,8 @@ smtp_proto_after_ehlo(struct smtp_sess *sess)
 			return (0);
 		}
 	}
+	if (!sess->tls_on && !(sess->feat & SMTP_FEAT_STARTTLS))
+		smtp_sts_tls_event(sess, "starttls-not-supported", NULL);
 	if (!sess->tls_on && sess->tls.level >= SMTP_TLS_ENCRYPT) {
 		/* Never clear text when the policy requires TLS. */
 		why = strbuf_new(256, 0);
@@ -576,6 +578,7 @@ smtp_proto_tls_failed(struct smtp_sess *sess, const char *detail)
 
 	log_info("%s: Cannot start TLS: handshake failure with %s%s%s",
 		 req->queue_id, sess->relay, *detail ? ": " : "", detail);
+	smtp_sts_tls_event(sess, "validation-failure", detail);
 	strbuf_sets(why, "Cannot start TLS: handshake failure");
 
 	/*
@@ -600,6 +603,7 @@ smtp_proto_tls_done(struct smtp_sess *sess)
 {
 	struct strbuf *why = strbuf_new(256, 0);
 
+	smtp_sts_tls_done(sess);
 	if (smtp_tls_check(sess, why) < 0) {
 		(void) smtp_proto_setup_fail(sess, 0, "4.7.5", why->data, 0, 1);
 		strbuf_free(why);

@@ -8,6 +8,15 @@
  *			smtp_sts_callback cb, void *ctx)
  *	void	smtp_sts_cancel(struct smtp_sts_job *job)
  *	void	smtp_sts_shutdown(void)
+ *	void	smtp_tlsrpt(const struct smtp_req *req, const char *domain,
+ *			const char *result, const char *mx, const char *addr,
+ *			const char *reason)
+ *	int	smtp_sts_policy_host(struct smtp_req *req, const char *host,
+ *			struct smtp_tls_policy *pol, struct strbuf *why)
+ *	void	smtp_sts_raise_cached(struct smtp_req *req)
+ *	void	smtp_sts_tls_event(struct smtp_sess *sess,
+ *			const char *result, const char *reason)
+ *	void	smtp_sts_tls_done(struct smtp_sess *sess)
  *
  * DESCRIPTION
  *	smtp_sts_lookup() finds the MTA-STS policy (RFC 8461) in force for
@@ -37,6 +46,32 @@
  *	smtp_sts_shutdown() cancels everything and empties the memory
  *	cache.
  *
+ *	Enforcement (RFC 8461 sections 4, 5): smtp_nexthop.c drops MX
+ *	hosts outside an "enforce" policy from the DNS answer (and defers
+ *	when none is left); smtp_sts_policy_host(), asked by
+ *	smtp_tls_policy_host() for each host before connecting, refuses a
+ *	host outside the policy and raises the host's TLS policy to
+ *	"secure" with match=hostname: STARTTLS required, a chain to a
+ *	trusted CA (smtp_tls_CAfile), and the MX host's name in the
+ *	certificate. smtp_sts_raise_cached() does the same to a request's
+ *	policy when an enforce policy is cached in memory, before a
+ *	cached connection is chosen, so that a connection made without
+ *	the policy never serves the domain. Mode "testing" raises
+ *	nothing: smtp_sts_tls_done() (after each handshake) and
+ *	smtp_sts_tls_event() (STARTTLS not offered, handshake failed) log
+ *	what enforce would have refused.
+ *
+ *	TLS-RPT (smtp_tls_rpt_enable): smtp_tlsrpt() appends one outcome
+ *	to the store (tlsrpt.c) under the policy domain: policy type
+ *	"sts" with the policy text when there is a policy (or a fetch
+ *	failure), else "no-policy-found". Recorded: policy fetch
+ *	failures, MX hosts outside a policy ("validation-failure"), and
+ *	for sessions under a policy (enforce or testing) each TLS outcome:
+ *	"success", "starttls-not-supported", "certificate-not-trusted",
+ *	"certificate-expired", "certificate-host-mismatch",
+ *	"validation-failure" (a failed handshake). Sessions to domains
+ *	without a policy are not recorded.
+ *
  * BUGS
  *	XXX Two deliveries to one domain at once may both fetch the policy;
  *	the last one wins the cache. The memory cache has no size bound
@@ -54,11 +89,16 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "dns.h"
 #include "http.h"
 #include "log.h"
 #include "mta_sts.h"
 #include "strbuf.h"
+#include "tls.h"
 #include "tlsrpt.h"
 #include "xmalloc.h"
 
@@ -390,4 +430,99 @@ smtp_tlsrpt(const struct smtp_req *req, const char *domain,
 	if (tlsrpt_record(TLSRPT_STORE, &ev, time(NULL), err) < 0)
 		log_warn("TLS-RPT store: %s", STRBUF_STR(err));
 	strbuf_free(err);
+}
+
+/* smtp_sts_policy_host - enforce: the host must be in the policy, TLS
+ *	verified with its name (the "secure" level, match=hostname) */
+int
+smtp_sts_policy_host(struct smtp_req *req, const char *host,
+		             struct smtp_tls_policy *pol, struct strbuf *why)
+{
+	const struct mta_sts_policy *p = req->sts;
+	struct strbuf *src;
+
+	if (p == NULL || p->mode != MTA_STS_MODE_ENFORCE)
+		return (0);
+	if (!mta_sts_mx_match(p, host)) {
+		strbuf_setf(why, "MTA-STS policy of %s: MX host %s is not in "
+			    "the policy", p->domain, host);
+		return (-1);
+	}
+	src = strbuf_new(128, 0);
+	strbuf_setf(src, "MTA-STS policy of %s", p->domain);
+	smtp_tls_policy_raise(pol, SMTP_TLS_SECURE, "hostname",
+			      STRBUF_STR(src));
+	strbuf_free(src);
+	return (0);
+}
+
+/* smtp_sts_raise_cached - a known enforce policy raises the request's
+ *	policy before a cached connection is chosen for it */
+void
+smtp_sts_raise_cached(struct smtp_req *req)
+{
+	struct mta_sts_policy *p;
+
+	if (!smtp_var.sts_enable || req->ndest == 0 || !req->dests[0].mx)
+		return;
+	if ((p = smtp_sts_cache_get(req->dests[0].host)) == NULL)
+		return;
+	if (p->mode == MTA_STS_MODE_ENFORCE)
+		smtp_tls_policy_raise(&req->tls, SMTP_TLS_SECURE, "hostname",
+				      "MTA-STS");
+	mta_sts_free(p);
+}
+
+/* smtp_sts_tls_event - one TLS outcome of a session under a policy:
+ *	TLS-RPT, and the log line of mode testing */
+void
+smtp_sts_tls_event(struct smtp_sess *sess, const char *result,
+		           const char *reason)
+{
+	struct smtp_req *req = sess->req;
+	const struct mta_sts_policy *p = req ? req->sts : NULL;
+
+	if (p == NULL || p->mode == MTA_STS_MODE_NONE)
+		return;
+	if (result && p->mode == MTA_STS_MODE_TESTING)
+		log_info("%s: MTA-STS policy of %s (mode testing): delivery "
+			 "to %s would fail in enforce mode: %s%s%s",
+			 req->queue_id, p->domain, sess->relay, result,
+			 reason && *reason ? ": " : "", reason ? reason : "");
+	smtp_tlsrpt(req, p->domain, result ? result : "success", sess->host,
+		    sess->addr, reason);
+}
+
+/* smtp_sts_tls_done - after the handshake: what RFC 8461 4.2 asks of
+ *	the certificate (a trusted chain, the MX host's name), recorded */
+void
+smtp_sts_tls_done(struct smtp_sess *sess)
+{
+	struct smtp_req *req = sess->req;
+	SSL    *ssl = tls_stream_ssl(sess->stream);
+	X509   *peer;
+	long    verr;
+	const char *result = NULL;
+	const char *reason = NULL;
+
+	if (req == NULL || req->sts == NULL || ssl == NULL)
+		return;
+	peer = SSL_get1_peer_certificate(ssl);
+	verr = SSL_get_verify_result(ssl);
+	if (peer == NULL) {
+		result = "certificate-not-trusted";
+		reason = "no certificate";
+	} else if (verr == X509_V_ERR_CERT_HAS_EXPIRED) {
+		result = "certificate-expired";
+		reason = X509_verify_cert_error_string(verr);
+	} else if (verr != X509_V_OK
+		   && verr != X509_V_ERR_HOSTNAME_MISMATCH) {
+		result = "certificate-not-trusted";
+		reason = X509_verify_cert_error_string(verr);
+	} else if (X509_check_host(peer, sess->host, 0, 0, NULL) != 1) {
+		result = "certificate-host-mismatch";
+		reason = "the certificate does not name the MX host";
+	}
+	X509_free(peer);
+	smtp_sts_tls_event(sess, result, reason);
 }

@@ -424,14 +424,12 @@ smtp_tls_policy_dest(struct smtp_req *req, const struct smtp_dest *d,
 
 /* smtp_tls_policy_host - the policy for one host of the destination */
 int
-smtp_tls_policy_host(struct smtp_req *req, const char *unused_host,
-		     struct smtp_tls_policy *pol, struct strbuf *unused_why)
+smtp_tls_policy_host(struct smtp_req *req, const char *host,
+		     struct smtp_tls_policy *pol, struct strbuf *why)
 {
-	(void) unused_host;
-	(void) unused_why;
-	/* XXX MTA-STS "enforce": refuse a host outside the policy's mx list. */
 	smtp_tls_policy_copy(pol, &req->tls);
-	return (0);
+	/* MTA-STS "enforce": a host in the policy, with verified TLS. */
+	return (smtp_sts_policy_host(req, host, pol, why));
 }
 
 /* smtp_tls_cache_key - the next hop and what the policy requires */

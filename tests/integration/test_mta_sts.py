@@ -7,7 +7,10 @@ the address of mta-sts.example.net (127.0.0.1). The policy is served by
 a local HTTPS server (https_server.py) whose certificate for
 mta-sts.example.net comes from a throw-away CA given to smtp-out with
 smtp_mta_sts_CAfile; its port is smtp_mta_sts_port (443 in real life).
-The MX hosts are `sendarix sandbox` sinks on 127.0.0.2 and 127.0.0.3.
+The MX hosts are `sendarix sandbox` sinks on 127.0.0.2 (clear text)
+and 127.0.0.3 (STARTTLS with a certificate for mx2.example.net from the
+same CA, which smtp-out trusts through smtp_tls_CAfile): "enforce"
+requires verified TLS with the MX host's name (level secure).
 """
 
 import json
@@ -41,6 +44,7 @@ def sts_env(ca, mta_factory, sandboxes):
     """DNS, HTTPS policy server, two MX sinks and an MTA with MTA-STS on."""
     port = mx_port()
     cert, key = ca.issue("mta-sts.example.net")
+    mx2_cert, mx2_key = ca.issue("mx2.example.net")
     zone = {
         "example.net": ["MX 10 mx1.example.net.", "MX 20 mx2.example.net."],
         "mx1.example.net": ["A 127.0.0.2"],
@@ -69,10 +73,18 @@ def sts_env(ca, mta_factory, sandboxes):
             "smtp_mta_sts_CAfile": ca.cafile,
             "smtp_mta_sts_timeout": "10s",
             "smtp_tls_rpt_enable": "yes",
+            "smtp_tls_CAfile": ca.cafile,
         })
         env.mx1 = sandboxes(addr="127.0.0.2", port=port)
-        env.mx2 = sandboxes(addr="127.0.0.3", port=port)
+        env.mx2 = sandboxes(addr="127.0.0.3", port=port,
+                            args=["-c", mx2_cert, "-k", mx2_key])
         env.port = port
+
+        def restart_mx2(args=()):
+            env.mx2.stop()
+            env.mx2 = sandboxes(addr="127.0.0.3", port=port,
+                                args=list(args))
+        env.restart_mx2 = restart_mx2
         yield env
     env.https.stop()
 
@@ -104,9 +116,15 @@ def test_enforce_skips_mx_outside_policy(sts_env):
     assert ("MX host mx1.example.net is not in the policy, skipped"
             in log)
     assert sts_env.https.hits[POLICY_PATH] == 1
+    # Level secure with the MX host name: verified TLS.
+    assert ("Verified TLS connection established to mx2.example.net"
+            "[127.0.0.3]" in log)
+    assert "tls=TLSv1.3:" in log or "tls=TLSv1.2:" in log
     recs = tlsrpt_records(sts_env)
     assert any(r["result"] == "validation-failure"
                and r["mx"] == "mx1.example.net" and r["policy-type"] == "sts"
+               for r in recs), recs
+    assert any(r["result"] == "success" and r["mx"] == "mx2.example.net"
                for r in recs), recs
     # The policy is cached on disk with its id.
     with open(os.path.join(sts_env.mta.queue_dir, "data", "mta-sts",
@@ -125,14 +143,41 @@ def test_enforce_no_mx_left_defers(sts_env):
     assert len(sts_env.mx2.messages()) == 0
 
 
+def test_enforce_requires_starttls(sts_env):
+    sts_env.restart_mx2()                   # no STARTTLS
+    res = send(sts_env, "b2@example.net")
+    assert res["status"] == "deferred", res
+    assert res["dsn"] == "4.7.4"
+    assert "TLS is required, but was not offered" in res["reply"]
+    assert len(sts_env.mx2.messages()) == 0
+    assert any(r["result"] == "starttls-not-supported"
+               for r in tlsrpt_records(sts_env))
+
+
+def test_enforce_requires_mx_name_in_certificate(sts_env, ca):
+    cert, key = ca.issue("other.example.org")
+    sts_env.restart_mx2(["-c", cert, "-k", key])
+    res = send(sts_env, "b3@example.net")
+    assert res["status"] == "deferred", res
+    assert res["dsn"] == "4.7.5"
+    assert "Server certificate not verified" in res["reply"]
+    assert len(sts_env.mx2.messages()) == 0
+    recs = tlsrpt_records(sts_env)
+    assert any(r["result"] == "certificate-host-mismatch"
+               and r["mx"] == "mx2.example.net" for r in recs), recs
+
+
 def test_testing_logs_but_delivers(sts_env):
     sts_env.routes[POLICY_PATH] = (200, "text/plain",
                                    policy("testing", "mx2.example.net"))
     res = send(sts_env, "c@example.net")
     assert res["status"] == "sent", res
     assert res["relay"] == "mx1.example.net[127.0.0.2]:%d" % sts_env.port
+    log = sts_env.mta.log()
     assert ("MX host mx1.example.net is not in the policy, would be "
-            "skipped in enforce mode" in sts_env.mta.log())
+            "skipped in enforce mode" in log)
+    # mx1 has no STARTTLS: testing only logs it.
+    assert ("would fail in enforce mode: starttls-not-supported" in log)
 
 
 def test_fetch_failure_without_cache(sts_env, tmp_path):
@@ -197,9 +242,17 @@ def test_new_id_fetches_again(sts_env):
     sts_env.routes[POLICY_PATH] = (200, "text/plain",
                                    policy("enforce", "*.example.net"))
     set_txt(sts_env.dns, "_mta-sts.example.net", "v=STSv1; id=2;")
+    before = len(tlsrpt_records(sts_env))
     res = send(sts_env, "i@example.net")
     assert sts_env.https.hits[POLICY_PATH] == 2
-    assert res["relay"].startswith("mx1.example.net"), res
+    assert "fetched: id=2 mode=enforce" in sts_env.mta.log()
+    # mx1 is in the new policy, so it is tried first, but it has no
+    # STARTTLS: refused under enforce, and mx2 gets the mail.
+    assert res["relay"].startswith("mx2.example.net"), res
+    new = tlsrpt_records(sts_env)[before:]
+    assert any(r["result"] == "starttls-not-supported"
+               and r["mx"] == "mx1.example.net" for r in new), new
+    assert not any(r["result"] == "validation-failure" for r in new), new
 
 
 def set_txt(dns, name, text):
