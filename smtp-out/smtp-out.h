@@ -18,6 +18,7 @@ struct event;
 struct strbuf;
 struct mta_sts_policy;
 struct smtp_sts_job;
+struct ssl_st;
 
 /* The parameters smtp-out reads (smtp-out.c). */
 struct smtp_params {
@@ -180,6 +181,8 @@ struct smtp_req {
 	struct smtp_fail perm;		/* last hard failure */
 	struct smtp_tls_policy tls;	/* of the current destination */
 	char   *cache_key;		/* next hop and TLS policy */
+	struct dns_rrset *dane_rs;	/* TLSA answer for dane_host; NULL */
+	char   *dane_host;		/* host whose TLSA state is known */
 	int     tls_plain_retry;	/* next connect: no STARTTLS */
 
 	/* Times, for delays=a/b/c/d. */
@@ -251,6 +254,7 @@ struct smtp_sess {
 	int     tls_trust;		/* TLS_TRUST_* once under TLS */
 	char   *tls_info;		/* "TLSv1.3 with cipher ..." */
 	char   *tls_field;		/* tls= of the status lines */
+	int     dane;			/* TLSA records set on the handshake */
 	char   *auth_mechs;		/* the AUTH line of EHLO; NULL */
 	int     auth_done;		/* authenticated, or did not need to */
 	struct smtp_sasl *sasl;		/* the AUTH exchange in progress */
@@ -328,6 +332,16 @@ extern void smtp_sts_raise_cached(struct smtp_req *);
 extern void smtp_sts_tls_event(struct smtp_sess *, const char *,
 			               const char *);
 extern void smtp_sts_tls_done(struct smtp_sess *);
+
+/* smtp_dane.c */
+extern int smtp_dane_lookup_due(struct smtp_req *, const struct dns_addr *);
+extern int smtp_dane_policy_host(struct smtp_req *, const char *,
+				         struct smtp_tls_policy *,
+				         struct strbuf *);
+extern int smtp_dane_ssl(struct smtp_sess *, struct ssl_st *,
+			         struct strbuf *);
+extern int smtp_dane_check(struct smtp_sess *, struct strbuf *);
+extern void smtp_dane_free(struct smtp_req *);
 /* smtp_tls.c */
 extern void smtp_tls_pre_init(void);
 extern int smtp_tls_level_parse(const char *);

@@ -371,7 +371,11 @@ smtp_nexthop_next(struct smtp_req *req)
 			return;
 		}
 		while (req->addrs && req->addr_i < req->addrs->count) {
-			a = &req->addrs->addrs[req->addr_i++];
+			a = &req->addrs->addrs[req->addr_i];
+			/* DANE: the host's TLSA records first (smtp_dane.c). */
+			if (smtp_dane_lookup_due(req, a))
+				return;
+			req->addr_i++;
 			req->sess = smtp_conn_open(req, a->host, a, req->port);
 			if (req->sess)
 				return;

@@ -604,7 +604,7 @@ smtp_proto_tls_done(struct smtp_sess *sess)
 	struct strbuf *why = strbuf_new(256, 0);
 
 	smtp_sts_tls_done(sess);
-	if (smtp_tls_check(sess, why) < 0) {
+	if (smtp_tls_check(sess, why) < 0 || smtp_dane_check(sess, why) < 0) {
 		(void) smtp_proto_setup_fail(sess, 0, "4.7.5", why->data, 0, 1);
 		strbuf_free(why);
 		return;

@@ -115,6 +115,7 @@ smtp_request_free(struct smtp_req *req)
 	dns_result_free(req->addrs);
 	smtp_sts_cancel(req->sts_job);
 	mta_sts_free(req->sts);
+	smtp_dane_free(req);
 	if (req->bev)
 		bufferevent_free(req->bev);
 	if (req->timer)

@@ -448,6 +448,9 @@ smtp_sts_policy_host(struct smtp_req *req, const char *host,
 			    "the policy", p->domain, host);
 		return (-1);
 	}
+	/* DANE, when the host has usable TLSA records, wins (RFC 8461 2). */
+	if (pol->level == SMTP_TLS_DANE)
+		return (0);
 	src = strbuf_new(128, 0);
 	strbuf_setf(src, "MTA-STS policy of %s", p->domain);
 	smtp_tls_policy_raise(pol, SMTP_TLS_SECURE, "hostname",

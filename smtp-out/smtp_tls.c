@@ -35,8 +35,8 @@
  *
  *	Levels: none (never STARTTLS), may (STARTTLS when offered; clear
  *	text when not, or once more after a failed handshake), encrypt
- *	(TLS required, any certificate), dane and dane-only (parsed; not
- *	yet supported: the delivery defers), fingerprint (the certificate
+ *	(TLS required, any certificate), dane and dane-only (RFC 7672,
+ *	per host: smtp_dane.c), fingerprint (the certificate
  *	or its public key must match a pin), verify (chain and host name),
  *	secure (chain and the names of smtp_tls_secure_cert_match).
  *	smtp_tls_level_parse() gives SMTP_TLS_* for a name (-1 unknown),
@@ -95,6 +95,7 @@
 #include "strbuf.h"
 #include "tls.h"
 #include "tls_client.h"
+#include "tls_dane.h"
 #include "xmalloc.h"
 
 #include "smtp-out.h"
@@ -183,6 +184,8 @@ smtp_tls_pre_init(void)
 					  sizeof(buf));
 	if (smtp_tls_ctx == NULL)
 		log_fatal("smtp_tls_CAfile/smtp_tls_CApath: %s", buf);
+	if (tls_dane_ctx_enable(smtp_tls_ctx) < 0)
+		log_fatal("cannot enable DANE: %s", tls_errors());
 	if (*smtp_var.tls_policy_maps) {
 		smtp_tls_policy_map = map_open(smtp_var.tls_policy_maps, err);
 		if (smtp_tls_policy_map == NULL)
@@ -407,18 +410,11 @@ smtp_tls_policy_dest(struct smtp_req *req, const struct smtp_dest *d,
 	}
 
 	/*
-	 * XXX MTA-STS (RFC 8461) and DANE (RFC 7672) go here: a lookup for
-	 * d->host that raises req->tls with smtp_tls_policy_raise(). Until
-	 * DANE is built, its levels defer rather than pretend.
+	 * MTA-STS (smtp_sts.c) raises the policy of each host of an MX
+	 * destination in smtp_tls_policy_host(); DANE (smtp_dane.c) looks
+	 * up TLSA records per host before connecting and sets its level.
 	 */
-	if (req->tls.level == SMTP_TLS_DANE
-	    || req->tls.level == SMTP_TLS_DANE_ONLY) {
-		strbuf_setf(err, "TLS security level \"%s\" (%s) for %s is "
-			    "not yet supported", smtp_tls_level_name(req->tls.level),
-			    req->tls.source, d->text);
-		smtp_fail_set(&req->temp, "4.7.5", NULL, err->data);
-		return (-1);
-	}
+	smtp_dane_free(req);
 	return (0);
 }
 
@@ -428,6 +424,9 @@ smtp_tls_policy_host(struct smtp_req *req, const char *host,
 		     struct smtp_tls_policy *pol, struct strbuf *why)
 {
 	smtp_tls_policy_copy(pol, &req->tls);
+	/* DANE: the level the TLSA records give this host. */
+	if (smtp_dane_policy_host(req, host, pol, why) < 0)
+		return (-1);
 	/* MTA-STS "enforce": a host in the policy, with verified TLS. */
 	return (smtp_sts_policy_host(req, host, pol, why));
 }
@@ -550,6 +549,10 @@ smtp_tls_start(struct smtp_sess *sess, struct strbuf *why)
 		xfree(names[i]);
 	if (ssl == NULL) {
 		strbuf_setf(why, "Cannot start TLS: %s", err);
+		return (-1);
+	}
+	if (smtp_dane_ssl(sess, ssl, why) < 0) {
+		SSL_free(ssl);
 		return (-1);
 	}
 	if (tls_stream_start(sess->stream, ssl, STREAM_TLS_CLIENT) < 0) {

@@ -201,7 +201,7 @@ const struct conf_param conf_params[] = {
 
 	/* smtp-out: TLS (smtp_tls.c) and SASL (smtp_sasl.c). */
 	{"smtp_tls_security_level", CONF_STR, "may",
-	"outbound TLS: none, may, encrypt, dane, dane-only, fingerprint, verify or secure (dane levels: not yet supported, they defer)"},
+	"outbound TLS: none, may, encrypt, dane, dane-only, fingerprint, verify or secure"},
 	{"smtp_tls_policy_maps", CONF_STR, "",
 	"table of TLS policies per next hop or destination: \"level attr=value ...\""},
 	{"smtp_tls_CAfile", CONF_STR, "",

@@ -64,10 +64,10 @@ class SignedZone:
             for rr in rrs:
                 rtype, _, data = rr.partition(" ")
                 self._add(dns.name.from_text(name), rtype, data)
+        self._tampered = []
         self._nsec()
         for key, rrset in list(self.rrsets.items()):
             self.sigs[key] = self._sign(rrset)
-        self._tampered = []
 
     def _add(self, name, rtype, data):
         rdtype = dns.rdatatype.from_text(rtype)
@@ -94,6 +94,19 @@ class SignedZone:
                               inception=now - 3600, expiration=now + 86400)
         return dns.rrset.from_rdata(rrset.name, rrset.ttl, sig)
 
+    def add_signed(self, name, rr):
+        """Add one record after start: signed, in the NSEC chain."""
+        self._add(dns.name.from_text(name), *rr.split(" ", 1))
+        self._resign()
+
+    def _resign(self):
+        for k in [k for k in self.rrsets if k[1] == dns.rdatatype.NSEC]:
+            del self.rrsets[k]
+        self._nsec()
+        for key, rrset in self.rrsets.items():
+            if key not in self._tampered:
+                self.sigs[key] = self._sign(rrset)
+
     def tamper(self, name, rr):
         """Add an RRset whose RRSIG was made over other data: bogus."""
         name = dns.name.from_text(name)
@@ -109,6 +122,8 @@ class SignedZone:
             bad.add(dns.rdata.from_wire(IN, rdtype, bytes(wire), 0,
                                         len(wire)))
         self.rrsets[(name, rdtype)] = bad
+        self._tampered.append((name, rdtype))
+        self._resign()
         self.sigs[(name, rdtype)] = sig
 
     def write_anchor(self, path):
