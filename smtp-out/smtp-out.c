@@ -34,8 +34,20 @@
  *	ORCPT, RET and ENVID are passed on when the peer offers DSN).
  *	The content is sent dot-stuffed, ending with CRLF.CRLF.
  *
+ *	TLS (smtp_tls.c): after EHLO, STARTTLS at the destination's level
+ *	(smtp_tls_security_level, default may, or its smtp_tls_policy_maps
+ *	entry): none, may, encrypt, fingerprint, verify, secure; dane and
+ *	dane-only defer as not yet supported. Above may a policy that is
+ *	not met defers, never falls back to clear text; may retries once in
+ *	clear after a failed handshake. EHLO again under TLS.
+ *
+ *	AUTH (smtp_sasl.c): with smtp_sasl_auth_enable, credentials from
+ *	smtp_sasl_password_maps through the Cyrus SASL client, plaintext
+ *	mechanisms only under TLS by default; XOAUTH2 from a token file.
+ *
  *	Connection reuse: after a transaction the connection waits in a
- *	cache, keyed by the next hop, for smtp_connection_cache_time_limit
+ *	cache, keyed by the next hop and its TLS policy, for
+ *	smtp_connection_cache_time_limit
  *	and serves the next request for that next hop, up to
  *	smtp_connection_reuse_count_limit transactions. After a transaction
  *	that ended early the connection is RSET first; idle connections are
@@ -48,21 +60,34 @@
  *	smtp_data_done_timeout, smtp_rset_timeout, smtp_quit_timeout,
  *	smtp_connection_cache_time_limit, smtp_connection_reuse_count_limit,
  *	smtp_request_timeout, dns_resolver, dns_timeout,
- *	smtp_address_preference, inet_protocols. See sendarix-params(5).
+ *	smtp_address_preference, inet_protocols, smtp_tls_security_level,
+ *	smtp_tls_policy_maps, smtp_tls_CAfile, smtp_tls_CApath,
+ *	smtp_tls_protocols, smtp_tls_mandatory_protocols, smtp_tls_ciphers,
+ *	smtp_tls_mandatory_ciphers, smtp_tls_verify_cert_match,
+ *	smtp_tls_secure_cert_match, smtp_tls_fingerprint_cert_match,
+ *	smtp_tls_fingerprint_digest, smtp_tls_servername, smtp_tls_loglevel,
+ *	smtp_starttls_timeout, smtp_sasl_auth_enable,
+ *	smtp_sasl_password_maps, smtp_sasl_security_options,
+ *	smtp_sasl_tls_security_options, smtp_sasl_auth_soft_bounce.
+ *	See sendarix-params(5).
  *
  * DIAGNOSTICS
  *	One Postfix-shaped line per recipient: "QUEUEID: to=<rcpt>,
  *	relay=host[addr]:port, delay=T, delays=a/b/c/d, dsn=X.Y.Z,
- *	status=sent (250 2.0.0 Ok)", where a is the time before qmgr took
- *	the message, b before smtp-out had the request, c the connection
- *	set-up (DNS, connect, greeting, EHLO) and d the transmission.
+ *	status=sent (250 2.0.0 Ok), tls=TLSv1.3:CIPHER:Verified" (tls=none
+ *	in clear text), where a is the time before qmgr took the message,
+ *	b before smtp-out had the request, c the connection set-up (DNS,
+ *	connect, greeting, EHLO, TLS) and d the transmission. One line per
+ *	TLS connection: "Verified TLS connection established to
+ *	host[addr]:port: TLSv1.3 with cipher ...".
  *	A bad request from qmgr is logged and its connection closed. A bad
  *	dns_resolver value is fatal at start-up. Nothing a remote server
  *	says ends the process.
  *
  * SECURITY
  *	smtp-out runs as mail_owner (the skeleton drops root before any
- *	request is served). It reads queue files and untrusted network
+ *	request is served); trust anchors and the policy and password
+ *	tables are opened before that. It reads queue files and untrusted network
  *	replies: every reply is bounded (SMTP_REPLY_LIMIT bytes), checked
  *	before use, and stripped of control characters before it is logged
  *	or passed to qmgr; every stage has a timeout.

@@ -329,9 +329,8 @@ extern int smtp_sts_policy_host(struct smtp_req *, const char *,
 				        struct smtp_tls_policy *,
 				        struct strbuf *);
 extern void smtp_sts_raise_cached(struct smtp_req *);
-extern void smtp_sts_tls_event(struct smtp_sess *, const char *,
-			               const char *);
-extern void smtp_sts_tls_done(struct smtp_sess *);
+extern void smtp_sts_tls_outcome(struct smtp_sess *, const char *,
+				         const char *);
 
 /* smtp_dane.c */
 extern int smtp_dane_lookup_due(struct smtp_req *, const struct dns_addr *);
@@ -365,6 +364,8 @@ extern int smtp_tls_policy_host(struct smtp_req *, const char *,
 extern char *smtp_tls_cache_key(const char *, const struct smtp_tls_policy *);
 extern int smtp_tls_start(struct smtp_sess *, struct strbuf *);
 extern int smtp_tls_check(struct smtp_sess *, struct strbuf *);
+extern void smtp_tls_outcome(struct smtp_sess *, const char *,
+			             const char *);
 
 /* smtp_sasl.c */
 struct smtp_sasl;

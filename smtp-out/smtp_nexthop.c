@@ -24,8 +24,11 @@
  *	new array in "dests", or -1 with a reason in "err".
  *
  *	smtp_nexthop_start() begins a delivery: it parses the request's
- *	next hop, takes a cached connection for it when there is one, and
- *	otherwise starts on the first endpoint. smtp_nexthop_next() moves
+ *	next hop, takes a cached connection made for it under the same TLS
+ *	policy when there is one, and otherwise starts on the first
+ *	endpoint. Each destination gets its TLS policy
+ *	(smtp_tls_policy_dest()) before its DNS lookup; one that cannot
+ *	have it is skipped with a soft failure. smtp_nexthop_next() moves
  *	on: the next address of the current destination, else the next
  *	destination (after its DNS lookup, which is asynchronous), else
  *	the end of the request (smtp_request_done()). It also ends the
@@ -418,8 +421,11 @@ smtp_nexthop_start(struct smtp_req *req)
 		smtp_request_done(req);
 		return;
 	}
-	/* A cached connection must have been made for the same policy. */
-	if (smtp_tls_policy_lookup(&req->dests[0], &req->tls, err) == 0) {
+	/*
+	 * A cached connection must have been made for the same policy, the
+	 * one the first destination has after every lookup that may raise it.
+	 */
+	if (smtp_tls_policy_dest(req, &req->dests[0], err) == 0) {
 		smtp_sts_raise_cached(req);
 		req->cache_key = smtp_tls_cache_key(req->nexthop, &req->tls);
 	}

@@ -536,13 +536,16 @@ smtp_proto_after_ehlo(struct smtp_sess *sess)
 			return (0);
 		}
 	}
-	if (!sess->tls_on && !(sess->feat & SMTP_FEAT_STARTTLS))
-		smtp_sts_tls_event(sess, "starttls-not-supported", NULL);
+	/* Levels that require TLS report it below; the others here. */
+	if (!sess->tls_on && sess->tls.level < SMTP_TLS_ENCRYPT
+	    && !(sess->feat & SMTP_FEAT_STARTTLS))
+		smtp_tls_outcome(sess, "starttls-not-supported", NULL);
 	if (!sess->tls_on && sess->tls.level >= SMTP_TLS_ENCRYPT) {
 		/* Never clear text when the policy requires TLS. */
 		why = strbuf_new(256, 0);
 		strbuf_printf(why, "TLS is required, but was not offered by "
 			      "host %s", sess->peer);
+		smtp_tls_outcome(sess, "starttls-not-supported", why->data);
 		ret = smtp_proto_setup_fail(sess, 0, "4.7.4", why->data, 0, 1);
 		strbuf_free(why);
 		return (ret);
@@ -578,8 +581,8 @@ smtp_proto_tls_failed(struct smtp_sess *sess, const char *detail)
 
 	log_info("%s: Cannot start TLS: handshake failure with %s%s%s",
 		 req->queue_id, sess->relay, *detail ? ": " : "", detail);
-	smtp_sts_tls_event(sess, "validation-failure", detail);
 	strbuf_sets(why, "Cannot start TLS: handshake failure");
+	smtp_tls_outcome(sess, "validation-failure", detail);
 
 	/*
 	 * Opportunistic TLS, as Postfix: once more in clear text to the same
@@ -603,8 +606,7 @@ smtp_proto_tls_done(struct smtp_sess *sess)
 {
 	struct strbuf *why = strbuf_new(256, 0);
 
-	smtp_sts_tls_done(sess);
-	if (smtp_tls_check(sess, why) < 0 || smtp_dane_check(sess, why) < 0) {
+	if (smtp_tls_check(sess, why) < 0) {
 		(void) smtp_proto_setup_fail(sess, 0, "4.7.5", why->data, 0, 1);
 		strbuf_free(why);
 		return;
@@ -655,6 +657,7 @@ smtp_proto_starttls(struct smtp_sess *sess)
 		strbuf_printf(why, "TLS is required, but host %s refused to "
 			      "start TLS: ", sess->peer);
 		smtp_reply_flat(r, why);
+		smtp_tls_outcome(sess, "starttls-not-supported", why->data);
 		ret = smtp_proto_setup_fail(sess, 0, "4.7.5", why->data, 0,
 					    r->code != 421);
 		strbuf_free(why);

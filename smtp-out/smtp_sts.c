@@ -14,9 +14,8 @@
  *	int	smtp_sts_policy_host(struct smtp_req *req, const char *host,
  *			struct smtp_tls_policy *pol, struct strbuf *why)
  *	void	smtp_sts_raise_cached(struct smtp_req *req)
- *	void	smtp_sts_tls_event(struct smtp_sess *sess,
- *			const char *result, const char *reason)
- *	void	smtp_sts_tls_done(struct smtp_sess *sess)
+ *	void	smtp_sts_tls_outcome(struct smtp_sess *sess,
+ *			const char *type, const char *detail)
  *
  * DESCRIPTION
  *	smtp_sts_lookup() finds the MTA-STS policy (RFC 8461) in force for
@@ -57,9 +56,10 @@
  *	policy when an enforce policy is cached in memory, before a
  *	cached connection is chosen, so that a connection made without
  *	the policy never serves the domain. Mode "testing" raises
- *	nothing: smtp_sts_tls_done() (after each handshake) and
- *	smtp_sts_tls_event() (STARTTLS not offered, handshake failed) log
- *	what enforce would have refused.
+ *	nothing: smtp_sts_tls_outcome(), told every TLS outcome by
+ *	smtp_tls_outcome(), judges the certificate as enforce would (a
+ *	trusted chain, the MX host's name) and logs what enforce would
+ *	have refused.
  *
  *	TLS-RPT (smtp_tls_rpt_enable): smtp_tlsrpt() appends one outcome
  *	to the store (tlsrpt.c) under the policy domain: policy type
@@ -69,8 +69,10 @@
  *	for sessions under a policy (enforce or testing) each TLS outcome:
  *	"success", "starttls-not-supported", "certificate-not-trusted",
  *	"certificate-expired", "certificate-host-mismatch",
- *	"validation-failure" (a failed handshake). Sessions to domains
- *	without a policy are not recorded.
+ *	"validation-failure" (a failed handshake). Sessions authenticated
+ *	by DANE are recorded under policy type "tlsa" with their TLSA
+ *	records (a failed TLSA match is "validation-failure"). Sessions to
+ *	domains without a policy are not recorded.
  *
  * BUGS
  *	XXX Two deliveries to one domain at once may both fetch the policy;
@@ -476,56 +478,102 @@ smtp_sts_raise_cached(struct smtp_req *req)
 	mta_sts_free(p);
 }
 
-/* smtp_sts_tls_event - one TLS outcome of a session under a policy:
- *	TLS-RPT, and the log line of mode testing */
-void
-smtp_sts_tls_event(struct smtp_sess *sess, const char *result,
-		           const char *reason)
+/* smtp_sts_cert_verdict - what RFC 8461 4.2 asks of the certificate
+ *	(a trusted chain, the MX host's name); NULL when it holds */
+static const char *
+smtp_sts_cert_verdict(struct smtp_sess *sess, const char **reason)
 {
-	struct smtp_req *req = sess->req;
-	const struct mta_sts_policy *p = req ? req->sts : NULL;
-
-	if (p == NULL || p->mode == MTA_STS_MODE_NONE)
-		return;
-	if (result && p->mode == MTA_STS_MODE_TESTING)
-		log_info("%s: MTA-STS policy of %s (mode testing): delivery "
-			 "to %s would fail in enforce mode: %s%s%s",
-			 req->queue_id, p->domain, sess->relay, result,
-			 reason && *reason ? ": " : "", reason ? reason : "");
-	smtp_tlsrpt(req, p->domain, result ? result : "success", sess->host,
-		    sess->addr, reason);
-}
-
-/* smtp_sts_tls_done - after the handshake: what RFC 8461 4.2 asks of
- *	the certificate (a trusted chain, the MX host's name), recorded */
-void
-smtp_sts_tls_done(struct smtp_sess *sess)
-{
-	struct smtp_req *req = sess->req;
 	SSL    *ssl = tls_stream_ssl(sess->stream);
 	X509   *peer;
 	long    verr;
 	const char *result = NULL;
-	const char *reason = NULL;
 
-	if (req == NULL || req->sts == NULL || ssl == NULL)
-		return;
+	if (ssl == NULL)
+		return (NULL);
 	peer = SSL_get1_peer_certificate(ssl);
 	verr = SSL_get_verify_result(ssl);
 	if (peer == NULL) {
 		result = "certificate-not-trusted";
-		reason = "no certificate";
+		*reason = "no certificate";
 	} else if (verr == X509_V_ERR_CERT_HAS_EXPIRED) {
 		result = "certificate-expired";
-		reason = X509_verify_cert_error_string(verr);
+		*reason = X509_verify_cert_error_string(verr);
 	} else if (verr != X509_V_OK
 		   && verr != X509_V_ERR_HOSTNAME_MISMATCH) {
 		result = "certificate-not-trusted";
-		reason = X509_verify_cert_error_string(verr);
+		*reason = X509_verify_cert_error_string(verr);
 	} else if (X509_check_host(peer, sess->host, 0, 0, NULL) != 1) {
 		result = "certificate-host-mismatch";
-		reason = "the certificate does not name the MX host";
+		*reason = "the certificate does not name the MX host";
 	}
 	X509_free(peer);
-	smtp_sts_tls_event(sess, result, reason);
+	return (result);
+}
+
+/* smtp_sts_tlsa_text - the TLSA records of a DANE session, one a line */
+static char *
+smtp_sts_tlsa_text(const struct smtp_req *req)
+{
+	struct strbuf *sb = strbuf_new(256, 0);
+	const struct dns_rrset *rs = req->dane_rs;
+	size_t  i;
+	size_t  k;
+
+	for (i = 0; rs && i < rs->count; i++) {
+		if (rs->len[i] < 3)
+			continue;
+		strbuf_printf(sb, "%s%u %u %u ", i ? "\n" : "",
+			      rs->data[i][0], rs->data[i][1], rs->data[i][2]);
+		for (k = 3; k < rs->len[i]; k++)
+			strbuf_printf(sb, "%02X", rs->data[i][k]);
+	}
+	return (strbuf_steal(sb, NULL));
+}
+
+/* smtp_sts_tls_outcome - one TLS outcome of a session (smtp_tls_outcome):
+ *	TLS-RPT under the session's DANE or MTA-STS policy, and the log
+ *	line of MTA-STS mode testing */
+void
+smtp_sts_tls_outcome(struct smtp_sess *sess, const char *type,
+		             const char *detail)
+{
+	struct smtp_req *req = sess->req;
+	const struct mta_sts_policy *p = req ? req->sts : NULL;
+	struct tlsrpt_event ev;
+	struct strbuf *err;
+	char   *tlsa;
+
+	if (req == NULL)
+		return;
+	if (sess->tls.level == SMTP_TLS_DANE && smtp_var.tlsrpt_enable) {
+		/* RFC 8460 4.4: policy type tlsa, the records as strings. */
+		memset(&ev, 0, sizeof(ev));
+		tlsa = smtp_sts_tlsa_text(req);
+		ev.domain = req->dest_i > 0 && req->dest_i <= req->ndest ?
+			req->dests[req->dest_i - 1].host : sess->host;
+		ev.policy_type = "tlsa";
+		ev.policy_text = tlsa;
+		ev.result = type ? type : "success";
+		ev.mx_host = sess->host;
+		ev.receiving_ip = sess->addr;
+		ev.reason = type ? detail : NULL;
+		err = strbuf_new(256, 0);
+		if (tlsrpt_record(TLSRPT_STORE, &ev, time(NULL), err) < 0)
+			log_warn("TLS-RPT store: %s", STRBUF_STR(err));
+		strbuf_free(err);
+		xfree(tlsa);
+		return;
+	}
+	if (p == NULL || p->mode == MTA_STS_MODE_NONE)
+		return;
+	/* Testing mode: TLS was not required; judge what enforce would. */
+	if (type == NULL && p->mode == MTA_STS_MODE_TESTING)
+		type = smtp_sts_cert_verdict(sess, &detail);
+	if (type && p->mode == MTA_STS_MODE_TESTING)
+		log_info("%s: MTA-STS policy of %s (mode testing): delivery "
+			 "to %s would fail in enforce mode: %s%s%s",
+			 req->queue_id, p->domain, sess->relay, type,
+			 detail && *detail ? ": " : "", detail ? detail : "");
+	smtp_tlsrpt(req, p->domain, type ? type : "success", sess->host,
+		    sess->addr, type ? detail : NULL);
 }

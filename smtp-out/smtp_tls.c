@@ -26,6 +26,8 @@
  *			const struct smtp_tls_policy *pol)
  *	int	smtp_tls_start(struct smtp_sess *sess, struct strbuf *why)
  *	int	smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
+ *	void	smtp_tls_outcome(struct smtp_sess *sess, const char *type,
+ *			const char *detail)
  *
  * DESCRIPTION
  *	smtp_tls_pre_init() sets up OpenSSL, loads the trust anchors
@@ -78,6 +80,14 @@
  *	with cipher ...") and applies the level; -1 with the deferral
  *	reason when the certificate does not satisfy it.
  *
+ *	smtp_tls_outcome() is told the result of every connection whose
+ *	policy asked for TLS: "type" is NULL for a session that met it, or
+ *	an RFC 8460 result type ("starttls-not-supported",
+ *	"certificate-host-mismatch", "certificate-expired",
+ *	"certificate-not-trusted", "validation-failure"). It logs at
+ *	smtp_tls_loglevel 2 and hands the outcome to smtp_sts_tls_outcome()
+ *	for TLS-RPT (the MTA-STS or DANE policy of the session, if any).
+ *
  * SEE ALSO
  *	tls_client.c, Postfix TLS_README, RFC 3207
  */
@@ -89,6 +99,7 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "log.h"
 #include "map.h"
@@ -623,20 +634,52 @@ smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
 				 "match %s", sess->relay, sess->tls.source);
 			strbuf_sets(why, "Server certificate fingerprint "
 				    "mismatch");
+			smtp_tls_outcome(sess, "validation-failure", why->data);
 			return (-1);
 		}
 		break;
 	case SMTP_TLS_VERIFY:
 	case SMTP_TLS_SECURE:
 		if (sess->tls_trust != TLS_TRUST_VERIFIED) {
+			const char *detail = tls_client_verify_error(ssl);
+			int     err = tls_client_chain_error(ssl);
+
 			log_info("%s: server certificate not verified: %s",
-				 sess->relay, tls_client_verify_error(ssl));
+				 sess->relay, detail);
 			strbuf_sets(why, "Server certificate not verified");
+			smtp_tls_outcome(sess, err == 0 ?
+					 "certificate-host-mismatch" :
+					 err == X509_V_ERR_CERT_HAS_EXPIRED ?
+					 "certificate-expired" :
+					 "certificate-not-trusted", detail);
+			return (-1);
+		}
+		break;
+	case SMTP_TLS_DANE:
+		/* RFC 7672: only the TLSA records authenticate the server. */
+		if (smtp_dane_check(sess, why) < 0) {
+			smtp_tls_outcome(sess, "validation-failure", why->data);
 			return (-1);
 		}
 		break;
 	default:
 		break;
 	}
+	smtp_tls_outcome(sess, NULL, desc);
 	return (0);
+}
+
+/* smtp_tls_outcome - a session's TLS result (TLS-RPT seam) */
+void
+smtp_tls_outcome(struct smtp_sess *sess, const char *type,
+		 const char *detail)
+{
+	/* TLS-RPT (RFC 8460) for the MTA-STS or DANE policy, if any. */
+	smtp_sts_tls_outcome(sess, type, detail);
+	if (smtp_var.tls_loglevel >= 2)
+		log_info("%s: TLS policy %s (%s): %s%s%s", sess->relay,
+			 smtp_tls_level_name(sess->tls.level),
+			 sess->tls.source ? sess->tls.source : "default",
+			 type ? type : "success", detail && *detail ? ": " : "",
+			 detail ? detail : "");
 }

@@ -24,7 +24,9 @@
  *	  in conf_bounds[], and the few string parameters a daemon parses
  *	  at start (inet_protocols, smtp_address_preference, mynetworks,
  *	  relay_domains, smtpd_client_connection_exceptions, the service
- *	  names, queue_directory, transport_maps: every table opens) and
+ *	  names, queue_directory, smtp_tls_security_level, and
+ *	  transport_maps, smtp_tls_policy_maps and smtp_sasl_password_maps:
+ *	  every table opens) and
  *	  smtpd's restriction lists (an
  *	  unknown verb, a missing argument, a verb not in this build);
  *	- the same for each master.cf service with its -o overrides
@@ -60,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -169,6 +172,25 @@ conf_check_maps(const char *name, const char *value, struct strbuf *why)
 	return (ret < 0 ? -1 : 0);
 }
 
+/* conf_check_tls_level - one of smtp-out's TLS levels (smtp_tls.c) */
+static int
+conf_check_tls_level(const char *name, const char *value, struct strbuf *why)
+{
+	static const char *const levels[] = {
+		"none", "may", "encrypt", "dane", "dane-only", "fingerprint",
+		"verify", "secure",
+	};
+	size_t  i;
+
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcasecmp(value, levels[i]) == 0)
+			return (0);
+	strbuf_setf(why, "parameter %s: bad value \"%s\" (use none, may, "
+		    "encrypt, dane, dane-only, fingerprint, verify or secure)",
+		    name, value);
+	return (-1);
+}
+
 /*
  * conf_check_string - the string parameters a daemon parses at start;
  * 0, or -1 with why and *warn set when it is only a warning
@@ -207,8 +229,12 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 		return (conf_check_list(name, value, 0, why, warn));
 	} else if (strcmp(name, "relay_domains") == 0) {
 		return (conf_check_list(name, value, 1, why, warn));
-	} else if (strcmp(name, "transport_maps") == 0) {
+	} else if (strcmp(name, "transport_maps") == 0
+		   || strcmp(name, "smtp_tls_policy_maps") == 0
+		   || strcmp(name, "smtp_sasl_password_maps") == 0) {
 		return (conf_check_maps(name, value, why));
+	} else if (strcmp(name, "smtp_tls_security_level") == 0) {
+		return (conf_check_tls_level(name, value, why));
 	} else if (strncmp(name, "smtpd_", 6) == 0
 		   && strlen(name) > 13
 		   && strcmp(name + strlen(name) - 13, "_restrictions") == 0) {

@@ -16,6 +16,7 @@
  *	int	tls_client_chain_ok(SSL *ssl)
  *	int	tls_client_name_ok(SSL *ssl)
  *	const char *tls_client_verify_error(SSL *ssl)
+ *	int	tls_client_chain_error(SSL *ssl)
  *	int	tls_client_fingerprint(SSL *ssl, const char *digest, int what,
  *			char *buf, size_t len)
  *	int	tls_client_pin_match(SSL *ssl, const char *digest,
@@ -46,6 +47,8 @@
  *	was verified against the trust anchors, tls_client_name_ok()
  *	whether it also carried one of the names (false when none were
  *	given), tls_client_verify_error() why the chain was not verified,
+ *	tls_client_chain_error() the first chain error (X509_V_ERR_*; 0
+ *	none),
  *	and tls_client_trust() sums it up as TLS_TRUST_ANONYMOUS (no
  *	certificate), _UNTRUSTED, _TRUSTED (chain only) or _VERIFIED
  *	(chain and name); tls_client_trust_name() gives Postfix's word for
@@ -67,6 +70,7 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -88,6 +92,10 @@ struct tls_client_state {
 };
 
 static int tls_client_index = -1;
+
+/* The options that exclude one protocol version. */
+#define TLS_CLIENT_NO_OPS	(SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 \
+				 | SSL_OP_NO_TLSv1_2 | SSL_OP_NO_TLSv1_3)
 
 /* tls_client_state_free - ex_data destructor */
 static void
@@ -154,6 +162,7 @@ tls_client_ctx_new(const char *CAfile, const char *CApath, char *err,
 			 tls_errors());
 		return (NULL);
 	}
+	tls_ctx_common(ctx);
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_client_verify_cb);
 	SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
@@ -186,6 +195,55 @@ tls_client_is_addr(const char *s)
 		|| inet_pton(AF_INET6, s, buf) == 1);
 }
 
+/*
+ * tls_client_protocols - what a protocol list means for one SSL: the
+ * bounds and the holes between them, as tls_ctx_set_protocols() sets
+ * them on a context; worked out once per list (a list comes from
+ * main.cf or a policy table, so there are few).
+ */
+static int
+tls_client_protocols(const char *spec, int *min, int *max, uint64_t *no_ops)
+{
+	static struct tls_client_proto {
+		struct tls_client_proto *next;
+		char   *spec;
+		int     min;
+		int     max;
+		uint64_t no_ops;
+	}      *known;
+	struct tls_client_proto *p;
+	SSL_CTX *tmp;
+
+	for (p = known; p; p = p->next)
+		if (strcmp(p->spec, spec) == 0)
+			break;
+	if (p == NULL) {
+		if ((tmp = SSL_CTX_new(TLS_client_method())) == NULL)
+			return (-1);
+		SSL_CTX_clear_options(tmp, TLS_CLIENT_NO_OPS);
+		if (tls_ctx_set_protocols(tmp, spec) < 0) {
+			SSL_CTX_free(tmp);
+			return (-1);
+		}
+		if ((p = OPENSSL_zalloc(sizeof(*p))) == NULL
+		    || (p->spec = OPENSSL_strdup(spec)) == NULL) {
+			OPENSSL_free(p);
+			SSL_CTX_free(tmp);
+			return (-1);
+		}
+		p->min = SSL_CTX_get_min_proto_version(tmp);
+		p->max = SSL_CTX_get_max_proto_version(tmp);
+		p->no_ops = SSL_CTX_get_options(tmp) & TLS_CLIENT_NO_OPS;
+		SSL_CTX_free(tmp);
+		p->next = known;
+		known = p;
+	}
+	*min = p->min;
+	*max = p->max;
+	*no_ops = p->no_ops;
+	return (0);
+}
+
 /* tls_client_ssl_new - the SSL of one connection */
 SSL    *
 tls_client_ssl_new(SSL_CTX *ctx, const char *sni, const char *protocols,
@@ -196,6 +254,7 @@ tls_client_ssl_new(SSL_CTX *ctx, const char *sni, const char *protocols,
 	SSL    *ssl;
 	int     min = 0;
 	int     max = 0;
+	uint64_t no_ops = 0;
 	size_t  i;
 
 	if ((ssl = SSL_new(ctx)) == NULL) {
@@ -211,16 +270,16 @@ tls_client_ssl_new(SSL_CTX *ctx, const char *sni, const char *protocols,
 		return (NULL);
 	}
 	if (protocols && *protocols) {
-		if (tls_protocols_parse(protocols, &min, &max) < 0) {
+		if (tls_client_protocols(protocols, &min, &max, &no_ops) < 0) {
 			snprintf(err, errlen, "bad TLS protocol list \"%s\"",
 				 protocols);
 			SSL_free(ssl);
 			return (NULL);
 		}
-		if (min)
-			SSL_set_min_proto_version(ssl, min);
-		if (max)
-			SSL_set_max_proto_version(ssl, max);
+		SSL_set_min_proto_version(ssl, min);
+		SSL_set_max_proto_version(ssl, max);
+		SSL_clear_options(ssl, TLS_CLIENT_NO_OPS);
+		SSL_set_options(ssl, no_ops);
 	}
 	if (!SSL_set_cipher_list(ssl, ciphers && *ciphers ? ciphers :
 				 "DEFAULT:!aNULL")) {
@@ -283,6 +342,15 @@ tls_client_name_ok(SSL *ssl)
 	struct tls_client_state *st = tls_client_state(ssl);
 
 	return (tls_client_chain_ok(ssl) && st->names && !st->name_err);
+}
+
+/* tls_client_chain_error - the first chain error, X509_V_ERR_* */
+int
+tls_client_chain_error(SSL *ssl)
+{
+	struct tls_client_state *st = tls_client_state(ssl);
+
+	return (st ? st->chain_err : 0);
 }
 
 /* tls_client_verify_error - why the chain was not verified */

@@ -27,6 +27,7 @@ extern const char *tls_client_trust_name(int);
 extern int tls_client_chain_ok(SSL *);
 extern int tls_client_name_ok(SSL *);
 extern const char *tls_client_verify_error(SSL *);
+extern int tls_client_chain_error(SSL *);
 extern int tls_client_fingerprint(SSL *, const char *, int, char *, size_t);
 extern int tls_client_pin_match(SSL *, const char *, const char *);
 

@@ -79,11 +79,22 @@ def dane_env(tmp_path, mta_factory, sandboxes):
                 "smtp_connection_cache_time_limit": "0",
                 "smtp_tls_security_level": level,
                 "inet_protocols": "ipv4",
+                "smtp_tls_rpt_enable": "yes",
             })
             return env.mta
         env.make = make
         yield env
     shutil.rmtree(tadir, ignore_errors=True)
+
+
+def tlsrpt_records(env):
+    import json
+    d = os.path.join(env.mta.queue_dir, "data", "tlsrpt")
+    out = []
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        with open(os.path.join(d, name)) as f:
+            out += [json.loads(line) for line in f]
+    return out
 
 
 def send(env, domain):
@@ -102,6 +113,10 @@ def test_dane_match_delivers_verified(dane_env):
     assert "tls=TLSv1.3:TLS_AES_256_GCM_SHA384:Verified" in log \
         or ":Verified" in log
     assert len(dane_env.sink.messages()) == 1
+    recs = tlsrpt_records(dane_env)
+    assert any(r["policy-type"] == "tlsa" and r["result"] == "success"
+               and r["domain"] == "d1.example.net"
+               and r["policy"].startswith("3 1 1 ") for r in recs), recs
 
 
 def test_dane_mismatch_defers(dane_env):
@@ -111,6 +126,9 @@ def test_dane_mismatch_defers(dane_env):
     assert res["dsn"] == "4.7.5"
     assert "Server certificate not trusted (DANE)" in res["reply"]
     assert len(dane_env.sink.messages()) == 0
+    assert any(r["policy-type"] == "tlsa"
+               and r["result"] == "validation-failure"
+               for r in tlsrpt_records(dane_env))
 
 
 def test_dane_without_tlsa_is_opportunistic(dane_env):

@@ -28,6 +28,7 @@ from aiosmtpd.smtp import AuthResult
 from conftest import free_port, wait_for
 from dnsserver import DnsServer
 from test_smtp_out import (deliver, inject, log_line, no_crashes,  # noqa: F401
+                           sandboxes,
                            smtp_out_mta)
 
 
@@ -85,6 +86,7 @@ class Handler:
     def __init__(self):
         self.messages = []
         self.xoauth2 = []
+        self.sni = []
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
@@ -111,7 +113,7 @@ class Handler:
 
 
 def receiver(pki=None, cert="srv", starttls=True, authenticator=None,
-             auth_require_tls=True):
+             auth_require_tls=True, exclude=None):
     """aiosmtpd on 127.0.0.1, with STARTTLS when a certificate is given."""
     h = Handler()
     kw = {}
@@ -119,11 +121,13 @@ def receiver(pki=None, cert="srv", starttls=True, authenticator=None,
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(pki / (cert + ".crt")),
                             str(pki / (cert + ".key")))
+        ctx.sni_callback = lambda sock, name, c: h.sni.append(name)
         kw["tls_context"] = ctx
         kw["require_starttls"] = False
     if authenticator:
         kw["authenticator"] = authenticator
         kw["auth_require_tls"] = auth_require_tls
+        kw["auth_exclude_mechanism"] = exclude or []
     port = free_port()
     ctl = Controller(h, hostname="127.0.0.1", port=port,
                      server_hostname="mx.example.net", **kw)
@@ -174,11 +178,14 @@ def shared_dir():
 def test_may_is_the_default_and_encrypts(mta_factory, tmp_path, pki,
                                          receivers):
     ctl, h, port = receivers(pki, cert="ss")
-    mta = tls_mta(mta_factory, tmp_path)
+    mta = tls_mta(mta_factory, tmp_path, {"smtp_tls_loglevel": "2"})
     qid = inject(mta, ["a@example.net"])
     res = deliver(mta, qid, ["a@example.net"], nexthop(port))
     assert res[0]["status"] == "sent", res
     assert len(h.messages) == 1 and h.messages[0]["tls"] is True
+    assert h.sni == [None]
+    assert ("certificate sha256 fingerprint %s" % fingerprint(pki / "ss.crt")
+            in mta.log())
     log = mta.log()
     assert ("Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:%d: "
             "TLSv1.3 with cipher" % port) in log, log
@@ -255,10 +262,37 @@ def test_verify_with_ca_and_name_delivers(mta_factory, tmp_path, pki,
         assert h.messages[-1]["tls"] is True
         assert ("Verified TLS connection established to "
                 "mx.example.net[127.0.0.1]:%d: TLSv1.3" % port) in mta.log()
+        # SNI is the MX host name; none for an address.
+        assert h.sni[-1] == "mx.example.net"
         assert log_line(mta, "a@example.net").endswith(":Verified")
         # A trusted chain under another name is not enough.
         qid = inject(mta, ["b@other.example.net"])
         res = deliver(mta, qid, ["b@other.example.net"], "other.example.net")
+        assert res[0]["status"] == "deferred", res
+        assert res[0]["reply"] == "Server certificate not verified"
+        assert len(h.messages) == 1
+
+
+def test_secure_matches_the_nexthop_domain(mta_factory, tmp_path, pki,
+                                           receivers):
+    ctl, h, port = receivers(pki)
+    zone = {"example.net": ["MX 10 mx.example.net."],
+            "mx.example.net": ["A 127.0.0.1"],
+            "example.com": ["MX 10 mx.example.net."]}
+    policy = "example.net secure\n.com secure\n"
+    with DnsServer(zone) as dns:
+        mta = tls_mta(mta_factory, tmp_path,
+                      {"smtp_tls_CAfile": str(pki / "ca.crt"),
+                       "dns_resolver": dns.spec,
+                       "smtp_default_port": str(port)}, policy=policy)
+        # mx.example.net is a subdomain of the next hop: dot-nexthop.
+        qid = inject(mta, ["a@example.net"])
+        res = deliver(mta, qid, ["a@example.net"], "example.net")
+        assert res[0]["status"] == "sent", res
+        assert log_line(mta, "a@example.net").endswith(":Verified")
+        # example.com (".com" entry) points at a host outside its domain.
+        qid = inject(mta, ["b@example.com"])
+        res = deliver(mta, qid, ["b@example.com"], "example.com")
         assert res[0]["status"] == "deferred", res
         assert res[0]["reply"] == "Server certificate not verified"
         assert len(h.messages) == 1
@@ -420,6 +454,7 @@ def test_auth_to_smarthost_over_tls(mta_factory, tmp_path, pki, receivers):
     assert h.messages[0]["tls"] is True
     assert h.messages[0]["login"] == b"alice"
     assert "authenticated with SASL" in mta.log()
+    assert "s3cret" not in mta.log()
 
     # A wrong password: deferred (smtp_sasl_auth_soft_bounce = yes).
     pw.write_text("[127.0.0.1]:%d alice:wrong\n" % port)
@@ -432,6 +467,32 @@ def test_auth_to_smarthost_over_tls(mta_factory, tmp_path, pki, receivers):
     assert res[0]["dsn"].startswith("4."), res
     assert "SASL authentication failed" in res[0]["reply"]
     assert len(h.messages) == 1
+
+    # smtp_sasl_auth_soft_bounce = no: the 535 bounces.
+    mta3 = tls_mta(mta_factory, tmp_path,
+                   {"smtp_sasl_auth_enable": "yes",
+                    "smtp_sasl_auth_soft_bounce": "no",
+                    "smtp_sasl_password_maps": "texthash:%s" % pw})
+    qid = inject(mta3, ["c@example.net"])
+    res = deliver(mta3, qid, ["c@example.net"], nexthop(port))
+    assert res[0]["status"] == "bounced", res
+    assert res[0]["dsn"] == "5.7.8", res
+    assert len(h.messages) == 1
+
+
+def test_auth_login_mechanism(mta_factory, tmp_path, pki, receivers):
+    ctl, h, port = receivers(pki, authenticator=_password_auth,
+                             exclude=["PLAIN", "XOAUTH2"])
+    pw = tmp_path / "sasl_passwd"
+    pw.write_text("127.0.0.1 alice:s3cret\n")
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_sasl_auth_enable": "yes",
+                   "smtp_sasl_password_maps": "texthash:%s" % pw})
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert h.messages[0]["login"] == b"alice"
+    assert "authenticated with SASL LOGIN as alice" in mta.log()
 
 
 def test_no_auth_in_clear(mta_factory, tmp_path, receivers):
@@ -490,3 +551,49 @@ def test_xoauth2_token_file(mta_factory, tmp_path, pki, receivers,
     finally:
         Handler.token = b"tok-1"
     assert "tok-1" not in mta.log() and "tok-2" not in mta.log()
+
+
+def test_check_refuses_bad_tls_settings(mta_factory):
+    mta = mta_factory(main={"smtp_tls_security_level": "paranoid"},
+                      start=False)
+    r = mta.sendarix("check", check=False)
+    assert r.returncode != 0
+    assert "smtp_tls_security_level" in r.stdout + r.stderr
+    r = mta.sendarix("conf", "-e", "smtp_tls_security_level=dane-only",
+                     check=False)
+    assert r.returncode == 0, r.stderr
+    r = mta.sendarix("conf", "-e", "smtp_tls_policy_maps=nosuchtype:/x",
+                     check=False)
+    assert r.returncode != 0
+
+
+def test_sandbox_receiver_and_reuse_under_tls(mta_factory, tmp_path, pki,
+                                              sandboxes):
+    """The sandbox with a certificate: one handshake serves two messages."""
+    sb = sandboxes(args=["-c", str(pki / "srv.crt"), "-k",
+                         str(pki / "srv.key")])
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_connection_cache_time_limit": "30s"},
+                  policy="[127.0.0.1]:%d encrypt\n" % sb.port)
+    for rcpt in ("a@example.net", "b@example.net"):
+        qid = inject(mta, [rcpt])
+        res = deliver(mta, qid, [rcpt], nexthop(sb.port))
+        assert res[0]["status"] == "sent", res
+        assert log_line(mta, rcpt).endswith(":Untrusted"), log_line(mta, rcpt)
+    msgs = sb.messages()
+    assert len(msgs) == 2
+    assert all(env["tls"].startswith("TLSv1.3 with cipher") for env, _ in msgs)
+    assert sb.stats()["tls_sessions"] == 1
+    assert mta.log().count("TLS connection established to") == 1
+
+
+def test_policy_protocols_attribute(mta_factory, tmp_path, pki, receivers):
+    """protocols= with a hole: TLS 1.3 excluded, TLS 1.2 is used."""
+    ctl, h, port = receivers(pki)
+    mta = tls_mta(mta_factory, tmp_path, policy=(
+        "[127.0.0.1]:%d encrypt protocols=!TLSv1,!TLSv1.1,!TLSv1.3\n" % port))
+    qid = inject(mta, ["a@example.net"])
+    res = deliver(mta, qid, ["a@example.net"], nexthop(port))
+    assert res[0]["status"] == "sent", res
+    assert "TLSv1.2 with cipher" in mta.log()
+    assert ", tls=TLSv1.2:" in log_line(mta, "a@example.net")
