@@ -68,7 +68,9 @@
  *	smtp_tls_fingerprint_digest, smtp_tls_servername, smtp_tls_loglevel,
  *	smtp_starttls_timeout, smtp_sasl_auth_enable,
  *	smtp_sasl_password_maps, smtp_sasl_security_options,
- *	smtp_sasl_tls_security_options, smtp_sasl_auth_soft_bounce.
+ *	smtp_sasl_tls_security_options, smtp_sasl_auth_soft_bounce,
+ *	smtp_mta_sts_enable, smtp_mta_sts_port, smtp_mta_sts_timeout,
+ *	smtp_mta_sts_CAfile, smtp_tls_rpt_enable, dns_trust_anchor_file.
  *	See sendarix-params(5).
  *
  * DIAGNOSTICS
