@@ -10,7 +10,10 @@ config/queue/data under a temp dir, relayhost = the sink) and a throwaway
 Sendarix (master -f -c DIR with BUILD_DIR/bin), with Postfix's smtp-source
 as the client and smtp-sink (or, for the 4xx workload, `sendarix sandbox`)
 as the receiving server. Loopback only; fsync on in both (Postfix's default,
-always in Sendarix); TLS off. The two instances of a workload run side by
+always in Sendarix); TLS off except in the TLS row (4k-tls-s10: STARTTLS
+from BUILD_DIR/tests/helpers/smtp_tls_source, which is smtp-source with
+STARTTLS, into each MTA, and from each MTA to a sandbox offering STARTTLS,
+one self-signed RSA 2048 certificate for all). The two instances of a workload run side by
 side and take turns, repetition by repetition; the table has medians.
 OpenSMTPD (Debian's, unpacked by tools/install-deps) is a third instance
 on the workloads it can run (not the 4xx one: its retry times are built
@@ -66,6 +69,10 @@ RCPT = "rcpt@dest.bench.example"
 NO_RETRY = ("OpenSMTPD's retry times are built in (its first retry of a "
             "4xx comes about 7 minutes later; smtpd.conf has no knob), so the "
             "greylist row would measure its scheduler's wait, not its speed")
+NO_TLS = ("OpenSMTPD 6.8.0p2, as Debian 12 ships it, fails every TLS "
+          "handshake under OpenSSL 3 (\"io-error: ... EVP lib\": its "
+          "privilege-separated key signing; OpenSMTPD issues #1171 and "
+          "#1239)")
 SAME_AS_200 = ("OpenSMTPD has no process limit to raise: its numbers are "
                "those of the 4k-s200 row")
 WORKLOADS = [
@@ -83,6 +90,10 @@ WORKLOADS = [
      "sink", {}),
     ("4k-4xx-s10", "4 KiB, 20% rcpt 4xx once, 10 sess", 10, 1000, 4096, 1,
      "sandbox", {"opensmtpd": NO_RETRY}),
+    # STARTTLS on both sides of each MTA: smtp_tls_source -S in, a sandbox
+    # sink offering STARTTLS out (TLS 1.3, self-signed, unverified)
+    ("4k-tls-s10", "4 KiB, STARTTLS in+out, 10 sess", 10, 2000, 4096, 1,
+     "tls-sandbox", {"tls": True, "smoke": False, "opensmtpd": NO_TLS}),
     # steady state: long enough for queues, caches and the file system's
     # inode allocation to settle (a tenth of it with --quick)
     ("4k-s20-20k", "4 KiB, 20 sessions, steady state", 20, 20000, 4096, 1,
@@ -111,6 +122,28 @@ SENDARIX_PARAMS = dict(POSTFIX_PARAMS, greylist_retry_time="1s")
 
 _cleanup = []
 _made = []          # every instance's and sink's temp dir (in the JSON)
+TLS_SOURCE = [None]     # BUILD/tests/helpers/smtp_tls_source
+_cert = []          # (certfile, keyfile) of the TLS row, made once
+
+
+def bench_cert():
+    """The self-signed certificate every MTA and sink of the TLS row
+    uses."""
+    if not _cert:
+        top = bl._mkdtemp("bench-tls-")
+        _made.append(top)
+        _cert.append(bl.make_cert(top, "bench.test"))
+    return _cert[0]
+
+
+def tls_params():
+    """main.cf parameters for STARTTLS in and out, the same names in
+    Postfix and Sendarix: offered to clients, used when the next hop
+    offers it (the sink does)."""
+    cert, key = bench_cert()
+    return {"smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key,
+            "smtpd_tls_security_level": "may",
+            "smtp_tls_security_level": "may"}
 
 
 def log(msg):
@@ -122,7 +155,7 @@ def log(msg):
 _runs = [0]
 
 
-def smtp_source(inst, sessions, count, size, rcpts, timeout):
+def smtp_source(inst, sessions, count, size, rcpts, timeout, tls=False):
     # smtp-source -N numbers recipients from 1 in every run: a run number
     # in the address keeps them unique across runs (greylisting is per
     # sender, recipient and client, so a repeated one would pass at once)
@@ -131,6 +164,11 @@ def smtp_source(inst, sessions, count, size, rcpts, timeout):
     cmd = [bl.SMTP_SOURCE, "-4", "-N", "-M", "client.bench.example",
            "-f", SENDER, "-t", rcpt, "-s", str(sessions), "-m", str(count),
            "-l", str(size)]
+    if tls:
+        # the same load with STARTTLS (smtp-source has none)
+        cmd = [TLS_SOURCE[0], "-S", "-N", "-M", "client.bench.example",
+               "-f", SENDER, "-t", rcpt, "-s", str(sessions), "-m",
+               str(count), "-l", str(size)]
     if rcpts > 1:
         cmd += ["-r", str(rcpts)]
     cmd.append("127.0.0.1:%d" % inst.port)
@@ -154,8 +192,10 @@ def measure(inst, sink, wl, count, delivery):
     sampler = bl.Sampler(inst.tree, 0.1)
     sampler.start()
     t0 = time.monotonic()
+    tls0 = sink.tls_sessions() if wl[7].get("tls") else 0
     rc, out = smtp_source(inst, sessions, count, size, rcpts,
-                          timeout=max(120, count // 5))
+                          timeout=max(120, count // 5),
+                          tls=wl[7].get("tls", False))
     t_acc = time.monotonic() - t0
     res = {"messages": count, "accept_s": t_acc, "source_rc": rc}
     ovf1 = bl.listen_overflows()
@@ -181,6 +221,11 @@ def measure(inst, sink, wl, count, delivery):
         bl.wait_for(lambda: inst.queue_count() == 0, 30, interval=0.05)
     else:
         time.sleep(0.2)
+    if wl[7].get("tls"):
+        # proof that the MTA spoke TLS to the sink, not only to the source
+        res["sink_tls_sessions"] = sink.tls_sessions() - tls0
+        if res["sink_tls_sessions"] == 0:
+            res["error"] = res.get("error", "") + " no STARTTLS to the sink"
     res["peak_kb"] = sampler.stop()
     res["peak_procs"] = sampler.peak_procs
     res["cpu_s"] = inst.tree.cpu_seconds() - cpu0
@@ -197,7 +242,8 @@ def warm_up(inst, sink, wl, delivery):
     _, _, sessions, _, size, rcpts, kind = wl[:7]
     n = max(20, sessions * 2)
     base = sink.count()
-    smtp_source(inst, sessions, n, size, rcpts, timeout=120)
+    smtp_source(inst, sessions, n, size, rcpts, timeout=120,
+                tls=wl[7].get("tls", False))
     if delivery:
         expected = n if kind == "sink" else n * rcpts
         bl.wait_for(lambda: sink.count() - base >= expected, 60)
@@ -207,6 +253,8 @@ def warm_up(inst, sink, wl, delivery):
 def make_sink(wl, build):
     if wl[6] == "sandbox":
         return bl.SandboxSink(build, SANDBOX_RULES).start()
+    if wl[6] == "tls-sandbox":
+        return bl.SandboxSink(build, "/^/ OK\n", tls=bench_cert()).start()
     return bl.SmtpSink().start()
 
 
@@ -221,14 +269,15 @@ def run_workload(wl, count, reps, build, delivery_s, warm=True,
             _cleanup.append(sinks[name])
             if hasattr(sinks[name], "dir"):
                 _made.append(sinks[name].dir)
+            tls = tls_params() if wl[7].get("tls") else {}
             if name == "postfix":
                 inst = bl.PostfixInstance(sinks[name].port, dict(
-                    POSTFIX_PARAMS, **wl[7].get("postfix", {})))
+                    POSTFIX_PARAMS, **wl[7].get("postfix", {}), **tls))
             elif name == "opensmtpd":
                 inst = bl.OpenSmtpdInstance(sinks[name].port)
             else:
                 inst = bl.SendarixInstance(build, ROOT, sinks[name].port,
-                                           SENDARIX_PARAMS)
+                                           dict(SENDARIX_PARAMS, **tls))
             _cleanup.append(inst)
             _made.append(inst.top)
             insts[name] = inst.start()
@@ -481,10 +530,12 @@ def table(results, meta):
     lines.append("Sendarix vs %s, same machine, same run (%s)" % (
         peers, meta["date"]))
     lines.append("host: %d CPUs, %s; /tmp on %s; loopback only; client "
-                 "smtp-source, one connection per message" % (
+                 "smtp-source (smtp_tls_source -S in the TLS row), one "
+                 "connection per message" % (
                      meta["cpus"], meta["kernel"], meta["tmpfs"]))
     lines.append("fsync on (Postfix default; Sendarix always; OpenSMTPD "
-                 "default), TLS off; medians of %d repetition(s)" %
+                 "default), TLS off but in the TLS row; medians of %d "
+                 "repetition(s)" %
                  meta["reps"])
     lines.append(meta["durability"])
     if not meta["durability_ok"]:
@@ -568,8 +619,12 @@ def table(results, meta):
                      "bound by that.")
     for i, why in enumerate(notes):
         lines.append("[%d] opensmtpd not run: %s." % (i + 1, why))
-    lines.append("TLS: not built yet (no TLS row; TLS is off in every MTA "
-                 "above).")
+    lines.append("TLS: off in every row but 4k-tls-s10, where each MTA "
+                 "offers STARTTLS to the source (smtp_tls_source -S, which "
+                 "uses it) and uses it to the sink (a sandbox offering it; "
+                 "self-signed, unverified; security level may in Postfix "
+                 "and Sendarix); every run "
+                 "checks that the sink saw TLS sessions.")
     return "\n".join(lines) + "\n"
 
 
@@ -620,6 +675,7 @@ def main(argv):
     a = ap.parse_args(argv)
     preflight()
     build = os.path.abspath(a.build)
+    TLS_SOURCE[0] = os.path.join(build, bl.TLS_SOURCE)
     for prog in ("master", "smtpd", "cleanup", "sendarix"):
         if not os.access(os.path.join(build, "bin", prog), os.X_OK):
             sys.exit("bench: %s/bin/%s is missing; run make first" % (

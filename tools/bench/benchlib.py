@@ -33,6 +33,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 POSTFIX = "/usr/sbin/postfix"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SMTP_SINK = "/usr/sbin/smtp-sink"
+# smtp-source lacks STARTTLS: the TLS row uses this one (tests/helpers)
+TLS_SOURCE = os.path.join("tests", "helpers", "smtp_tls_source")
 # Debian's opensmtpd conflicts with postfix, so tools/install-deps unpacks
 # it here instead of installing it
 OPENSMTPD = os.environ.get("BENCH_OPENSMTPD",
@@ -283,7 +285,8 @@ class SandboxSink:
 
     kind = "sandbox"
 
-    def __init__(self, build, rules, port=None):
+    def __init__(self, build, rules, port=None, tls=None):
+        self.tls = tls              # (certfile, keyfile): offer STARTTLS
         self.port = port or free_port()
         self.dir = _mkdtemp("bench-sandbox-")
         self.build = build
@@ -305,7 +308,8 @@ class SandboxSink:
              "sandbox",
              "-l", "127.0.0.1:%d" % self.port, "-d",
              os.path.join(self.dir, "maildir"), "-s", self.stats,
-             "-r", "pcre:" + rules, "-n", "sink.bench.test", "-t", "60"],
+             "-r", "pcre:" + rules, "-n", "sink.bench.test", "-t", "60"]
+            + (["-c", self.tls[0], "-k", self.tls[1]] if self.tls else []),
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         ok = wait_for(lambda: (os.path.exists(self.stats)
                                and port_open(self.port))
@@ -327,6 +331,9 @@ class SandboxSink:
 
     def count(self):
         return int(self.stats_now().get("recipients_accepted", 0))
+
+    def tls_sessions(self):
+        return int(self.stats_now().get("tls_sessions", 0))
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -385,6 +392,7 @@ discard   unix - - n - - discard
 local     unix - n n - - local
 anvil     unix - - n - 1 anvil
 scache    unix - - n - 1 scache
+tlsmgr    unix - - n 1000? 1 tlsmgr
 postlog   unix-dgram n - n - 1 postlogd
 """
 
@@ -427,7 +435,9 @@ class PostfixInstance:
             ("smtp_tls_security_level", "none"),
             ("smtpd_tls_security_level", "none"),
         ]
-        params += list((extra or {}).items())
+        # the row's parameters replace the defaults above (no "overriding
+        # earlier entry" warnings in every process)
+        params = list(dict(params, **(extra or {})).items())
         with open(os.path.join(self.conf, "main.cf"), "w") as f:
             for k, v in params:
                 f.write("%s = %s\n" % (k, v))
@@ -644,6 +654,20 @@ listen on 127.0.0.1 port {port} hostname opensmtpd.bench.test
 action "relay" relay host smtp://127.0.0.1:{sink}
 match from local for any action "relay"
 """
+
+def make_cert(top, cn):
+    """A self-signed RSA 2048 certificate and key under top; the pair of
+    paths. Readable by everyone: the MTAs' unprivileged users read it
+    too (a bench key, never a real one)."""
+    cert = os.path.join(top, "bench-cert.pem")
+    key = os.path.join(top, "bench-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=" + cn], check=True, capture_output=True,
+                   stdin=subprocess.DEVNULL)
+    for f in (cert, key):
+        os.chmod(f, 0o644)
+    return cert, key
 
 
 # the client's HELO name and the mail domains of tools/bench/bench.py
