@@ -516,6 +516,7 @@ smtp_sts_tlsa_text(const struct smtp_req *req)
 {
 	struct strbuf *sb = strbuf_new(256, 0);
 	const struct dns_rrset *rs = req->dane_rs;
+	char   *text;
 	size_t  i;
 	size_t  k;
 
@@ -527,7 +528,9 @@ smtp_sts_tlsa_text(const struct smtp_req *req)
 		for (k = 3; k < rs->len[i]; k++)
 			strbuf_printf(sb, "%02X", rs->data[i][k]);
 	}
-	return (strbuf_steal(sb, NULL));
+	text = strbuf_steal(sb, NULL);
+	strbuf_free(sb);
+	return (text);
 }
 
 /* smtp_sts_tls_outcome - one TLS outcome of a session (smtp_tls_outcome):

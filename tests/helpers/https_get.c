@@ -149,8 +149,13 @@ main(int argc, char **argv)
 		event_base_dispatch(base);
 		printf("%s count=%zu\n", nleft == n ? "cancelled" : "CALLED",
 		       http_count());
+		rc = nleft == n ? 0 : 1;
+		event_free(t);
 		http_free();
-		return (nleft == n ? 0 : 1);
+		event_base_free(base);
+		xfree(ones);
+		xfree(reqs);
+		return (rc);
 	}
 	event_base_dispatch(base);
 	for (i = 0; i < n; i++) {
