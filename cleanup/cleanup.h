@@ -67,6 +67,7 @@ struct cleanup_sess {
 	char   *client_name;
 	char   *helo;
 	char   *protocol;
+	char   *tls;			/* smtpd's TLS description, or NULL */
 	char   *body;
 	int     smtputf8;
 	long long declared_size;	/* -1 unless size= was given */

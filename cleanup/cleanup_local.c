@@ -56,7 +56,7 @@
  *
  *	cleanup_local_envelope() runs once the envelope is complete and the
  *	queue ID is known. For an ordinary user the client attributes it
- *	sent (client_addr, client_name, helo, protocol) are dropped: they
+ *	sent (client_addr, client_name, helo, protocol, tls) are dropped: they
  *	would be lies told to the logs and to the next hop. Every local
  *	submission is recorded with protocol=local, uid=N and, when the
  *	password file knows the uid, login=NAME (A records). The line
@@ -302,6 +302,7 @@ cleanup_local_envelope(struct cleanup_sess *s)
 		s->client_addr = xfree(s->client_addr);
 		s->client_name = xfree(s->client_name);
 		s->helo = xfree(s->helo);
+		s->tls = xfree(s->tls);
 	}
 	free(s->protocol);
 	s->protocol = xstrdup("local");

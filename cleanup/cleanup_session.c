@@ -140,6 +140,7 @@ cleanup_sess_free(struct cleanup_sess *s)
 	free(s->client_name);
 	free(s->helo);
 	free(s->protocol);
+	free(s->tls);
 	free(s->body);
 	free(s->ret);
 	free(s->envid);
@@ -367,6 +368,8 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 		return (cleanup_env_set(&s->helo, a));
 	if (attr_name_is(a, MAIL_ATTR_PROTOCOL))
 		return (cleanup_env_set(&s->protocol, a));
+	if (attr_name_is(a, MAIL_ATTR_TLS))
+		return (cleanup_env_set(&s->tls, a));
 	if (attr_name_is(a, MAIL_ATTR_BODY))
 		return (cleanup_env_set(&s->body, a));
 	if (attr_name_is(a, MAIL_ATTR_SMTPUTF8)) {
@@ -410,6 +413,7 @@ cleanup_env_write(struct cleanup_sess *s)
 		offsetof(struct cleanup_sess, client_name)},
 		{MAIL_ATTR_HELO, offsetof(struct cleanup_sess, helo)},
 		{MAIL_ATTR_PROTOCOL, offsetof(struct cleanup_sess, protocol)},
+		{MAIL_ATTR_TLS, offsetof(struct cleanup_sess, tls)},
 		{MAIL_ATTR_BODY, offsetof(struct cleanup_sess, body)},
 		{MAIL_ATTR_UID, offsetof(struct cleanup_sess, uid_attr)},
 		{MAIL_ATTR_LOGIN, offsetof(struct cleanup_sess, login)},

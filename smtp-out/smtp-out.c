@@ -36,10 +36,19 @@
  *
  *	TLS (smtp_tls.c): after EHLO, STARTTLS at the destination's level
  *	(smtp_tls_security_level, default may, or its smtp_tls_policy_maps
- *	entry): none, may, encrypt, fingerprint, verify, secure; dane and
- *	dane-only defer as not yet supported. Above may a policy that is
+ *	entry): none, may, encrypt, fingerprint, verify, secure, and dane
+ *	and dane-only (RFC 7672, smtp_dane.c: TLSA records per MX host,
+ *	with DNSSEC from dns_trust_anchor_file). Above may a policy that is
  *	not met defers, never falls back to clear text; may retries once in
  *	clear after a failed handshake. EHLO again under TLS.
+ *
+ *	MTA-STS (smtp_sts.c, smtp_mta_sts_enable): the policy of an MX
+ *	destination from _mta-sts.DOMAIN and https://mta-sts.DOMAIN/
+ *	(lib/http, on the loop), cached in memory and in data/mta-sts/;
+ *	"enforce" drops MX hosts outside it and requires verified TLS with
+ *	the MX name, "testing" logs. TLS-RPT (smtp_tls_rpt_enable): every
+ *	outcome under an MTA-STS or DANE policy goes to data/tlsrpt/ for
+ *	"sendarix tlsrpt".
  *
  *	AUTH (smtp_sasl.c): with smtp_sasl_auth_enable, credentials from
  *	smtp_sasl_password_maps through the Cyrus SASL client, plaintext

@@ -18,6 +18,22 @@
  *	and DATA commands go out in one write and the replies are read in
  *	order (RFC 2920). Each stage has its own timeout.
  *
+ *	STARTTLS (RFC 3207) and AUTH (RFC 4954) come between EHLO and the
+ *	first transaction. When the session's TLS level is may or above and
+ *	the server offers STARTTLS, it is sent; after "220" any byte already
+ *	read from the server drops the connection, otherwise the handshake
+ *	starts (smtp_tls_start()), its end is checked against the level
+ *	(smtp_tls_check()) and EHLO is sent again, forgetting what the
+ *	server offered in clear text. A level above may that cannot be met
+ *	(STARTTLS not offered or refused, a failed handshake, a certificate
+ *	that does not satisfy it) is a set-up failure with Postfix's reason
+ *	("TLS is required, but was not offered by host X", 4.7.4; "Server
+ *	certificate not verified", 4.7.5): never clear text. At may, a
+ *	refused STARTTLS goes on in clear text, and a failed handshake
+ *	tries the same address once more without STARTTLS. Then, with
+ *	smtp_sasl_auth_enable, AUTH (smtp_sasl.c); a failure is a set-up
+ *	failure (4.7.x; 5.7.x only with smtp_sasl_auth_soft_bounce = no).
+ *
  *	DSN (RFC 3461): when the server offers DSN in its EHLO reply, MAIL
  *	gets RET= (as the sender gave it) and ENVID= (xtext-encoded again,
  *	it is kept decoded), and each RCPT gets NOTIFY= (canonical form)
@@ -57,7 +73,8 @@
  *	greeting".
  *
  * SEE ALSO
- *	RFC 5321, RFC 2920, RFC 1870, RFC 6152, RFC 6531, RFC 3461
+ *	RFC 5321, RFC 2920, RFC 1870, RFC 6152, RFC 6531, RFC 3461,
+ *	RFC 3207, RFC 4954
  */
 
 #include <ctype.h>
@@ -971,7 +988,7 @@ smtp_proto_event(struct smtp_sess *sess, int what, int err)
 		smtp_conn_timer(sess, smtp_var.helo_timeout);
 		return;
 	}
-	if (!(what & (STREAM_EV_EOF | STREAM_EV_ERROR | STREAM_EV_TIMEOUT)))
+	if (!(what & (STREAM_EV_EOF | STREAM_EV_ERROR)))
 		return;
 	if (sess->req == NULL) {
 		smtp_conn_free(sess);
@@ -983,8 +1000,6 @@ smtp_proto_event(struct smtp_sess *sess, int what, int err)
 					     tls_stream_errors(sess->stream));
 		return;
 	}
-	if (!(what & (STREAM_EV_EOF | STREAM_EV_ERROR)))
-		return;
 	sb = strbuf_new(256, 0);
 	if (sess->state == SMTP_ST_CONNECT) {
 		strbuf_printf(sb, "connect to %s: %s", sess->relay,

@@ -18,7 +18,9 @@
  *	lines carries an RFC 3463 code), DSN (RFC 3461: RET, ENVID,
  *	NOTIFY, ORCPT; lib/global/dsn.c checks them, cleanup stores them),
  *	CHUNKING and SMTPUTF8 (RFC 6531).
- *	STARTTLS and AUTH are not offered yet.
+ *	STARTTLS (RFC 3207) with smtpd_tls_security_level = may or encrypt,
+ *	and implicit TLS with smtpd_tls_wrappermode = yes (smtpd_tls.c).
+ *	AUTH is not offered yet.
  *
  *	Access restrictions (smtpd_check.c): Postfix's restriction lists per
  *	stage (client, helo, sender, relay, recipient: all at RCPT TO; data;
@@ -63,8 +65,11 @@
  *	smtpd_forbid_bare_newline, queue_minfree, smtpd_peername_lookup,
  *	smtpd_peername_lookup_timeout, dns_resolver,
  *	smtpd_{client,helo,sender,relay,recipient,data,end_of_data}_restrictions,
- *	smtpd_policy_service_{timeout,max_idle,default_action}. See
- *	sendarix-params(5).
+ *	smtpd_policy_service_{timeout,max_idle,default_action},
+ *	smtpd_tls_{security_level,wrappermode,cert_file,key_file,
+ *	eccert_file,eckey_file,CAfile,protocols,mandatory_protocols,
+ *	ciphers,mandatory_ciphers,exclude_ciphers,session_cache_timeout,
+ *	received_header}, smtpd_starttls_timeout. See sendarix-params(5).
  *
  * DIAGNOSTICS
  *	Postfix-shaped log lines: "connect from name[addr]",
@@ -76,7 +81,8 @@
  *
  * SECURITY
  *	smtpd runs as mail_owner (the skeleton drops root before any
- *	client is served) and reads untrusted network input: every line
+ *	client is served; the TLS keys are read before that, in pre_init,
+ *	so they may be root-only) and reads untrusted network input: every line
  *	and every byte count from a client is bounded, and input errors
  *	get an SMTP reply, never a crash. Client names come from DNS, which
  *	the client may control: a PTR name counts only once its A/AAAA
@@ -191,6 +197,9 @@ smtpd_pre_init(void)
 		smtpd_open_list("smtpd_client_connection_exceptions", 0);
 	/* Errors are logged; the commands they affect get 451 4.3.5. */
 	(void) smtpd_check_init();
+
+	/* Keys are read now, as root: they may be root-only files. */
+	smtpd_tls_init();
 }
 
 /* smtpd_post_init - start the resolver for client names and DNS lists */

@@ -20,6 +20,7 @@ struct evbuffer;
 struct event;
 struct event_base;
 struct matchlist;
+struct ssl_ctx_st;
 struct strbuf;
 struct stream;
 
@@ -44,6 +45,12 @@ struct smtpd_params {
 	struct matchlist *mynetworks;
 	struct matchlist *relay_domains;	/* NULL: nothing relays */
 	struct matchlist *conn_exceptions;
+	/* TLS (smtpd_tls.c). */
+	int     tls_level;		/* TLS_SERVER_LEVEL_* */
+	int     tls_wrapper;		/* smtpd_tls_wrappermode */
+	int     tls_received_header;	/* smtpd_tls_received_header */
+	long    starttls_timeout;	/* smtpd_starttls_timeout, seconds */
+	struct ssl_ctx_st *tls_ctx;	/* NULL: TLS not available */
 };
 extern struct smtpd_params smtpd_var;
 
@@ -56,22 +63,24 @@ extern struct smtpd_params smtpd_var;
 #define SMTPD_ST_CLOSING	5	/* sending the last reply */
 #define SMTPD_ST_LOOKUP		6	/* client name lookup before 220 */
 #define SMTPD_ST_CHECK		7	/* a restriction waits (DNS, policy) */
+#define SMTPD_ST_TLS		8	/* TLS handshake in progress */
 
 /* Per-command counters, in the order of the disconnect log line. */
 #define SMTPD_CMD_EHLO		0
 #define SMTPD_CMD_HELO		1
-#define SMTPD_CMD_MAIL		2
-#define SMTPD_CMD_RCPT		3
-#define SMTPD_CMD_BDAT		4
-#define SMTPD_CMD_DATA		5
-#define SMTPD_CMD_RSET		6
-#define SMTPD_CMD_NOOP		7
-#define SMTPD_CMD_QUIT		8
-#define SMTPD_CMD_VRFY		9
-#define SMTPD_CMD_EXPN		10
-#define SMTPD_CMD_HELP		11
-#define SMTPD_CMD_UNKNOWN	12
-#define SMTPD_CMD_COUNT		13
+#define SMTPD_CMD_STARTTLS	2
+#define SMTPD_CMD_MAIL		3
+#define SMTPD_CMD_RCPT		4
+#define SMTPD_CMD_BDAT		5
+#define SMTPD_CMD_DATA		6
+#define SMTPD_CMD_RSET		7
+#define SMTPD_CMD_NOOP		8
+#define SMTPD_CMD_QUIT		9
+#define SMTPD_CMD_VRFY		10
+#define SMTPD_CMD_EXPN		11
+#define SMTPD_CMD_HELP		12
+#define SMTPD_CMD_UNKNOWN	13
+#define SMTPD_CMD_COUNT		14
 
 /* A client on a unix socket (smtpd_session.c). */
 #define SMTPD_LOCAL_ADDR	"unix"		/* shown as the address */
@@ -107,6 +116,7 @@ struct smtpd_session {
 	char   *name;			/* verified client name, or "unknown" */
 	struct dns_req *dns;		/* client name lookup in progress */
 	char   *helo;			/* HELO/EHLO argument or NULL */
+	char   *tls_info;		/* "TLSv1.3 with cipher ..." or NULL */
 	struct smtpd_check *check;	/* restriction state (smtpd_check.c) */
 	long    same;			/* sessions from addr at connect */
 	int     errors;			/* 4xx/5xx replies so far */
@@ -124,6 +134,7 @@ struct smtpd_session {
 	char    closing_logged;
 	char    ill_pipelining;		/* commands sent ahead of time */
 	char    line_seen;		/* the last command line was not empty */
+	char    tls_greet;		/* wrappermode: 220 after the handshake */
 	char    addr[INET6_ADDRSTRLEN + 8];	/* client address, text */
 
 	/* Counters for the disconnect line. */
@@ -171,6 +182,13 @@ extern void smtpd_session_reject_log(struct smtpd_session *, const char *,
 				             const char *, const char *);
 extern const char *smtpd_protocol(const struct smtpd_session *);
 extern void smtpd_session_cmd_done(struct smtpd_session *, int);
+
+/* smtpd_tls.c */
+extern void smtpd_tls_init(void);
+extern int smtpd_tls_offered(const struct smtpd_session *);
+extern int smtpd_tls_required(const struct smtpd_session *);
+extern int smtpd_tls_start(struct smtpd_session *);
+extern int smtpd_tls_event(struct smtpd_session *, int, int);
 
 /* smtpd_data.c */
 extern void smtpd_data_cmd(struct smtpd_session *, const char *);

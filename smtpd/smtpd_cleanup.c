@@ -150,6 +150,8 @@ smtpd_cleanup_envelope(struct smtpd_session *s, struct strbuf *env)
 	attr_puts(env, MAIL_ATTR_CLIENT_NAME, s->name);
 	attr_puts(env, MAIL_ATTR_HELO, s->helo ? s->helo : "");
 	attr_puts(env, MAIL_ATTR_PROTOCOL, smtpd_protocol(s));
+	if (s->tls_info)
+		attr_puts(env, MAIL_ATTR_TLS, s->tls_info);
 	attr_puts(env, MAIL_ATTR_BODY, s->body_8bit ? "8BITMIME" : "7BIT");
 	if (s->smtputf8)
 		attr_puts(env, MAIL_ATTR_SMTPUTF8, "1");

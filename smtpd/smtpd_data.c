@@ -190,10 +190,15 @@ smtpd_data_received(struct smtpd_session *s)
 		strbuf_printf(s->msg->chunk, "Received: from %s (%s [%s%s])\r\n",
 			      s->helo ? s->helo : "unknown", s->name,
 			      strchr(s->addr, ':') ? "IPv6:" : "", s->addr);
+	/* Postfix's wording (smtpd_tls_received_header). */
+	if (s->tls_info && smtpd_var.tls_received_header)
+		strbuf_printf(s->msg->chunk, "\t(using %s)\r\n"
+			      "\t(No client certificate requested)\r\n",
+			      s->tls_info);
 	strbuf_printf(s->msg->chunk, "\tby %s (%s) with %s id %s",
 		      smtpd_var.myhostname, smtpd_var.mail_name,
-		      s->smtputf8 ? "UTF8SMTP" : smtpd_protocol(s),
-		      s->queue_id);
+		      s->smtputf8 ? (s->tls_info ? "UTF8SMTPS" : "UTF8SMTP")
+		      : smtpd_protocol(s), s->queue_id);
 	if (s->nrcpt == 1)
 		strbuf_printf(s->msg->chunk, "\r\n\tfor <%s>; %s\r\n",
 			      s->rcpts[0], date);
@@ -544,7 +549,9 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 		}
 		snprintf(s->queue_id, sizeof(s->queue_id), "%s",
 			 queue_id ? queue_id : "");
-		log_info("%s: client=%s[%s]", s->queue_id, s->name, s->addr);
+		log_info("%s: client=%s[%s]%s%s", s->queue_id, s->name,
+			 s->addr, s->tls_info ? ", tls=" : "",
+			 s->tls_info ? s->tls_info : "");
 		smtpd_data_received(s);
 		if (s->msg->data_mode == SMTPD_CMD_DATA) {
 			s->cmd_ok[SMTPD_CMD_DATA]++;

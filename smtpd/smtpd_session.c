@@ -29,7 +29,10 @@
  *	the client and any cleanup connection.
  *
  *	The client connection is a lib/util/stream.c stream: this file reads
- *	and writes only its buffers, so that TLS can go in underneath.
+ *	and writes only its buffers, so that TLS goes in underneath
+ *	(STARTTLS, wrappermode: smtpd_tls.c). While the handshake runs
+ *	(SMTPD_ST_TLS) no input is processed; its end comes to the event
+ *	callback.
  *
  *	Input is processed in order from the buffered bytes (RFC 2920
  *	pipelining): commands, then DATA content or BDAT chunks once they
@@ -85,6 +88,7 @@
 #include "smtp_cmd.h"
 #include "strbuf.h"
 #include "stream.h"
+#include "tls_server.h"
 #include "xmalloc.h"
 
 #include "smtpd.h"
@@ -93,8 +97,8 @@ static struct smtpd_session *smtpd_sessions;	/* all open sessions */
 static size_t smtpd_nsessions;
 
 static const char *const smtpd_cmd_names[SMTPD_CMD_COUNT] = {
-	"ehlo", "helo", "mail", "rcpt", "bdat", "data", "rset", "noop",
-	"quit", "vrfy", "expn", "help", "unknown",
+	"ehlo", "helo", "starttls", "mail", "rcpt", "bdat", "data", "rset",
+	"noop", "quit", "vrfy", "expn", "help", "unknown",
 };
 
 static void smtpd_session_free(struct smtpd_session *);
@@ -120,6 +124,9 @@ smtpd_session_name_free(struct smtpd_session *s)
 const char *
 smtpd_protocol(const struct smtpd_session *s)
 {
+	/* RFC 3848: "S" for a session under TLS. */
+	if (s->tls_info)
+		return (s->esmtp ? "ESMTPS" : "SMTPS");
 	return (s->esmtp ? "ESMTP" : "SMTP");
 }
 
@@ -329,6 +336,7 @@ smtpd_session_free(struct smtpd_session *s)
 	smtpd_session_msg_free(s);
 	smtpd_session_name_free(s);
 	xfree(s->helo);
+	xfree(s->tls_info);
 	xfree(s->sender);
 	for (i = 0; i < s->nrcpt; i++) {
 		xfree(s->rcpts[i]);
@@ -398,15 +406,22 @@ smtpd_session_lost(struct smtpd_session *s)
 
 /* smtpd_session_event_cb - end of file, error, timeout */
 static void
-smtpd_session_event_cb(struct stream *unused_st, int what, int unused_err,
+smtpd_session_event_cb(struct stream *unused_st, int what, int err,
 		       void *ctx)
 {
 	struct smtpd_session *s = ctx;
 
 	(void) unused_st;
-	(void) unused_err;
 	if (s->state == SMTPD_ST_CLOSING) {
 		smtpd_session_free_later(s);
+		return;
+	}
+	if (s->state == SMTPD_ST_TLS) {
+		/* The handshake is over, one way or the other. */
+		if (smtpd_tls_event(s, what, err) < 0)
+			smtpd_session_free_later(s);
+		else
+			smtpd_session_run(s);
 		return;
 	}
 	if (what & STREAM_EV_TIMEOUT) {
@@ -919,6 +934,37 @@ smtpd_bdat_verb(struct smtpd_session *s, const char *arg)
 	return (0);
 }
 
+/* smtpd_starttls_cmd - STARTTLS (RFC 3207) */
+static int
+smtpd_starttls_cmd(struct smtpd_session *s, const char *arg)
+{
+	if (*arg) {
+		smtpd_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return (-1);
+	}
+	if (s->tls_info) {
+		smtpd_reply(s, "503 5.5.1 Error: TLS already active");
+		return (-1);
+	}
+	if (smtpd_var.tls_level == TLS_SERVER_LEVEL_NONE) {
+		smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+		return (-1);
+	}
+	if (smtpd_var.tls_ctx == NULL) {
+		smtpd_reply(s, "454 4.7.0 TLS not available due to local "
+			    "problem");
+		return (-1);
+	}
+	/* The 220 goes out in the clear, ahead of the handshake. */
+	smtpd_reply(s, "220 2.0.0 Ready to start TLS");
+	smtpd_session_flush(s);
+	if (smtpd_tls_start(s) < 0) {
+		smtpd_session_close(s);
+		return (-1);
+	}
+	return (0);
+}
+
 static int smtpd_help_cmd(struct smtpd_session *, const char *);
 
 /* Protocol states, for the table below. */
@@ -930,6 +976,10 @@ static int smtpd_help_cmd(struct smtpd_session *, const char *);
 #define SMTPD_CF_SELF		(1 << 0)	/* the handler counts success */
 #define SMTPD_CF_NOHELP		(1 << 1)	/* not listed by HELP */
 #define SMTPD_CF_LAST		(1 << 2)	/* ends a pipelined group */
+#define SMTPD_CF_TLS		(1 << 3)	/* EHLO keyword only when
+						 * smtpd_tls_offered() */
+#define SMTPD_CF_NEED_TLS	(1 << 4)	/* 530 before STARTTLS at
+						 * level encrypt */
 
 #define SMTPD_NEED_HELO		"503 5.5.1 Error: send HELO/EHLO first"
 #define SMTPD_NEED_MAIL		"503 5.5.1 Error: need MAIL command"
@@ -942,9 +992,9 @@ static int smtpd_help_cmd(struct smtpd_session *, const char *);
  * keywords; flags. HELP lists the verbs in this order, EHLO the
  * keywords. A new verb is one line here and a counter in smtpd.h.
  *
- * XXX STARTTLS and AUTH go here once TLS and SASL are in (EHLO keywords
- * "STARTTLS" and "AUTH mechanisms"; the restriction verbs that use them
- * are in smtpd_check.c).
+ * XXX AUTH goes here once SASL is in (EHLO keyword "AUTH mechanisms",
+ * SMTPD_CF_NEED_TLS for smtpd_tls_auth_only; the restriction verbs that
+ * use it are in smtpd_check.c).
  */
 static const struct smtpd_cmd {
 	const char *name;
@@ -958,15 +1008,18 @@ static const struct smtpd_cmd {
 	SMTPD_CF_LAST},
 	{"EHLO", {0}, smtpd_ehlo_cmd, SMTPD_CMD_EHLO,
 	{"PIPELINING", "ENHANCEDSTATUSCODES"}, SMTPD_CF_LAST},
+	/* Nothing may follow it in the same write (RFC 3207 4.2). */
+	{"STARTTLS", {0}, smtpd_starttls_cmd, SMTPD_CMD_STARTTLS,
+	{"STARTTLS"}, SMTPD_CF_LAST | SMTPD_CF_TLS},
 	{"MAIL", {SMTPD_NEED_HELO, 0, "503 5.5.1 Error: nested MAIL command"},
 	smtpd_mail_cmd, SMTPD_CMD_MAIL,
-	{"SIZE", "8BITMIME", "DSN"}, 0},
+	{"SIZE", "8BITMIME", "DSN"}, SMTPD_CF_NEED_TLS},
 	{"RCPT", {SMTPD_NEED_MAIL, SMTPD_NEED_MAIL, 0}, smtpd_rcpt_cmd,
-	SMTPD_CMD_RCPT, {0}, 0},
+	SMTPD_CMD_RCPT, {0}, SMTPD_CF_NEED_TLS},
 	{"DATA", {0}, smtpd_data_verb, SMTPD_CMD_DATA, {0},
-	SMTPD_CF_SELF | SMTPD_CF_LAST},
+	SMTPD_CF_SELF | SMTPD_CF_LAST | SMTPD_CF_NEED_TLS},
 	{"BDAT", {0}, smtpd_bdat_verb, SMTPD_CMD_BDAT, {"CHUNKING"},
-	SMTPD_CF_SELF},
+	SMTPD_CF_SELF | SMTPD_CF_NEED_TLS},
 	{"RSET", {0}, smtpd_rset_cmd, SMTPD_CMD_RSET, {0}, 0},
 	{"NOOP", {0}, smtpd_noop_cmd, SMTPD_CMD_NOOP, {0}, SMTPD_CF_LAST},
 	{"QUIT", {0}, smtpd_quit_cmd, SMTPD_CMD_QUIT, {0}, SMTPD_CF_LAST},
@@ -975,7 +1028,7 @@ static const struct smtpd_cmd {
 	{"HELP", {0}, smtpd_help_cmd, SMTPD_CMD_HELP, {0}, 0},
 	/* SMTPUTF8 (RFC 6531) is for MAIL and VRFY; clients look for it last. */
 	{"VRFY", {0}, smtpd_vrfy_cmd, SMTPD_CMD_VRFY, {"SMTPUTF8"},
-	SMTPD_CF_LAST},
+	SMTPD_CF_LAST | SMTPD_CF_NEED_TLS},
 };
 
 #define SMTPD_NCMDS	(sizeof(smtpd_cmds) / sizeof(smtpd_cmds[0]))
@@ -1006,9 +1059,13 @@ smtpd_session_ehlo(struct smtpd_session *s)
 	size_t  i;
 	size_t  j;
 
-	for (i = 0; i < SMTPD_NCMDS; i++)
+	for (i = 0; i < SMTPD_NCMDS; i++) {
+		if ((smtpd_cmds[i].flags & SMTPD_CF_TLS)
+		    && !smtpd_tls_offered(s))
+			continue;
 		for (j = 0; j < 5 && smtpd_cmds[i].ehlo[j]; j++)
 			kw[n++] = smtpd_cmds[i].ehlo[j];
+	}
 	smtpd_reply(s, "250%s%s", n ? "-" : " ", smtpd_var.myhostname);
 	for (i = 0; i < n; i++) {
 		if (strcmp(kw[i], "SIZE") == 0 && smtpd_var.size_limit > 0)
@@ -1096,6 +1153,10 @@ smtpd_session_command(struct smtpd_session *s, int too_long)
 		s->sender == NULL ? SMTPD_PS_HELO : SMTPD_PS_MAIL;
 	if ((refuse = cmd->refuse[ps]) != NULL) {
 		smtpd_reply(s, "%s", refuse);
+		return;
+	}
+	if ((cmd->flags & SMTPD_CF_NEED_TLS) && smtpd_tls_required(s)) {
+		smtpd_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
 	ret = cmd->handler(s, arg);
@@ -1226,6 +1287,16 @@ smtpd_session_greet(struct smtpd_session *s)
 	/* Local processes may use sendmail(1) anyway: they may relay. */
 	s->trusted = s->local ? 1 :
 		smtpd_check_client(s->addr, smtpd_var.mynetworks);
+	if (smtpd_var.tls_wrapper) {
+		/* Implicit TLS (RFC 8314): the greeting once it is up. */
+		s->tls_greet = 1;
+		if (smtpd_tls_start(s) < 0) {
+			smtpd_session_free_later(s);
+			return;
+		}
+		stream_enable(s->stream, STREAM_READ);
+		return;
+	}
 	smtpd_reply(s, "220 %s", smtpd_var.banner);
 	s->errors = 0;
 	smtpd_session_flush(s);

@@ -24,7 +24,8 @@
  *	  in conf_bounds[], and the few string parameters a daemon parses
  *	  at start (inet_protocols, smtp_address_preference, mynetworks,
  *	  relay_domains, smtpd_client_connection_exceptions, the service
- *	  names, queue_directory, smtp_tls_security_level, and
+ *	  names, queue_directory, smtp_tls_security_level,
+ *	  smtpd_tls_security_level, the smtpd_tls cipher grades, and
  *	  transport_maps, smtp_tls_policy_maps and smtp_sasl_password_maps:
  *	  every table opens) and
  *	  smtpd's restriction lists (an
@@ -38,8 +39,12 @@
  *	- a mail_owner that does not exist or is root, when run as root;
  *	- with CONF_CHECK_QUEUE: a queue_directory (or a folder in it) that
  *	  is not a folder, or that is missing and cannot be created.
+ *	- an smtpd service that asks for TLS (smtpd_tls_security_level,
+ *	  smtpd_tls_wrappermode) with a key file anyone may read.
  *	Warnings: an unknown parameter in an -o override, an smtpd service
- *	whose cleanup service is not in master.cf, and (CONF_CHECK_QUEUE)
+ *	whose cleanup service is not in master.cf, an smtpd service that
+ *	asks for TLS without a certificate or with a key file that cannot
+ *	be seen, and (CONF_CHECK_QUEUE)
  *	queue folders with other modes or owners than master gives them.
  *	Unknown names in main.cf are warned about by conf_load() itself.
  *
@@ -235,6 +240,22 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 		return (conf_check_maps(name, value, why));
 	} else if (strcmp(name, "smtp_tls_security_level") == 0) {
 		return (conf_check_tls_level(name, value, why));
+	} else if (strcmp(name, "smtpd_tls_security_level") == 0) {
+		if (*value && strcasecmp(value, "none") != 0
+		    && strcasecmp(value, "may") != 0
+		    && strcasecmp(value, "encrypt") != 0) {
+			strbuf_setf(why, "parameter %s: bad value \"%s\" (use "
+				    "none, may or encrypt)", name, value);
+			return (-1);
+		}
+	} else if (strcmp(name, "smtpd_tls_ciphers") == 0
+		   || strcmp(name, "smtpd_tls_mandatory_ciphers") == 0) {
+		if (strcasecmp(value, "high") != 0
+		    && strcasecmp(value, "medium") != 0) {
+			strbuf_setf(why, "parameter %s: bad value \"%s\" (use "
+				    "high or medium)", name, value);
+			return (-1);
+		}
 	} else if (strncmp(name, "smtpd_", 6) == 0
 		   && strlen(name) > 13
 		   && strcmp(name + strlen(name) - 13, "_restrictions") == 0) {
@@ -310,6 +331,9 @@ conf_check_command(struct conf_check_state *st, const char *prefix,
 		snprintf(path, len, "%s/%s", dir, svc->command);
 	}
 	if (stat(path, &sb) < 0) {
+		/* Not ours to see (run as a user): smtpd reads it as root. */
+		if (errno == EACCES)
+			return;
 		strbuf_setf(st->why, "command %s: %s: %s", svc->command, path,
 			    strerror(errno));
 		conf_check_say(st, CONF_CHECK_ERROR, prefix, st->why->data);
@@ -338,6 +362,56 @@ conf_check_has_unix(const struct mastercf *cf, const char *name)
 		    && strcmp(cf->svc[i].name, name) == 0)
 			return (1);
 	return (0);
+}
+
+/*
+ * conf_check_tls_key - an smtpd key file: anyone may read it (error,
+ * smtpd would not start) or it cannot be seen (warning)
+ */
+static void
+conf_check_tls_key(struct conf_check_state *st, const char *prefix,
+		   const char *name)
+{
+	const char *path = conf_get(name);
+	struct stat sb;
+
+	if (path == NULL || *path == 0)
+		return;
+	if (stat(path, &sb) < 0) {
+		/* Not ours to see (run as a user): smtpd reads it as root. */
+		if (errno == EACCES)
+			return;
+		strbuf_setf(st->why, "%s %s: %s; TLS will not be available",
+			    name, path, strerror(errno));
+		conf_check_say(st, CONF_CHECK_WARN, prefix, st->why->data);
+	} else if (sb.st_mode & S_IROTH) {
+		strbuf_setf(st->why, "%s %s is world-readable; smtpd refuses "
+			    "it (chmod 600)", name, path);
+		conf_check_say(st, CONF_CHECK_ERROR, prefix, st->why->data);
+	}
+}
+
+/* conf_check_tls - smtpd asked for TLS: is there a certificate? */
+static void
+conf_check_tls(struct conf_check_state *st, const char *prefix)
+{
+	const char *level = conf_get("smtpd_tls_security_level");
+	const char *cert = conf_get("smtpd_tls_cert_file");
+	const char *eccert = conf_get("smtpd_tls_eccert_file");
+
+	if ((level == NULL || *level == 0 || strcasecmp(level, "none") == 0)
+	    && !conf_get_bool("smtpd_tls_wrappermode"))
+		return;
+	if ((cert == NULL || *cert == 0) && (eccert == NULL || *eccert == 0)) {
+		strbuf_setf(st->why, "TLS is asked for, but smtpd_tls_cert_file "
+			    "is empty: TLS will not be available");
+		conf_check_say(st, CONF_CHECK_WARN, prefix, st->why->data);
+		return;
+	}
+	if (cert && *cert)
+		conf_check_tls_key(st, prefix, "smtpd_tls_key_file");
+	if (eccert && *eccert)
+		conf_check_tls_key(st, prefix, "smtpd_tls_eckey_file");
 }
 
 /* conf_check_service - one master.cf service, its overrides applied */
@@ -389,6 +463,8 @@ conf_check_service(struct conf_check_state *st, const struct mastercf *cf,
 		conf_check_say(st, CONF_CHECK_WARN, prefix->data,
 			       st->why->data);
 	}
+	if (strcmp(prog, "smtpd") == 0)
+		conf_check_tls(st, prefix->data);
 	conf_restore(saved);
 	strbuf_free(prefix);
 }

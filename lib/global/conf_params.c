@@ -292,6 +292,38 @@ const struct conf_param conf_params[] = {
 	{"smtpd_policy_service_default_action", CONF_STR,
 	"451 4.3.5 Server configuration problem",
 	"the action when a policy server cannot be reached or times out"},
+
+	/* smtpd: TLS (STARTTLS, RFC 3207; implicit TLS, RFC 8314). */
+	{"smtpd_tls_security_level", CONF_STR, "none",
+	"none: no STARTTLS; may: offer STARTTLS; encrypt: require it before mail commands (530 5.7.0)"},
+	{"smtpd_tls_wrappermode", CONF_BOOL, "no",
+	"implicit TLS: the handshake right after connect, then the greeting (smtps, port 465)"},
+	{"smtpd_tls_cert_file", CONF_STR, "",
+	"PEM file with the server's RSA certificate, followed by its chain (leaf first)"},
+	{"smtpd_tls_key_file", CONF_STR, "$smtpd_tls_cert_file",
+	"PEM file with the RSA private key; read as root, must not be world-readable"},
+	{"smtpd_tls_eccert_file", CONF_STR, "",
+	"PEM file with a second, ECDSA certificate and its chain, for clients that want ECDSA"},
+	{"smtpd_tls_eckey_file", CONF_STR, "$smtpd_tls_eccert_file",
+	"PEM file with the ECDSA private key; read as root, must not be world-readable"},
+	{"smtpd_tls_CAfile", CONF_STR, "",
+	"PEM file of CA certificates used to complete the server's chain"},
+	{"smtpd_tls_protocols", CONF_STR, ">=TLSv1.2",
+	"TLS versions with opportunistic TLS (level may): \">=TLSv1.2\", \"!TLSv1, !TLSv1.1\", ..."},
+	{"smtpd_tls_mandatory_protocols", CONF_STR, ">=TLSv1.2",
+	"TLS versions where TLS is required (level encrypt, wrappermode)"},
+	{"smtpd_tls_ciphers", CONF_STR, "medium",
+	"cipher grade with opportunistic TLS: high or medium (TLS 1.2 and below)"},
+	{"smtpd_tls_mandatory_ciphers", CONF_STR, "medium",
+	"cipher grade where TLS is required: high or medium"},
+	{"smtpd_tls_exclude_ciphers", CONF_STR, "",
+	"OpenSSL cipher names or classes to leave out, e.g. \"aNULL, SHA1\""},
+	{"smtpd_tls_session_cache_timeout", CONF_TIME, "3600s",
+	"how long a TLS session may be resumed (session cache and tickets); 0 turns resumption off"},
+	{"smtpd_starttls_timeout", CONF_TIME, "300s",
+	"longest time for the TLS handshake after STARTTLS or, in wrappermode, after connect"},
+	{"smtpd_tls_received_header", CONF_BOOL, "yes",
+	"name the TLS version and cipher in the Received: header"},
 };
 
 const size_t conf_params_count = sizeof(conf_params) / sizeof(conf_params[0]);
@@ -336,6 +368,8 @@ const struct conf_bound conf_bounds[] = {
 	{"smtpd_cleanup_timeout", 1, 86400},
 	{"smtpd_client_connection_count_limit", 0, 1000000},
 	{"smtpd_max_sessions", 0, 10000000},
+	{"smtpd_starttls_timeout", 1, 86400},
+	{"smtpd_tls_session_cache_timeout", 0, 86400 * 100},
 
 	/* smtp-out. */
 	{"smtp_default_port", 1, 65535},

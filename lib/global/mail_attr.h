@@ -25,6 +25,7 @@
 #define MAIL_ATTR_CLIENT_NAME	"client_name"
 #define MAIL_ATTR_HELO		"helo"
 #define MAIL_ATTR_PROTOCOL	"protocol"
+#define MAIL_ATTR_TLS		"tls"		/* "TLSv1.3 with cipher ..." */
 #define MAIL_ATTR_BODY		"body"		/* 7BIT or 8BITMIME */
 #define MAIL_ATTR_SMTPUTF8	"smtputf8"	/* "1" */
 #define MAIL_ATTR_SIZE		"size"		/* SIZE= of MAIL FROM */

@@ -127,6 +127,9 @@ tls_stream_errors(const struct stream *st)
 
 	text[0] = 0;
 	while (filter && (err = bufferevent_get_openssl_error(filter)) != 0) {
+		/* libevent also files SSL_get_error() codes: no library. */
+		if (ERR_GET_LIB(err) == 0)
+			continue;
 		ERR_error_string_n(err, one, sizeof(one));
 		n = strlen(one);
 		if (used + n + 3 >= sizeof(text))

@@ -66,18 +66,18 @@ def test_lower_and_same_layer_includes_pass(tmp_path):
 
 def test_optional_libraries_use_only_the_base_and_mail_layers(tmp_path):
     root = copy_lib(tmp_path)
-    tls = root / "lib" / "tls"
-    tls.mkdir()
-    (tls / "tls.h").write_text("int tls_x(void);\n")
-    (tls / "tls.c").write_text('#include "tls.h"\n#include "qfile.h"\n'
-                               '#include "strbuf.h"\n')
+    dkim = root / "lib" / "dkim"
+    dkim.mkdir()
+    (dkim / "dkim.h").write_text("int dkim_x(void);\n")
+    (dkim / "dkim.c").write_text('#include "dkim.h"\n#include "qfile.h"\n'
+                                 '#include "strbuf.h"\n')
     assert run(str(root)).returncode == 0
-    (root / "lib" / "sasl").mkdir()
-    (root / "lib" / "sasl" / "sasl.c").write_text('#include "tls.h"\n')
-    (tls / "bad.c").write_text('#include "server.h"\n')
+    (root / "lib" / "milter").mkdir()
+    (root / "lib" / "milter" / "milter.c").write_text('#include "dkim.h"\n')
+    (dkim / "bad.c").write_text('#include "server.h"\n')
     r = run(str(root))
     assert r.returncode == 1
-    assert 'lib/sasl/sasl.c:1: includes "tls.h" of layer tls, beside sasl' \
-        in r.stdout
-    assert 'lib/tls/bad.c:1: includes "server.h" of layer master, ' \
-        'beside tls' in r.stdout
+    assert 'lib/milter/milter.c:1: includes "dkim.h" of layer dkim, ' \
+        'beside milter' in r.stdout
+    assert 'lib/dkim/bad.c:1: includes "server.h" of layer master, ' \
+        'beside dkim' in r.stdout

@@ -107,6 +107,10 @@ class Handler:
               and parts[1] == b"auth=Bearer " + self.token)
         if ok:
             return AuthResult(success=True, auth_data=b"app@example.org")
+        # RFC 7628 / Gmail: an error challenge, answered by an empty line.
+        err = b'{"status":"401","schemes":"Bearer","scope":"mail"}'
+        answer = await server.challenge_auth(err)
+        self.xoauth2.append(b"answer:" + bytes(answer or b""))
         return AuthResult(success=False, handled=False)
 
     token = b"tok-1"
@@ -548,9 +552,18 @@ def test_xoauth2_token_file(mta_factory, tmp_path, pki, receivers,
         assert res[0]["status"] == "sent", res
         assert h.xoauth2[-1].startswith(b"user=app@example.org\x01auth=Bearer "
                                         b"tok-2\x01")
+        # A token the server refuses: its error challenge gets an empty
+        # answer, and the 535 defers.
+        token.write_text("tok-expired\n")
+        qid = inject(mta, ["c@example.net"])
+        res = deliver(mta, qid, ["c@example.net"], nexthop(port))
+        assert res[0]["status"] == "deferred", res
+        assert "SASL authentication failed" in res[0]["reply"], res
+        assert h.xoauth2[-1] == b"answer:"
     finally:
         Handler.token = b"tok-1"
     assert "tok-1" not in mta.log() and "tok-2" not in mta.log()
+    assert "tok-expired" not in mta.log()
 
 
 def test_check_refuses_bad_tls_settings(mta_factory):

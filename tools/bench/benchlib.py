@@ -655,18 +655,19 @@ action "relay" relay host smtp://127.0.0.1:{sink}
 match from local for any action "relay"
 """
 
+
 def make_cert(top, cn):
     """A self-signed RSA 2048 certificate and key under top; the pair of
-    paths. Readable by everyone: the MTAs' unprivileged users read it
-    too (a bench key, never a real one)."""
+    paths. The key is root's, mode 0600, as Sendarix's smtpd demands:
+    every MTA reads it as root before it drops privileges."""
     cert = os.path.join(top, "bench-cert.pem")
     key = os.path.join(top, "bench-key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
                     "-nodes", "-keyout", key, "-out", cert, "-days", "2",
                     "-subj", "/CN=" + cn], check=True, capture_output=True,
                    stdin=subprocess.DEVNULL)
-    for f in (cert, key):
-        os.chmod(f, 0o644)
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o600)
     return cert, key
 
 
