@@ -37,9 +37,10 @@
  *	    refused (the next one is tried; 4.7.5 when none is left).
  *	smtp_dane_ssl() puts the usable records on the client SSL before
  *	the handshake (tls_dane.c, OpenSSL's DANE API, the MX host name as
- *	reference identifier and SNI). smtp_dane_check() after the
- *	handshake: -1 with "Server certificate not trusted" unless a
- *	record matched; the connection is then "Verified" in the logs.
+ *	reference identifier and SNI). smtp_dane_check(), called by
+ *	smtp_tls_check() after the handshake: -1 with "Server certificate
+ *	not trusted (DANE)" unless a record matched; smtp_tls_check() then
+ *	logs the connection as "Verified" (or "Untrusted") and fails it.
  *	smtp_dane_free() forgets the request's TLSA state.
  *
  * SEE ALSO
@@ -55,7 +56,6 @@
 #include "log.h"
 #include "strbuf.h"
 #include "tls.h"
-#include "tls_client.h"
 #include "tls_dane.h"
 #include "xmalloc.h"
 
@@ -219,11 +219,11 @@ smtp_dane_check(struct smtp_sess *sess, struct strbuf *why)
 {
 	SSL    *ssl = tls_stream_ssl(sess->stream);
 	char    how[256];
-	char   *colon;
-	struct strbuf *sb;
 
-	if (!sess->dane || ssl == NULL)
-		return (0);
+	if (!sess->dane || ssl == NULL) {
+		strbuf_sets(why, "Server certificate not trusted (DANE)");
+		return (-1);
+	}
 	if (!tls_dane_verified(ssl, how, sizeof(how))) {
 		log_info("%s: DANE TLSA authentication of %s failed: %s",
 			 sess->req ? sess->req->queue_id : "", sess->relay, how);
@@ -232,16 +232,5 @@ smtp_dane_check(struct smtp_sess *sess, struct strbuf *why)
 	}
 	log_info("%s: DANE TLSA %s authenticated %s",
 		 sess->req ? sess->req->queue_id : "", how, sess->relay);
-	sess->tls_trust = TLS_TRUST_VERIFIED;
-	/* tls=VERSION:CIPHER:TRUST for the status lines: now Verified. */
-	if (sess->tls_field && (colon = strrchr(sess->tls_field, ':'))) {
-		sb = strbuf_new(128, 0);
-		strbuf_printf(sb, "%.*s:%s", (int) (colon - sess->tls_field),
-			      sess->tls_field,
-			      tls_client_trust_name(TLS_TRUST_VERIFIED));
-		xfree(sess->tls_field);
-		sess->tls_field = strbuf_steal(sb, NULL);
-		strbuf_free(sb);
-	}
 	return (0);
 }

@@ -583,6 +583,7 @@ smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
 	struct strbuf *sb;
 	const char *pins;
 	int     pinned = 0;
+	int     dane_ok = 0;
 
 	if (ssl == NULL) {
 		strbuf_sets(why, "Cannot start TLS: no TLS state");
@@ -596,6 +597,12 @@ smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
 		pinned = tls_client_pin_match(ssl, smtp_var.tls_fpt_digest,
 					      pins);
 		sess->tls_trust = pinned ? TLS_TRUST_VERIFIED :
+			sess->tls_trust == TLS_TRUST_ANONYMOUS ?
+			TLS_TRUST_ANONYMOUS : TLS_TRUST_UNTRUSTED;
+	} else if (sess->tls.level == SMTP_TLS_DANE) {
+		/* RFC 7672: only the TLSA records authenticate the server. */
+		dane_ok = smtp_dane_check(sess, why) == 0;
+		sess->tls_trust = dane_ok ? TLS_TRUST_VERIFIED :
 			sess->tls_trust == TLS_TRUST_ANONYMOUS ?
 			TLS_TRUST_ANONYMOUS : TLS_TRUST_UNTRUSTED;
 	} else if (sess->tls.level < SMTP_TLS_FINGERPRINT
@@ -656,8 +663,7 @@ smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
 		}
 		break;
 	case SMTP_TLS_DANE:
-		/* RFC 7672: only the TLSA records authenticate the server. */
-		if (smtp_dane_check(sess, why) < 0) {
+		if (!dane_ok) {
 			smtp_tls_outcome(sess, "validation-failure", why->data);
 			return (-1);
 		}
