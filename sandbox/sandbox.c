@@ -171,6 +171,7 @@ struct sandbox_stats {
 	unsigned long stalled;
 	unsigned long pipelining_violations;
 	unsigned long tls_sessions;
+	unsigned long messages_tls;	/* stored, received under TLS */
 };
 
 struct sandbox {
@@ -464,7 +465,7 @@ static json_t *
 sandbox_stats_json(struct sandbox *sb)
 {
 	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-			  " s:I, s:I, s:I, s:I, s:I}",
+			  " s:I, s:I, s:I, s:I, s:I, s:I}",
 			  "connections", (json_int_t) sb->st.connections,
 			  "connections_current",
 			  (json_int_t) sb->st.connections_now,
@@ -484,7 +485,8 @@ sandbox_stats_json(struct sandbox *sb)
 			  "stalled", (json_int_t) sb->st.stalled,
 			  "pipelining_violations",
 			  (json_int_t) sb->st.pipelining_violations,
-			  "tls_sessions", (json_int_t) sb->st.tls_sessions));
+			  "tls_sessions", (json_int_t) sb->st.tls_sessions,
+			  "messages_tls", (json_int_t) sb->st.messages_tls));
 }
 
 /* sandbox_write_json - write a JSON document to path, atomically */
@@ -790,6 +792,8 @@ sandbox_msg_finish(struct sandbox_sess *s)
 				 " reply=250 2.0.0", s->txid, s->name, s->sender,
 				 s->nrcpt, s->size);
 			sb->st.messages++;
+			if (s->tls)
+				sb->st.messages_tls++;
 			sb->st.bytes += (unsigned long) s->size;
 			s->msg_count++;
 		}

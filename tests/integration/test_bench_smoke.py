@@ -69,7 +69,7 @@ def test_bench_smoke_table_is_complete(tmp_path):
     # the steady-state 20,000-message row is not in --smoke
     assert names == ["4k-s1", "4k-s10", "4k-s50", "4k-s200",
                      "4k-s200-pl300", "100k-s10", "4k-r10-s10",
-                     "4k-4xx-s10"]
+                     "4k-4xx-s10", "4k-tls-s10"]
     assert "TLS: off in every row but 4k-tls-s10" in text
     assert "default_process_limit = 300" in text
     deliver = delivery_built()

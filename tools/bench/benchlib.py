@@ -332,8 +332,8 @@ class SandboxSink:
     def count(self):
         return int(self.stats_now().get("recipients_accepted", 0))
 
-    def tls_sessions(self):
-        return int(self.stats_now().get("tls_sessions", 0))
+    def tls_messages(self):
+        return int(self.stats_now().get("messages_tls", 0))
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
