@@ -71,7 +71,10 @@ sasl_LDLIBS	:= -lsasl2 -lcurl -lpthread
 smtpd_XLIBS	+= sasl
 # A program's own libraries beside its layers: smtp-out's SASL client.
 smtp-out_LDLIBS	:= -lsasl2
-LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter,\
+# lib/http: asynchronous HTTPS (libcurl) for MTA-STS policy fetches.
+http_LDLIBS	:= -lcurl
+smtp-out_XLIBS	+= http
+LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter http,\
 		     $(if $(wildcard lib/$(l)/*.c),$(l)))
 LIB_INC		:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),-Ilib/$(l))
 LIB_SRCS	:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),\

@@ -16,6 +16,7 @@
  *	conf				sendarix_conf.c
  *	map				sendarix_map.c
  *	queue				sendarix_queue.c
+ *	tlsrpt				sendarix_tlsrpt.c
  *
  * DIAGNOSTICS
  *	Exit status 0 on success, 1 on failure, 2 on a usage error.
@@ -47,6 +48,7 @@ static const struct {
 	{"map", sendarix_map_main},
 	{"queue", sendarix_queue_main},
 	{"sandbox", sendarix_sandbox_main},
+	{"tlsrpt", sendarix_tlsrpt_main},
 };
 
 /* sendarix_usage - the command summary */
@@ -67,6 +69,7 @@ sendarix_usage(void)
 		"  queue flush [ID|@domain]         retry deferred mail now\n"
 		"  queue delete|hold|release|requeue ID|ALL\n"
 		"  sandbox [-l port] [-d maildir]   run an SMTP sink for tests\n"
+		"  tlsrpt [-d YYYY-MM-DD]           write the day's TLS-RPT reports\n"
 		"see sendarix(1)\n");
 }
 

@@ -14,6 +14,7 @@ extern int sendarix_queue_main(int, char **);
 extern int sendarix_ctl_main(int, char **);	/* start stop reload status */
 extern int sendarix_sandbox_main(int, char **);
 extern int sendarix_check_main(int, char **);
+extern int sendarix_tlsrpt_main(int, char **);
 
 /* sendarix_check.c: conf_check() with its problems on stderr. */
 extern int cli_check_config(int);

@@ -36,10 +36,19 @@
  *
  *	TLS (smtp_tls.c): after EHLO, STARTTLS at the destination's level
  *	(smtp_tls_security_level, default may, or its smtp_tls_policy_maps
- *	entry): none, may, encrypt, fingerprint, verify, secure; dane and
- *	dane-only defer as not yet supported. Above may a policy that is
+ *	entry): none, may, encrypt, fingerprint, verify, secure, and dane
+ *	and dane-only (RFC 7672, smtp_dane.c: TLSA records per MX host,
+ *	with DNSSEC from dns_trust_anchor_file). Above may a policy that is
  *	not met defers, never falls back to clear text; may retries once in
  *	clear after a failed handshake. EHLO again under TLS.
+ *
+ *	MTA-STS (smtp_sts.c, smtp_mta_sts_enable): the policy of an MX
+ *	destination from _mta-sts.DOMAIN and https://mta-sts.DOMAIN/
+ *	(lib/http, on the loop), cached in memory and in data/mta-sts/;
+ *	"enforce" drops MX hosts outside it and requires verified TLS with
+ *	the MX name, "testing" logs. TLS-RPT (smtp_tls_rpt_enable): every
+ *	outcome under an MTA-STS or DANE policy goes to data/tlsrpt/ for
+ *	"sendarix tlsrpt".
  *
  *	AUTH (smtp_sasl.c): with smtp_sasl_auth_enable, credentials from
  *	smtp_sasl_password_maps through the Cyrus SASL client, plaintext
@@ -68,7 +77,9 @@
  *	smtp_tls_fingerprint_digest, smtp_tls_servername, smtp_tls_loglevel,
  *	smtp_starttls_timeout, smtp_sasl_auth_enable,
  *	smtp_sasl_password_maps, smtp_sasl_security_options,
- *	smtp_sasl_tls_security_options, smtp_sasl_auth_soft_bounce.
+ *	smtp_sasl_tls_security_options, smtp_sasl_auth_soft_bounce,
+ *	smtp_mta_sts_enable, smtp_mta_sts_port, smtp_mta_sts_timeout,
+ *	smtp_mta_sts_CAfile, smtp_tls_rpt_enable, dns_trust_anchor_file.
  *	See sendarix-params(5).
  *
  * DIAGNOSTICS
@@ -96,6 +107,7 @@
  *	qmgr(8), master(8), docs/ipc.md, RFC 5321, RFC 2920, RFC 7505
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -104,6 +116,7 @@
 
 #include "conf.h"
 #include "dns.h"
+#include "http.h"
 #include "log.h"
 #include "server.h"
 #include "server_params.h"
@@ -137,6 +150,11 @@ static const struct server_param smtp_params[] = {
 	SERVER_PARAM_LONG("smtp_connection_reuse_count_limit",
 			  &smtp_var.reuse_limit),
 	SERVER_PARAM_LONG("smtp_request_timeout", &smtp_var.request_timeout),
+	SERVER_PARAM_BOOL("smtp_mta_sts_enable", &smtp_var.sts_enable),
+	SERVER_PARAM_LONG("smtp_mta_sts_port", &smtp_var.sts_port),
+	SERVER_PARAM_LONG("smtp_mta_sts_timeout", &smtp_var.sts_timeout),
+	SERVER_PARAM_STR("smtp_mta_sts_CAfile", &smtp_var.sts_cafile),
+	SERVER_PARAM_BOOL("smtp_tls_rpt_enable", &smtp_var.tlsrpt_enable),
 	SERVER_PARAM_STR("smtp_tls_security_level", &smtp_var.tls_level),
 	SERVER_PARAM_STR("smtp_tls_policy_maps", &smtp_var.tls_policy_maps),
 	SERVER_PARAM_STR("smtp_tls_CAfile", &smtp_var.tls_CAfile),
@@ -188,6 +206,10 @@ smtp_pre_init(void)
 	smtp_var.helo_name = xstrdup(v);
 
 	server_params_read(smtp_params, SERVER_PARAMS_COUNT(smtp_params));
+	/* Read while privileged: the CA file may be readable by root only. */
+	if (smtp_var.sts_enable && http_set_ca(smtp_var.sts_cafile, NULL) < 0)
+		log_fatal("cannot read smtp_mta_sts_CAfile %s: %s",
+			  smtp_var.sts_cafile, strerror(errno));
 
 	/* Trust anchors and tables, while still privileged. */
 	smtp_tls_pre_init();
@@ -203,6 +225,7 @@ smtp_post_init(struct event_base *base)
 	const char *v;
 	int     families;
 
+	dns_set_trust_anchor(conf_get("dns_trust_anchor_file"));
 	if (dns_init(base, conf_get("dns_resolver"), err) < 0)
 		log_fatal("cannot start the resolver: %s", err->data);
 	strbuf_free(err);
@@ -215,6 +238,8 @@ smtp_post_init(struct event_base *base)
 	if (dns_families_parse(v ? v : "all", &families) < 0)
 		log_fatal("bad inet_protocols value \"%s\"", v);
 	dns_set_families(families);
+	if (smtp_var.sts_enable && http_init(base) < 0)
+		log_fatal("cannot start libcurl for MTA-STS");
 }
 
 /* smtp_accept - a new request from qmgr */
@@ -241,6 +266,7 @@ smtp_shutdown(void)
 {
 	smtp_request_shutdown();
 	smtp_conn_shutdown();
+	smtp_sts_shutdown();
 }
 
 /* main - hand over to the event skeleton */

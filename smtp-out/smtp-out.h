@@ -16,6 +16,9 @@
 struct bufferevent;
 struct event;
 struct strbuf;
+struct mta_sts_policy;
+struct smtp_sts_job;
+struct ssl_st;
 
 /* The parameters smtp-out reads (smtp-out.c). */
 struct smtp_params {
@@ -33,6 +36,11 @@ struct smtp_params {
 	long    cache_time;		/* smtp_connection_cache_time_limit */
 	long    reuse_limit;		/* smtp_connection_reuse_count_limit */
 	long    request_timeout;	/* smtp_request_timeout (qmgr side) */
+	int     sts_enable;		/* smtp_mta_sts_enable */
+	long    sts_port;		/* smtp_mta_sts_port */
+	long    sts_timeout;		/* smtp_mta_sts_timeout */
+	char   *sts_cafile;		/* smtp_mta_sts_CAfile */
+	int     tlsrpt_enable;		/* smtp_tls_rpt_enable */
 
 	/* Outbound TLS (smtp_tls.c). */
 	char   *tls_level;		/* smtp_tls_security_level */
@@ -167,10 +175,14 @@ struct smtp_req {
 	size_t  addr_i;			/* next one to try */
 	unsigned port;			/* of the current dest */
 	struct smtp_sess *sess;
+	struct smtp_sts_job *sts_job;	/* MTA-STS discovery in flight */
+	struct mta_sts_policy *sts;	/* MTA-STS policy of the current dest */
 	struct smtp_fail temp;		/* last soft failure */
 	struct smtp_fail perm;		/* last hard failure */
 	struct smtp_tls_policy tls;	/* of the current destination */
 	char   *cache_key;		/* next hop and TLS policy */
+	struct dns_rrset *dane_rs;	/* TLSA answer for dane_host; NULL */
+	char   *dane_host;		/* host whose TLSA state is known */
 	int     tls_plain_retry;	/* next connect: no STARTTLS */
 
 	/* Times, for delays=a/b/c/d. */
@@ -242,6 +254,7 @@ struct smtp_sess {
 	int     tls_trust;		/* TLS_TRUST_* once under TLS */
 	char   *tls_info;		/* "TLSv1.3 with cipher ..." */
 	char   *tls_field;		/* tls= of the status lines */
+	int     dane;			/* TLSA records set on the handshake */
 	char   *auth_mechs;		/* the AUTH line of EHLO; NULL */
 	int     auth_done;		/* authenticated, or did not need to */
 	struct smtp_sasl *sasl;		/* the AUTH exchange in progress */
@@ -303,6 +316,31 @@ extern void smtp_proto_event(struct smtp_sess *, int, int);
 extern void smtp_proto_timeout(struct smtp_sess *);
 extern void smtp_proto_written(struct smtp_sess *);
 
+/* smtp_sts.c */
+typedef void (*smtp_sts_callback) (struct mta_sts_policy *, const char *,
+				           const char *, void *);
+extern struct smtp_sts_job *smtp_sts_lookup(const char *, smtp_sts_callback,
+					            void *);
+extern void smtp_sts_cancel(struct smtp_sts_job *);
+extern void smtp_sts_shutdown(void);
+extern void smtp_tlsrpt(const struct smtp_req *, const char *, const char *,
+			        const char *, const char *, const char *);
+extern int smtp_sts_policy_host(struct smtp_req *, const char *,
+				        struct smtp_tls_policy *,
+				        struct strbuf *);
+extern void smtp_sts_raise_cached(struct smtp_req *);
+extern void smtp_sts_tls_outcome(struct smtp_sess *, const char *,
+				         const char *);
+
+/* smtp_dane.c */
+extern int smtp_dane_lookup_due(struct smtp_req *, const struct dns_addr *);
+extern int smtp_dane_policy_host(struct smtp_req *, const char *,
+				         struct smtp_tls_policy *,
+				         struct strbuf *);
+extern int smtp_dane_ssl(struct smtp_sess *, struct ssl_st *,
+			         struct strbuf *);
+extern int smtp_dane_check(struct smtp_sess *, struct strbuf *);
+extern void smtp_dane_free(struct smtp_req *);
 /* smtp_tls.c */
 extern void smtp_tls_pre_init(void);
 extern int smtp_tls_level_parse(const char *);

@@ -60,6 +60,7 @@
 
 #include "dns.h"
 #include "log.h"
+#include "mta_sts.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
@@ -234,6 +235,57 @@ smtp_nexthop_todo(const struct smtp_req *req)
 	return (0);
 }
 
+/* smtp_nexthop_sts_filter - MX hosts outside an MTA-STS policy */
+static struct dns_result *
+smtp_nexthop_sts_filter(struct smtp_req *req, struct dns_result *res)
+{
+	const struct mta_sts_policy *p = req->sts;
+	struct dns_result *ok;
+	struct strbuf *why;
+	const char *last = "";
+	size_t  i;
+
+	if (p == NULL || p->mode == MTA_STS_MODE_NONE)
+		return (res);
+	ok = dns_result_new(res->name);
+	ok->secure = res->secure;
+	ok->implicit_mx = res->implicit_mx;
+	ok->partial = res->partial;
+	for (i = 0; i < res->count; i++) {
+		const struct dns_addr *a = &res->addrs[i];
+
+		if (mta_sts_mx_match(p, a->host)) {
+			(void) dns_result_add(ok, a->host, a->pref, a->family,
+					      a->addr, a->secure);
+			continue;
+		}
+		if (strcasecmp(last, a->host) == 0)
+			continue;
+		last = a->host;
+		log_info("%s: MTA-STS policy of %s (mode %s): MX host %s is "
+			 "not in the policy%s", req->queue_id, p->domain,
+			 mta_sts_mode_str(p->mode), a->host,
+			 p->mode == MTA_STS_MODE_ENFORCE ? ", skipped" :
+			 ", would be skipped in enforce mode");
+		smtp_tlsrpt(req, p->domain, "validation-failure", a->host,
+			    a->addr, "mx-not-in-sts-policy");
+	}
+	if (p->mode == MTA_STS_MODE_TESTING) {
+		dns_result_free(ok);
+		return (res);
+	}
+	dns_result_free(res);
+	if (ok->count > 0)
+		return (ok);
+	why = strbuf_new(256, 0);
+	strbuf_printf(why, "MTA-STS policy of %s (mode enforce): no MX host "
+		      "matches the policy", p->domain);
+	log_info("%s: %s", req->queue_id, STRBUF_STR(why));
+	smtp_fail_set(&req->temp, "4.7.5", NULL, STRBUF_STR(why));
+	strbuf_free(why);
+	return (dns_result_free(ok));
+}
+
 /* smtp_nexthop_dns_cb - the addresses of one destination */
 static void
 smtp_nexthop_dns_cb(struct dns_result *res, void *ctx)
@@ -244,7 +296,7 @@ smtp_nexthop_dns_cb(struct dns_result *res, void *ctx)
 	req->dns = NULL;
 	switch (res->status) {
 	case DNS_OK:
-		req->addrs = res;
+		req->addrs = smtp_nexthop_sts_filter(req, res);
 		req->addr_i = 0;
 		res = NULL;
 		break;
@@ -263,6 +315,35 @@ smtp_nexthop_dns_cb(struct dns_result *res, void *ctx)
 	}
 	dns_result_free(res);
 	smtp_nexthop_next(req);
+}
+
+/* smtp_nexthop_resolve - start the DNS lookup of one destination */
+static void
+smtp_nexthop_resolve(struct smtp_req *req, const struct smtp_dest *d)
+{
+	if (d->mx)
+		req->dns = dns_lookup_mx(d->host, smtp_nexthop_dns_cb, req);
+	else
+		req->dns = dns_lookup_host(d->host, smtp_nexthop_dns_cb, req);
+}
+
+/* smtp_nexthop_sts_cb - the MTA-STS policy of a domain: now its MX */
+static void
+smtp_nexthop_sts_cb(struct mta_sts_policy *p, const char *fail_type,
+		            const char *fail_why, void *ctx)
+{
+	struct smtp_req *req = ctx;
+	const struct smtp_dest *d = &req->dests[req->dest_i - 1];
+
+	req->sts_job = NULL;
+	req->sts = p;
+	if (fail_type)
+		smtp_tlsrpt(req, d->host, fail_type, NULL, NULL, fail_why);
+	if (p && p->mode != MTA_STS_MODE_NONE)
+		log_info("%s: MTA-STS policy of %s: mode %s, id %s",
+			 req->queue_id, p->domain, mta_sts_mode_str(p->mode),
+			 p->id);
+	smtp_nexthop_resolve(req, d);
 }
 
 /* smtp_nexthop_policy - the TLS policy of a destination; -1 deferred */
@@ -293,7 +374,11 @@ smtp_nexthop_next(struct smtp_req *req)
 			return;
 		}
 		while (req->addrs && req->addr_i < req->addrs->count) {
-			a = &req->addrs->addrs[req->addr_i++];
+			a = &req->addrs->addrs[req->addr_i];
+			/* DANE: the host's TLSA records first (smtp_dane.c). */
+			if (smtp_dane_lookup_due(req, a))
+				return;
+			req->addr_i++;
 			req->sess = smtp_conn_open(req, a->host, a, req->port);
 			if (req->sess)
 				return;
@@ -307,12 +392,13 @@ smtp_nexthop_next(struct smtp_req *req)
 		req->port = d->port;
 		if (smtp_nexthop_policy(req, d) < 0)
 			continue;
-		if (d->mx)
-			req->dns = dns_lookup_mx(d->host, smtp_nexthop_dns_cb,
-						 req);
-		else
-			req->dns = dns_lookup_host(d->host, smtp_nexthop_dns_cb,
-						   req);
+		req->sts = mta_sts_free(req->sts);
+		if (d->mx && smtp_var.sts_enable) {
+			req->sts_job = smtp_sts_lookup(d->host,
+						   smtp_nexthop_sts_cb, req);
+			return;
+		}
+		smtp_nexthop_resolve(req, d);
 		return;
 	}
 }
@@ -339,8 +425,10 @@ smtp_nexthop_start(struct smtp_req *req)
 	 * A cached connection must have been made for the same policy, the
 	 * one the first destination has after every lookup that may raise it.
 	 */
-	if (smtp_tls_policy_dest(req, &req->dests[0], err) == 0)
+	if (smtp_tls_policy_dest(req, &req->dests[0], err) == 0) {
+		smtp_sts_raise_cached(req);
 		req->cache_key = smtp_tls_cache_key(req->nexthop, &req->tls);
+	}
 	strbuf_free(err);
 	if (smtp_nexthop_todo(req) && req->cache_key
 	    && (sess = smtp_conn_cache_take(req->cache_key)) != NULL) {

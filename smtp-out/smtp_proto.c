@@ -553,6 +553,10 @@ smtp_proto_after_ehlo(struct smtp_sess *sess)
 			return (0);
 		}
 	}
+	/* Levels that require TLS report it below; the others here. */
+	if (!sess->tls_on && sess->tls.level == SMTP_TLS_MAY
+	    && !(sess->feat & SMTP_FEAT_STARTTLS))
+		smtp_tls_outcome(sess, "starttls-not-supported", NULL);
 	if (!sess->tls_on && sess->tls.level >= SMTP_TLS_ENCRYPT) {
 		/* Never clear text when the policy requires TLS. */
 		why = strbuf_new(256, 0);

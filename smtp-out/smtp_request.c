@@ -71,6 +71,7 @@
 #include "attr.h"
 #include "log.h"
 #include "mail_attr.h"
+#include "mta_sts.h"
 #include "qfile.h"
 #include "qhist.h"
 #include "server.h"
@@ -112,6 +113,9 @@ smtp_request_free(struct smtp_req *req)
 	}
 	dns_cancel(req->dns);
 	dns_result_free(req->addrs);
+	smtp_sts_cancel(req->sts_job);
+	mta_sts_free(req->sts);
+	smtp_dane_free(req);
 	if (req->bev)
 		bufferevent_free(req->bev);
 	if (req->timer)

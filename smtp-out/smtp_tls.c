@@ -37,8 +37,8 @@
  *
  *	Levels: none (never STARTTLS), may (STARTTLS when offered; clear
  *	text when not, or once more after a failed handshake), encrypt
- *	(TLS required, any certificate), dane and dane-only (parsed; not
- *	yet supported: the delivery defers), fingerprint (the certificate
+ *	(TLS required, any certificate), dane and dane-only (RFC 7672,
+ *	per host: smtp_dane.c), fingerprint (the certificate
  *	or its public key must match a pin), verify (chain and host name),
  *	secure (chain and the names of smtp_tls_secure_cert_match).
  *	smtp_tls_level_parse() gives SMTP_TLS_* for a name (-1 unknown),
@@ -84,8 +84,9 @@
  *	policy asked for TLS: "type" is NULL for a session that met it, or
  *	an RFC 8460 result type ("starttls-not-supported",
  *	"certificate-host-mismatch", "certificate-expired",
- *	"certificate-not-trusted", "validation-failure"). It is the seam for
- *	TLS-RPT; today it only logs, at smtp_tls_loglevel 2.
+ *	"certificate-not-trusted", "validation-failure"). It logs at
+ *	smtp_tls_loglevel 2 and hands the outcome to smtp_sts_tls_outcome()
+ *	for TLS-RPT (the MTA-STS or DANE policy of the session, if any).
  *
  * SEE ALSO
  *	tls_client.c, Postfix TLS_README, RFC 3207
@@ -105,6 +106,7 @@
 #include "strbuf.h"
 #include "tls.h"
 #include "tls_client.h"
+#include "tls_dane.h"
 #include "xmalloc.h"
 
 #include "smtp-out.h"
@@ -193,6 +195,8 @@ smtp_tls_pre_init(void)
 					  sizeof(buf));
 	if (smtp_tls_ctx == NULL)
 		log_fatal("smtp_tls_CAfile/smtp_tls_CApath: %s", buf);
+	if (tls_dane_ctx_enable(smtp_tls_ctx) < 0)
+		log_fatal("cannot enable DANE: %s", tls_errors());
 	if (*smtp_var.tls_policy_maps) {
 		smtp_tls_policy_map = map_open(smtp_var.tls_policy_maps, err);
 		if (smtp_tls_policy_map == NULL)
@@ -417,31 +421,25 @@ smtp_tls_policy_dest(struct smtp_req *req, const struct smtp_dest *d,
 	}
 
 	/*
-	 * XXX MTA-STS (RFC 8461) and DANE (RFC 7672) go here: a lookup for
-	 * d->host that raises req->tls with smtp_tls_policy_raise(). Until
-	 * DANE is built, its levels defer rather than pretend.
+	 * MTA-STS (smtp_sts.c) raises the policy of each host of an MX
+	 * destination in smtp_tls_policy_host(); DANE (smtp_dane.c) looks
+	 * up TLSA records per host before connecting and sets its level.
 	 */
-	if (req->tls.level == SMTP_TLS_DANE
-	    || req->tls.level == SMTP_TLS_DANE_ONLY) {
-		strbuf_setf(err, "TLS security level \"%s\" (%s) for %s is "
-			    "not yet supported", smtp_tls_level_name(req->tls.level),
-			    req->tls.source, d->text);
-		smtp_fail_set(&req->temp, "4.7.5", NULL, err->data);
-		return (-1);
-	}
+	smtp_dane_free(req);
 	return (0);
 }
 
 /* smtp_tls_policy_host - the policy for one host of the destination */
 int
-smtp_tls_policy_host(struct smtp_req *req, const char *unused_host,
-		     struct smtp_tls_policy *pol, struct strbuf *unused_why)
+smtp_tls_policy_host(struct smtp_req *req, const char *host,
+		     struct smtp_tls_policy *pol, struct strbuf *why)
 {
-	(void) unused_host;
-	(void) unused_why;
-	/* XXX MTA-STS "enforce": refuse a host outside the policy's mx list. */
 	smtp_tls_policy_copy(pol, &req->tls);
-	return (0);
+	/* DANE: the level the TLSA records give this host. */
+	if (smtp_dane_policy_host(req, host, pol, why) < 0)
+		return (-1);
+	/* MTA-STS "enforce": a host in the policy, with verified TLS. */
+	return (smtp_sts_policy_host(req, host, pol, why));
 }
 
 /* smtp_tls_cache_key - the next hop and what the policy requires */
@@ -564,6 +562,10 @@ smtp_tls_start(struct smtp_sess *sess, struct strbuf *why)
 		strbuf_setf(why, "Cannot start TLS: %s", err);
 		return (-1);
 	}
+	if (smtp_dane_ssl(sess, ssl, why) < 0) {
+		SSL_free(ssl);
+		return (-1);
+	}
 	if (tls_stream_start(sess->stream, ssl, STREAM_TLS_CLIENT) < 0) {
 		strbuf_setf(why, "Cannot start TLS: %s", strerror(errno));
 		return (-1);
@@ -581,6 +583,7 @@ smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
 	struct strbuf *sb;
 	const char *pins;
 	int     pinned = 0;
+	int     dane_ok = 0;
 
 	if (ssl == NULL) {
 		strbuf_sets(why, "Cannot start TLS: no TLS state");
@@ -594,6 +597,12 @@ smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
 		pinned = tls_client_pin_match(ssl, smtp_var.tls_fpt_digest,
 					      pins);
 		sess->tls_trust = pinned ? TLS_TRUST_VERIFIED :
+			sess->tls_trust == TLS_TRUST_ANONYMOUS ?
+			TLS_TRUST_ANONYMOUS : TLS_TRUST_UNTRUSTED;
+	} else if (sess->tls.level == SMTP_TLS_DANE) {
+		/* RFC 7672: only the TLSA records authenticate the server. */
+		dane_ok = smtp_dane_check(sess, why) == 0;
+		sess->tls_trust = dane_ok ? TLS_TRUST_VERIFIED :
 			sess->tls_trust == TLS_TRUST_ANONYMOUS ?
 			TLS_TRUST_ANONYMOUS : TLS_TRUST_UNTRUSTED;
 	} else if (sess->tls.level < SMTP_TLS_FINGERPRINT
@@ -653,6 +662,12 @@ smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
 			return (-1);
 		}
 		break;
+	case SMTP_TLS_DANE:
+		if (!dane_ok) {
+			smtp_tls_outcome(sess, "validation-failure", why->data);
+			return (-1);
+		}
+		break;
 	default:
 		break;
 	}
@@ -665,7 +680,8 @@ void
 smtp_tls_outcome(struct smtp_sess *sess, const char *type,
 		 const char *detail)
 {
-	/* XXX TLS-RPT (RFC 8460): count it for sess->dest_host's policy. */
+	/* TLS-RPT (RFC 8460) for the MTA-STS or DANE policy, if any. */
+	smtp_sts_tls_outcome(sess, type, detail);
 	if (smtp_var.tls_loglevel >= 2)
 		log_info("%s: TLS policy %s (%s): %s%s%s", sess->relay,
 			 smtp_tls_level_name(sess->tls.level),

@@ -162,6 +162,8 @@ const struct conf_param conf_params[] = {
 	/* DNS (lib/util/dns.c, used by smtp-out). */
 	{"dns_resolver", CONF_STR, "",
 	"DNS servers to forward queries to, \"addr\" or \"addr@port\" (IPv4 or IPv6); empty: those of /etc/resolv.conf"},
+	{"dns_trust_anchor_file", CONF_STR, "",
+	"DNSSEC trust anchors (DS or DNSKEY records) that smtp-out validates answers with; empty: no validation"},
 	{"dns_timeout", CONF_TIME, "30s",
 	"longest time one MX or address lookup may take before it fails temporarily"},
 	{"smtp_address_preference", CONF_STR, "any",
@@ -199,7 +201,7 @@ const struct conf_param conf_params[] = {
 
 	/* smtp-out: TLS (smtp_tls.c) and SASL (smtp_sasl.c). */
 	{"smtp_tls_security_level", CONF_STR, "may",
-	"outbound TLS: none, may, encrypt, dane, dane-only, fingerprint, verify or secure (dane levels: not yet supported, they defer)"},
+	"outbound TLS: none, may, encrypt, dane, dane-only, fingerprint, verify or secure"},
 	{"smtp_tls_policy_maps", CONF_STR, "",
 	"table of TLS policies per next hop or destination: \"level attr=value ...\""},
 	{"smtp_tls_CAfile", CONF_STR, "",
@@ -238,6 +240,24 @@ const struct conf_param conf_params[] = {
 	"SASL mechanism restrictions on a TLS connection"},
 	{"smtp_sasl_auth_soft_bounce", CONF_BOOL, "yes",
 	"an authentication failure defers (yes) rather than bounces on a 5xx reply"},
+
+	/* smtp-out: MTA-STS (RFC 8461) and TLS-RPT (RFC 8460). */
+	{"smtp_mta_sts_enable", CONF_BOOL, "no",
+	"look up, fetch and apply the MTA-STS policy of each destination domain"},
+	{"smtp_mta_sts_port", CONF_INT, "443",
+	"TCP port of https://mta-sts.DOMAIN/ (RFC 8461 fixes 443; change it only for tests)"},
+	{"smtp_mta_sts_timeout", CONF_TIME, "30s",
+	"longest time one MTA-STS policy fetch may take"},
+	{"smtp_mta_sts_CAfile", CONF_STR, "",
+	"CA certificates that MTA-STS policy servers are verified with (empty: the system store)"},
+	{"smtp_tls_rpt_enable", CONF_BOOL, "no",
+	"record TLS and policy outcomes per policy domain for TLS-RPT reports"},
+	{"smtp_tls_rpt_directory", CONF_STR, "$queue_directory/tlsrpt",
+	"where \"sendarix tlsrpt\" writes the daily TLS-RPT JSON reports"},
+	{"smtp_tls_rpt_organization", CONF_STR, "$mydomain",
+	"organization-name in TLS-RPT reports"},
+	{"smtp_tls_rpt_contact", CONF_STR, "postmaster@$mydomain",
+	"contact-info in TLS-RPT reports"},
 
 	/* smtpd: queue space. */
 	{"queue_minfree", CONF_SIZE, "0",
@@ -415,6 +435,8 @@ const struct conf_bound conf_bounds[] = {
 	{"smtp_request_timeout", 1, 86400},
 	{"smtp_tls_loglevel", 0, 4},
 	{"smtp_starttls_timeout", 1, 86400},
+	{"smtp_mta_sts_port", 1, 65535},
+	{"smtp_mta_sts_timeout", 1, 3600},
 };
 
 const size_t conf_bounds_count = sizeof(conf_bounds) / sizeof(conf_bounds[0]);

@@ -198,6 +198,7 @@ const struct qfile_dir qfile_dirs[] = {
 	{"hold", 0700, 1},
 	{"corrupt", 0700, 1},
 	{"history", 0700, 1},
+	{"data", 0700, 1},		/* MTA-STS cache, TLS-RPT store */
 	{"private", 0700, 1},
 	{"public", 0711, 1},		/* local users reach public/sendmail */
 	{"maildrop", 03733, 1},

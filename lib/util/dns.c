@@ -6,6 +6,7 @@
  *
  *	int	dns_init(struct event_base *base, const char *resolver,
  *			struct strbuf *err)
+ *	void	dns_set_trust_anchor(const char *file)
  *	void	dns_set_timeout(long seconds)
  *	void	dns_set_families(int mask)
  *	void	dns_set_prefer(enum dns_prefer prefer)
@@ -17,7 +18,12 @@
  *			void *arg)
  *	struct dns_req *dns_lookup_ptr(const char *addr, dns_callback cb,
  *			void *arg)
+ *	struct dns_req *dns_lookup_rr(const char *name, int rrtype,
+ *			dns_rr_callback cb, void *arg)
  *	void	dns_cancel(struct dns_req *req)
+ *	struct dns_rrset *dns_rrset_free(struct dns_rrset *rs)
+ *	int	dns_txt_decode(const unsigned char *rdata, size_t len,
+ *			struct strbuf *out)
  *
  *	struct dns_result *dns_result_new(const char *name)
  *	int	dns_result_add(struct dns_result *res, const char *host,
@@ -95,7 +101,16 @@
  *	The loopback reverse zone is passed on to the resolver (unbound's
  *	built-in one is made transparent), except 127.0.0.1, which is
  *	"localhost" as before.
- *	Either returns a request handle; the callback is called exactly once,
+ *	dns_lookup_rr() asks for the records of one type (DNS_TYPE_TXT
+ *	for MTA-STS, DNS_TYPE_TLSA for DANE) of one name, no CNAME chasing
+ *	beyond what the resolver does: DNS_OK with the RDATA of each record,
+ *	DNS_NOTFOUND for NXDOMAIN or no record of the type, DNS_TEMPFAIL
+ *	for SERVFAIL, timeouts, DNSSEC "bogus" answers ("bogus" set) and
+ *	resolver errors; "secure" copies libunbound's verdict.
+ *	dns_txt_decode() appends the character-strings of one TXT RDATA,
+ *	joined without separator (RFC 7208 3.3, RFC 8461 3.1), to "out";
+ *	-1 if the RDATA is malformed.
+ *	Each returns a request handle; the callback is called exactly once,
  *	always later from the event loop (never inside dns_lookup_*()),
  *	unless the request is cancelled first. dns_timeout bounds the whole
  *	lookup: MX and addresses together.
@@ -109,8 +124,14 @@
  *	that does the lookups (after any fork): libunbound runs a thread.
  *
  *	DNSSEC: "secure" (result, and per address) copies libunbound's
- *	verdict. XXX no trust anchor is loaded yet, so it is always 0; DANE
- *	needs ub_ctx_add_ta_file() with a dns_trust_anchor parameter.
+ *	verdict. It can be 1 only with a trust anchor:
+ *	dns_set_trust_anchor(), called before dns_init(), names a file of
+ *	DS or DNSKEY records in zone-file form (dns_trust_anchor_file:
+ *	the root key, e.g. /usr/share/dns/root.key, or a test zone's key);
+ *	libunbound then validates every answer below it, and an answer
+ *	that fails validation is "bogus" (a temporary failure). NULL or ""
+ *	means no validation. libunbound reads the file when the first
+ *	lookup starts, so it must be readable by the process then.
  *
  *	dns_result_new(), dns_result_add() (append one address; -1 after
  *	DNS_ADDR_MAX or for a bad family), dns_result_prefer() (reorder the
@@ -183,12 +204,14 @@
 #define DNS_REQ_MX	1
 #define DNS_REQ_HOST	2
 #define DNS_REQ_PTR	3
+#define DNS_REQ_RR	4
 
 #define DNS_PTR_MAX	4		/* PTR names checked per address */
 
 #define DNS_STAGE_MX	1		/* waiting for the MX answer */
 #define DNS_STAGE_ADDR	2		/* waiting for A/AAAA answers */
 #define DNS_STAGE_PTR	3		/* waiting for the PTR answer */
+#define DNS_STAGE_RR	4		/* waiting for dns_lookup_rr() */
 
 #define DNS_IS_LDH(c)	(((c) >= 'a' && (c) <= 'z') || \
 			 ((c) >= 'A' && (c) <= 'Z') || \
@@ -226,6 +249,8 @@ struct dns_req {
 	int     stage;
 	char   *name;
 	dns_callback cb;
+	dns_rr_callback rr_cb;		/* DNS_REQ_RR */
+	int     rrtype;			/* DNS_REQ_RR */
 	void   *arg;
 	int     families;
 	enum dns_prefer prefer;
@@ -249,10 +274,12 @@ static struct event_base *dns_base;
 static struct dns_req *dns_reqs;
 static struct dns_query *dns_orphans;
 static long dns_timeout = DNS_TIMEOUT_DEFAULT;
+static char *dns_ta_file;
 static int dns_families = DNS_FAMILY_ALL;
 static enum dns_prefer dns_prefer = DNS_PREFER_ANY;
 
 static void dns_query_done(void *, int, struct ub_result *);
+static void dns_rr_answer(struct dns_req *, int, struct ub_result *);
 static void dns_ready(evutil_socket_t, short, void *);
 
 /* dns_status_str - name of a status */
@@ -695,6 +722,8 @@ dns_init(struct event_base *base, const char *spec, struct strbuf *err)
 				goto fail;
 		}
 	}
+	if (dns_ta_file && (rc = ub_ctx_add_ta_file(dns_ctx, dns_ta_file)) != 0)
+		goto fail;
 	/*
 	 * unbound answers all of 127.in-addr.arpa itself (NXDOMAIN but for
 	 * 127.0.0.1); pass it on, so that a local resolver decides, and
@@ -729,6 +758,14 @@ fail:
 	ub_ctx_delete(dns_ctx);
 	dns_ctx = 0;
 	return (-1);
+}
+
+/* dns_set_trust_anchor - validate DNSSEC below this anchor (dns_init) */
+void
+dns_set_trust_anchor(const char *file)
+{
+	xfree(dns_ta_file);
+	dns_ta_file = file && *file ? xstrdup(file) : 0;
 }
 
 /* dns_set_timeout - deadline of lookups started from now on */
@@ -802,13 +839,56 @@ dns_req_free(struct dns_req *req)
 	xfree(req);
 }
 
+/* dns_rrset_new - an empty record set */
+static struct dns_rrset *
+dns_rrset_new(const char *name, enum dns_status status, const char *why)
+{
+	struct dns_rrset *rs = xcalloc(1, sizeof(*rs));
+
+	rs->name = xstrdup(name ? name : "");
+	rs->status = status;
+	rs->reason = xstrdup(why ? why : "");
+	return (rs);
+}
+
+/* dns_rrset_free - free a record set; NULL */
+struct dns_rrset *
+dns_rrset_free(struct dns_rrset *rs)
+{
+	size_t  i;
+
+	if (rs == 0)
+		return (0);
+	for (i = 0; i < rs->count; i++)
+		xfree(rs->data[i]);
+	xfree(rs->data);
+	xfree(rs->len);
+	xfree(rs->name);
+	xfree(rs->reason);
+	xfree(rs);
+	return (0);
+}
+
 /* dns_req_finish - hand the result to the caller, free the request */
 static void
 dns_req_finish(struct dns_req *req, struct dns_result *res)
 {
 	dns_callback cb = req->cb;
+	dns_rr_callback rr_cb = req->rr_cb;
 	void   *arg = req->arg;
+	struct dns_rrset *rs;
 
+	if (req->kind == DNS_REQ_RR) {
+		/* No records: an early result, a failure or the deadline. */
+		rs = dns_rrset_new(req->name, res->status, res->reason);
+		rs->secure = res->secure;
+		if (rs->status == DNS_OK)
+			rs->status = DNS_NOTFOUND;
+		dns_result_free(res);
+		dns_req_free(req);
+		rr_cb(rs, arg);
+		return;
+	}
 	dns_req_free(req);
 	cb(res, arg);
 }
@@ -961,7 +1041,8 @@ static const char *
 dns_type_str(int rrtype)
 {
 	return (rrtype == DNS_T_MX ? "MX" : rrtype == DNS_T_A ? "A" :
-		rrtype == DNS_T_PTR ? "PTR" : "AAAA");
+		rrtype == DNS_T_PTR ? "PTR" : rrtype == DNS_TYPE_TXT ? "TXT" :
+		rrtype == DNS_TYPE_TLSA ? "TLSA" : "AAAA");
 }
 
 /* dns_rcode_why - the Postfix wording of a failed answer */
@@ -1202,6 +1283,47 @@ dns_addr_answer(struct dns_req *req, struct dns_query *q, int err,
 	}
 }
 
+/* dns_rr_answer - the records of a dns_lookup_rr() */
+static void
+dns_rr_answer(struct dns_req *req, int err, struct ub_result *r)
+{
+	struct strbuf *why = strbuf_new(0, 1024);
+	struct dns_rrset *rs;
+	dns_rr_callback cb = req->rr_cb;
+	void   *arg = req->arg;
+	size_t  n;
+	size_t  i;
+
+	if (err != 0 || r->bogus || (r->rcode != 0
+				    && r->rcode != DNS_R_NXDOMAIN)) {
+		dns_rcode_why(why, req->name, req->rrtype, err, r);
+		rs = dns_rrset_new(req->name, DNS_TEMPFAIL, STRBUF_STR(why));
+		rs->bogus = err == 0 && r->bogus;
+	} else if (r->nxdomain || r->rcode == DNS_R_NXDOMAIN
+		   || !r->havedata) {
+		dns_rcode_why(why, req->name, req->rrtype, err, r);
+		rs = dns_rrset_new(req->name, DNS_NOTFOUND, STRBUF_STR(why));
+		rs->secure = r->secure;
+	} else {
+		rs = dns_rrset_new(req->name, DNS_OK, "");
+		rs->secure = r->secure;
+		for (n = 0; r->data[n] != 0; n++)
+			 /* count */ ;
+		rs->data = xcalloc(n, sizeof(*rs->data));
+		rs->len = xcalloc(n, sizeof(*rs->len));
+		for (i = 0; i < n; i++) {
+			rs->len[i] = (size_t) r->len[i];
+			rs->data[i] = xmalloc(rs->len[i] + 1);
+			memcpy(rs->data[i], r->data[i], rs->len[i]);
+			rs->data[i][rs->len[i]] = 0;
+		}
+		rs->count = n;
+	}
+	strbuf_free(why);
+	dns_req_free(req);
+	cb(rs, arg);
+}
+
 /* dns_query_done - libunbound callback for one query */
 static void
 dns_query_done(void *ctx, int err, struct ub_result *r)
@@ -1231,6 +1353,8 @@ dns_query_done(void *ctx, int err, struct ub_result *r)
 		err = UB_NOMEM;
 	if (req->stage == DNS_STAGE_MX)
 		dns_mx_answer(req, err, r);
+	else if (req->stage == DNS_STAGE_RR)
+		dns_rr_answer(req, err, r);
 	else if (req->stage == DNS_STAGE_PTR)
 		dns_ptr_answer(req, err, r);
 	else {
@@ -1260,11 +1384,13 @@ dns_timer_done(evutil_socket_t unused_fd, short unused_what, void *ctx)
 		return;
 	}
 	why = strbuf_new(0, 1024);
-	if (req->stage == DNS_STAGE_MX || req->stage == DNS_STAGE_PTR) {
+	if (req->stage == DNS_STAGE_MX || req->stage == DNS_STAGE_PTR
+	    || req->stage == DNS_STAGE_RR) {
 		strbuf_printf(why, "Name service error for name=%s type=%s: "
 			      "timed out after %lds", req->name,
-			      req->stage == DNS_STAGE_MX ? "MX" : "PTR",
-			      req->timeout);
+			      req->stage == DNS_STAGE_MX ? "MX" :
+			      req->stage == DNS_STAGE_PTR ? "PTR" :
+			      dns_type_str(req->rrtype), req->timeout);
 		dns_req_fail(req, DNS_TEMPFAIL, STRBUF_STR(why));
 	} else {
 		/* Hosts still waiting failed temporarily; use the rest. */
@@ -1308,7 +1434,8 @@ dns_req_new(int kind, const char *name, dns_callback cb, void *arg)
 	req = xcalloc(1, sizeof(*req));
 	req->kind = kind;
 	req->stage = kind == DNS_REQ_MX ? DNS_STAGE_MX :
-		kind == DNS_REQ_PTR ? DNS_STAGE_PTR : DNS_STAGE_ADDR;
+		kind == DNS_REQ_PTR ? DNS_STAGE_PTR :
+		kind == DNS_REQ_RR ? DNS_STAGE_RR : DNS_STAGE_ADDR;
 	req->name = xstrdup(name ? name : "");
 	req->cb = cb;
 	req->arg = arg;
@@ -1470,6 +1597,47 @@ dns_lookup_ptr(const char *addr, dns_callback cb, void *arg)
 		dns_req_arm(req);
 	strbuf_free(why);
 	return (req);
+}
+
+/* dns_lookup_rr - the records of one type of one name */
+struct dns_req *
+dns_lookup_rr(const char *name, int rrtype, dns_rr_callback cb, void *arg)
+{
+	char    fqdn[DNS_NAME_MAX + 2];
+	struct dns_req *req;
+	struct strbuf *why;
+
+	req = dns_req_new(DNS_REQ_RR, name, 0, arg);
+	req->rr_cb = cb;
+	req->rrtype = rrtype;
+	if (dns_name_check(name, fqdn, sizeof(fqdn)) < 0)
+		return (dns_req_early(req, DNS_NOTFOUND, "malformed name"));
+	xfree(req->name);
+	req->name = xstrdup(fqdn);
+	why = strbuf_new(0, 1024);
+	if (dns_query_start(req, fqdn, rrtype, 0, why) < 0)
+		dns_req_early(req, DNS_TEMPFAIL, STRBUF_STR(why));
+	else
+		dns_req_arm(req);
+	strbuf_free(why);
+	return (req);
+}
+
+/* dns_txt_decode - the character-strings of one TXT record, joined */
+int
+dns_txt_decode(const unsigned char *rdata, size_t len, struct strbuf *out)
+{
+	size_t  pos = 0;
+	size_t  n;
+
+	while (pos < len) {
+		n = rdata[pos++];
+		if (pos + n > len)
+			return (-1);
+		strbuf_append(out, rdata + pos, n);
+		pos += n;
+	}
+	return (0);
 }
 
 /* dns_cancel - abandon a request; its callback will not be called */

@@ -64,6 +64,24 @@ struct dns_result {
 
 typedef void (*dns_callback) (struct dns_result *, void *);
 
+/* Record types for dns_lookup_rr(). */
+#define DNS_TYPE_TXT		16
+#define DNS_TYPE_TLSA		52
+
+/* The records of one name and type; handed to the callback, which frees it. */
+struct dns_rrset {
+	enum dns_status status;		/* OK: count >= 1; NOTFOUND; TEMPFAIL */
+	char   *name;
+	char   *reason;			/* why, for logs; "" if none */
+	int     secure;			/* the answer was DNSSEC-validated */
+	int     bogus;			/* DNSSEC validation failed */
+	size_t  count;
+	unsigned char **data;		/* RDATA of each record */
+	size_t *len;
+};
+
+typedef void (*dns_rr_callback) (struct dns_rrset *, void *);
+
 struct dns_req;
 
 /* One forwarder from dns_resolver. */
@@ -82,6 +100,7 @@ struct dns_mx {
 
 /* The resolver (one per process). */
 extern int dns_init(struct event_base *, const char *, struct strbuf *);
+extern void dns_set_trust_anchor(const char *);
 extern void dns_set_timeout(long);
 extern void dns_set_families(int);
 extern void dns_set_prefer(enum dns_prefer);
@@ -91,7 +110,11 @@ extern void dns_free(void);
 extern struct dns_req *dns_lookup_mx(const char *, dns_callback, void *);
 extern struct dns_req *dns_lookup_host(const char *, dns_callback, void *);
 extern struct dns_req *dns_lookup_ptr(const char *, dns_callback, void *);
+extern struct dns_req *dns_lookup_rr(const char *, int, dns_rr_callback,
+				             void *);
 extern void dns_cancel(struct dns_req *);
+extern struct dns_rrset *dns_rrset_free(struct dns_rrset *);
+extern int dns_txt_decode(const unsigned char *, size_t, struct strbuf *);
 
 /* Results. */
 extern struct dns_result *dns_result_new(const char *);

@@ -1,0 +1,263 @@
+"""MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) in smtp-out.
+
+A real master with smtpd, cleanup and smtp-out (no qmgr: the test plays
+qmgr as test_smtp_out.py does). DNS comes from tests/integration/
+dnsserver.py: the MX records of example.net, the _mta-sts TXT record and
+the address of mta-sts.example.net (127.0.0.1). The policy is served by
+a local HTTPS server (https_server.py) whose certificate for
+mta-sts.example.net comes from a throw-away CA given to smtp-out with
+smtp_mta_sts_CAfile; its port is smtp_mta_sts_port (443 in real life).
+The MX hosts are `sendarix sandbox` sinks on 127.0.0.2 (clear text)
+and 127.0.0.3 (STARTTLS with a certificate for mx2.example.net from the
+same CA, which smtp-out trusts through smtp_tls_CAfile): "enforce"
+requires verified TLS with the MX host's name (level secure).
+"""
+
+import json
+import os
+
+import pytest
+
+from conftest import SENDARIX, wait_for
+from dnsserver import DnsServer
+from https_server import CertAuthority, HttpsServer
+from test_smtp_out import (deliver, inject, mx_port, no_crashes,  # noqa: F401
+                           sandboxes, smtp_out_mta)
+
+POLICY_PATH = "/.well-known/mta-sts.txt"
+
+
+def policy(mode, *mx, max_age=86400):
+    lines = ["version: STSv1", "mode: %s" % mode]
+    lines += ["mx: %s" % m for m in mx]
+    lines.append("max_age: %d" % max_age)
+    return "\r\n".join(lines) + "\r\n"
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return CertAuthority(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def sts_env(ca, mta_factory, sandboxes):
+    """DNS, HTTPS policy server, two MX sinks and an MTA with MTA-STS on."""
+    port = mx_port()
+    cert, key = ca.issue("mta-sts.example.net")
+    mx2_cert, mx2_key = ca.issue("mx2.example.net")
+    zone = {
+        "example.net": ["MX 10 mx1.example.net.", "MX 20 mx2.example.net."],
+        "mx1.example.net": ["A 127.0.0.2"],
+        "mx2.example.net": ["A 127.0.0.3"],
+        "_mta-sts.example.net": ['TXT "v=STSv1; id=1;"'],
+        "mta-sts.example.net": ["A 127.0.0.1"],
+    }
+    routes = {POLICY_PATH: (200, "text/plain",
+                            policy("enforce", "mx2.example.net"))}
+
+    class Env:
+        pass
+
+    env = Env()
+    env.https = HttpsServer(routes, cert, key).start()
+    env.routes = routes
+    # TTL 0: a changed record is seen at once (libunbound caches).
+    with DnsServer(zone, ttl=0) as dns:
+        env.dns = dns
+        env.mta = smtp_out_mta(mta_factory, {
+            "dns_resolver": dns.spec,
+            "smtp_default_port": str(port),
+            "smtp_connection_cache_time_limit": "0",
+            "smtp_mta_sts_enable": "yes",
+            "smtp_mta_sts_port": str(env.https.port),
+            "smtp_mta_sts_CAfile": ca.cafile,
+            "smtp_mta_sts_timeout": "10s",
+            "smtp_tls_rpt_enable": "yes",
+            "smtp_tls_CAfile": ca.cafile,
+        })
+        env.mx1 = sandboxes(addr="127.0.0.2", port=port)
+        env.mx2 = sandboxes(addr="127.0.0.3", port=port,
+                            args=["-c", mx2_cert, "-k", mx2_key])
+        env.port = port
+
+        def restart_mx2(args=()):
+            env.mx2.stop()
+            env.mx2 = sandboxes(addr="127.0.0.3", port=port,
+                                args=list(args))
+        env.restart_mx2 = restart_mx2
+        yield env
+    env.https.stop()
+
+
+def send(env, rcpt):
+    qid = inject(env.mta, [rcpt])
+    return deliver(env.mta, qid, [rcpt], "example.net")[0]
+
+
+def tlsrpt_records(env):
+    d = os.path.join(env.mta.queue_dir, "data", "tlsrpt")
+    out = []
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        with open(os.path.join(d, name)) as f:
+            out += [json.loads(line) for line in f]
+    return out
+
+
+def test_enforce_skips_mx_outside_policy(sts_env):
+    res = send(sts_env, "a@example.net")
+    assert res["status"] == "sent", sts_env.mta.log()
+    # mx1 is the better MX but not in the policy: mx2 gets the mail.
+    assert res["relay"] == "mx2.example.net[127.0.0.3]:%d" % sts_env.port, \
+        sts_env.mta.log()
+    assert len(sts_env.mx1.messages()) == 0
+    assert len(sts_env.mx2.messages()) == 1
+    log = sts_env.mta.log()
+    assert "MTA-STS policy for example.net fetched: id=1 mode=enforce" in log
+    assert ("MX host mx1.example.net is not in the policy, skipped"
+            in log)
+    assert sts_env.https.hits[POLICY_PATH] == 1
+    # Level secure with the MX host name: verified TLS.
+    assert ("Verified TLS connection established to mx2.example.net"
+            "[127.0.0.3]" in log)
+    assert "tls=TLSv1.3:" in log or "tls=TLSv1.2:" in log
+    recs = tlsrpt_records(sts_env)
+    assert any(r["result"] == "validation-failure"
+               and r["mx"] == "mx1.example.net" and r["policy-type"] == "sts"
+               for r in recs), recs
+    assert any(r["result"] == "success" and r["mx"] == "mx2.example.net"
+               for r in recs), recs
+    # The policy is cached on disk with its id.
+    with open(os.path.join(sts_env.mta.queue_dir, "data", "mta-sts",
+                           "example.net")) as f:
+        assert f.read().startswith("id: 1\n")
+
+
+def test_enforce_no_mx_left_defers(sts_env):
+    sts_env.routes[POLICY_PATH] = (200, "text/plain",
+                                   policy("enforce", "*.other.example"))
+    res = send(sts_env, "b@example.net")
+    assert res["status"] == "deferred", res
+    assert res["dsn"] == "4.7.5"
+    assert "no MX host matches the policy" in res["reply"]
+    assert len(sts_env.mx1.messages()) == 0
+    assert len(sts_env.mx2.messages()) == 0
+
+
+def test_enforce_requires_starttls(sts_env):
+    sts_env.restart_mx2()                   # no STARTTLS
+    res = send(sts_env, "b2@example.net")
+    assert res["status"] == "deferred", res
+    assert res["dsn"] == "4.7.4"
+    assert "TLS is required, but was not offered" in res["reply"]
+    assert len(sts_env.mx2.messages()) == 0
+    assert any(r["result"] == "starttls-not-supported"
+               for r in tlsrpt_records(sts_env))
+
+
+def test_enforce_requires_mx_name_in_certificate(sts_env, ca):
+    cert, key = ca.issue("other.example.org")
+    sts_env.restart_mx2(["-c", cert, "-k", key])
+    res = send(sts_env, "b3@example.net")
+    assert res["status"] == "deferred", res
+    assert res["dsn"] == "4.7.5"
+    assert "Server certificate not verified" in res["reply"]
+    assert len(sts_env.mx2.messages()) == 0
+    recs = tlsrpt_records(sts_env)
+    assert any(r["result"] == "certificate-host-mismatch"
+               and r["mx"] == "mx2.example.net" for r in recs), recs
+
+
+def test_testing_logs_but_delivers(sts_env):
+    sts_env.routes[POLICY_PATH] = (200, "text/plain",
+                                   policy("testing", "mx2.example.net"))
+    res = send(sts_env, "c@example.net")
+    assert res["status"] == "sent", res
+    assert res["relay"] == "mx1.example.net[127.0.0.2]:%d" % sts_env.port
+    log = sts_env.mta.log()
+    assert ("MX host mx1.example.net is not in the policy, would be "
+            "skipped in enforce mode" in log)
+    # mx1 has no STARTTLS: testing only logs it.
+    assert ("would fail in enforce mode: starttls-not-supported" in log)
+
+
+def test_fetch_failure_without_cache(sts_env, tmp_path):
+    sts_env.routes[POLICY_PATH] = (404, "text/plain", "no policy here")
+    res = send(sts_env, "d@example.net")
+    # RFC 8461 section 5: no policy, normal delivery to the best MX.
+    assert res["status"] == "sent", res
+    assert res["relay"] == "mx1.example.net[127.0.0.2]:%d" % sts_env.port
+    assert "MTA-STS policy fetch for example.net failed" in \
+        sts_env.mta.log()
+    recs = tlsrpt_records(sts_env)
+    fail = [r for r in recs if r["result"] == "sts-policy-fetch-error"]
+    assert fail and fail[0]["domain"] == "example.net", recs
+    assert "HTTP status 404" in fail[0]["reason"]
+
+    # The daily report (RFC 8460 section 4).
+    day = sorted(os.listdir(os.path.join(sts_env.mta.queue_dir, "data",
+                                         "tlsrpt")))[0]
+    out = tmp_path / "reports"
+    p = sts_env.mta.sendarix("tlsrpt", "-d", day, "-o", str(out))
+    assert "1 report for %s" % day in p.stdout
+    files = os.listdir(str(out))
+    assert len(files) == 1 and "!example.net!" in files[0]
+    assert files[0].endswith(".json")
+    with open(os.path.join(str(out), files[0])) as f:
+        rep = json.load(f)
+    assert rep["date-range"]["start-datetime"] == day + "T00:00:00Z"
+    assert rep["contact-info"]
+    pol = rep["policies"][0]
+    assert pol["policy"]["policy-type"] == "sts"
+    assert pol["policy"]["policy-domain"] == "example.net"
+    assert pol["summary"]["total-failure-session-count"] >= 1
+    det = pol["failure-details"][0]
+    assert det["result-type"] == "sts-policy-fetch-error"
+    assert det["failed-session-count"] >= 1
+
+
+def test_cache_used_when_server_gone(sts_env):
+    res = send(sts_env, "e@example.net")
+    assert res["relay"].startswith("mx2.example.net"), res
+    assert sts_env.https.hits[POLICY_PATH] == 1
+    sts_env.https.stop()
+    # A new smtp-out process: the policy comes from data/mta-sts/.
+    sts_env.mta.stop()
+    sts_env.mta.start()
+    wait_for(lambda: os.path.exists(os.path.join(sts_env.mta.queue_dir,
+                                                 "private", "smtp")),
+             what="private/smtp")
+    res = send(sts_env, "f@example.net")
+    assert res["status"] == "sent", res
+    assert res["relay"].startswith("mx2.example.net"), res
+    assert len(sts_env.mx1.messages()) == 0
+
+
+def test_new_id_fetches_again(sts_env):
+    res = send(sts_env, "g@example.net")
+    assert res["relay"].startswith("mx2.example.net"), res
+    # Same id: the cached policy, no fetch.
+    res = send(sts_env, "h@example.net")
+    assert sts_env.https.hits[POLICY_PATH] == 1
+    # A new id and a new policy: fetched again and applied.
+    sts_env.routes[POLICY_PATH] = (200, "text/plain",
+                                   policy("enforce", "*.example.net"))
+    set_txt(sts_env.dns, "_mta-sts.example.net", "v=STSv1; id=2;")
+    before = len(tlsrpt_records(sts_env))
+    res = send(sts_env, "i@example.net")
+    assert sts_env.https.hits[POLICY_PATH] == 2
+    assert "fetched: id=2 mode=enforce" in sts_env.mta.log()
+    # mx1 is in the new policy, so it is tried first, but it has no
+    # STARTTLS: refused under enforce, and mx2 gets the mail.
+    assert res["relay"].startswith("mx2.example.net"), res
+    new = tlsrpt_records(sts_env)[before:]
+    assert any(r["result"] == "starttls-not-supported"
+               and r["mx"] == "mx1.example.net" for r in new), new
+    assert not any(r["result"] == "validation-failure" for r in new), new
+
+
+def set_txt(dns, name, text):
+    from dnslib import RR
+    rr = RR.fromZone('%s. 60 IN TXT "%s"' % (name, text))[0]
+    key = name.lower() + "."
+    dns.records[key] = [r for r in dns.records.get(key, [])
+                        if r.rtype != rr.rtype] + [rr]
