@@ -397,9 +397,19 @@ static int
 smtpd_sasl_failure(struct smtpd_session *s, const char *reason)
 {
 	struct smtpd_sasl *sa = s->sasl;
+	char    text[128];
+	char   *cp;
 
+	/*
+	 * Postfix's shape, which fail2ban's filters read: after "failed: "
+	 * they expect letters, digits, blanks (and base64) only.
+	 */
+	snprintf(text, sizeof(text), "%s", reason);
+	for (cp = text; *cp; cp++)
+		if (!isalnum((unsigned char) *cp) && !strchr(" +/:=", *cp))
+			*cp = ' ';
 	log_warn("%s[%s]: SASL %s authentication failed: %s%s%s", s->name,
-		 s->addr, sa->mech, reason, sa->xo_user ? ", sasl_username=" :
+		 s->addr, sa->mech, text, sa->xo_user ? ", sasl_username=" :
 		 "", sa->xo_user ? sa->xo_user : "");
 	smtpd_sasl_count_failure(s);
 	/* Whether the user exists is for the log, not for the client. */

@@ -197,8 +197,12 @@ def test_bad_password_535(auth_mta):
     reply = c.last("AUTH PLAIN " + b64("\0alice\0wrong"))
     assert reply.startswith("535 5.7.8 Error: authentication failed:")
     # Logged the way fail2ban's postfix-sasl filter reads it.
-    m.wait_log("warning: unknown[127.0.0.1]: SASL PLAIN authentication "
-               "failed: ")
+    line = m.wait_log("warning: unknown[127.0.0.1]: SASL PLAIN "
+                      "authentication failed: ") and \
+        [l for l in m.log().splitlines() if "authentication failed" in l][0]
+    assert re.search(r"warning: [-._\w]+\[127\.0\.0\.1\]: SASL (LOGIN|PLAIN) "
+                     r"authentication failed(: [ A-Za-z0-9+/:]*={0,2})?\s*$",
+                     line), line
     # The session goes on: a good login now works.
     assert c.last("AUTH PLAIN " + b64("\0alice\0wonderland")) \
         .startswith("235")
