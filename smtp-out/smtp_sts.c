@@ -72,7 +72,11 @@
  *	"validation-failure" (a failed handshake). Sessions authenticated
  *	by DANE are recorded under policy type "tlsa" with their TLSA
  *	records (a failed TLSA match is "validation-failure"). Sessions to
- *	domains without a policy are not recorded.
+ *	the MX hosts of domains without either are recorded once per
+ *	connection under policy type "no-policy-found" ("success", or
+ *	"starttls-not-supported" and the other failures of level may);
+ *	sessions to a relayhost or a [host] next hop have no policy domain
+ *	and are not recorded, nor are those at level none (no TLS tried).
  *
  * BUGS
  *	XXX Two deliveries to one domain at once may both fetch the policy;
@@ -533,6 +537,27 @@ smtp_sts_tlsa_text(const struct smtp_req *req)
 	return (text);
 }
 
+/* smtp_sts_no_policy - TLS-RPT "no-policy-found": a session to an MX
+ *	host of a domain without MTA-STS policy or DANE, one append per
+ *	connection (smtp_tls_outcome() is told once per connection) */
+static void
+smtp_sts_no_policy(struct smtp_sess *sess, const char *type,
+		           const char *detail)
+{
+	struct smtp_req *req = sess->req;
+	const struct smtp_dest *dest;
+
+	if (!smtp_var.tlsrpt_enable || req->dest_i == 0
+	    || req->dest_i > req->ndest)
+		return;
+	dest = &req->dests[req->dest_i - 1];
+	/* Only mail to a domain (MX lookup) has a policy domain. */
+	if (!dest->mx)
+		return;
+	smtp_tlsrpt(req, dest->host, type ? type : "success", sess->host,
+		    sess->addr, type ? detail : NULL);
+}
+
 /* smtp_sts_tls_outcome - one TLS outcome of a session (smtp_tls_outcome):
  *	TLS-RPT under the session's DANE or MTA-STS policy, and the log
  *	line of MTA-STS mode testing */
@@ -567,7 +592,11 @@ smtp_sts_tls_outcome(struct smtp_sess *sess, const char *type,
 		xfree(tlsa);
 		return;
 	}
-	if (p == NULL || p->mode == MTA_STS_MODE_NONE)
+	if (p == NULL) {
+		smtp_sts_no_policy(sess, type, detail);
+		return;
+	}
+	if (p->mode == MTA_STS_MODE_NONE)
 		return;
 	/* Testing mode: TLS was not required; judge what enforce would. */
 	if (type == NULL && p->mode == MTA_STS_MODE_TESTING)

@@ -255,6 +255,34 @@ def test_new_id_fetches_again(sts_env):
     assert not any(r["result"] == "validation-failure" for r in new), new
 
 
+def test_no_policy_found_recorded_per_connection(sts_env):
+    from dnslib import RR
+    # example.org has no _mta-sts record: its MX is mx1 (no STARTTLS),
+    # then mx2 (STARTTLS).
+    sts_env.dns.records["example.org."] = RR.fromZone(
+        "example.org. 0 IN MX 10 mx2.example.net.")
+    qid = inject(sts_env.mta, ["n@example.org"])
+    res = deliver(sts_env.mta, qid, ["n@example.org"], "example.org")[0]
+    assert res["status"] == "sent", res
+    recs = [r for r in tlsrpt_records(sts_env)
+            if r["domain"] == "example.org"]
+    assert len(recs) == 1, recs
+    assert recs[0]["policy-type"] == "no-policy-found"
+    assert recs[0]["result"] == "success"
+    assert recs[0]["mx"] == "mx2.example.net"
+    sts_env.dns.records["example.org."] = RR.fromZone(
+        "example.org. 0 IN MX 10 mx1.example.net.")
+    qid = inject(sts_env.mta, ["o@example.org"])
+    res = deliver(sts_env.mta, qid, ["o@example.org"], "example.org")[0]
+    assert res["status"] == "sent", res
+    recs = [r for r in tlsrpt_records(sts_env)
+            if r["domain"] == "example.org"]
+    assert len(recs) == 2, recs
+    assert recs[1]["policy-type"] == "no-policy-found"
+    assert recs[1]["result"] == "starttls-not-supported"
+    assert recs[1]["mx"] == "mx1.example.net"
+
+
 def set_txt(dns, name, text):
     from dnslib import RR
     rr = RR.fromZone('%s. 60 IN TXT "%s"' % (name, text))[0]
