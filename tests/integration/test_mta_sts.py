@@ -283,6 +283,49 @@ def test_no_policy_found_recorded_per_connection(sts_env):
     assert recs[1]["mx"] == "mx1.example.net"
 
 
+def test_concurrent_deliveries_share_one_fetch(sts_env):
+    import threading
+    sts_env.https.delay = 1.0               # the fetch takes a while
+    qids = [inject(sts_env.mta, ["c%d@example.net" % i]) for i in range(3)]
+    results = [None] * 3
+
+    def run(i):
+        results[i] = deliver(sts_env.mta, qids[i], ["c%d@example.net" % i],
+                             "example.net")[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for r in results:
+        assert r and r["status"] == "sent", results
+        assert r["relay"].startswith("mx2.example.net"), results
+    # Three deliveries waited on one fetch.
+    assert sts_env.https.hits[POLICY_PATH] == 1
+    assert sts_env.mta.log().count("MTA-STS policy for example.net "
+                                   "fetched") == 1
+
+
+def test_policy_refreshed_in_background(sts_env):
+    # max_age 6s: a used policy is refreshed halfway (3s), without a delivery.
+    sts_env.routes[POLICY_PATH] = (200, "text/plain",
+                                   policy("enforce", "mx2.example.net",
+                                          max_age=6))
+    res = send(sts_env, "r@example.net")
+    assert res["status"] == "sent", res
+    assert sts_env.https.hits[POLICY_PATH] == 1
+    wait_for(lambda: sts_env.https.hits[POLICY_PATH] >= 2, timeout=10,
+             what="the background refresh")
+    sts_env.mta.wait_log("MTA-STS policy for example.net fetched: id=1 "
+                         "mode=enforce max_age=6 (background refresh)")
+    # The refreshed policy serves the next delivery: no fetch, no wait.
+    res = send(sts_env, "s@example.net")
+    assert res["status"] == "sent", res
+    assert res["relay"].startswith("mx2.example.net"), res
+    assert sts_env.https.hits[POLICY_PATH] == 2
+
+
 def set_txt(dns, name, text):
     from dnslib import RR
     rr = RR.fromZone('%s. 60 IN TXT "%s"' % (name, text))[0]
