@@ -464,3 +464,41 @@ def test_tlsrpt_send_by_mail_and_https(ca, mta_factory, tmp_path):
     finally:
         https.stop()
         ctl.stop()
+
+
+def test_tlsrpt_send_failed_post_is_retried(ca, mta_factory, tmp_path):
+    import time
+    cert, key = ca.issue("reports.example.org")
+    https = HttpsServer({"/up": (503, "text/plain", "busy")},
+                        cert, key).start()
+    zone = {
+        "_smtp._tls.example.net": [
+            'TXT "v=TLSRPTv1; rua=https://reports.example.org:%d/up"'
+            % https.port],
+        "reports.example.org": ["A 127.0.0.1"],
+    }
+    try:
+        with DnsServer(zone, ttl=0) as dns:
+            # No mail system needed for https: only its configuration.
+            mta = mta_factory(main={"dns_resolver": dns.spec,
+                                    "smtp_tls_rpt_CAfile": ca.cafile},
+                              start=False)
+            day = time.strftime("%Y-%m-%d", time.gmtime())
+            store_record(mta, day, time=int(time.time()),
+                         domain="example.net",
+                         **{"policy-type": "sts", "result": "success"})
+            out = str(tmp_path / "reports")
+            args = ("tlsrpt", "--send", "-d", day, "-o", out)
+            p = mta.sendarix(*args, check=False)
+            assert p.returncode == 1, p
+            assert "not sent: HTTP status 503" in p.stderr
+            assert len(https.posts) == 1
+            https.routes["/up"] = (200, "text/plain", "ok")
+            p = mta.sendarix(*args)
+            assert "example.net: sent to https://" in p.stdout
+            assert len(https.posts) == 2
+            p = mta.sendarix(*args)
+            assert "example.net: already sent to https://" in p.stdout
+            assert len(https.posts) == 2
+    finally:
+        https.stop()
