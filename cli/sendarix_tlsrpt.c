@@ -32,6 +32,15 @@
  *	so running the command again never sends a report twice to one
  *	URI; URIs that failed are tried again by the next run.
  *
+ * BUGS
+ *	RFC 8460 section 5.3 wants mailed reports DKIM-signed by the
+ *	reporting domain (receivers ignore unsigned ones); Sendarix has no
+ *	DKIM signer yet, so mailto: reports need a signing relay or milter.
+ *	The mail carries "TLS-Required: No" (RFC 8689) so that relays
+ *	deliver it despite TLS failures, but smtp-out itself does not
+ *	honour that header yet: a report to a domain whose MTA-STS or DANE
+ *	policy fails stays deferred like other mail.
+ *
  * DIAGNOSTICS
  *	Exit status 0 (also when there was nothing to report, or a domain
  *	publishes no TLS-RPT record), 1 when the store cannot be read, a
@@ -346,6 +355,8 @@ tlsrpt_compose(struct tlsrpt_send *ts, const char *domain, const char *rcpt,
 		      ts->org->sender);
 	strbuf_printf(msg, "TLS-Report-Domain: %s\r\n", domain);
 	strbuf_printf(msg, "TLS-Report-Submitter: %s\r\n", ts->org->sender);
+	/* RFC 8460 5.3: deliver despite TLS failures (RFC 8689 header). */
+	strbuf_appends(msg, "TLS-Required: No\r\n");
 	strbuf_appends(msg, "MIME-Version: 1.0\r\n");
 	strbuf_printf(msg, "Content-Type: multipart/report; "
 		      "report-type=\"tlsrpt\";\r\n\tboundary=\"%s\"\r\n", bound);

@@ -438,6 +438,7 @@ def test_tlsrpt_send_by_mail_and_https(ca, mta_factory, tmp_path):
             assert msg.get_param("report-type") == "tlsrpt"
             assert msg["TLS-Report-Domain"] == "example.net"
             assert msg["TLS-Report-Submitter"] == "sender.example"
+            assert msg["TLS-Required"] == "No"
             assert msg["Subject"] == (
                 "Report Domain: example.net Submitter: sender.example "
                 "Report-ID: <%s_example.net@sender.example>" % day)
