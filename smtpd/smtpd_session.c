@@ -99,6 +99,7 @@ static const char *const smtpd_cmd_names[SMTPD_CMD_COUNT] = {
 
 static void smtpd_session_free(struct smtpd_session *);
 static void smtpd_session_run(struct smtpd_session *);
+static int smtpd_session_waits(const struct smtpd_session *);
 static void smtpd_session_close(struct smtpd_session *);
 static void smtpd_session_greet(struct smtpd_session *);
 static void smtpd_session_name_cb(struct dns_result *, void *);
@@ -414,6 +415,13 @@ smtpd_session_event_cb(struct stream *unused_st, int what, int unused_err,
 			 s->state == SMTPD_ST_DATA ? "DATA" :
 			 s->state == SMTPD_ST_BDAT ? "BDAT" : "command",
 			 s->name, s->addr);
+		/*
+		 * Reading stays on during a wait (smtpd_session_run()): a
+		 * silent client then is waiting for us. The event is off
+		 * now, and the end of the wait turns it on again.
+		 */
+		if ((what & STREAM_EV_READING) && smtpd_session_waits(s))
+			return;
 		if (what & STREAM_EV_READING) {
 			smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded",
 				    smtpd_var.myhostname);
@@ -1137,6 +1145,16 @@ smtpd_session_errors(struct smtpd_session *s, int before)
 	return (0);
 }
 
+/* smtpd_session_waits - is the session waiting for a lookup or a service? */
+static int
+smtpd_session_waits(const struct smtpd_session *s)
+{
+	return (s->state == SMTPD_ST_LOOKUP
+		|| s->state == SMTPD_ST_CHECK
+		|| s->state == SMTPD_ST_CLEANUP_OPEN
+		|| s->state == SMTPD_ST_CLEANUP_DONE);
+}
+
 /* smtpd_session_run - process buffered input until it runs out or waits */
 static void
 smtpd_session_run(struct smtpd_session *s)
@@ -1145,6 +1163,7 @@ smtpd_session_run(struct smtpd_session *s)
 	int     before;
 	int     more;
 	int     waiting;
+	int     throttled;
 
 	while (!s->delayed && s->state != SMTPD_ST_CLOSING) {
 		/* A client that sends but does not read gets no more. */
@@ -1189,20 +1208,25 @@ smtpd_session_run(struct smtpd_session *s)
 	}
 
 	/* Read only when we would act on the input. */
-	waiting = s->delayed || s->paused || s->out_blocked
-		|| s->state == SMTPD_ST_LOOKUP
-		|| s->state == SMTPD_ST_CHECK
-		|| s->state == SMTPD_ST_CLEANUP_OPEN
-		|| s->state == SMTPD_ST_CLEANUP_DONE;
+	throttled = s->delayed || s->paused || s->out_blocked;
+	waiting = throttled || smtpd_session_waits(s);
 	if (s->eof) {
 		/* All input is processed: say what is left to say. */
 		if (!waiting) {
 			smtpd_session_lost(s);
 			smtpd_session_close(s);
 		}
-	} else if (waiting)
-		stream_disable(s->stream, STREAM_READ);
-	else
+	} else if (waiting) {
+		/*
+		 * While a lookup, check or cleanup is under way the client
+		 * normally waits for our reply and sends nothing: reading
+		 * stays on, and goes off only once input does arrive. That
+		 * saves an epoll_ctl pair per wait (two or three a message).
+		 */
+		if (throttled
+		    || evbuffer_get_length(stream_input(s->stream)) > 0)
+			stream_disable(s->stream, STREAM_READ);
+	} else
 		stream_enable(s->stream, STREAM_READ);
 }
 
