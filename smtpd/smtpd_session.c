@@ -158,14 +158,30 @@ smtpd_reply(struct smtpd_session *s, const char *fmt,...)
 		log_debug("> %s[%s]: %.*s", s->name, s->addr, n - 2, buf);
 }
 
+/*
+ * smtpd_session_push - write replies now; the loop's write event only
+ * for what the socket does not take at once. Without it every reply
+ * cost an epoll_ctl to watch for EPOLLOUT, a loop turn, and another
+ * epoll_ctl to stop watching. stream_flush() also moves what a TLS
+ * layer holds; whatever is left anywhere goes out through the loop.
+ */
+static void
+smtpd_session_push(struct smtpd_session *s)
+{
+	if (stream_flush(s->stream) != 0 || stream_pending(s->stream) > 0)
+		stream_enable(s->stream, STREAM_WRITE);
+}
+
 /* smtpd_session_flush - send the queued replies */
 static void
 smtpd_session_flush(struct smtpd_session *s)
 {
 	if (s->reply == NULL)
 		return;
-	if (s->stream && evbuffer_get_length(s->reply) > 0)
+	if (s->stream && evbuffer_get_length(s->reply) > 0) {
 		stream_write_buffer(s->stream, s->reply);
+		smtpd_session_push(s);
+	}
 	if (evbuffer_get_length(s->reply) == 0) {
 		evbuffer_free(s->reply);
 		s->reply = NULL;
@@ -378,6 +394,9 @@ smtpd_session_write_cb(struct stream *st, void *ctx)
 			smtpd_session_free_later(s);
 		return;
 	}
+	/* All out: the next reply is written at once again. */
+	if (stream_pending(st) == 0)
+		stream_disable(st, STREAM_WRITE);
 	if (s->out_blocked) {
 		s->out_blocked = 0;
 		smtpd_session_run(s);
@@ -1318,7 +1337,7 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 		smtpd_sessions->prev = s;
 	smtpd_sessions = s;
 	smtpd_nsessions++;
-	stream_enable(s->stream, STREAM_WRITE);
+	/* Writing is turned on when a reply does not go out at once. */
 
 	if (smtpd_var.max_sessions > 0
 	    && smtpd_nsessions > (size_t) smtpd_var.max_sessions) {
