@@ -933,7 +933,9 @@ qmgr_msg_dispose(struct qmgr_msg *msg)
 		/* Done: this pass's history would be removed at once. */
 		if (msg->hist)
 			strbuf_reset(msg->hist);
-		if (unlink(path) < 0 && errno != ENOENT)
+		/* Kept in free/ for cleanup to reuse (qfile_release()). */
+		if (qfile_release(".", QUEUE_ACTIVE, msg->id) < 0
+		    && errno != ENOENT)
 			log_warn("%s: remove %s: %s", msg->id, path,
 				 strerror(errno));
 		if (qhist_remove(".", msg->id) < 0)
