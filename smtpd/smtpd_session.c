@@ -1338,6 +1338,7 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 	smtpd_sessions = s;
 	smtpd_nsessions++;
 	/* Writing is turned on when a reply does not go out at once. */
+	stream_disable(s->stream, STREAM_WRITE);
 
 	if (smtpd_var.max_sessions > 0
 	    && smtpd_nsessions > (size_t) smtpd_var.max_sessions) {
