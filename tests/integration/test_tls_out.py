@@ -14,6 +14,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -744,3 +745,66 @@ def test_other_policy_gets_a_full_handshake(mta_factory, tmp_path, pki,
         send_each(mta, sb.port, ["e@example.net"])
         lines = tls_lines(mta)[n:]
         assert len(lines) == 1 and "established" in lines[0], lines
+
+
+# -- the connection cache and TLS policies, end to end ---------------------
+
+FULL_MASTER_CF = """\
+{listen} inet n - n - 1 smtpd
+cleanup unix - - n - 1 cleanup
+qmgr    unix - - n - 1 qmgr
+smtp    unix - - n - 1 smtp-out
+bounce  unix - - n - 1 bounce
+"""
+
+
+def test_connection_cache_never_crosses_tls_policies(mta_factory, tmp_path,
+                                                     pki, sandboxes):
+    """Two domains on one MX, "encrypt" and "none": never one connection.
+
+    enc.example.net and clr.example.net both have mx.sink.example.net (the sandbox, with
+    STARTTLS) as MX; smtp_tls_policy_maps gives enc.example.net "encrypt" and
+    clr.example.net "none". Through qmgr, with the connection cache on, the
+    messages alternate: each domain keeps its own connection, the
+    clear-text one never rides the TLS connection nor the other way.
+    """
+    sb = tls_sandbox(sandboxes, pki)
+    zone = {"enc.example.net": ["MX 10 mx.sink.example.net."],
+            "clr.example.net": ["MX 10 mx.sink.example.net."],
+            "mx.sink.example.net": ["A 127.0.0.1"]}
+    pfile = tmp_path / "tls_policy"
+    pfile.write_text("enc.example.net encrypt\nclr.example.net none\n")
+    os.chmod(str(pfile), 0o644)
+    with DnsServer(zone) as dns:
+        mta = mta_factory(main={
+            "dns_resolver": dns.spec,
+            "smtp_default_port": str(sb.port),
+            "smtp_tls_policy_maps": "texthash:%s" % pfile,
+            "smtp_connection_cache_time_limit": "30s",
+            "smtp_tls_loglevel": "1"}, master_cf=FULL_MASTER_CF)
+        order = ["a@enc.example.net", "b@clr.example.net", "c@enc.example.net", "d@clr.example.net",
+                 "e@enc.example.net", "f@clr.example.net"]
+        for n, rcpt in enumerate(order, 1):
+            with smtplib.SMTP(mta.host, mta.port, timeout=30) as c:
+                c.sendmail("sender@example.org", [rcpt],
+                           b"Subject: %d\r\n\r\nbody\r\n" % n)
+            wait_for(lambda: len(sb.messages()) == n, timeout=30,
+                     what="message %d at the sandbox" % n)
+        by_rcpt = {env["to"][0]: env for env, _ in sb.messages()}
+        assert sorted(by_rcpt) == sorted(order)
+        enc = [by_rcpt[r] for r in order if r.endswith("@enc.example.net")]
+        clr = [by_rcpt[r] for r in order if r.endswith("@clr.example.net")]
+        assert all(e["tls"].startswith("TLSv1.3 with cipher") for e in enc)
+        assert all(e["tls"] == "" for e in clr)
+        # One connection per policy, each reused for its own domain only.
+        assert len({e["connection"] for e in enc}) == 1
+        assert len({e["connection"] for e in clr}) == 1
+        assert enc[0]["connection"] != clr[0]["connection"]
+        stats = sb.stats()
+        assert stats["connections"] == 2 and stats["tls_sessions"] == 1
+        log = mta.log()
+        for r in order:
+            line = [ln for ln in log.splitlines()
+                    if "to=<%s>" % r in ln and "status=sent" in ln]
+            assert line, log
+            assert line[-1].endswith("tls=none") == r.endswith("@clr.example.net")
