@@ -565,7 +565,8 @@ smtp_tls_resume(struct smtp_sess *sess, SSL *ssl)
 	/* The policy (sess->key) and the server it was applied to. */
 	strbuf_printf(sb, "%s\t%s\t%s\t%u", sess->key, sess->host, sess->addr,
 		      sess->port);
-	(void) tls_client_cache_use(ssl, sb->data);
+	if (tls_client_cache_use(ssl, sb->data) && smtp_var.tls_loglevel >= 2)
+		log_info("%s: offering a cached TLS session", sess->relay);
 	strbuf_free(sb);
 }
 

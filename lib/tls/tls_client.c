@@ -609,9 +609,18 @@ tls_client_cache_new_cb(SSL *ssl, SSL_SESSION *session)
 	struct tls_client_state *st = tls_client_state(ssl);
 	const struct tls_client_result *r = tls_client_result(ssl);
 	struct tls_client_sess *e;
+	SSL_SESSION *copy;
 
 	if (st == NULL || st->key == NULL || tls_client_cache_timeout <= 0
 	    || !SSL_SESSION_is_resumable(session))
+		return (0);
+
+	/*
+	 * A copy: OpenSSL marks the session of a connection freed without
+	 * close_notify not resumable, and a connection that ends badly must
+	 * not take the cache's session with it.
+	 */
+	if ((copy = SSL_SESSION_dup(session)) == NULL)
 		return (0);
 	if ((e = tls_client_cache_find(st->key)) != NULL) {
 		/* The newest one: a TLS 1.3 ticket is best used once. */
@@ -621,18 +630,19 @@ tls_client_cache_new_cb(SSL *ssl, SSL_SESSION *session)
 		if ((e = OPENSSL_zalloc(sizeof(*e))) == NULL
 		    || (e->key = OPENSSL_strdup(st->key)) == NULL) {
 			OPENSSL_free(e);
+			SSL_SESSION_free(copy);
 			return (0);
 		}
 		tls_client_cache_count++;
 	}
-	e->session = session;
+	e->session = copy;
 	e->res = *r;
 	e->expires = time(NULL) + tls_client_cache_timeout;
 	tls_client_cache_front(e);
 	while (tls_client_cache_count > TLS_CLIENT_CACHE_MAX)
 		tls_client_cache_free(tls_client_cache_tail);
-	/* We keep the reference OpenSSL handed over. */
-	return (1);
+	/* OpenSSL keeps its reference. */
+	return (0);
 }
 
 /* tls_client_cache_init - resumption for a client context */
@@ -655,6 +665,8 @@ tls_client_cache_use(SSL *ssl, const char *key)
 {
 	struct tls_client_state *st = tls_client_state(ssl);
 	struct tls_client_sess *e;
+	SSL_SESSION *copy;
+	int     ok;
 
 	if (st == NULL || tls_client_cache_timeout <= 0 || key == NULL)
 		return (0);
@@ -663,7 +675,12 @@ tls_client_cache_use(SSL *ssl, const char *key)
 		return (0);
 	if ((e = tls_client_cache_find(key)) == NULL)
 		return (0);
-	if (!SSL_set_session(ssl, e->session))
+	/* The connection gets a copy; the cached one stays untouched. */
+	if ((copy = SSL_SESSION_dup(e->session)) == NULL)
+		return (0);
+	ok = SSL_set_session(ssl, copy);
+	SSL_SESSION_free(copy);
+	if (!ok)
 		return (0);
 	st->saved = e->res;
 	st->offered = 1;
