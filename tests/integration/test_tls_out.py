@@ -713,7 +713,8 @@ def test_other_policy_gets_a_full_handshake(mta_factory, tmp_path, pki,
     Two next-hop spellings reach the sandbox ("[127.0.0.1]:port" and
     "[mx.example.net]:port" through the test DNS server), with the
     policies "encrypt" and "encrypt servername=other.example"; then the
-    policy of the first one changes by reload.
+    policy of the first one changes by reload (which also starts a new
+    smtp-out, with an empty cache: the sessions are in its memory).
     """
     with DnsServer({"mx.example.net": ["A 127.0.0.1"]}) as dns:
         sb = tls_sandbox(sandboxes, pki)
@@ -738,9 +739,11 @@ def test_other_policy_gets_a_full_handshake(mta_factory, tmp_path, pki,
         # A reload with another SNI for the first next hop.
         pfile.write_text("[127.0.0.1]:%d encrypt servername=new.example\n"
                          % sb.port)
+        old = set(mta.child_pids("smtp-out"))
         mta.sendarix("reload")
-        wait_for(lambda: os.path.exists(os.path.join(
-            mta.queue_dir, "private", "smtp")), what="private/smtp")
+        wait_for(lambda: mta.child_pids("smtp-out")
+                 and not old & set(mta.child_pids("smtp-out")),
+                 timeout=20, what="a new smtp-out")
         n = len(tls_lines(mta))
         send_each(mta, sb.port, ["e@example.net"])
         lines = tls_lines(mta)[n:]
