@@ -250,6 +250,8 @@ smtp_post_init(struct event_base *base)
 	dns_set_families(families);
 	if (smtp_var.sts_enable && http_init(base) < 0)
 		log_fatal("cannot start libcurl for MTA-STS");
+	if (smtp_var.sts_enable)
+		smtp_sts_init(base);
 }
 
 /* smtp_accept - a new request from qmgr */

@@ -15,6 +15,7 @@
 
 struct bufferevent;
 struct event;
+struct event_base;
 struct strbuf;
 struct mta_sts_policy;
 struct smtp_sts_job;
@@ -322,6 +323,7 @@ typedef void (*smtp_sts_callback) (struct mta_sts_policy *, const char *,
 				           const char *, void *);
 extern struct smtp_sts_job *smtp_sts_lookup(const char *, smtp_sts_callback,
 					            void *);
+extern void smtp_sts_init(struct event_base *);
 extern void smtp_sts_cancel(struct smtp_sts_job *);
 extern void smtp_sts_shutdown(void);
 extern void smtp_tlsrpt(const struct smtp_req *, const char *, const char *,

@@ -260,6 +260,12 @@ const struct conf_param conf_params[] = {
 	"organization-name in TLS-RPT reports"},
 	{"smtp_tls_rpt_contact", CONF_STR, "postmaster@$mydomain",
 	"contact-info in TLS-RPT reports"},
+	{"smtp_tls_rpt_sender", CONF_STR, "postmaster@$mydomain",
+	"envelope sender and From: of TLS-RPT reports sent by mail"},
+	{"smtp_tls_rpt_CAfile", CONF_STR, "$smtp_mta_sts_CAfile",
+	"CA certificates that https: rua= report receivers are verified with"},
+	{"smtp_tls_rpt_store_lifetime", CONF_TIME, "7d",
+	"how long the TLS-RPT store keeps a day's records after the day ended"},
 
 	/* smtpd: queue space. */
 	{"queue_minfree", CONF_SIZE, "0",
