@@ -230,6 +230,8 @@ const struct conf_param conf_params[] = {
 	"0: no TLS log lines; 1: one line per TLS connection; 2: also certificate fingerprints"},
 	{"smtp_starttls_timeout", CONF_TIME, "300s",
 	"how long smtp-out waits for the STARTTLS reply and for the TLS handshake"},
+	{"smtp_tls_session_cache_timeout", CONF_TIME, "3600s",
+	"how long smtp-out keeps a TLS session to resume it on the next connection (0: no resumption)"},
 	{"smtp_sasl_auth_enable", CONF_BOOL, "no",
 	"authenticate to servers that smtp_sasl_password_maps has credentials for"},
 	{"smtp_sasl_password_maps", CONF_STR, "",
@@ -393,6 +395,7 @@ const struct conf_bound conf_bounds[] = {
 	{"smtp_request_timeout", 1, 86400},
 	{"smtp_tls_loglevel", 0, 4},
 	{"smtp_starttls_timeout", 1, 86400},
+	{"smtp_tls_session_cache_timeout", 0, 8640000},
 	{"smtp_mta_sts_port", 1, 65535},
 	{"smtp_mta_sts_timeout", 1, 3600},
 };
