@@ -128,10 +128,13 @@ $$(BUILD)/bin/$(1): $$($(1)_OBJS) $$($(1)_XA) $$(LIB_A)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
 
+# sendarix: lib/http and zlib for "sendarix tlsrpt --send".
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
-$(BUILD)/bin/sendarix: $(CLI_OBJS) $(LIB_A)
+CLI_XA := $(BUILD)/libsendarix-http.a
+$(BUILD)/bin/sendarix: $(CLI_OBJS) $(CLI_XA) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB_A) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(CLI_XA) $(LIB_A) \
+	    $(http_LDLIBS) -lz $(LDLIBS)
 
 SENDMAIL_OBJS := $(SENDMAIL_SRCS:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/bin/sendmail: $(SENDMAIL_OBJS) $(LIB_A)

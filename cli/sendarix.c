@@ -69,7 +69,7 @@ sendarix_usage(void)
 		"  queue flush [ID|@domain]         retry deferred mail now\n"
 		"  queue delete|hold|release|requeue ID|ALL\n"
 		"  sandbox [-l port] [-d maildir]   run an SMTP sink for tests\n"
-		"  tlsrpt [-d YYYY-MM-DD]           write the day's TLS-RPT reports\n"
+		"  tlsrpt [-s] [-d YYYY-MM-DD]      write (and send) the day's TLS-RPT reports\n"
 		"see sendarix(1)\n");
 }
 

@@ -174,6 +174,7 @@ qmgr_ipc_start(const char *service, struct strbuf *request, long timeout,
 	struct qmgr_ipc *ipc = xcalloc(1, sizeof(*ipc));
 	struct sockaddr_un sun;
 	struct timeval tv;
+	ssize_t w;
 	int     n;
 
 	ipc->fd = -1;
@@ -205,6 +206,17 @@ qmgr_ipc_start(const char *service, struct strbuf *request, long timeout,
 		snprintf(ipc->why, sizeof(ipc->why), "connect to %s: %s",
 			 sun.sun_path, strerror(errno));
 	}
+	if (ipc->why[0] == 0) {
+		/*
+		 * A unix socket takes the request at once, nearly always:
+		 * write it now, not after a loop turn for EPOLLOUT.
+		 */
+		if ((w = write(ipc->fd, ipc->out->data, ipc->out->len)) > 0)
+			ipc->off = (size_t) w;
+		else if (w < 0 && errno != EAGAIN && errno != EINTR)
+			snprintf(ipc->why, sizeof(ipc->why), "write: %s",
+				 strerror(errno));
+	}
 	if (ipc->why[0]) {
 		/* Report from the loop, never from inside the caller. */
 		tv.tv_sec = 0;
@@ -212,7 +224,8 @@ qmgr_ipc_start(const char *service, struct strbuf *request, long timeout,
 		evtimer_add(ipc->timer, &tv);
 		return (ipc);
 	}
-	ipc->ev = event_new(server_base(), ipc->fd, EV_WRITE | EV_PERSIST,
+	ipc->ev = event_new(server_base(), ipc->fd, ipc->off < ipc->out->len ?
+			    EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST,
 			    qmgr_ipc_io, ipc);
 	if (ipc->ev == NULL || event_add(ipc->ev, NULL) < 0)
 		log_fatal("event_new: out of memory");

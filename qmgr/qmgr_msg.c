@@ -441,9 +441,9 @@ qmgr_msg_disk(struct qmgr_msg *msg, size_t n, const size_t *rcpt, char *st)
 
 /* qmgr_msg_defer_file - move active/ID to deferred/, due after "delay" */
 static int
-qmgr_msg_defer_file(const char *id, long now, long delay)
+qmgr_msg_defer_file(const char *id, long delay)
 {
-	struct timeval tv[2];
+	struct timespec ts[2];
 	struct stat st;
 	char    path[QFILE_ID_MAX + 16];
 	char    dir[16];
@@ -454,19 +454,22 @@ qmgr_msg_defer_file(const char *id, long now, long delay)
 	snprintf(dst, sizeof(dst), "%s/%s", dir, id);
 	if (stat(dir, &st) < 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
 		log_warn("%s: create %s: %s", id, dir, strerror(errno));
-	/* Postfix's trick: the file's mtime is its next retry time. */
-	tv[0].tv_sec = now;
-	tv[0].tv_usec = 0;
-	tv[1].tv_sec = now + delay;
-	tv[1].tv_usec = 0;
-	if (utimes(path, tv) < 0) {
+	/*
+	 * Postfix's trick: the file's mtime is its next retry time, here to
+	 * the nanosecond (qmgr_queue.c).
+	 */
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[1] = ts[0];
+	ts[1].tv_sec += delay;
+	if (utimensat(AT_FDCWD, path, ts, 0) < 0) {
 		if (errno == ENOENT)
 			return (-1);
 		log_warn("%s: utimes %s: %s", id, path, strerror(errno));
 	}
 	if (rename(path, dst) < 0)
 		return (-1);
-	qmgr_queue_defer_at(now + delay);
+	qmgr_queue_defer_at((double) ts[1].tv_sec
+			    + (double) ts[1].tv_nsec / 1e9);
 	return (0);
 }
 
@@ -481,7 +484,7 @@ qmgr_msg_busy(const char *id, int fd)
 {
 	if (qfile_lock(fd, QFILE_LOCK_TRY) == 0 || errno != EWOULDBLOCK)
 		return (0);
-	if (qmgr_msg_defer_file(id, (long) time(NULL), QMGR_BUSY_RETRY) == 0)
+	if (qmgr_msg_defer_file(id, QMGR_BUSY_RETRY) == 0)
 		log_info("%s: still in the hands of a delivery agent of an "
 			 "earlier run; retry in %ds", id, QMGR_BUSY_RETRY);
 	else if (errno != ENOENT)
@@ -930,7 +933,9 @@ qmgr_msg_dispose(struct qmgr_msg *msg)
 		/* Done: this pass's history would be removed at once. */
 		if (msg->hist)
 			strbuf_reset(msg->hist);
-		if (unlink(path) < 0 && errno != ENOENT)
+		/* Kept in free/ for cleanup to reuse (qfile_release()). */
+		if (qfile_release(".", QUEUE_ACTIVE, msg->id) < 0
+		    && errno != ENOENT)
 			log_warn("%s: remove %s: %s", msg->id, path,
 				 strerror(errno));
 		if (qhist_remove(".", msg->id) < 0)
@@ -940,7 +945,7 @@ qmgr_msg_dispose(struct qmgr_msg *msg)
 		return;
 	}
 	delay = qmgr_backoff(msg, grey == pending && !msg->bounce_failed, now);
-	if (qmgr_msg_defer_file(msg->id, now, delay) < 0) {
+	if (qmgr_msg_defer_file(msg->id, delay) < 0) {
 		if (errno == ENOENT) {
 			log_info("%s: queue file is gone (deleted or moved by "
 				 "the operator); dropped", msg->id);

@@ -8,7 +8,9 @@
  *	void	qmgr_queue_recover(void)
  *	void	qmgr_queue_trigger(int request)
  *	void	qmgr_queue_kick(void)
- *	void	qmgr_queue_defer_at(long when)
+ *	void	qmgr_queue_defer_at(double when)
+ *
+ *	double	qmgr_now(void)
  *	size_t	qmgr_queue_count(void)
  *	struct qmgr_msg *qmgr_msg_find(const char *id)
  *	void	qmgr_msg_done(struct qmgr_msg *msg)
@@ -41,7 +43,13 @@
  *	The timer starts a deferred scan (and an incoming scan, in case a
  *	trigger was lost) at the earliest retry time seen, and at least
  *	every queue_run_delay. qmgr_queue_defer_at() tells it about a new
- *	retry time. There is no polling in between.
+ *	retry time. There is no polling in between. Retry times are kept
+ *	to the microsecond (the file's mtime has nanoseconds), so that a
+ *	retry after greylisting comes when it is due, not at the next
+ *	whole second (which could be too early for the greylister and
+ *	cost one more round) or up to a second late.
+ *
+ *	qmgr_now() is the time of day in seconds, with the fraction.
  *
  *	qmgr_msg_find() finds a message of the active set by queue ID.
  *	qmgr_msg_done() removes a message from the set, frees it and asks
@@ -83,7 +91,7 @@ struct qmgr_scan {
 	DIR    *top;
 	DIR    *sub;
 	char    subname[256];
-	long    min_due;		/* earliest future retry seen */
+	double  min_due;		/* earliest future retry seen */
 };
 
 static struct qmgr_msg *qmgr_msg_hash[QMGR_MSG_HASH];
@@ -93,7 +101,17 @@ static struct qmgr_scan qmgr_scan_def = {.queue = QUEUE_DEFERRED,
 	.nested = 1};
 static struct event *qmgr_fill_ev;
 static struct event *qmgr_timer_ev;
-static long qmgr_timer_at;
+static double qmgr_timer_at;
+
+/* qmgr_now - time of day, seconds with the fraction */
+double
+qmgr_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((double) ts.tv_sec + (double) ts.tv_nsec / 1e9);
+}
 
 /* qmgr_msg_hashval - bucket of a queue ID */
 static size_t
@@ -145,22 +163,25 @@ qmgr_msg_done(struct qmgr_msg *msg)
 
 /* qmgr_timer_set - fire the timer at "when" (epoch seconds) */
 static void
-qmgr_timer_set(long when)
+qmgr_timer_set(double when)
 {
 	struct timeval tv;
-	long    now = (long) time(NULL);
+	double  now = qmgr_now();
+	double  wait;
 
 	if (when < now)
 		when = now;
-	tv.tv_sec = when - now;
-	tv.tv_usec = when > now ? 0 : 1000;
+	/* At least a millisecond, so that "now" is past the due time. */
+	wait = when - now + 0.001;
+	tv.tv_sec = (time_t) wait;
+	tv.tv_usec = (suseconds_t) ((wait - (double) tv.tv_sec) * 1e6);
 	qmgr_timer_at = when;
 	evtimer_add(qmgr_timer_ev, &tv);
 }
 
 /* qmgr_queue_defer_at - a message will be due at "when" */
 void
-qmgr_queue_defer_at(long when)
+qmgr_queue_defer_at(double when)
 {
 	if (qmgr_timer_at == 0 || when < qmgr_timer_at)
 		qmgr_timer_set(when);
@@ -202,8 +223,8 @@ qmgr_scan_start(struct qmgr_scan *scan, int flush)
 static void
 qmgr_scan_end(struct qmgr_scan *scan)
 {
-	long    now = (long) time(NULL);
-	long    next;
+	double  now = qmgr_now();
+	double  next;
 
 	qmgr_scan_close(scan);
 	scan->active = 0;
@@ -232,7 +253,8 @@ qmgr_scan_next(struct qmgr_scan *scan, char *id, size_t idsize,
 {
 	struct dirent *de;
 	struct stat st;
-	long    now = (long) time(NULL);
+	double  now = qmgr_now();
+	double  due;
 	char    sub[300];
 
 	while (scan->active) {
@@ -281,10 +303,11 @@ qmgr_scan_next(struct qmgr_scan *scan, char *id, size_t idsize,
 		if (scan->nested && !scan->flush) {
 			if (stat(path, &st) < 0)
 				continue;
-			if ((long) st.st_mtime > now) {
-				if (scan->min_due == 0
-				    || (long) st.st_mtime < scan->min_due)
-					scan->min_due = (long) st.st_mtime;
+			due = (double) st.st_mtim.tv_sec
+				+ (double) st.st_mtim.tv_nsec / 1e9;
+			if (due > now) {
+				if (scan->min_due == 0 || due < scan->min_due)
+					scan->min_due = due;
 				continue;
 			}
 		}
@@ -367,7 +390,7 @@ qmgr_queue_timer(evutil_socket_t unused_fd, short unused_what,
 	qmgr_scan_start(&qmgr_scan_def, 0);
 	qmgr_scan_start(&qmgr_scan_in, 0);
 	/* Until the deferred scan ends and sets it: the periodic scan. */
-	qmgr_timer_set((long) time(NULL) + var_queue_run_delay);
+	qmgr_timer_set(qmgr_now() + (double) var_queue_run_delay);
 	qmgr_queue_kick();
 }
 
@@ -429,6 +452,6 @@ qmgr_queue_init(void)
 		log_fatal("event_new: out of memory");
 	qmgr_scan_start(&qmgr_scan_in, 0);
 	qmgr_scan_start(&qmgr_scan_def, 0);
-	qmgr_timer_set((long) time(NULL) + var_queue_run_delay);
+	qmgr_timer_set(qmgr_now() + (double) var_queue_run_delay);
 	qmgr_queue_kick();
 }

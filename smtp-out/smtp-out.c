@@ -62,6 +62,13 @@
  *	that ended early the connection is RSET first; idle connections are
  *	closed with QUIT.
  *
+ *	TLS session resumption: the TLS session of each handshake (a TLS
+ *	1.3 ticket included) is kept in memory for
+ *	smtp_tls_session_cache_timeout, under the connection cache key
+ *	plus the server's name, address and port, and offered on the next
+ *	connection with that key; a resumed handshake is logged with
+ *	"(resumed)". Not under DANE. At most 2000 sessions are kept.
+ *
  * CONFIGURATION PARAMETERS
  *	smtp_helo_name, smtp_default_port, smtp_connect_timeout,
  *	smtp_helo_timeout, smtp_mail_timeout, smtp_rcpt_timeout,
@@ -75,7 +82,8 @@
  *	smtp_tls_mandatory_ciphers, smtp_tls_verify_cert_match,
  *	smtp_tls_secure_cert_match, smtp_tls_fingerprint_cert_match,
  *	smtp_tls_fingerprint_digest, smtp_tls_servername, smtp_tls_loglevel,
- *	smtp_starttls_timeout, smtp_sasl_auth_enable,
+ *	smtp_starttls_timeout, smtp_tls_session_cache_timeout,
+ *	smtp_sasl_auth_enable,
  *	smtp_sasl_password_maps, smtp_sasl_security_options,
  *	smtp_sasl_tls_security_options, smtp_sasl_auth_soft_bounce,
  *	smtp_mta_sts_enable, smtp_mta_sts_port, smtp_mta_sts_timeout,
@@ -176,6 +184,8 @@ static const struct server_param smtp_params[] = {
 	SERVER_PARAM_STR("smtp_tls_servername", &smtp_var.tls_servername),
 	SERVER_PARAM_LONG("smtp_tls_loglevel", &smtp_var.tls_loglevel),
 	SERVER_PARAM_LONG("smtp_starttls_timeout", &smtp_var.starttls_timeout),
+	SERVER_PARAM_LONG("smtp_tls_session_cache_timeout",
+			  &smtp_var.tls_sess_timeout),
 	SERVER_PARAM_BOOL("smtp_sasl_auth_enable", &smtp_var.sasl_enable),
 	SERVER_PARAM_STR("smtp_sasl_password_maps",
 			 &smtp_var.sasl_passwd_maps),
@@ -240,6 +250,8 @@ smtp_post_init(struct event_base *base)
 	dns_set_families(families);
 	if (smtp_var.sts_enable && http_init(base) < 0)
 		log_fatal("cannot start libcurl for MTA-STS");
+	if (smtp_var.sts_enable)
+		smtp_sts_init(base);
 }
 
 /* smtp_accept - a new request from qmgr */
@@ -267,6 +279,7 @@ smtp_shutdown(void)
 	smtp_request_shutdown();
 	smtp_conn_shutdown();
 	smtp_sts_shutdown();
+	smtp_tls_shutdown();
 }
 
 /* main - hand over to the event skeleton */

@@ -15,6 +15,7 @@
 
 struct bufferevent;
 struct event;
+struct event_base;
 struct strbuf;
 struct mta_sts_policy;
 struct smtp_sts_job;
@@ -58,6 +59,7 @@ struct smtp_params {
 	char   *tls_servername;		/* smtp_tls_servername */
 	long    tls_loglevel;		/* smtp_tls_loglevel */
 	long    starttls_timeout;	/* smtp_starttls_timeout */
+	long    tls_sess_timeout;	/* smtp_tls_session_cache_timeout */
 
 	/* Client SASL (smtp_sasl.c). */
 	int     sasl_enable;		/* smtp_sasl_auth_enable */
@@ -321,6 +323,7 @@ typedef void (*smtp_sts_callback) (struct mta_sts_policy *, const char *,
 				           const char *, void *);
 extern struct smtp_sts_job *smtp_sts_lookup(const char *, smtp_sts_callback,
 					            void *);
+extern void smtp_sts_init(struct event_base *);
 extern void smtp_sts_cancel(struct smtp_sts_job *);
 extern void smtp_sts_shutdown(void);
 extern void smtp_tlsrpt(const struct smtp_req *, const char *, const char *,
@@ -343,6 +346,8 @@ extern int smtp_dane_check(struct smtp_sess *, struct strbuf *);
 extern void smtp_dane_free(struct smtp_req *);
 /* smtp_tls.c */
 extern void smtp_tls_pre_init(void);
+extern void smtp_tls_shutdown(void);
+extern void smtp_tls_failed(struct smtp_sess *);
 extern int smtp_tls_level_parse(const char *);
 extern const char *smtp_tls_level_name(int);
 extern int smtp_tls_policy_parse(const char *, struct smtp_tls_policy *,

@@ -598,6 +598,7 @@ smtp_proto_tls_failed(struct smtp_sess *sess, const char *detail)
 
 	log_info("%s: Cannot start TLS: handshake failure with %s%s%s",
 		 req->queue_id, sess->relay, *detail ? ": " : "", detail);
+	smtp_tls_failed(sess);
 	strbuf_sets(why, "Cannot start TLS: handshake failure");
 	smtp_tls_outcome(sess, "validation-failure", detail);
 

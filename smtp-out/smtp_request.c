@@ -629,7 +629,13 @@ smtp_request_accept(int fd)
 	req->timer = evtimer_new(server_base(), smtp_request_timer_cb, req);
 	bufferevent_setcb(req->bev, smtp_request_read_cb,
 			  smtp_request_write_cb, smtp_request_event_cb, req);
-	bufferevent_enable(req->bev, EV_READ | EV_WRITE);
+	/*
+	 * Nothing to write until the reply (smtp_request_done() turns
+	 * writing on): watching an empty output for EPOLLOUT only costs
+	 * two epoll_ctl calls and a wake-up.
+	 */
+	bufferevent_disable(req->bev, EV_WRITE);
+	bufferevent_enable(req->bev, EV_READ);
 	tv.tv_sec = smtp_var.request_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(req->timer, &tv);

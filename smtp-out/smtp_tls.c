@@ -6,6 +6,7 @@
  *	#include "smtp-out.h"
  *
  *	void	smtp_tls_pre_init(void)
+ *	void	smtp_tls_shutdown(void)
  *	int	smtp_tls_level_parse(const char *name)
  *	const char *smtp_tls_level_name(int level)
  *	int	smtp_tls_policy_parse(const char *text,
@@ -26,6 +27,7 @@
  *			const struct smtp_tls_policy *pol)
  *	int	smtp_tls_start(struct smtp_sess *sess, struct strbuf *why)
  *	int	smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
+ *	void	smtp_tls_failed(struct smtp_sess *sess)
  *	void	smtp_tls_outcome(struct smtp_sess *sess, const char *type,
  *			const char *detail)
  *
@@ -33,7 +35,8 @@
  *	smtp_tls_pre_init() sets up OpenSSL, loads the trust anchors
  *	(smtp_tls_CAfile, smtp_tls_CApath) and opens smtp_tls_policy_maps,
  *	while smtp-out is still privileged. A bad level, protocol list,
- *	trust anchor file or table name is fatal.
+ *	trust anchor file or table name is fatal. smtp_tls_shutdown()
+ *	forgets the cached TLS sessions.
  *
  *	Levels: none (never STARTTLS), may (STARTTLS when offered; clear
  *	text when not, or once more after a failed handshake), encrypt
@@ -75,10 +78,21 @@
  *	smtp_tls_start() starts the handshake after "220" to STARTTLS: an
  *	SSL with SNI (smtp_tls_servername), the protocol range and ciphers
  *	of the level, and the names to verify, pushed under the stream.
+ *	It offers the session of the last handshake with the same
+ *	session key (smtp_tls_session_cache_timeout; tls_client.c keeps
+ *	them): the connection cache key, which holds the next hop and the
+ *	whole policy, level and SNI included, plus the server's name,
+ *	address and port. So a session is resumed only for the server
+ *	and the policy its certificate was judged for, and the results
+ *	of that judgement come with it. DANE sessions are not kept: the
+ *	TLSA match is not repeated on resumption.
  *	smtp_tls_check(), once the handshake is done, logs the connection
  *	("Verified TLS connection established to HOST[ADDR]:PORT: TLSv1.3
- *	with cipher ...") and applies the level; -1 with the deferral
- *	reason when the certificate does not satisfy it.
+ *	with cipher ..."; "Verified TLS connection reused to ..." with
+ *	"(resumed)" at the end when a session was resumed, as Postfix)
+ *	and applies the level; -1 with the deferral reason when the
+ *	certificate does not satisfy it. smtp_tls_failed() is told of a
+ *	failed handshake: the offered session, if any, is forgotten.
  *
  *	smtp_tls_outcome() is told the result of every connection whose
  *	policy asked for TLS: "type" is NULL for a session that met it, or
@@ -197,12 +211,20 @@ smtp_tls_pre_init(void)
 		log_fatal("smtp_tls_CAfile/smtp_tls_CApath: %s", buf);
 	if (tls_dane_ctx_enable(smtp_tls_ctx) < 0)
 		log_fatal("cannot enable DANE: %s", tls_errors());
+	tls_client_cache_init(smtp_tls_ctx, smtp_var.tls_sess_timeout);
 	if (*smtp_var.tls_policy_maps) {
 		smtp_tls_policy_map = map_open(smtp_var.tls_policy_maps, err);
 		if (smtp_tls_policy_map == NULL)
 			log_fatal("smtp_tls_policy_maps: %s", err->data);
 	}
 	strbuf_free(err);
+}
+
+/* smtp_tls_shutdown - forget the cached sessions */
+void
+smtp_tls_shutdown(void)
+{
+	tls_client_cache_flush();
 }
 
 /* smtp_tls_policy_init - an empty policy */
@@ -534,6 +556,30 @@ smtp_tls_sni(const struct smtp_sess *sess)
 	return (v);
 }
 
+/* smtp_tls_resume - name the session key; offer a cached session */
+static void
+smtp_tls_resume(struct smtp_sess *sess, SSL *ssl)
+{
+	struct strbuf *sb = strbuf_new(256, 0);
+
+	/* The policy (sess->key) and the server it was applied to. */
+	strbuf_printf(sb, "%s\t%s\t%s\t%u", sess->key, sess->host, sess->addr,
+		      sess->port);
+	if (tls_client_cache_use(ssl, sb->data) && smtp_var.tls_loglevel >= 2)
+		log_info("%s: offering a cached TLS session", sess->relay);
+	strbuf_free(sb);
+}
+
+/* smtp_tls_failed - a failed handshake: forget its session */
+void
+smtp_tls_failed(struct smtp_sess *sess)
+{
+	SSL    *ssl = sess->stream ? tls_stream_ssl(sess->stream) : NULL;
+
+	if (ssl)
+		tls_client_cache_drop(ssl);
+}
+
 /* smtp_tls_start - the handshake, after "220" to STARTTLS */
 int
 smtp_tls_start(struct smtp_sess *sess, struct strbuf *why)
@@ -566,6 +612,8 @@ smtp_tls_start(struct smtp_sess *sess, struct strbuf *why)
 		SSL_free(ssl);
 		return (-1);
 	}
+	if (!sess->dane)
+		smtp_tls_resume(sess, ssl);
 	if (tls_stream_start(sess->stream, ssl, STREAM_TLS_CLIENT) < 0) {
 		strbuf_setf(why, "Cannot start TLS: %s", strerror(errno));
 		return (-1);
@@ -620,9 +668,11 @@ smtp_tls_check(struct smtp_sess *sess, struct strbuf *why)
 	sess->tls_field = strbuf_steal(sb, NULL);
 	strbuf_free(sb);
 	if (smtp_var.tls_loglevel >= 1)
-		log_info("%s TLS connection established to %s: %s",
-			 tls_client_trust_name(sess->tls_trust), sess->relay,
-			 desc);
+		log_info("%s TLS connection %s to %s: %s%s",
+			 tls_client_trust_name(sess->tls_trust),
+			 tls_client_resumed(ssl) ? "reused" : "established",
+			 sess->relay, desc,
+			 tls_client_resumed(ssl) ? " (resumed)" : "");
 	if (smtp_var.tls_loglevel >= 2) {
 		if (tls_client_fingerprint(ssl, smtp_var.tls_fpt_digest,
 					   TLS_FPT_CERT, fp, sizeof(fp)) == 0)

@@ -266,13 +266,38 @@ cleanup_client_read_cb(struct bufferevent *bev, void *ctx)
 	cleanup_client_report(cl, &res);
 }
 
+/*
+ * cleanup_client_push - write what the socket takes now; the write event
+ * only for what is left. Through the event, every piece cost an epoll_ctl
+ * to watch for EPOLLOUT, a loop turn and another epoll_ctl.
+ */
+static void
+cleanup_client_push(struct cleanup_client *cl)
+{
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+
+	if (evbuffer_get_length(out) == 0)
+		return;
+	if (!(bufferevent_get_enabled(cl->bev) & EV_WRITE)) {
+		/* The bufferevent keeps its output's start frozen. */
+		evbuffer_unfreeze(out, 1);
+		(void) evbuffer_write(out, bufferevent_getfd(cl->bev));
+		evbuffer_freeze(out, 1);
+	}
+	/* Left over, or an error for the event to report. */
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(cl->bev, EV_WRITE);
+}
+
 /* cleanup_client_write_cb - output drained below the low-water mark */
 static void
-cleanup_client_write_cb(struct bufferevent *unused_bev, void *ctx)
+cleanup_client_write_cb(struct bufferevent *bev, void *ctx)
 {
 	struct cleanup_client *cl = ctx;
 
-	(void) unused_bev;
+	/* All out: the next piece is written at once again. */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
 	if (cl->state == CL_STREAM)
 		evtimer_del(cl->timer);
 	if (cl->state != CL_OVER && cl->drain)
@@ -322,8 +347,11 @@ cleanup_client_open(struct event_base *base, int fd,
 	bufferevent_setcb(cl->bev, cleanup_client_read_cb,
 			  cleanup_client_write_cb, cleanup_client_event_cb, cl);
 	bufferevent_setwatermark(cl->bev, EV_WRITE, CLEANUP_CLIENT_LOWAT, 0);
+	/* Writing is on by default; cleanup_client_push() turns it on. */
+	bufferevent_disable(cl->bev, EV_WRITE);
 	bufferevent_write(cl->bev, envelope->data, envelope->len);
-	bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
+	cleanup_client_push(cl);
+	bufferevent_enable(cl->bev, EV_READ);
 	cleanup_client_arm(cl);
 	return (cl);
 }
@@ -347,6 +375,7 @@ cleanup_client_write(struct cleanup_client *cl, const void *data, size_t len)
 		p += n;
 		len -= n;
 	}
+	cleanup_client_push(cl);
 }
 
 /* cleanup_client_finish - trailer, end of content; wait for the verdict */
@@ -358,6 +387,7 @@ cleanup_client_finish(struct cleanup_client *cl, const struct strbuf *trailer)
 	if (trailer != NULL && trailer->len > 0)
 		bufferevent_write(cl->bev, trailer->data, trailer->len);
 	bufferevent_write(cl->bev, "\n", 1);
+	cleanup_client_push(cl);
 	cl->state = CL_WAIT_DONE;
 	cleanup_client_arm(cl);
 }

@@ -230,6 +230,8 @@ const struct conf_param conf_params[] = {
 	"0: no TLS log lines; 1: one line per TLS connection; 2: also certificate fingerprints"},
 	{"smtp_starttls_timeout", CONF_TIME, "300s",
 	"how long smtp-out waits for the STARTTLS reply and for the TLS handshake"},
+	{"smtp_tls_session_cache_timeout", CONF_TIME, "3600s",
+	"how long smtp-out keeps a TLS session to resume it on the next connection (0: no resumption)"},
 	{"smtp_sasl_auth_enable", CONF_BOOL, "no",
 	"authenticate to servers that smtp_sasl_password_maps has credentials for"},
 	{"smtp_sasl_password_maps", CONF_STR, "",
@@ -258,6 +260,12 @@ const struct conf_param conf_params[] = {
 	"organization-name in TLS-RPT reports"},
 	{"smtp_tls_rpt_contact", CONF_STR, "postmaster@$mydomain",
 	"contact-info in TLS-RPT reports"},
+	{"smtp_tls_rpt_sender", CONF_STR, "postmaster@$mydomain",
+	"envelope sender and From: of TLS-RPT reports sent by mail"},
+	{"smtp_tls_rpt_CAfile", CONF_STR, "$smtp_mta_sts_CAfile",
+	"CA certificates that https: rua= report receivers are verified with"},
+	{"smtp_tls_rpt_store_lifetime", CONF_TIME, "7d",
+	"how long the TLS-RPT store keeps a day's records after the day ended"},
 
 	/* smtpd: queue space. */
 	{"queue_minfree", CONF_SIZE, "0",
@@ -435,6 +443,7 @@ const struct conf_bound conf_bounds[] = {
 	{"smtp_request_timeout", 1, 86400},
 	{"smtp_tls_loglevel", 0, 4},
 	{"smtp_starttls_timeout", 1, 86400},
+	{"smtp_tls_session_cache_timeout", 0, 8640000},
 	{"smtp_mta_sts_port", 1, 65535},
 	{"smtp_mta_sts_timeout", 1, 3600},
 };

@@ -52,6 +52,8 @@
  *	int	qfile_move(const char *queue_dir, const char *from,
  *			const char *to, const char *id)
  *	int	qfile_queue_valid(const char *queue)
+ *	int	qfile_release(const char *queue_dir, const char *queue,
+ *			const char *id)
  *
  * DESCRIPTION
  *	The record format is in qfile.h.
@@ -153,6 +155,19 @@
  *	It returns 0, or -1 when "buf" is too small. qfile_id_valid() is 1
  *	for a well-formed ID (also safe as a file name), else 0.
  *
+ *	qfile_release() disposes of the file of a message that is done
+ *	(qmgr): it is renamed into free/ under its old name and emptied,
+ *	while free/ holds fewer than QFILE_FREE_MAX files (counted at most
+ *	once a second, and counted up in between), else removed. 0, or -1
+ *	with errno. qfile_create() takes a file from free/ before it makes
+ *	a new one: renamed to a new name in tmp/ and opened with O_TRUNC,
+ *	it becomes the next message's file, with the same inode and so a
+ *	new queue ID (a different time). That spares the inode allocation
+ *	of a create, which on ext4 without a journal scans every inode
+ *	freed in the last seconds (docs/decisions.md "Queue files are
+ *	recycled"). Only regular files with one link are taken; a file is
+ *	in one folder at a time, so nothing else sees it change.
+ *
  *	qfile_path() returns "queue_dir/queue/id" (the caller frees it).
  *	qfile_move() renames a file from one queue to another; 0, or -1 with
  *	errno (EINVAL for a bad queue name or ID). qfile_queue_valid() is 1
@@ -171,8 +186,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +216,7 @@ const struct qfile_dir qfile_dirs[] = {
 	{"corrupt", 0700, 1},
 	{"history", 0700, 1},
 	{"data", 0700, 1},		/* MTA-STS cache, TLS-RPT store */
+	{"free", 0700, 1},		/* done files kept for reuse */
 	{"private", 0700, 1},
 	{"public", 0711, 1},		/* local users reach public/sendmail */
 	{"maildrop", 03733, 1},
@@ -588,6 +606,136 @@ qfile_move(const char *queue_dir, const char *from, const char *to,
 	return (ret);
 }
 
+#define QFILE_FREE_MAX		512	/* files kept in free/ */
+#define QFILE_FREE_BATCH	128	/* names read from free/ at once */
+
+/* The names in free/ one process knows of, and whom they are for. */
+static pthread_mutex_t qfile_free_lock = PTHREAD_MUTEX_INITIALIZER;
+static char (*qfile_free_names)[QFILE_ID_MAX];
+static size_t qfile_free_count;
+static size_t qfile_free_next;
+static struct timeval qfile_free_empty;	/* free/ was last found empty */
+
+/* qfile_free_fill - read names from free/; how many */
+static size_t
+qfile_free_fill(const char *queue_dir)
+{
+	struct timeval now;
+	struct dirent *de;
+	char   *dir;
+	DIR    *d;
+
+	/* An empty pool is looked at again after 100 ms, not every time. */
+	gettimeofday(&now, NULL);
+	if ((now.tv_sec - qfile_free_empty.tv_sec) * 1000000L
+	    + (now.tv_usec - qfile_free_empty.tv_usec) < 100000L)
+		return (0);
+	if (qfile_free_names == NULL)
+		qfile_free_names = xcalloc(QFILE_FREE_BATCH,
+					   sizeof(*qfile_free_names));
+	qfile_free_count = qfile_free_next = 0;
+	dir = qfile_path(queue_dir, QUEUE_FREE, "");
+	if ((d = opendir(dir)) != NULL) {
+		while (qfile_free_count < QFILE_FREE_BATCH
+		       && (de = readdir(d)) != NULL)
+			if (qfile_id_valid(de->d_name)
+			    && strlen(de->d_name) < QFILE_ID_MAX)
+				strcpy(qfile_free_names[qfile_free_count++],
+				       de->d_name);
+		closedir(d);
+	}
+	free(dir);
+	if (qfile_free_count == 0)
+		qfile_free_empty = now;
+	return (qfile_free_count);
+}
+
+/*
+ * qfile_free_take - a file of free/ renamed to "path" and opened, emptied:
+ * its descriptor, or -1 when free/ has none.
+ */
+static int
+qfile_free_take(const char *queue_dir, const char *path)
+{
+	struct stat st;
+	char   *src;
+	int     fd = -1;
+	int     filled = 0;
+
+	pthread_mutex_lock(&qfile_free_lock);
+	while (fd < 0 && (qfile_free_next < qfile_free_count
+			  || (!filled++ && qfile_free_fill(queue_dir) > 0))) {
+		src = qfile_path(queue_dir, QUEUE_FREE,
+				 qfile_free_names[qfile_free_next++]);
+		if (rename(src, path) == 0) {
+			fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW
+				  | O_CLOEXEC);
+			if (fd >= 0 && (fstat(fd, &st) < 0
+					|| !S_ISREG(st.st_mode)
+					|| st.st_nlink != 1)) {
+				(void) close(fd);
+				fd = -1;
+			}
+			if (fd < 0)
+				(void) unlink(path);
+		}
+		/* ENOENT: another cleanup took it. */
+		free(src);
+	}
+	pthread_mutex_unlock(&qfile_free_lock);
+	return (fd);
+}
+
+/* qfile_release - a done message's file goes to free/, or is removed */
+int
+qfile_release(const char *queue_dir, const char *queue, const char *id)
+{
+	static long counted_at;
+	static long kept;
+	struct dirent *de;
+	char   *src;
+	char   *dst;
+	DIR    *d;
+	int     ret;
+	int     saved;
+
+	if (!qfile_queue_valid(queue) || !qfile_id_valid(id)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	src = qfile_path(queue_dir, queue, id);
+	if (counted_at != (long) time(NULL)) {
+		counted_at = (long) time(NULL);
+		kept = 0;
+		dst = qfile_path(queue_dir, QUEUE_FREE, "");
+		if ((d = opendir(dst)) != NULL) {
+			while ((de = readdir(d)) != NULL && kept < QFILE_FREE_MAX)
+				kept += de->d_name[0] != '.';
+			closedir(d);
+		} else
+			kept = QFILE_FREE_MAX;
+		free(dst);
+	}
+	ret = -1;
+	if (kept < QFILE_FREE_MAX) {
+		dst = qfile_path(queue_dir, QUEUE_FREE, id);
+		if ((ret = rename(src, dst)) == 0) {
+			kept++;
+			/* Delivered content does not linger in the pool. */
+			(void) truncate(dst, 0);
+		}
+		saved = errno;
+		free(dst);
+		errno = saved;
+	}
+	if (ret < 0 && errno != ENOENT)
+		ret = unlink(src);
+	saved = errno;
+	free(src);
+	errno = saved;
+	return (ret);
+}
+
 /* qfile_create - open a new queue file in tmp/ */
 struct qfile_out *
 qfile_create(const char *queue_dir, struct strbuf *err)
@@ -610,6 +758,8 @@ qfile_create(const char *queue_dir, struct strbuf *err)
 		snprintf(path, plen, "%s/" QUEUE_TMP "/%ld.%ld.%ld.%lu", queue_dir,
 			 (long) getpid(), (long) tv.tv_sec, (long) tv.tv_usec,
 			 __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+		if (tries == 0 && (fd = qfile_free_take(queue_dir, path)) >= 0)
+			break;
 		fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (fd >= 0 || errno != EEXIST)
 			break;

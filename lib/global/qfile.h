@@ -83,6 +83,7 @@ struct strbuf;
 #define QUEUE_DEFERRED	"deferred"
 #define QUEUE_HOLD	"hold"
 #define QUEUE_CORRUPT	"corrupt"
+#define QUEUE_FREE	"free"		/* done files kept for reuse */
 extern const char *const qfile_queues[];	/* NULL terminated, no tmp */
 
 /* Every folder of queue_directory, as master makes it. */
@@ -168,6 +169,7 @@ extern int qfile_set_status(int, off_t, int);
 extern int qfile_mark(int, off_t, int, int);
 extern int qfile_lock(int, int);
 extern int qfile_committed(const char *);
+extern int qfile_release(const char *, const char *, const char *);
 
 #define QFILE_LOCK_SHARED	0	/* a delivery agent or bounce */
 #define QFILE_LOCK_TRY		1	/* qmgr: is anyone working on it? */

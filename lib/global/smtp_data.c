@@ -47,6 +47,7 @@
  */
 
 #include <stddef.h>
+#include <string.h>
 
 #include "smtp_data.h"
 
@@ -97,22 +98,53 @@ smtp_data_bare(struct smtp_data *sd, const char *raw)
 		smtp_data_out(sd, "\r\n", 2);
 }
 
-/* smtp_data_text - the bytes up to the next CR or LF; bytes taken */
+/*
+ * smtp_data_text - inside a line: the text, and the whole lines after it
+ * that need no change, as one piece; bytes taken. It stops before a line
+ * that starts with a dot (DOT mode), at a CR it cannot pair with an LF
+ * yet, at a bare CR or LF, and at the end of the input. memchr() finds
+ * the line ends: a byte at a time, the scan was a tenth of smtpd's CPU
+ * on 100 KiB messages.
+ */
 static size_t
 smtp_data_text(struct smtp_data *sd, const char *p, size_t n)
 {
-	size_t  j;
+	const char *cr;
+	const char *lf;
+	size_t  j = 0;			/* start of the current line */
+	size_t  e;
 
-	for (j = 0; j < n && p[j] != '\r' && p[j] != '\n'; j++)
-		 /* void */ ;
-	smtp_data_out(sd, p, j);
-	if (j == n)
-		return (j);
-	if (p[j] == '\r')
-		sd->state = SMTP_DATA_CR;
-	else
-		smtp_data_bare(sd, "\n");	/* not a line end for dots */
-	return (j + 1);
+	for (;;) {
+		cr = memchr(p + j, '\r', n - j);
+		e = cr ? (size_t) (cr - p) : n;
+		if ((lf = memchr(p + j, '\n', e - j)) != NULL) {
+			e = (size_t) (lf - p);
+			smtp_data_out(sd, p, e);
+			smtp_data_bare(sd, "\n");	/* not a line end for dots */
+			return (e + 1);
+		}
+		if (e == n) {
+			smtp_data_out(sd, p, n);
+			return (n);
+		}
+		if (e + 1 == n || p[e + 1] != '\n') {
+			/* CR at the end, or bare: the CR state decides. */
+			smtp_data_out(sd, p, e);
+			sd->state = SMTP_DATA_CR;
+			return (e + 1);
+		}
+		/* CRLF, a line end, as it came. */
+		j = e + 2;
+		if (sd->mode == SMTP_DATA_DOT && (j == n || p[j] == '.')) {
+			smtp_data_out(sd, p, j);
+			sd->state = SMTP_DATA_BOL;
+			return (j);
+		}
+		if (j == n) {
+			smtp_data_out(sd, p, j);
+			return (j);
+		}
+	}
 }
 
 /* smtp_data_scan - run content through the scanner; bytes taken */

@@ -11,6 +11,14 @@
  *			const char *day, const struct tlsrpt_org *org,
  *			size_t *count, struct strbuf *err)
  *	int	tlsrpt_day_parse(const char *day, time_t *start)
+ *	int	tlsrpt_rua_parse(const char *txt, struct strbuf *uris)
+ *	int	tlsrpt_sent_check(const char *dir, const char *day,
+ *			const char *domain, const char *uri)
+ *	int	tlsrpt_sent_mark(const char *dir, const char *day,
+ *			const char *domain, const char *uri,
+ *			struct strbuf *err)
+ *	int	tlsrpt_expire(const char *dir, long lifetime, time_t now,
+ *			size_t *removed)
  *
  * DESCRIPTION
  *	tlsrpt_record() appends one outcome to the store: DIR/YYYY-MM-DD
@@ -28,11 +36,26 @@
  *	sending and receiving address, MX host and reason. The file name
  *	is "SENDER!DOMAIN!BEGIN!END.json" (RFC 8460 section 5.1, times in
  *	seconds since the epoch), written under a temporary name and
- *	renamed. "count" gets the number of reports. A day without a store
+ *	renamed. "count" gets the number of reports; "written" (NULL is
+ *	fine) gets the policy domain of each, one a line. A day without a store
  *	file writes nothing and is not an error. 0, or -1 with the reason.
  *
  *	tlsrpt_day_parse() turns "YYYY-MM-DD" into the UTC time of its
  *	start; 0 or -1.
+ *
+ *	tlsrpt_rua_parse() reads one _smtp._tls TXT record (RFC 8460
+ *	section 3): "v=TLSRPTv1" first, then a "rua" field whose
+ *	comma-separated URIs are put into "uris", one a line (only
+ *	mailto: and https: ones). 0 with at least one URI, or -1.
+ *
+ *	tlsrpt_sent_check() says whether the report of "domain" for "day"
+ *	went to "uri" (1) or not (0), from DIR/DAY.sent; tlsrpt_sent_mark()
+ *	records that it did (one O_APPEND write of "domain uri"), 0 or -1.
+ *
+ *	tlsrpt_expire() removes the store files (DIR/YYYY-MM-DD and
+ *	DIR/YYYY-MM-DD.sent) of days that ended more than "lifetime"
+ *	seconds before "now"; "removed" gets how many. 0, or -1 when the
+ *	folder cannot be read (a missing one is fine).
  *
  * SEE ALSO
  *	RFC 8460, mta_sts.c, smtp-out(8), sendarix(1) "tlsrpt"
@@ -40,11 +63,13 @@
 
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -339,7 +364,7 @@ out:
 int
 tlsrpt_report(const char *dir, const char *outdir, const char *day,
 	              const struct tlsrpt_org *org, size_t *count,
-	              struct strbuf *err)
+	              struct strbuf *written, struct strbuf *err)
 {
 	json_t *domains = json_object();
 	json_t *ev;
@@ -405,10 +430,163 @@ tlsrpt_report(const char *dir, const char *outdir, const char *day,
 		    < 0)
 			goto out;
 		(*count)++;
+		if (written)
+			strbuf_printf(written, "%s\n", domain);
 	}
 	rc = 0;
 out:
 	json_decref(domains);
 	strbuf_free(path);
 	return (rc);
+}
+
+/* tlsrpt_rua_parse - the rua URIs of a _smtp._tls TXT record */
+int
+tlsrpt_rua_parse(const char *txt, struct strbuf *uris)
+{
+	const char *p = txt;
+	const char *end;
+	const char *u;
+	size_t  n;
+	size_t  found = 0;
+	int     first = 1;
+
+	strbuf_reset(uris);
+	while (*p) {
+		p += strspn(p, " \t");
+		end = p + strcspn(p, ";");
+		n = (size_t) (end - p);
+		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (first) {
+			if (n != 10 || strncmp(p, "v=TLSRPTv1", 10) != 0)
+				return (-1);
+			first = 0;
+		} else if (n > 4 && strncasecmp(p, "rua", 3) == 0
+			   && (p[3] == '=' || p[3] == ' ' || p[3] == '\t')) {
+			u = p + 3 + strspn(p + 3, " \t");
+			if (*u++ != '=')
+				return (-1);
+			while (u < p + n) {
+				size_t  k;
+
+				u += strspn(u, " \t");
+				k = strcspn(u, ",");
+				if (u + k > p + n)
+					k = (size_t) (p + n - u);
+				while (k && (u[k - 1] == ' ' || u[k - 1] == '\t'))
+					k--;
+				if ((k > 7 && strncasecmp(u, "mailto:", 7) == 0)
+				    || (k > 8 && strncasecmp(u, "https://", 8)
+					== 0)) {
+					strbuf_append(uris, u, k);
+					strbuf_append(uris, "\n", 1);
+					found++;
+				}
+				u += strcspn(u, ",");
+				if (*u == ',')
+					u++;
+			}
+		}
+		p = *end ? end + 1 : end;
+	}
+	return (found ? 0 : -1);
+}
+
+/* tlsrpt_sent_path - DIR/DAY.sent */
+static void
+tlsrpt_sent_path(struct strbuf *path, const char *dir, const char *day)
+{
+	strbuf_setf(path, "%s/%s.sent", dir, day);
+}
+
+/* tlsrpt_sent_check - did the report of domain go to uri? */
+int
+tlsrpt_sent_check(const char *dir, const char *day, const char *domain,
+		          const char *uri)
+{
+	struct strbuf *path = strbuf_new(256, 0);
+	struct strbuf *want = strbuf_new(256, 0);
+	char   *line = NULL;
+	size_t  cap = 0;
+	ssize_t n;
+	FILE   *fp;
+	int     found = 0;
+
+	tlsrpt_sent_path(path, dir, day);
+	strbuf_setf(want, "%s %s\n", domain, uri);
+	if ((fp = fopen(STRBUF_STR(path), "r")) != NULL) {
+		while (!found && (n = getline(&line, &cap, fp)) > 0)
+			found = strcmp(line, STRBUF_STR(want)) == 0;
+		free(line);
+		(void) fclose(fp);
+	}
+	strbuf_free(path);
+	strbuf_free(want);
+	return (found);
+}
+
+/* tlsrpt_sent_mark - remember that the report of domain went to uri */
+int
+tlsrpt_sent_mark(const char *dir, const char *day, const char *domain,
+		         const char *uri, struct strbuf *err)
+{
+	struct strbuf *path = strbuf_new(256, 0);
+	struct strbuf *line = strbuf_new(256, 0);
+	ssize_t n;
+	int     fd;
+	int     rc = -1;
+
+	tlsrpt_sent_path(path, dir, day);
+	strbuf_setf(line, "%s %s\n", domain, uri);
+	if ((fd = open(STRBUF_STR(path), O_WRONLY | O_APPEND | O_CREAT, 0600))
+	    < 0) {
+		strbuf_setf(err, "open %s: %s", STRBUF_STR(path),
+			    strerror(errno));
+		goto out;
+	}
+	n = write(fd, STRBUF_STR(line), STRBUF_LEN(line));
+	if (fsync(fd) < 0 || close(fd) < 0 || n != (ssize_t) STRBUF_LEN(line)) {
+		strbuf_setf(err, "write %s: %s", STRBUF_STR(path),
+			    n < 0 ? strerror(errno) : "short write");
+		goto out;
+	}
+	rc = 0;
+out:
+	strbuf_free(path);
+	strbuf_free(line);
+	return (rc);
+}
+
+/* tlsrpt_expire - remove the store files of old days */
+int
+tlsrpt_expire(const char *dir, long lifetime, time_t now, size_t *removed)
+{
+	struct strbuf *path = strbuf_new(256, 0);
+	struct dirent *de;
+	char    day[11];
+	time_t  start;
+	DIR    *d;
+
+	*removed = 0;
+	if ((d = opendir(dir)) == NULL) {
+		strbuf_free(path);
+		return (errno == ENOENT ? 0 : -1);
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strlen(de->d_name) < 10)
+			continue;
+		memcpy(day, de->d_name, 10);
+		day[10] = 0;
+		if ((de->d_name[10] != 0 && strcmp(de->d_name + 10, ".sent") != 0)
+		    || tlsrpt_day_parse(day, &start) < 0
+		    || start + 86400 + lifetime > now)
+			continue;
+		strbuf_setf(path, "%s/%s", dir, de->d_name);
+		if (unlink(STRBUF_STR(path)) == 0)
+			(*removed)++;
+	}
+	(void) closedir(d);
+	strbuf_free(path);
+	return (0);
 }

@@ -37,7 +37,13 @@ extern int tlsrpt_record(const char *, const struct tlsrpt_event *, time_t,
 			         struct strbuf *);
 extern int tlsrpt_report(const char *, const char *, const char *,
 			         const struct tlsrpt_org *, size_t *,
-			         struct strbuf *);
+			         struct strbuf *, struct strbuf *);
 extern int tlsrpt_day_parse(const char *, time_t *);
+extern int tlsrpt_rua_parse(const char *, struct strbuf *);
+extern int tlsrpt_sent_check(const char *, const char *, const char *,
+			             const char *);
+extern int tlsrpt_sent_mark(const char *, const char *, const char *,
+			            const char *, struct strbuf *);
+extern int tlsrpt_expire(const char *, long, time_t, size_t *);
 
 #endif

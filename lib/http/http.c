@@ -9,6 +9,10 @@
  *	struct http_req *http_get(const char *url,
  *			const struct http_opts *opts, http_callback cb,
  *			void *ctx)
+ *	struct http_req *http_post(const char *url, const char *ctype,
+ *			const void *body, size_t len,
+ *			const struct http_opts *opts, http_callback cb,
+ *			void *ctx)
  *	void	http_cancel(struct http_req *req)
  *	size_t	http_count(void)
  *	void	http_free(void)
@@ -42,6 +46,10 @@
  *	the event loop (never inside http_get()), unless the request is
  *	cancelled first. result->error is "" when a response came (of any
  *	status), else why not (the libcurl error text).
+ *
+ *	http_post() is http_get() with a POST of "len" bytes of "body"
+ *	(copied) as media type "ctype" (RFC 8460 section 5.4 report
+ *	uploads); the same rules, options and callback.
  *
  *	http_cancel() abandons a request (NULL is fine); its callback is
  *	not called. A handle is invalid once its callback has started.
@@ -83,6 +91,7 @@
 struct http_req {
 	CURL   *easy;
 	struct curl_slist *resolve;
+	struct curl_slist *headers;	/* POST: Content-Type */
 	struct strbuf *body;
 	size_t  max_bytes;
 	int     too_big;
@@ -125,6 +134,7 @@ http_req_free(struct http_req *req)
 		curl_easy_cleanup(req->easy);
 	}
 	curl_slist_free_all(req->resolve);
+	curl_slist_free_all(req->headers);
 	strbuf_free(req->body);
 	if (req->early)
 		event_free(req->early);
@@ -411,10 +421,32 @@ http_setup(struct http_req *req, const char *url,
 	return (0);
 }
 
-/* http_get - start one GET */
-struct http_req *
-http_get(const char *url, const struct http_opts *opts, http_callback cb,
-	         void *ctx)
+/* http_post_setup - the POST body and its media type; 0 or -1 */
+static int
+http_post_setup(struct http_req *req, const char *ctype, const void *body,
+		        size_t len)
+{
+	struct strbuf *hdr = strbuf_new(128, 0);
+	int     rc = 0;
+
+	strbuf_setf(hdr, "Content-Type: %s", ctype);
+	if ((req->headers = curl_slist_append(NULL, STRBUF_STR(hdr))) == NULL
+	    || curl_easy_setopt(req->easy, CURLOPT_POST, 1L) != CURLE_OK
+	    || curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+				(curl_off_t) len) != CURLE_OK
+	    || curl_easy_setopt(req->easy, CURLOPT_COPYPOSTFIELDS, body)
+	    != CURLE_OK
+	    || curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers)
+	    != CURLE_OK)
+		rc = -1;
+	strbuf_free(hdr);
+	return (rc);
+}
+
+/* http_start - start one GET, or a POST when ctype is not NULL */
+static struct http_req *
+http_start(const char *url, const char *ctype, const void *body, size_t len,
+	           const struct http_opts *opts, http_callback cb, void *ctx)
 {
 	struct http_req *req;
 	struct timeval tv = {0, 0};
@@ -436,7 +468,8 @@ http_get(const char *url, const struct http_opts *opts, http_callback cb,
 		req->early_why = xstrdup("not an https:// URL");
 	else if ((req->easy = curl_easy_init()) == NULL)
 		req->early_why = xstrdup("cannot start a transfer");
-	else if (http_setup(req, url, opts) < 0)
+	else if (http_setup(req, url, opts) < 0
+		 || (ctype && http_post_setup(req, ctype, body, len) < 0))
 		req->early_why = xstrdup("cannot set up the transfer");
 	else if (curl_multi_add_handle(http_multi, req->easy) != CURLM_OK)
 		req->early_why = xstrdup("cannot add the transfer");
@@ -451,6 +484,22 @@ http_get(const char *url, const struct http_opts *opts, http_callback cb,
 		evtimer_add(req->early, &tv);
 	}
 	return (req);
+}
+
+/* http_get - start one GET */
+struct http_req *
+http_get(const char *url, const struct http_opts *opts, http_callback cb,
+	         void *ctx)
+{
+	return (http_start(url, NULL, NULL, 0, opts, cb, ctx));
+}
+
+/* http_post - start one POST */
+struct http_req *
+http_post(const char *url, const char *ctype, const void *body, size_t len,
+	          const struct http_opts *opts, http_callback cb, void *ctx)
+{
+	return (http_start(url, ctype, body, len, opts, cb, ctx));
 }
 
 /* http_cancel - abandon a request */

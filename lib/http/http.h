@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 /*
- * Asynchronous HTTPS GET through libcurl's multi interface, driven by the
+ * Asynchronous HTTPS GET and POST through libcurl's multi interface, driven by the
  * process's libevent loop; a request never blocks the loop. See http.c.
  */
 
@@ -33,6 +33,9 @@ extern int http_init(struct event_base *);
 extern int http_set_ca(const char *, const char *);
 extern struct http_req *http_get(const char *, const struct http_opts *,
 				         http_callback, void *);
+extern struct http_req *http_post(const char *, const char *, const void *,
+				          size_t, const struct http_opts *,
+				          http_callback, void *);
 extern void http_cancel(struct http_req *);
 extern size_t http_count(void);
 extern void http_free(void);

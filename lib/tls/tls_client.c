@@ -22,6 +22,12 @@
  *	int	tls_client_pin_match(SSL *ssl, const char *digest,
  *			const char *pins)
  *
+ *	void	tls_client_cache_init(SSL_CTX *ctx, long timeout)
+ *	int	tls_client_cache_use(SSL *ssl, const char *key)
+ *	void	tls_client_cache_drop(SSL *ssl)
+ *	int	tls_client_resumed(SSL *ssl)
+ *	void	tls_client_cache_flush(void)
+ *
  * DESCRIPTION
  *	tls_client_ctx_new() makes the one client context of a process
  *	(call tls_init() first): trust anchors from "CAfile" and "CApath"
@@ -63,6 +69,24 @@
  *	blanks, commas or "|"; colons and case do not matter) is the
  *	fingerprint of the certificate or of its public key, else 0.
  *
+ *	Session resumption, in memory (one long-lived client process):
+ *	tls_client_cache_init() turns it on for "ctx", sessions kept
+ *	"timeout" seconds (0: off). It asks OpenSSL for every new session
+ *	(SSL_SESS_CACHE_CLIENT with SSL_SESS_CACHE_NO_INTERNAL_STORE and a
+ *	new-session callback, so TLS 1.3 tickets that come after the
+ *	handshake are kept too) and keeps the newest per key, at most
+ *	TLS_CLIENT_CACHE_MAX of them, the least recently used going first.
+ *	tls_client_cache_use() names the key of an SSL before its handshake
+ *	and sets the cached session of that key on it, if one is alive (1,
+ *	else 0). The key must say everything a session may be used for:
+ *	the server and the policy the certificate was judged by. Each
+ *	session carries the results of the certificate checks of its full
+ *	handshake, which a resumed handshake does not repeat; after one,
+ *	tls_client_trust() and friends give those results.
+ *	tls_client_cache_drop() forgets the session of an SSL's key (a
+ *	handshake that failed). tls_client_resumed() says whether the
+ *	handshake resumed a session. tls_client_cache_flush() frees all.
+ *
  * SEE ALSO
  *	tls.h, RFC 6125, Postfix TLS_README "Server certificate verification"
  */
@@ -74,6 +98,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -84,14 +109,37 @@
 #include "tls.h"
 #include "tls_client.h"
 
-/* What the verify callback learnt about one connection. */
-struct tls_client_state {
+/* What the certificate checks found: by the verify callback, or saved. */
+struct tls_client_result {
 	int     chain_err;		/* first chain error; 0 none */
 	int     name_err;		/* the host name check failed */
+};
+
+/* One connection. */
+struct tls_client_state {
+	struct tls_client_result live;	/* this handshake's checks */
+	struct tls_client_result saved;	/* those of the offered session */
+	int     offered;		/* a cached session was set */
 	int     names;			/* names were given */
+	char   *key;			/* session cache key; NULL none */
+};
+
+/* One cached session. */
+struct tls_client_sess {
+	struct tls_client_sess *next;	/* most recently used first */
+	struct tls_client_sess *prev;
+	char   *key;
+	SSL_SESSION *session;
+	time_t  expires;
+	struct tls_client_result res;
 };
 
 static int tls_client_index = -1;
+
+static struct tls_client_sess *tls_client_cache_head;
+static struct tls_client_sess *tls_client_cache_tail;
+static size_t tls_client_cache_count;
+static long tls_client_cache_timeout;
 
 /* The options that exclude one protocol version. */
 #define TLS_CLIENT_NO_OPS	(SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 \
@@ -108,6 +156,8 @@ tls_client_state_free(void *unused_parent, void *ptr,
 	(void) unused_idx;
 	(void) unused_argl;
 	(void) unused_argp;
+	if (ptr)
+		OPENSSL_free(((struct tls_client_state *) ptr)->key);
 	OPENSSL_free(ptr);
 }
 
@@ -137,9 +187,9 @@ tls_client_verify_cb(int ok, X509_STORE_CTX *store)
 	if (st) {
 		if (err == X509_V_ERR_HOSTNAME_MISMATCH
 		    || err == X509_V_ERR_IP_ADDRESS_MISMATCH)
-			st->name_err = 1;
-		else if (st->chain_err == 0)
-			st->chain_err = err ? err : X509_V_ERR_UNSPECIFIED;
+			st->live.name_err = 1;
+		else if (st->live.chain_err == 0)
+			st->live.chain_err = err ? err : X509_V_ERR_UNSPECIFIED;
 	}
 	return (1);
 }
@@ -325,14 +375,28 @@ tls_client_ssl_new(SSL_CTX *ctx, const char *sni, const char *protocols,
 	return (ssl);
 }
 
+/* tls_client_result - the checks of this handshake, or of the resumed one */
+static const struct tls_client_result *
+tls_client_result(SSL *ssl)
+{
+	struct tls_client_state *st = tls_client_state(ssl);
+
+	if (st == NULL)
+		return (NULL);
+	/* A resumed handshake verifies nothing: the session's results. */
+	if (st->offered && SSL_session_reused(ssl))
+		return (&st->saved);
+	return (&st->live);
+}
+
 /* tls_client_chain_ok - the chain was verified */
 int
 tls_client_chain_ok(SSL *ssl)
 {
-	struct tls_client_state *st = tls_client_state(ssl);
+	const struct tls_client_result *r = tls_client_result(ssl);
 
-	return (st && SSL_get0_peer_certificate(ssl) != NULL
-		&& st->chain_err == 0);
+	return (r && SSL_get0_peer_certificate(ssl) != NULL
+		&& r->chain_err == 0);
 }
 
 /* tls_client_name_ok - and it carried one of the names */
@@ -340,30 +404,31 @@ int
 tls_client_name_ok(SSL *ssl)
 {
 	struct tls_client_state *st = tls_client_state(ssl);
+	const struct tls_client_result *r = tls_client_result(ssl);
 
-	return (tls_client_chain_ok(ssl) && st->names && !st->name_err);
+	return (tls_client_chain_ok(ssl) && st->names && !r->name_err);
 }
 
 /* tls_client_chain_error - the first chain error, X509_V_ERR_* */
 int
 tls_client_chain_error(SSL *ssl)
 {
-	struct tls_client_state *st = tls_client_state(ssl);
+	const struct tls_client_result *r = tls_client_result(ssl);
 
-	return (st ? st->chain_err : 0);
+	return (r ? r->chain_err : 0);
 }
 
 /* tls_client_verify_error - why the chain was not verified */
 const char *
 tls_client_verify_error(SSL *ssl)
 {
-	struct tls_client_state *st = tls_client_state(ssl);
+	const struct tls_client_result *r = tls_client_result(ssl);
 
 	if (SSL_get0_peer_certificate(ssl) == NULL)
 		return ("no server certificate");
-	if (st && st->chain_err)
-		return (X509_verify_cert_error_string(st->chain_err));
-	if (st && st->name_err)
+	if (r && r->chain_err)
+		return (X509_verify_cert_error_string(r->chain_err));
+	if (r && r->name_err)
 		return ("certificate name mismatch");
 	return ("ok");
 }
@@ -475,4 +540,177 @@ tls_client_pin_match(SSL *ssl, const char *digest, const char *pins)
 			return (1);
 		p += len;
 	}
+}
+
+/* tls_client_cache_unlink - take an entry out of the list */
+static void
+tls_client_cache_unlink(struct tls_client_sess *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		tls_client_cache_head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		tls_client_cache_tail = e->prev;
+	e->next = e->prev = NULL;
+}
+
+/* tls_client_cache_front - make an entry the most recently used */
+static void
+tls_client_cache_front(struct tls_client_sess *e)
+{
+	e->next = tls_client_cache_head;
+	e->prev = NULL;
+	if (tls_client_cache_head)
+		tls_client_cache_head->prev = e;
+	else
+		tls_client_cache_tail = e;
+	tls_client_cache_head = e;
+}
+
+/* tls_client_cache_free - forget one entry */
+static void
+tls_client_cache_free(struct tls_client_sess *e)
+{
+	tls_client_cache_unlink(e);
+	SSL_SESSION_free(e->session);
+	OPENSSL_free(e->key);
+	OPENSSL_free(e);
+	tls_client_cache_count--;
+}
+
+/* tls_client_cache_find - the live entry of a key; expired ones go */
+static struct tls_client_sess *
+tls_client_cache_find(const char *key)
+{
+	struct tls_client_sess *e;
+	time_t  now = time(NULL);
+
+	for (e = tls_client_cache_head; e; e = e->next) {
+		if (strcmp(e->key, key) != 0)
+			continue;
+		if (now >= e->expires || !SSL_SESSION_is_resumable(e->session)
+		    || now >= (time_t) (SSL_SESSION_get_time(e->session)
+					+ SSL_SESSION_get_timeout(e->session))) {
+			tls_client_cache_free(e);
+			return (NULL);
+		}
+		return (e);
+	}
+	return (NULL);
+}
+
+/* tls_client_cache_new_cb - OpenSSL has a session (or a TLS 1.3 ticket) */
+static int
+tls_client_cache_new_cb(SSL *ssl, SSL_SESSION *session)
+{
+	struct tls_client_state *st = tls_client_state(ssl);
+	const struct tls_client_result *r = tls_client_result(ssl);
+	struct tls_client_sess *e;
+	SSL_SESSION *copy;
+
+	if (st == NULL || st->key == NULL || tls_client_cache_timeout <= 0
+	    || !SSL_SESSION_is_resumable(session))
+		return (0);
+
+	/*
+	 * A copy: OpenSSL marks the session of a connection freed without
+	 * close_notify not resumable, and a connection that ends badly must
+	 * not take the cache's session with it.
+	 */
+	if ((copy = SSL_SESSION_dup(session)) == NULL)
+		return (0);
+	if ((e = tls_client_cache_find(st->key)) != NULL) {
+		/* The newest one: a TLS 1.3 ticket is best used once. */
+		SSL_SESSION_free(e->session);
+		tls_client_cache_unlink(e);
+	} else {
+		if ((e = OPENSSL_zalloc(sizeof(*e))) == NULL
+		    || (e->key = OPENSSL_strdup(st->key)) == NULL) {
+			OPENSSL_free(e);
+			SSL_SESSION_free(copy);
+			return (0);
+		}
+		tls_client_cache_count++;
+	}
+	e->session = copy;
+	e->res = *r;
+	e->expires = time(NULL) + tls_client_cache_timeout;
+	tls_client_cache_front(e);
+	while (tls_client_cache_count > TLS_CLIENT_CACHE_MAX)
+		tls_client_cache_free(tls_client_cache_tail);
+	/* OpenSSL keeps its reference. */
+	return (0);
+}
+
+/* tls_client_cache_init - resumption for a client context */
+void
+tls_client_cache_init(SSL_CTX *ctx, long timeout)
+{
+	tls_client_cache_timeout = timeout;
+	if (timeout <= 0) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		return;
+	}
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT
+				       | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_client_cache_new_cb);
+}
+
+/* tls_client_cache_use - name the key of an SSL; offer its session */
+int
+tls_client_cache_use(SSL *ssl, const char *key)
+{
+	struct tls_client_state *st = tls_client_state(ssl);
+	struct tls_client_sess *e;
+	SSL_SESSION *copy;
+	int     ok;
+
+	if (st == NULL || tls_client_cache_timeout <= 0 || key == NULL)
+		return (0);
+	OPENSSL_free(st->key);
+	if ((st->key = OPENSSL_strdup(key)) == NULL)
+		return (0);
+	if ((e = tls_client_cache_find(key)) == NULL)
+		return (0);
+	/* The connection gets a copy; the cached one stays untouched. */
+	if ((copy = SSL_SESSION_dup(e->session)) == NULL)
+		return (0);
+	ok = SSL_set_session(ssl, copy);
+	SSL_SESSION_free(copy);
+	if (!ok)
+		return (0);
+	st->saved = e->res;
+	st->offered = 1;
+	tls_client_cache_unlink(e);
+	tls_client_cache_front(e);
+	return (1);
+}
+
+/* tls_client_cache_drop - forget the session of this SSL's key */
+void
+tls_client_cache_drop(SSL *ssl)
+{
+	struct tls_client_state *st = tls_client_state(ssl);
+	struct tls_client_sess *e;
+
+	if (st && st->key && (e = tls_client_cache_find(st->key)) != NULL)
+		tls_client_cache_free(e);
+}
+
+/* tls_client_resumed - the handshake resumed a session */
+int
+tls_client_resumed(SSL *ssl)
+{
+	return (ssl != NULL && SSL_session_reused(ssl));
+}
+
+/* tls_client_cache_flush - forget every session */
+void
+tls_client_cache_flush(void)
+{
+	while (tls_client_cache_head)
+		tls_client_cache_free(tls_client_cache_head);
 }

@@ -31,6 +31,15 @@ extern int tls_client_chain_error(SSL *);
 extern int tls_client_fingerprint(SSL *, const char *, int, char *, size_t);
 extern int tls_client_pin_match(SSL *, const char *, const char *);
 
+extern void tls_client_cache_init(SSL_CTX *, long);
+extern int tls_client_cache_use(SSL *, const char *);
+extern void tls_client_cache_drop(SSL *);
+extern int tls_client_resumed(SSL *);
+extern void tls_client_cache_flush(void);
+
+/* Most sessions tls_client_cache_use() keeps (least recently used go). */
+#define TLS_CLIENT_CACHE_MAX	2000
+
 /* tls_client_fingerprint() what: */
 #define TLS_FPT_CERT		0	/* the certificate's DER */
 #define TLS_FPT_PKEY		1	/* its SubjectPublicKeyInfo DER */

@@ -100,7 +100,13 @@
  *	name was confirmed. A malformed address is DNS_NOTFOUND at once.
  *	The loopback reverse zone is passed on to the resolver (unbound's
  *	built-in one is made transparent), except 127.0.0.1, which is
- *	"localhost" as before.
+ *	"localhost" as before. Its DNS_OK and DNS_NOTFOUND results are
+ *	kept for the smallest TTL of the answers they came from (at most
+ *	DNS_PTR_CACHE_TTL, in DNS_PTR_CACHE slots, one per address hash),
+ *	so that a client that connects again is named without a round
+ *	trip through libunbound's thread, which costs more than the rest
+ *	of a short SMTP session; libunbound would have answered from its
+ *	own cache for as long. A TTL of 0 is not kept, nor is a failure.
  *	dns_lookup_rr() asks for the records of one type (DNS_TYPE_TXT
  *	for MTA-STS, DNS_TYPE_TLSA for DANE) of one name, no CNAME chasing
  *	beyond what the resolver does: DNS_OK with the RDATA of each record,
@@ -183,6 +189,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <unbound.h>
@@ -207,6 +214,8 @@
 #define DNS_REQ_RR	4
 
 #define DNS_PTR_MAX	4		/* PTR names checked per address */
+#define DNS_PTR_CACHE	1024		/* PTR results kept, one per slot */
+#define DNS_PTR_CACHE_TTL 3600		/* at most this long (seconds) */
 
 #define DNS_STAGE_MX	1		/* waiting for the MX answer */
 #define DNS_STAGE_ADDR	2		/* waiting for A/AAAA answers */
@@ -264,6 +273,7 @@ struct dns_req {
 	int     implicit_mx;
 	int     ptr_family;		/* PTR: the address, binary */
 	unsigned char ptr_addr[16];
+	long    ttl;			/* smallest TTL of the answers; -1 */
 	struct dns_req *prev;		/* all requests, for dns_free() */
 	struct dns_req *next;
 };
@@ -278,9 +288,73 @@ static char *dns_ta_file;
 static int dns_families = DNS_FAMILY_ALL;
 static enum dns_prefer dns_prefer = DNS_PREFER_ANY;
 
+/* One remembered PTR result (dns_lookup_ptr()). */
+struct dns_ptr_cached {
+	char   *addr;			/* canonical text; NULL: empty slot */
+	char   *host;			/* DNS_OK: the confirmed name */
+	char   *reason;
+	enum dns_status status;
+	int     secure;
+	time_t  expires;		/* CLOCK_MONOTONIC seconds */
+};
+
+static struct dns_ptr_cached dns_ptr_cache[DNS_PTR_CACHE];
+
 static void dns_query_done(void *, int, struct ub_result *);
 static void dns_rr_answer(struct dns_req *, int, struct ub_result *);
 static void dns_ready(evutil_socket_t, short, void *);
+
+/* dns_monotonic - seconds of the monotonic clock */
+static time_t
+dns_monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (ts.tv_sec);
+}
+
+/* dns_ptr_slot - the cache slot of an address */
+static struct dns_ptr_cached *
+dns_ptr_slot(const char *addr)
+{
+	unsigned long h = 2166136261UL;
+
+	while (*addr)
+		h = (h ^ (unsigned char) *addr++) * 16777619UL;
+	return (&dns_ptr_cache[h % DNS_PTR_CACHE]);
+}
+
+/* dns_ptr_forget - empty one slot */
+static void
+dns_ptr_forget(struct dns_ptr_cached *c)
+{
+	xfree(c->addr);
+	xfree(c->host);
+	xfree(c->reason);
+	memset(c, 0, sizeof(*c));
+}
+
+/* dns_ptr_remember - keep a PTR result for its TTL */
+static void
+dns_ptr_remember(const struct dns_req *req, const struct dns_result *res)
+{
+	struct dns_ptr_cached *c;
+
+	if (req->ttl <= 0 || (res->status != DNS_OK
+			      && res->status != DNS_NOTFOUND)
+	    || (res->status == DNS_OK && res->count == 0))
+		return;
+	c = dns_ptr_slot(req->name);
+	dns_ptr_forget(c);
+	c->addr = xstrdup(req->name);
+	c->host = res->status == DNS_OK ? xstrdup(res->addrs[0].host) : 0;
+	c->reason = xstrdup(res->reason ? res->reason : "");
+	c->status = res->status;
+	c->secure = res->secure;
+	c->expires = dns_monotonic() + (req->ttl < DNS_PTR_CACHE_TTL ?
+					req->ttl : DNS_PTR_CACHE_TTL);
+}
 
 /* dns_status_str - name of a status */
 const char *
@@ -889,6 +963,8 @@ dns_req_finish(struct dns_req *req, struct dns_result *res)
 		rr_cb(rs, arg);
 		return;
 	}
+	if (req->kind == DNS_REQ_PTR)
+		dns_ptr_remember(req, res);
 	dns_req_free(req);
 	cb(res, arg);
 }
@@ -1351,6 +1427,8 @@ dns_query_done(void *ctx, int err, struct ub_result *r)
 		}
 	if (err == 0 && r == 0)
 		err = UB_NOMEM;
+	if (err == 0 && (req->ttl < 0 || r->ttl < req->ttl))
+		req->ttl = r->ttl;
 	if (req->stage == DNS_STAGE_MX)
 		dns_mx_answer(req, err, r);
 	else if (req->stage == DNS_STAGE_RR)
@@ -1442,6 +1520,7 @@ dns_req_new(int kind, const char *name, dns_callback cb, void *arg)
 	req->families = dns_families;
 	req->prefer = dns_prefer;
 	req->timeout = dns_timeout;
+	req->ttl = -1;
 	req->timer = evtimer_new(dns_base, dns_timer_done, req);
 	if (req->timer == 0)
 		log_fatal("dns: cannot create a timer event");
@@ -1567,6 +1646,7 @@ dns_lookup_ptr(const char *addr, dns_callback cb, void *arg)
 	char    text[DNS_ADDR_STRLEN];
 	unsigned char bin[16];
 	struct dns_req *req;
+	struct dns_ptr_cached *c;
 	struct strbuf *why;
 
 	req = dns_req_new(DNS_REQ_PTR, addr, cb, arg);
@@ -1588,6 +1668,19 @@ dns_lookup_ptr(const char *addr, dns_callback cb, void *arg)
 		      sizeof(text)) != 0) {
 		xfree(req->name);
 		req->name = xstrdup(text);
+	}
+	c = dns_ptr_slot(req->name);
+	if (c->addr != 0 && strcmp(c->addr, req->name) == 0) {
+		if (c->expires > dns_monotonic()) {
+			dns_req_early(req, c->status, c->reason);
+			req->early->secure = c->secure;
+			if (c->status == DNS_OK)
+				(void) dns_result_add(req->early, c->host, 0,
+						      req->ptr_family,
+						      req->name, c->secure);
+			return (req);
+		}
+		dns_ptr_forget(c);
 	}
 	dns_ptr_name(req->ptr_family, req->ptr_addr, name, sizeof(name));
 	why = strbuf_new(0, 1024);
@@ -1653,9 +1746,12 @@ void
 dns_free(void)
 {
 	struct dns_query *q;
+	size_t  i;
 
 	while (dns_reqs)
 		dns_req_free(dns_reqs);
+	for (i = 0; i < DNS_PTR_CACHE; i++)
+		dns_ptr_forget(&dns_ptr_cache[i]);
 	if (dns_ev) {
 		event_free(dns_ev);
 		dns_ev = 0;

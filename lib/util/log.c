@@ -43,6 +43,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,32 @@ log_flush(void)
 {
 }
 
+static pid_t log_pid;
+
+/* log_pid_forget - a child of fork() has a pid of its own */
+static void
+log_pid_forget(void)
+{
+	log_pid = 0;
+}
+
+/* log_getpid - the pid for the tag, asked once per process, not per line */
+static pid_t
+log_getpid(void)
+{
+	static int registered;
+
+	if (!registered) {
+		/* Without the fork hook a cached pid could go stale. */
+		if (pthread_atfork(NULL, NULL, log_pid_forget) != 0)
+			return (getpid());
+		registered = 1;
+	}
+	if (log_pid == 0)
+		log_pid = getpid();
+	return (log_pid);
+}
+
 /* log_emit - format and write one line */
 static void
 log_emit(int prio, const char *prefix, const char *fmt, va_list ap)
@@ -174,7 +201,7 @@ log_emit(int prio, const char *prefix, const char *fmt, va_list ap)
 		localtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
 		n = (size_t) snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n",
-				      stamp, log_host, log_tag, (long) getpid(),
+				      stamp, log_host, log_tag, (long) log_getpid(),
 				      prefix, text);
 		if (n >= sizeof(line)) {
 			n = sizeof(line) - 1;

@@ -9,8 +9,9 @@
 The CA and the certificates are made with the openssl command (RSA 2048,
 SHA-256, valid for a day, subjectAltName DNS and IP entries). The server
 answers GET from a dict path -> (status, content type, body) that may be
-changed while it runs; other paths get 404. It counts requests in
-``hits`` (path -> number). ``delay`` (seconds) makes every answer wait,
+changed while it runs; other paths get 404; a POST gets the same answer
+and is kept in ``posts`` as (path, content type, body). It counts
+requests in ``hits`` (path -> number). ``delay`` (seconds) makes every answer wait,
 in the server thread only. It listens on 127.0.0.1 at a free port unless
 given one; stop() closes it (then nothing listens there).
 """
@@ -79,6 +80,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        srv = self.server.owner
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        srv.hits[self.path] = srv.hits.get(self.path, 0) + 1
+        srv.posts.append((self.path, self.headers.get("Content-Type", ""),
+                          body))
+        status, ctype, text = srv.routes.get(self.path,
+                                             (404, "text/plain", "not found"))
+        if isinstance(text, str):
+            text = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
     def log_message(self, *args):
         pass
 
@@ -89,6 +107,7 @@ class HttpsServer:
     def __init__(self, routes, cert, key, host="127.0.0.1", port=0):
         self.routes = routes
         self.hits = {}
+        self.posts = []             # (path, content type, body) of POSTs
         self.delay = 0
         self.httpd = http.server.ThreadingHTTPServer((host, port), _Handler)
         self.httpd.owner = self

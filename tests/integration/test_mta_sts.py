@@ -255,9 +255,251 @@ def test_new_id_fetches_again(sts_env):
     assert not any(r["result"] == "validation-failure" for r in new), new
 
 
+def test_no_policy_found_recorded_per_connection(sts_env):
+    from dnslib import RR
+    # example.org has no _mta-sts record: its MX is mx1 (no STARTTLS),
+    # then mx2 (STARTTLS).
+    sts_env.dns.records["example.org."] = RR.fromZone(
+        "example.org. 0 IN MX 10 mx2.example.net.")
+    qid = inject(sts_env.mta, ["n@example.org"])
+    res = deliver(sts_env.mta, qid, ["n@example.org"], "example.org")[0]
+    assert res["status"] == "sent", res
+    recs = [r for r in tlsrpt_records(sts_env)
+            if r["domain"] == "example.org"]
+    assert len(recs) == 1, recs
+    assert recs[0]["policy-type"] == "no-policy-found"
+    assert recs[0]["result"] == "success"
+    assert recs[0]["mx"] == "mx2.example.net"
+    sts_env.dns.records["example.org."] = RR.fromZone(
+        "example.org. 0 IN MX 10 mx1.example.net.")
+    qid = inject(sts_env.mta, ["o@example.org"])
+    res = deliver(sts_env.mta, qid, ["o@example.org"], "example.org")[0]
+    assert res["status"] == "sent", res
+    recs = [r for r in tlsrpt_records(sts_env)
+            if r["domain"] == "example.org"]
+    assert len(recs) == 2, recs
+    assert recs[1]["policy-type"] == "no-policy-found"
+    assert recs[1]["result"] == "starttls-not-supported"
+    assert recs[1]["mx"] == "mx1.example.net"
+
+
+def test_concurrent_deliveries_share_one_fetch(sts_env):
+    import threading
+    sts_env.https.delay = 1.0               # the fetch takes a while
+    qids = [inject(sts_env.mta, ["c%d@example.net" % i]) for i in range(3)]
+    results = [None] * 3
+
+    def run(i):
+        results[i] = deliver(sts_env.mta, qids[i], ["c%d@example.net" % i],
+                             "example.net")[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for r in results:
+        assert r and r["status"] == "sent", results
+        assert r["relay"].startswith("mx2.example.net"), results
+    # Three deliveries waited on one fetch.
+    assert sts_env.https.hits[POLICY_PATH] == 1
+    assert sts_env.mta.log().count("MTA-STS policy for example.net "
+                                   "fetched") == 1
+
+
+def test_policy_refreshed_in_background(sts_env):
+    # max_age 6s: a used policy is refreshed halfway (3s), without a delivery.
+    sts_env.routes[POLICY_PATH] = (200, "text/plain",
+                                   policy("enforce", "mx2.example.net",
+                                          max_age=6))
+    res = send(sts_env, "r@example.net")
+    assert res["status"] == "sent", res
+    assert sts_env.https.hits[POLICY_PATH] == 1
+    wait_for(lambda: sts_env.https.hits[POLICY_PATH] >= 2, timeout=10,
+             what="the background refresh")
+    sts_env.mta.wait_log("MTA-STS policy for example.net fetched: id=1 "
+                         "mode=enforce max_age=6 (background refresh)")
+    # The refreshed policy serves the next delivery: no fetch, no wait.
+    res = send(sts_env, "s@example.net")
+    assert res["status"] == "sent", res
+    assert res["relay"].startswith("mx2.example.net"), res
+    assert sts_env.https.hits[POLICY_PATH] == 2
+
+
 def set_txt(dns, name, text):
     from dnslib import RR
     rr = RR.fromZone('%s. 60 IN TXT "%s"' % (name, text))[0]
     key = name.lower() + "."
     dns.records[key] = [r for r in dns.records.get(key, [])
                         if r.rtype != rr.rtype] + [rr]
+
+
+# -- TLS-RPT: sending the reports (RFC 8460 section 5) ---------------------
+
+FULL_MASTER_CF = """\
+{listen} inet n - n - 1 smtpd
+cleanup unix - - n - 1 cleanup
+sendmail unix n - n - 1 cleanup
+qmgr    unix - - n - 1 qmgr
+smtp    unix - - n - 1 smtp-out
+bounce  unix - - n - 1 bounce
+"""
+
+
+def store_record(mta, day, **rec):
+    d = os.path.join(mta.queue_dir, "data", "tlsrpt")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, day), "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def test_tlsrpt_send_by_mail_and_https(ca, mta_factory, tmp_path):
+    import email
+    import gzip
+    import time
+    from receivers import aiosmtpd_receiver
+
+    ctl, rec = aiosmtpd_receiver()
+    cert, key = ca.issue("reports.example.org")
+    https = HttpsServer({"/v1/tlsrpt": (200, "text/plain", "thanks")},
+                        cert, key).start()
+    rua = ("mailto:tls-reports@example.org,"
+           "https://reports.example.org:%d/v1/tlsrpt" % https.port)
+    zone = {
+        "_smtp._tls.example.net": ['TXT "v=TLSRPTv1; rua=%s"' % rua],
+        # Two records: RFC 8460 3 says the domain has none.
+        "_smtp._tls.example.com": ['TXT "v=TLSRPTv1; rua=mailto:a@b.org"',
+                                   'TXT "v=TLSRPTv1; rua=mailto:c@b.org"'],
+        "reports.example.org": ["A 127.0.0.1"],
+    }
+    try:
+        with DnsServer(zone, ttl=0) as dns:
+            mta = mta_factory(main={
+                "dns_resolver": dns.spec,
+                "relayhost": "[127.0.0.1]:%d" % ctl.port,
+                "mydomain": "sender.example",
+                "smtp_tls_rpt_CAfile": ca.cafile,
+                "smtp_tls_rpt_store_lifetime": "2d",
+            }, master_cf=FULL_MASTER_CF)
+            now = time.time()
+            day = time.strftime("%Y-%m-%d", time.gmtime(now))
+            old = time.strftime("%Y-%m-%d", time.gmtime(now - 5 * 86400))
+            pol = policy("enforce", "mx2.example.net")
+            store_record(mta, day, time=int(now), domain="example.net",
+                         **{"policy-type": "sts", "policy": pol,
+                            "result": "success", "mx": "mx2.example.net"})
+            store_record(mta, day, time=int(now), domain="example.net",
+                         **{"policy-type": "sts", "policy": pol,
+                            "result": "starttls-not-supported",
+                            "mx": "mx1.example.net",
+                            "receiving-ip": "127.0.0.2"})
+            store_record(mta, day, time=int(now), domain="example.com",
+                         **{"policy-type": "no-policy-found",
+                            "result": "success", "mx": "mx.example.com"})
+            store_record(mta, old, time=int(now - 5 * 86400),
+                         domain="example.net",
+                         **{"policy-type": "sts", "result": "success"})
+            out = str(tmp_path / "reports")
+            p = mta.sendarix("tlsrpt", "--send", "-d", day, "-o", out)
+            assert "2 reports for %s" % day in p.stdout
+            assert ("example.net: sent to mailto:tls-reports@example.org"
+                    in p.stdout), p.stdout
+            assert ("example.net: sent to https://reports.example.org"
+                    in p.stdout), p.stdout
+            assert "example.com: no TLS-RPT record, not sent" in p.stdout
+            # The store of 5 days ago is gone (lifetime 2d), today's stays.
+            store = os.listdir(os.path.join(mta.queue_dir, "data",
+                                            "tlsrpt"))
+            assert old not in store and day in store, store
+            assert "1 old store file removed" in p.stdout
+
+            # HTTPS: one POST of the gzip-compressed JSON report.
+            assert len(https.posts) == 1
+            path, ctype, body = https.posts[0]
+            assert path == "/v1/tlsrpt"
+            assert ctype == "application/tlsrpt+gzip"
+            rep = json.loads(gzip.decompress(body))
+            assert rep["organization-name"] == "sender.example"
+            assert rep["report-id"] == "%s_example.net@sender.example" % day
+            assert rep["policies"][0]["policy"]["policy-domain"] == \
+                "example.net"
+            assert rep["policies"][0]["summary"] == {
+                "total-successful-session-count": 1,
+                "total-failure-session-count": 1}
+
+            # Mail: through cleanup, qmgr and smtp-out to the receiver.
+            wait_for(lambda: rec.messages, timeout=30,
+                     what="the report mail")
+            mail_from, rcpts, content = rec.messages[0]
+            assert rcpts == ["tls-reports@example.org"]
+            assert mail_from == "postmaster@sender.example"
+            msg = email.message_from_bytes(content)
+            assert msg.get_content_type() == "multipart/report"
+            assert msg.get_param("report-type") == "tlsrpt"
+            assert msg["TLS-Report-Domain"] == "example.net"
+            assert msg["TLS-Report-Submitter"] == "sender.example"
+            assert msg["TLS-Required"] == "No"
+            assert msg["Subject"] == (
+                "Report Domain: example.net Submitter: sender.example "
+                "Report-ID: <%s_example.net@sender.example>" % day)
+            parts = [q for q in msg.walk() if not q.is_multipart()]
+            assert [q.get_content_type() for q in parts] == [
+                "text/plain", "application/tlsrpt+gzip"]
+            gz = parts[1]
+            start = rep["date-range"]["start-datetime"]
+            t0 = int(time.mktime(time.strptime(start, "%Y-%m-%dT%H:%M:%SZ"))
+                     - time.timezone)
+            assert gz.get_filename() == \
+                "sender.example!example.net!%d!%d.json.gz" % (t0, t0 + 86400)
+            assert json.loads(gzip.decompress(gz.get_payload(decode=True))) \
+                == rep
+
+            # Run again: nothing is sent twice.
+            p = mta.sendarix("tlsrpt", "--send", "-d", day, "-o", out)
+            assert p.stdout.count("example.net: already sent to") == 2, \
+                p.stdout
+            assert len(https.posts) == 1
+            assert len(rec.messages) == 1
+            assert mta.queue_files("incoming") == []
+            assert mta.queue_files("active") == []
+    finally:
+        https.stop()
+        ctl.stop()
+
+
+def test_tlsrpt_send_failed_post_is_retried(ca, mta_factory, tmp_path):
+    import time
+    cert, key = ca.issue("reports.example.org")
+    https = HttpsServer({"/up": (503, "text/plain", "busy")},
+                        cert, key).start()
+    zone = {
+        "_smtp._tls.example.net": [
+            'TXT "v=TLSRPTv1; rua=https://reports.example.org:%d/up"'
+            % https.port],
+        "reports.example.org": ["A 127.0.0.1"],
+    }
+    try:
+        with DnsServer(zone, ttl=0) as dns:
+            # No mail system needed for https: only its configuration.
+            mta = mta_factory(main={"dns_resolver": dns.spec,
+                                    "smtp_tls_rpt_CAfile": ca.cafile},
+                              start=False)
+            day = time.strftime("%Y-%m-%d", time.gmtime())
+            store_record(mta, day, time=int(time.time()),
+                         domain="example.net",
+                         **{"policy-type": "sts", "result": "success"})
+            out = str(tmp_path / "reports")
+            args = ("tlsrpt", "--send", "-d", day, "-o", out)
+            p = mta.sendarix(*args, check=False)
+            assert p.returncode == 1, p
+            assert "not sent: HTTP status 503" in p.stderr
+            assert len(https.posts) == 1
+            https.routes["/up"] = (200, "text/plain", "ok")
+            p = mta.sendarix(*args)
+            assert "example.net: sent to https://" in p.stdout
+            assert len(https.posts) == 2
+            p = mta.sendarix(*args)
+            assert "example.net: already sent to https://" in p.stdout
+            assert len(https.posts) == 2
+    finally:
+        https.stop()

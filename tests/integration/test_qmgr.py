@@ -305,6 +305,28 @@ def test_delivered_and_removed(qmgr_mta):
                                          "dan@other.example"]
 
 
+def test_done_file_is_reused(qmgr_mta):
+    # A delivered message's file waits, empty, in free/; the next
+    # message's file is that file (same inode) under a new name and ID.
+    mta = qmgr_mta()
+    free = os.path.join(mta.queue_dir, "free")
+    qid = send(mta, ["bob@example.net"])
+    mta.wait_log("%s: removed" % qid, timeout=20)
+    assert os.listdir(free) == [qid]
+    st = os.stat(os.path.join(free, qid))
+    assert st.st_size == 0 and stat.S_IMODE(st.st_mode) == 0o600
+    # cleanup found free/ empty for qid; it looks again after 100 ms.
+    time.sleep(0.15)
+    qid2 = send(mta, ["carol@example.net"])
+    assert qid2 != qid
+    mta.wait_log("%s: removed" % qid2, timeout=20)
+    # The pool gave its file to qid2, whose file went back in turn.
+    assert os.listdir(free) == [qid2]
+    assert os.stat(os.path.join(free, qid2)).st_ino == st.st_ino
+    assert queue_empty(mta)
+    assert "from=<alice@example.com>" in mta.log()
+
+
 def test_routing_transport_maps_relayhost(qmgr_mta):
     mta = qmgr_mta(main={
         "transport_maps": "inline:{a.example=smtp:[127.0.0.1]:2525, "

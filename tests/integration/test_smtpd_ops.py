@@ -361,6 +361,26 @@ def test_client_name_verified(mta_factory):
         assert ("1.0.0.127.in-addr.arpa", "PTR") not in dns.queries
 
 
+def test_client_name_kept_for_its_ttl(mta_factory):
+    # A client that comes back is named from the result smtpd kept,
+    # verified or not, the same as the first time.
+    with DnsServer(NAME_ZONE) as dns:
+        m = names_mta(mta_factory, dns)
+        for _ in range(2):
+            qid, q = send_from(m, "127.0.0.5")
+            assert q.attrs["client_name"] == "client5.example.net"
+            qid, q = send_from(m, "127.0.0.6")
+            assert q.attrs["client_name"] == "unknown"
+        assert dns.queries.count(("5.0.0.127.in-addr.arpa", "PTR")) == 1
+    # With a TTL of 0 nothing is kept: every session asks again.
+    with DnsServer(NAME_ZONE, ttl=0) as dns:
+        m = names_mta(mta_factory, dns)
+        for _ in range(2):
+            qid, q = send_from(m, "127.0.0.5")
+            assert q.attrs["client_name"] == "client5.example.net"
+        assert dns.queries.count(("5.0.0.127.in-addr.arpa", "PTR")) == 2
+
+
 def test_client_name_lookup_off(mta_factory):
     with DnsServer(NAME_ZONE) as dns:
         m = names_mta(mta_factory, dns, smtpd_peername_lookup="no")

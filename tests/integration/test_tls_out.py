@@ -14,6 +14,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -610,3 +611,203 @@ def test_policy_protocols_attribute(mta_factory, tmp_path, pki, receivers):
     assert res[0]["status"] == "sent", res
     assert "TLSv1.2 with cipher" in mta.log()
     assert ", tls=TLSv1.2:" in log_line(mta, "a@example.net")
+
+
+# -- TLS session resumption ------------------------------------------------
+
+def tls_sandbox(sandboxes, pki):
+    return sandboxes(args=["-c", str(pki / "srv.crt"), "-k",
+                           str(pki / "srv.key")])
+
+
+def tls_lines(mta):
+    return [ln for ln in mta.log().splitlines()
+            if " TLS connection " in ln and "smtp-out" in ln]
+
+
+def send_each(mta, port, rcpts, hop=None):
+    for rcpt in rcpts:
+        qid = inject(mta, [rcpt])
+        res = deliver(mta, qid, [rcpt], hop or nexthop(port))
+        assert res[0]["status"] == "sent", res
+
+
+def test_session_resumed_on_next_connection(mta_factory, tmp_path, pki,
+                                            sandboxes):
+    """No connection cache: the second connection resumes the session."""
+    sb = tls_sandbox(sandboxes, pki)
+    mta = tls_mta(mta_factory, tmp_path,
+                  policy="[127.0.0.1]:%d encrypt\n" % sb.port)
+    send_each(mta, sb.port, ["a@example.net", "b@example.net",
+                             "c@example.net"])
+    lines = tls_lines(mta)
+    assert len(lines) == 3, lines
+    assert ("Untrusted TLS connection established to "
+            "127.0.0.1[127.0.0.1]:%d: TLSv1.3 with cipher" % sb.port
+            in lines[0]), lines
+    assert not lines[0].endswith("(resumed)")
+    for ln in lines[1:]:
+        assert ("Untrusted TLS connection reused to 127.0.0.1[127.0.0.1]"
+                ":%d: TLSv1.3 with cipher" % sb.port) in ln, ln
+        assert ln.endswith(" (resumed)"), ln
+    assert sb.stats()["tls_sessions"] == 3
+    msgs = sb.messages()
+    assert len(msgs) == 3
+    assert all(env["tls"].startswith("TLSv1.3 with cipher")
+               for env, _ in msgs)
+    assert log_line(mta, "c@example.net").endswith(":Untrusted")
+
+
+def test_resumed_session_keeps_verification(mta_factory, tmp_path, pki,
+                                            sandboxes):
+    """verify: the resumed connection is Verified from the first check."""
+    sb = tls_sandbox(sandboxes, pki)
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_tls_CAfile": str(pki / "ca.crt")},
+                  policy="[127.0.0.1]:%d verify match=127.0.0.1\n" % sb.port)
+    send_each(mta, sb.port, ["a@example.net", "b@example.net"])
+    lines = tls_lines(mta)
+    assert "Verified TLS connection established" in lines[0], lines
+    assert "Verified TLS connection reused" in lines[1], lines
+    assert lines[1].endswith("(resumed)")
+    assert log_line(mta, "b@example.net").endswith(":Verified")
+
+
+def test_untrusted_session_does_not_verify(mta_factory, tmp_path, pki,
+                                           sandboxes):
+    """A session from an unverified peer never passes verify on resumption.
+
+    The sandbox has the CA-signed certificate but smtp-out trusts another
+    CA: the first delivery is deferred, and so is the second, resumed or
+    not, with the same reason.
+    """
+    sb = tls_sandbox(sandboxes, pki)
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_tls_CAfile": str(pki / "ss.crt")},
+                  policy="[127.0.0.1]:%d verify match=127.0.0.1\n" % sb.port)
+    for rcpt in ("a@example.net", "b@example.net"):
+        qid = inject(mta, [rcpt])
+        res = deliver(mta, qid, [rcpt], nexthop(sb.port))
+        assert res[0]["status"] == "deferred", res
+        assert "Server certificate not verified" in res[0]["reply"], res
+    assert sb.messages() == []
+
+
+def test_session_cache_timeout_zero_disables(mta_factory, tmp_path, pki,
+                                             sandboxes):
+    sb = tls_sandbox(sandboxes, pki)
+    mta = tls_mta(mta_factory, tmp_path,
+                  {"smtp_tls_session_cache_timeout": "0"},
+                  policy="[127.0.0.1]:%d encrypt\n" % sb.port)
+    send_each(mta, sb.port, ["a@example.net", "b@example.net"])
+    lines = tls_lines(mta)
+    assert len(lines) == 2, lines
+    assert all("TLS connection established" in ln and "resumed" not in ln
+               for ln in lines), lines
+
+
+def test_other_policy_gets_a_full_handshake(mta_factory, tmp_path, pki,
+                                            sandboxes):
+    """Same server, another policy or SNI: a full handshake, no session.
+
+    Two next-hop spellings reach the sandbox ("[127.0.0.1]:port" and
+    "[mx.example.net]:port" through the test DNS server), with the
+    policies "encrypt" and "encrypt servername=other.example"; then the
+    policy of the first one changes by reload (which also starts a new
+    smtp-out, with an empty cache: the sessions are in its memory).
+    """
+    with DnsServer({"mx.example.net": ["A 127.0.0.1"]}) as dns:
+        sb = tls_sandbox(sandboxes, pki)
+        pfile = tmp_path / "tls_policy"
+        mta = tls_mta(mta_factory, tmp_path, {"dns_resolver": dns.spec},
+                      policy=("[127.0.0.1]:%d encrypt\n"
+                              "[mx.example.net]:%d encrypt "
+                              "servername=other.example\n"
+                              % (sb.port, sb.port)))
+        other = "[mx.example.net]:%d" % sb.port
+        send_each(mta, sb.port, ["a@example.net"])
+        send_each(mta, sb.port, ["b@example.net"], hop=other)
+        send_each(mta, sb.port, ["c@example.net"])
+        send_each(mta, sb.port, ["d@example.net"], hop=other)
+        lines = tls_lines(mta)
+        assert len(lines) == 4, lines
+        assert "established to 127.0.0.1[127.0.0.1]" in lines[0], lines
+        assert "established to mx.example.net[127.0.0.1]" in lines[1], lines
+        assert "reused to 127.0.0.1[127.0.0.1]" in lines[2], lines
+        assert "reused to mx.example.net[127.0.0.1]" in lines[3], lines
+
+        # A reload with another SNI for the first next hop.
+        pfile.write_text("[127.0.0.1]:%d encrypt servername=new.example\n"
+                         % sb.port)
+        old = set(mta.child_pids("smtp-out"))
+        mta.sendarix("reload")
+        wait_for(lambda: mta.child_pids("smtp-out")
+                 and not old & set(mta.child_pids("smtp-out")),
+                 timeout=20, what="a new smtp-out")
+        n = len(tls_lines(mta))
+        send_each(mta, sb.port, ["e@example.net"])
+        lines = tls_lines(mta)[n:]
+        assert len(lines) == 1 and "established" in lines[0], lines
+
+
+# -- the connection cache and TLS policies, end to end ---------------------
+
+FULL_MASTER_CF = """\
+{listen} inet n - n - 1 smtpd
+cleanup unix - - n - 1 cleanup
+qmgr    unix - - n - 1 qmgr
+smtp    unix - - n - 1 smtp-out
+bounce  unix - - n - 1 bounce
+"""
+
+
+def test_connection_cache_never_crosses_tls_policies(mta_factory, tmp_path,
+                                                     pki, sandboxes):
+    """Two domains on one MX, "encrypt" and "none": never one connection.
+
+    enc.example.net and clr.example.net both have mx.sink.example.net (the sandbox, with
+    STARTTLS) as MX; smtp_tls_policy_maps gives enc.example.net "encrypt" and
+    clr.example.net "none". Through qmgr, with the connection cache on, the
+    messages alternate: each domain keeps its own connection, the
+    clear-text one never rides the TLS connection nor the other way.
+    """
+    sb = tls_sandbox(sandboxes, pki)
+    zone = {"enc.example.net": ["MX 10 mx.sink.example.net."],
+            "clr.example.net": ["MX 10 mx.sink.example.net."],
+            "mx.sink.example.net": ["A 127.0.0.1"]}
+    pfile = tmp_path / "tls_policy"
+    pfile.write_text("enc.example.net encrypt\nclr.example.net none\n")
+    os.chmod(str(pfile), 0o644)
+    with DnsServer(zone) as dns:
+        mta = mta_factory(main={
+            "dns_resolver": dns.spec,
+            "smtp_default_port": str(sb.port),
+            "smtp_tls_policy_maps": "texthash:%s" % pfile,
+            "smtp_connection_cache_time_limit": "30s",
+            "smtp_tls_loglevel": "1"}, master_cf=FULL_MASTER_CF)
+        order = ["a@enc.example.net", "b@clr.example.net", "c@enc.example.net", "d@clr.example.net",
+                 "e@enc.example.net", "f@clr.example.net"]
+        for n, rcpt in enumerate(order, 1):
+            with smtplib.SMTP(mta.host, mta.port, timeout=30) as c:
+                c.sendmail("sender@example.org", [rcpt],
+                           b"Subject: %d\r\n\r\nbody\r\n" % n)
+            wait_for(lambda: len(sb.messages()) == n, timeout=30,
+                     what="message %d at the sandbox" % n)
+        by_rcpt = {env["to"][0]: env for env, _ in sb.messages()}
+        assert sorted(by_rcpt) == sorted(order)
+        enc = [by_rcpt[r] for r in order if r.endswith("@enc.example.net")]
+        clr = [by_rcpt[r] for r in order if r.endswith("@clr.example.net")]
+        assert all(e["tls"].startswith("TLSv1.3 with cipher") for e in enc)
+        assert all(e["tls"] == "" for e in clr)
+        # One connection per policy, each reused for its own domain only.
+        assert len({e["connection"] for e in enc}) == 1
+        assert len({e["connection"] for e in clr}) == 1
+        assert enc[0]["connection"] != clr[0]["connection"]
+        stats = sb.stats()
+        assert stats["connections"] == 2 and stats["tls_sessions"] == 1
+        log = mta.log()
+        for r in order:
+            line = [ln for ln in log.splitlines()
+                    if "to=<%s>" % r in ln and "status=sent" in ln]
+            assert line, log
+            assert line[-1].endswith("tls=none") == r.endswith("@clr.example.net")

@@ -65,6 +65,7 @@ test_report(void **unused)
 	char    out[256];
 	char    path[512];
 	struct strbuf *err = strbuf_new(64, 0);
+	struct strbuf *written = strbuf_new(64, 0);
 	struct tlsrpt_org org = {"Example Org", "postmaster@example.org",
 	"example.org"};
 	json_error_t jerr;
@@ -95,7 +96,8 @@ test_report(void **unused)
 	       "mx1.example.net", day + 86400 + 5);
 
 	assert_int_equal(tlsrpt_report(store, out, "2026-12-03", &org, &n,
-				       err), 0);
+				       written, err), 0);
+	assert_string_equal(STRBUF_STR(written), "example.net\nexample.com\n");
 	assert_int_equal(n, 2);
 	snprintf(path, sizeof(path), "%s/example.org!example.net!%lld!%lld.json",
 		 out, (long long) day, (long long) day + 86400);
@@ -137,12 +139,53 @@ test_report(void **unused)
 
 	/* A day without records: nothing, no error. */
 	assert_int_equal(tlsrpt_report(store, out, "2026-12-01", &org, &n,
-				       err), 0);
+				       NULL, err), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(tlsrpt_report(store, out, "bad", &org, &n, err), -1);
+	assert_int_equal(tlsrpt_report(store, out, "bad", &org, &n, NULL,
+				       err), -1);
+
+	/* What was sent is remembered per day, domain and URI. */
+	assert_int_equal(tlsrpt_sent_check(store, "2026-12-03", "example.net",
+					   "mailto:a@example.net"), 0);
+	assert_int_equal(tlsrpt_sent_mark(store, "2026-12-03", "example.net",
+					  "mailto:a@example.net", err), 0);
+	assert_int_equal(tlsrpt_sent_check(store, "2026-12-03", "example.net",
+					   "mailto:a@example.net"), 1);
+	assert_int_equal(tlsrpt_sent_check(store, "2026-12-03", "example.com",
+					   "mailto:a@example.net"), 0);
+	/* Old days go: a day is kept 2 days after it ended. */
+	assert_int_equal(tlsrpt_expire(store, 2 * 86400, day + 3 * 86400 - 1,
+				       &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(tlsrpt_expire(store, 2 * 86400, day + 3 * 86400,
+				       &n), 0);
+	assert_int_equal(n, 2);			/* 12-03 and 12-03.sent */
+	assert_int_equal(tlsrpt_sent_check(store, "2026-12-03", "example.net",
+					   "mailto:a@example.net"), 0);
 	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
 	assert_int_equal(system(path), 0);
 	strbuf_free(err);
+	strbuf_free(written);
+}
+
+/* test_rua - the rua URIs of a _smtp._tls record */
+static void
+test_rua(void **state)
+{
+	struct strbuf *u = strbuf_new(256, 0);
+
+	(void) state;
+	assert_int_equal(tlsrpt_rua_parse("v=TLSRPTv1; rua=mailto:r@example."
+			 "net,https://r.example.net/up", u), 0);
+	assert_string_equal(STRBUF_STR(u), "mailto:r@example.net\n"
+			    "https://r.example.net/up\n");
+	assert_int_equal(tlsrpt_rua_parse("v=TLSRPTv1 ; rua = mailto:a@b.c ;",
+					  u), 0);
+	assert_string_equal(STRBUF_STR(u), "mailto:a@b.c\n");
+	assert_int_equal(tlsrpt_rua_parse("v=STSv1; id=1", u), -1);
+	assert_int_equal(tlsrpt_rua_parse("v=TLSRPTv1; rua=http://x/", u), -1);
+	assert_int_equal(tlsrpt_rua_parse("v=TLSRPTv1;", u), -1);
+	strbuf_free(u);
 }
 
 int
@@ -151,6 +194,7 @@ main(void)
 	const struct CMUnitTest tlsrpt_tests[] = {
 		cmocka_unit_test(test_day),
 		cmocka_unit_test(test_report),
+		cmocka_unit_test(test_rua),
 	};
 
 	return (cmocka_run_group_tests_name("tlsrpt", tlsrpt_tests, NULL,
