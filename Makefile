@@ -66,6 +66,9 @@ tls_LDLIBS	:= -levent_openssl -lssl -lcrypto
 smtpd_XLIBS	:= tls
 smtp-out_XLIBS	:= tls
 sandbox_XLIBS	:= tls
+# SASL: Cyrus SASL (in worker threads), libcurl for XOAUTH2 introspection.
+sasl_LDLIBS	:= -lsasl2 -lcurl -lpthread
+smtpd_XLIBS	+= sasl
 # A program's own libraries beside its layers: smtp-out's SASL client.
 smtp-out_LDLIBS	:= -lsasl2
 # lib/http: asynchronous HTTPS (libcurl) for MTA-STS policy fetches.

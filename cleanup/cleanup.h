@@ -68,6 +68,8 @@ struct cleanup_sess {
 	char   *helo;
 	char   *protocol;
 	char   *tls;			/* smtpd's TLS description, or NULL */
+	char   *sasl_method;		/* smtpd AUTH, or NULL */
+	char   *sasl_username;
 	char   *body;
 	int     smtputf8;
 	long long declared_size;	/* -1 unless size= was given */

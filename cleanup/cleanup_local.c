@@ -304,6 +304,8 @@ cleanup_local_envelope(struct cleanup_sess *s)
 		s->helo = xfree(s->helo);
 		s->tls = xfree(s->tls);
 	}
+	s->sasl_method = xfree(s->sasl_method);
+	s->sasl_username = xfree(s->sasl_username);
 	free(s->protocol);
 	s->protocol = xstrdup("local");
 	log_info("%s: uid=%s from=<%s>", s->id, s->uid_attr, s->sender);

@@ -141,6 +141,8 @@ cleanup_sess_free(struct cleanup_sess *s)
 	free(s->helo);
 	free(s->protocol);
 	free(s->tls);
+	free(s->sasl_method);
+	free(s->sasl_username);
 	free(s->body);
 	free(s->ret);
 	free(s->envid);
@@ -370,6 +372,10 @@ cleanup_env_attr(struct cleanup_sess *s, const struct attr *a)
 		return (cleanup_env_set(&s->protocol, a));
 	if (attr_name_is(a, MAIL_ATTR_TLS))
 		return (cleanup_env_set(&s->tls, a));
+	if (attr_name_is(a, MAIL_ATTR_SASL_METHOD))
+		return (cleanup_env_set(&s->sasl_method, a));
+	if (attr_name_is(a, MAIL_ATTR_SASL_USERNAME))
+		return (cleanup_env_set(&s->sasl_username, a));
 	if (attr_name_is(a, MAIL_ATTR_BODY))
 		return (cleanup_env_set(&s->body, a));
 	if (attr_name_is(a, MAIL_ATTR_SMTPUTF8)) {
@@ -414,6 +420,10 @@ cleanup_env_write(struct cleanup_sess *s)
 		{MAIL_ATTR_HELO, offsetof(struct cleanup_sess, helo)},
 		{MAIL_ATTR_PROTOCOL, offsetof(struct cleanup_sess, protocol)},
 		{MAIL_ATTR_TLS, offsetof(struct cleanup_sess, tls)},
+		{MAIL_ATTR_SASL_METHOD,
+		offsetof(struct cleanup_sess, sasl_method)},
+		{MAIL_ATTR_SASL_USERNAME,
+		offsetof(struct cleanup_sess, sasl_username)},
 		{MAIL_ATTR_BODY, offsetof(struct cleanup_sess, body)},
 		{MAIL_ATTR_UID, offsetof(struct cleanup_sess, uid_attr)},
 		{MAIL_ATTR_LOGIN, offsetof(struct cleanup_sess, login)},

@@ -20,7 +20,9 @@
  *	CHUNKING and SMTPUTF8 (RFC 6531).
  *	STARTTLS (RFC 3207) with smtpd_tls_security_level = may or encrypt,
  *	and implicit TLS with smtpd_tls_wrappermode = yes (smtpd_tls.c).
- *	AUTH is not offered yet.
+ *	AUTH (RFC 4954; smtpd_sasl.c) with Cyrus SASL's mechanisms and
+ *	XOAUTH2, with smtpd_sasl_auth_enable = yes; by default only under
+ *	TLS.
  *
  *	Access restrictions (smtpd_check.c): Postfix's restriction lists per
  *	stage (client, helo, sender, relay, recipient: all at RCPT TO; data;
@@ -28,8 +30,9 @@
  *	servers; a check that waits suspends only its own session.
  *
  *	Relay control (smtpd_relay_restrictions, by default
- *	permit_mynetworks, reject_unauth_destination): a client in
- *	mynetworks may send to any recipient;
+ *	permit_mynetworks, permit_sasl_authenticated,
+ *	reject_unauth_destination): a client in mynetworks, or one that
+ *	has authenticated, may send to any recipient;
  *	any other client only to domains in relay_domains, and never with
  *	an address trick (source route, "%", "!" or quoted "@" in the local
  *	part): 554 5.7.1 Relay access denied. A client on a unix socket
@@ -69,7 +72,14 @@
  *	smtpd_tls_{security_level,wrappermode,cert_file,key_file,
  *	eccert_file,eckey_file,CAfile,protocols,mandatory_protocols,
  *	ciphers,mandatory_ciphers,exclude_ciphers,session_cache_timeout,
- *	received_header}, smtpd_starttls_timeout. See sendarix-params(5).
+ *	received_header}, smtpd_starttls_timeout,
+ *	smtpd_sasl_auth_enable, smtpd_sasl_path, cyrus_sasl_config_path,
+ *	smtpd_sasl_service, smtpd_sasl_local_domain,
+ *	smtpd_sasl_security_options, smtpd_sasl_tls_security_options,
+ *	smtpd_tls_auth_only, smtpd_sasl_authenticated_header,
+ *	smtpd_sender_login_maps, smtpd_auth_failure_{limit,window,lockout},
+ *	smtpd_sasl_xoauth2_{token_maps,introspection_url,client_id,
+ *	client_secret,scope,timeout}. See sendarix-params(5).
  *
  * DIAGNOSTICS
  *	Postfix-shaped log lines: "connect from name[addr]",
@@ -200,6 +210,8 @@ smtpd_pre_init(void)
 
 	/* Keys are read now, as root: they may be root-only files. */
 	smtpd_tls_init();
+	/* Cyrus loads its plugins and reads smtpd.conf while privileged. */
+	smtpd_sasl_pre_init();
 }
 
 /* smtpd_post_init - start the resolver for client names and DNS lists */
@@ -208,6 +220,7 @@ smtpd_post_init(struct event_base *base)
 {
 	struct strbuf *err;
 
+	smtpd_sasl_post_init(base);
 	if (!smtpd_var.peername_lookup && !smtpd_check_need_dns())
 		return;
 	err = strbuf_new(128, 0);

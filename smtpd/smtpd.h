@@ -69,18 +69,19 @@ extern struct smtpd_params smtpd_var;
 #define SMTPD_CMD_EHLO		0
 #define SMTPD_CMD_HELO		1
 #define SMTPD_CMD_STARTTLS	2
-#define SMTPD_CMD_MAIL		3
-#define SMTPD_CMD_RCPT		4
-#define SMTPD_CMD_BDAT		5
-#define SMTPD_CMD_DATA		6
-#define SMTPD_CMD_RSET		7
-#define SMTPD_CMD_NOOP		8
-#define SMTPD_CMD_QUIT		9
-#define SMTPD_CMD_VRFY		10
-#define SMTPD_CMD_EXPN		11
-#define SMTPD_CMD_HELP		12
-#define SMTPD_CMD_UNKNOWN	13
-#define SMTPD_CMD_COUNT		14
+#define SMTPD_CMD_AUTH		3
+#define SMTPD_CMD_MAIL		4
+#define SMTPD_CMD_RCPT		5
+#define SMTPD_CMD_BDAT		6
+#define SMTPD_CMD_DATA		7
+#define SMTPD_CMD_RSET		8
+#define SMTPD_CMD_NOOP		9
+#define SMTPD_CMD_QUIT		10
+#define SMTPD_CMD_VRFY		11
+#define SMTPD_CMD_EXPN		12
+#define SMTPD_CMD_HELP		13
+#define SMTPD_CMD_UNKNOWN	14
+#define SMTPD_CMD_COUNT		15
 
 /* A client on a unix socket (smtpd_session.c). */
 #define SMTPD_LOCAL_ADDR	"unix"		/* shown as the address */
@@ -118,6 +119,7 @@ struct smtpd_session {
 	char   *helo;			/* HELO/EHLO argument or NULL */
 	char   *tls_info;		/* "TLSv1.3 with cipher ..." or NULL */
 	struct smtpd_check *check;	/* restriction state (smtpd_check.c) */
+	struct smtpd_sasl *sasl;	/* AUTH state (smtpd_sasl.c) or NULL */
 	long    same;			/* sessions from addr at connect */
 	int     errors;			/* 4xx/5xx replies so far */
 	/* Small values, packed: thousands of idle sessions carry them. */
@@ -253,6 +255,21 @@ extern const char *smtpd_check_discard(struct smtpd_session *);
 extern const char *smtpd_check_prepend(struct smtpd_session *);
 extern void smtpd_check_reset(struct smtpd_session *);
 extern void smtpd_check_free(struct smtpd_session *);
+
+/* smtpd_sasl.c: SMTP AUTH (Cyrus SASL, XOAUTH2). */
+struct smtpd_sasl;
+
+extern void smtpd_sasl_pre_init(void);
+extern void smtpd_sasl_post_init(struct event_base *);
+extern const char *smtpd_sasl_ehlo(struct smtpd_session *);
+extern int smtpd_auth_cmd(struct smtpd_session *, const char *);
+extern int smtpd_sasl_line(struct smtpd_session *, int);
+extern size_t smtpd_sasl_line_limit(struct smtpd_session *);
+extern const char *smtpd_sasl_username(const struct smtpd_session *);
+extern const char *smtpd_sasl_method(const struct smtpd_session *);
+extern int smtpd_sasl_header(void);
+extern int smtpd_sasl_tls(const struct smtpd_session *);
+extern void smtpd_sasl_free(struct smtpd_session *);
 
 /* smtpd_policy.c: the policy delegation protocol (SMTPD_POLICY_README). */
 struct smtpd_policy;

@@ -116,6 +116,7 @@ static const char *const smtpd_stage_class[SMTPD_STAGE_COUNT] = {
 static struct smtpd_rlist smtpd_lists[SMTPD_STAGE_COUNT];
 static int smtpd_check_dns;
 static char *smtpd_policy_default;
+static struct map *smtpd_login_map;	/* smtpd_sender_login_maps */
 
 /* The evaluation state of one session. */
 struct smtpd_check {
@@ -189,7 +190,7 @@ smtpd_check_list(int stage, const char *value)
 		}
 		if (vi->verb == RST_UNIMPLEMENTED) {
 			log_warn("%s: restriction \"%s\" is not available in "
-				 "this build (smtpd has no SASL or TLS)", param,
+				 "this build (no TLS client certificates)", param,
 				 vi->name);
 			errors++;
 			continue;
@@ -197,6 +198,17 @@ smtpd_check_list(int stage, const char *value)
 		if (vi->flags & RST_F_DNS)
 			smtpd_check_dns = 1;
 		switch (vi->verb) {
+		case RST_LOGIN_MISMATCH:
+		case RST_AUTH_LOGIN_MISMATCH:
+		case RST_UNAUTH_LOGIN_MISMATCH:
+			if (smtpd_login_map == NULL) {
+				log_warn("%s: restriction \"%s\" needs "
+					 "smtpd_sender_login_maps", param,
+					 vi->name);
+				errors++;
+				continue;
+			}
+			break;
 		case RST_CLIENT_ACCESS:
 		case RST_HELO_ACCESS:
 		case RST_SENDER_ACCESS:
@@ -235,6 +247,24 @@ smtpd_check_list(int stage, const char *value)
 	return (errors);
 }
 
+/* smtpd_check_login_init - open smtpd_sender_login_maps; errors */
+static int
+smtpd_check_login_init(void)
+{
+	const char *spec = conf_get("smtpd_sender_login_maps");
+	struct strbuf *err;
+
+	if (spec == NULL || spec[strspn(spec, " \t,")] == 0)
+		return (0);
+	err = strbuf_new(128, 0);
+	smtpd_login_map = map_open(spec, err);
+	if (smtpd_login_map == NULL)
+		log_warn("smtpd_sender_login_maps: %s", err->len ? err->data :
+			 "cannot open table");
+	strbuf_free(err);
+	return (smtpd_login_map == NULL);
+}
+
 /* smtpd_check_init - parse every list; the number of errors */
 int
 smtpd_check_init(void)
@@ -246,6 +276,7 @@ smtpd_check_init(void)
 				conf_get_time("smtpd_policy_service_max_idle"));
 	smtpd_policy_default =
 		xstrdup(conf_get("smtpd_policy_service_default_action"));
+	errors += smtpd_check_login_init();
 	for (i = 0; i < SMTPD_STAGE_COUNT; i++)
 		errors += smtpd_check_list(i, conf_get(smtpd_stage_params[i]));
 	if (errors)
@@ -604,6 +635,75 @@ smtpd_check_access(struct smtpd_check *c, struct smtpd_rst *r)
 	return (smtpd_check_action(c, value, map_spec(r->map)));
 }
 
+/* smtpd_check_owners - does "login" own "sender"? 1, 0 (no), -1 retry */
+static int
+smtpd_check_owners(const char *sender, const char *login, int *listed)
+{
+	const char *value = NULL;
+	const char *at = strrchr(sender, '@');
+	char   *key;
+	char   *copy;
+	char   *save;
+	char   *word;
+	int     ret;
+
+	/* user@domain, then @domain (Postfix's smtpd_sender_login_maps). */
+	ret = map_lookup(smtpd_login_map, sender, &value);
+	if (ret == MAP_NOTFOUND && at != NULL) {
+		key = xstrdup(at);
+		ret = map_lookup(smtpd_login_map, key, &value);
+		xfree(key);
+	}
+	if (ret == MAP_RETRY) {
+		log_warn("%s: table lookup failed for \"%s\"",
+			 map_spec(smtpd_login_map), sender);
+		return (-1);
+	}
+	*listed = (ret == MAP_FOUND);
+	if (!*listed || login == NULL)
+		return (0);
+	copy = xstrdup(value);
+	ret = 0;
+	for (word = strtok_r(copy, " \t,", &save); word != NULL && !ret;
+	     word = strtok_r(NULL, " \t,", &save))
+		ret = strcasecmp(word, login) == 0;
+	xfree(copy);
+	return (ret);
+}
+
+/* smtpd_check_login - reject_*sender_login_mismatch */
+static int
+smtpd_check_login(struct smtpd_check *c, const struct smtpd_rst *r)
+{
+	struct smtpd_session *s = c->s;
+	const char *login = smtpd_sasl_username(s);
+	const char *why = NULL;
+	int     listed;
+	int     ret;
+
+	if (s->sender == NULL || *s->sender == 0)
+		return (SMTPD_CHECK_DUNNO);
+	if ((r->verb == RST_AUTH_LOGIN_MISMATCH && login == NULL)
+	    || (r->verb == RST_UNAUTH_LOGIN_MISMATCH && login != NULL))
+		return (SMTPD_CHECK_DUNNO);
+	if ((ret = smtpd_check_owners(s->sender, login, &listed)) < 0)
+		return (smtpd_check_reject(c, 451, "4.3.0",
+					   "Temporary lookup failure"));
+	/* Logged in: the table must give the address to this login. */
+	if (login != NULL && ret == 0)
+		why = "not owned by user";
+	/* Not logged in: an address that has an owner needs a login. */
+	if (login == NULL && listed)
+		why = "not logged in";
+	if (why == NULL)
+		return (SMTPD_CHECK_DUNNO);
+	/* Always about the sender, whichever list it is in. */
+	strbuf_reset(c->reply);
+	strbuf_printf(c->reply, "553 5.7.1 <%s>: Sender address rejected: %s%s%s",
+		      s->sender, why, login ? " " : "", login ? login : "");
+	return (SMTPD_CHECK_REJECT);
+}
+
 /* smtpd_check_fqdn - a fully qualified domain name? */
 static int
 smtpd_check_fqdn(const char *domain)
@@ -799,7 +899,7 @@ smtpd_check_policy(struct smtpd_check *c, struct smtpd_rst *r)
 		      "recipient_count=%zu\nclient_address=%s\n"
 		      "client_name=%s\nreverse_client_name=%s\n"
 		      "instance=%lx.%lx.%lx\nsize=%lld\n"
-		      "sasl_method=\nsasl_username=\nsasl_sender=\n"
+		      "sasl_method=%s\nsasl_username=%s\nsasl_sender=\n"
 		      "ccert_subject=\nccert_issuer=\nccert_fingerprint=\n"
 		      "encryption_protocol=\nencryption_cipher=\n"
 		      "encryption_keysize=0\netrn_domain=\nstress=\n\n",
@@ -809,7 +909,9 @@ smtpd_check_policy(struct smtpd_check *c, struct smtpd_rst *r)
 		      s->nrcpt, s->local ? "" : s->addr, s->name, s->name,
 		      (unsigned long) getpid(), (unsigned long) (uintptr_t) s,
 		      c->transaction, s->declared_size > 0 ?
-		      s->declared_size : 0);
+		      s->declared_size : 0,
+		      smtpd_sasl_username(s) ? smtpd_sasl_method(s) : "",
+		      smtpd_sasl_username(s) ? smtpd_sasl_username(s) : "");
 	c->preq = smtpd_policy_query(r->policy, q->data,
 				     smtpd_check_policy_cb, c);
 	strbuf_free(q);
@@ -878,6 +980,13 @@ smtpd_check_one(struct smtpd_check *c, struct smtpd_rst *r)
 		return (smtpd_check_rbl(c, r));
 	case RST_POLICY:
 		return (smtpd_check_policy(c, r));
+	case RST_PERMIT_SASL:
+		return (smtpd_sasl_username(s) ? SMTPD_CHECK_OK :
+			SMTPD_CHECK_DUNNO);
+	case RST_LOGIN_MISMATCH:
+	case RST_AUTH_LOGIN_MISMATCH:
+	case RST_UNAUTH_LOGIN_MISMATCH:
+		return (smtpd_check_login(c, r));
 	default:
 		return (smtpd_check_config(c, r));
 	}

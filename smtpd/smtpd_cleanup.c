@@ -152,6 +152,10 @@ smtpd_cleanup_envelope(struct smtpd_session *s, struct strbuf *env)
 	attr_puts(env, MAIL_ATTR_PROTOCOL, smtpd_protocol(s));
 	if (s->tls_info)
 		attr_puts(env, MAIL_ATTR_TLS, s->tls_info);
+	if (smtpd_sasl_username(s)) {
+		attr_puts(env, MAIL_ATTR_SASL_METHOD, smtpd_sasl_method(s));
+		attr_puts(env, MAIL_ATTR_SASL_USERNAME, smtpd_sasl_username(s));
+	}
 	attr_puts(env, MAIL_ATTR_BODY, s->body_8bit ? "8BITMIME" : "7BIT");
 	if (s->smtputf8)
 		attr_puts(env, MAIL_ATTR_SMTPUTF8, "1");

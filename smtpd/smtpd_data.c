@@ -195,10 +195,16 @@ smtpd_data_received(struct smtpd_session *s)
 		strbuf_printf(s->msg->chunk, "\t(using %s)\r\n"
 			      "\t(No client certificate requested)\r\n",
 			      s->tls_info);
-	strbuf_printf(s->msg->chunk, "\tby %s (%s) with %s id %s",
+	/* Opt-in: the user's name is for the recipients to see. */
+	if (smtpd_sasl_username(s) && smtpd_sasl_header())
+		strbuf_printf(s->msg->chunk, "\t(Authenticated sender: %s)\r\n",
+			      smtpd_sasl_username(s));
+	/* RFC 6531: UTF8SMTP, UTF8SMTPA, UTF8SMTPS, UTF8SMTPSA. */
+	strbuf_printf(s->msg->chunk, "\tby %s (%s) with %s%s id %s",
 		      smtpd_var.myhostname, smtpd_var.mail_name,
-		      s->smtputf8 ? (s->tls_info ? "UTF8SMTPS" : "UTF8SMTP")
-		      : smtpd_protocol(s), s->queue_id);
+		      s->smtputf8 ? "UTF8" : "",
+		      smtpd_protocol(s) + (s->smtputf8 && s->esmtp),
+		      s->queue_id);
 	if (s->nrcpt == 1)
 		strbuf_printf(s->msg->chunk, "\r\n\tfor <%s>; %s\r\n",
 			      s->rcpts[0], date);
@@ -549,9 +555,13 @@ smtpd_data_cleanup_reply(struct smtpd_session *s, int status,
 		}
 		snprintf(s->queue_id, sizeof(s->queue_id), "%s",
 			 queue_id ? queue_id : "");
-		log_info("%s: client=%s[%s]%s%s", s->queue_id, s->name,
+		log_info("%s: client=%s[%s]%s%s%s%s%s%s", s->queue_id, s->name,
 			 s->addr, s->tls_info ? ", tls=" : "",
-			 s->tls_info ? s->tls_info : "");
+			 s->tls_info ? s->tls_info : "",
+			 smtpd_sasl_username(s) ? ", sasl_method=" : "",
+			 smtpd_sasl_username(s) ? smtpd_sasl_method(s) : "",
+			 smtpd_sasl_username(s) ? ", sasl_username=" : "",
+			 smtpd_sasl_username(s) ? smtpd_sasl_username(s) : "");
 		smtpd_data_received(s);
 		if (s->msg->data_mode == SMTPD_CMD_DATA) {
 			s->cmd_ok[SMTPD_CMD_DATA]++;

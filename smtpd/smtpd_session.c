@@ -97,8 +97,8 @@ static struct smtpd_session *smtpd_sessions;	/* all open sessions */
 static size_t smtpd_nsessions;
 
 static const char *const smtpd_cmd_names[SMTPD_CMD_COUNT] = {
-	"ehlo", "helo", "starttls", "mail", "rcpt", "bdat", "data", "rset",
-	"noop", "quit", "vrfy", "expn", "help", "unknown",
+	"ehlo", "helo", "starttls", "auth", "mail", "rcpt", "bdat", "data",
+	"rset", "noop", "quit", "vrfy", "expn", "help", "unknown",
 };
 
 static void smtpd_session_free(struct smtpd_session *);
@@ -125,10 +125,15 @@ smtpd_session_name_free(struct smtpd_session *s)
 const char *
 smtpd_protocol(const struct smtpd_session *s)
 {
-	/* RFC 3848: "S" for a session under TLS. */
-	if (s->tls_info)
-		return (s->esmtp ? "ESMTPS" : "SMTPS");
-	return (s->esmtp ? "ESMTP" : "SMTP");
+	/* RFC 3848: "S" for a session under TLS, "A" once authenticated. */
+	static const char *const names[4] = {
+		"ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA",
+	};
+
+	if (!s->esmtp)
+		return (s->tls_info ? "SMTPS" : "SMTP");
+	return (names[(s->tls_info ? 2 : 0)
+		      + (smtpd_sasl_username(s) ? 1 : 0)]);
 }
 
 /* smtpd_session_count - open sessions in this process */
@@ -334,6 +339,7 @@ smtpd_session_free(struct smtpd_session *s)
 	smtpd_session_log_disconnect(s);
 	smtpd_cleanup_close(s);
 	smtpd_check_free(s);
+	smtpd_sasl_free(s);
 	dns_cancel(s->dns);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -512,20 +518,21 @@ smtpd_session_getline(struct smtpd_session *s, int *too_long)
 {
 	struct evbuffer *in = stream_input(s->stream);
 	struct evbuffer_ptr eol;
+	size_t  limit = smtpd_sasl_line_limit(s);
 	size_t  len;
 
 	*too_long = 0;
 	eol = evbuffer_search_eol(in, NULL, &len, EVBUFFER_EOL_LF);
 	if (eol.pos < 0) {
 		len = evbuffer_get_length(in);
-		if (len > (size_t) smtpd_var.line_limit) {
+		if (len > limit) {
 			/* Keep the peer in step: skip to the next LF. */
 			evbuffer_drain(in, len);
 			s->skip_line = 1;
 		}
 		return (0);
 	}
-	if (s->skip_line || (size_t) eol.pos > (size_t) smtpd_var.line_limit) {
+	if (s->skip_line || (size_t) eol.pos > limit) {
 		evbuffer_drain(in, eol.pos + 1);
 		s->skip_line = 0;
 		*too_long = 1;
@@ -676,6 +683,9 @@ smtpd_mail_cmd(struct smtpd_session *s, const char *arg)
 			}
 			envid = xstrdup(dec->data);
 			strbuf_free(dec);
+		} else if (strcasecmp(param, "AUTH") == 0 && value != NULL
+			   && smtpd_sasl_ehlo(s) != NULL) {
+			/* RFC 4954 5: accepted, not passed on (not trusted). */
 		} else {
 	unsupported:
 			smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
@@ -1018,10 +1028,6 @@ static int smtpd_help_cmd(struct smtpd_session *, const char *);
  * smtpd_session_cmd_done()); the counter of the disconnect line; EHLO
  * keywords; flags. HELP lists the verbs in this order, EHLO the
  * keywords. A new verb is one line here and a counter in smtpd.h.
- *
- * XXX AUTH goes here once SASL is in (EHLO keyword "AUTH mechanisms",
- * SMTPD_CF_NEED_TLS for smtpd_tls_auth_only; the restriction verbs that
- * use it are in smtpd_check.c).
  */
 static const struct smtpd_cmd {
 	const char *name;
@@ -1038,6 +1044,10 @@ static const struct smtpd_cmd {
 	/* Nothing may follow it in the same write (RFC 3207 4.2). */
 	{"STARTTLS", {0}, smtpd_starttls_cmd, SMTPD_CMD_STARTTLS,
 	{"STARTTLS"}, SMTPD_CF_LAST | SMTPD_CF_TLS},
+	/* "AUTH mechanisms" when offered (smtpd_sasl.c). */
+	{"AUTH", {SMTPD_NEED_HELO, 0, "503 5.5.1 Error: MAIL transaction in "
+	"progress"}, smtpd_auth_cmd, SMTPD_CMD_AUTH, {"AUTH"},
+	SMTPD_CF_LAST | SMTPD_CF_NEED_TLS},
 	{"MAIL", {SMTPD_NEED_HELO, 0, "503 5.5.1 Error: nested MAIL command"},
 	smtpd_mail_cmd, SMTPD_CMD_MAIL,
 	{"SIZE", "8BITMIME", "DSN"}, SMTPD_CF_NEED_TLS},
@@ -1091,7 +1101,10 @@ smtpd_session_ehlo(struct smtpd_session *s)
 		    && !smtpd_tls_offered(s))
 			continue;
 		for (j = 0; j < 5 && smtpd_cmds[i].ehlo[j]; j++)
-			kw[n++] = smtpd_cmds[i].ehlo[j];
+			if ((kw[n] = smtpd_cmds[i].ehlo[j]) != NULL
+			    && (strcmp(kw[n], "AUTH") != 0
+				|| (kw[n] = smtpd_sasl_ehlo(s)) != NULL))
+				n++;
 	}
 	smtpd_reply(s, "250%s%s", n ? "-" : " ", smtpd_var.myhostname);
 	for (i = 0; i < n; i++) {
@@ -1150,6 +1163,8 @@ smtpd_session_command(struct smtpd_session *s, int too_long)
 	size_t  len;
 	size_t  i;
 
+	if (smtpd_sasl_line(s, too_long))
+		return;				/* a response of AUTH */
 	if (too_long) {
 		s->cmd_total[SMTPD_CMD_UNKNOWN]++;
 		smtpd_reply(s, "500 5.5.2 Error: line too long");

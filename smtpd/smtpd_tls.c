@@ -154,6 +154,7 @@ smtpd_tls_start(struct smtpd_session *s)
 
 	/* RFC 3207 4.2: nothing said in the clear counts any more. */
 	smtpd_session_reset(s);
+	smtpd_sasl_free(s);			/* an AUTH in the clear, too */
 	s->helo = xfree(s->helo);
 	s->esmtp = 0;
 	s->skip_line = 0;

@@ -35,6 +35,8 @@
 #define MAIL_ATTR_ORCPT		"orcpt"		/* DSN ORCPT= of a rcpt */
 #define MAIL_ATTR_LOCAL_UID	"local_uid"	/* pickup only */
 #define MAIL_ATTR_FULL_NAME	"full_name"	/* sendmail -F */
+#define MAIL_ATTR_SASL_METHOD	"sasl_method"	/* smtpd AUTH mechanism */
+#define MAIL_ATTR_SASL_USERNAME	"sasl_username"	/* smtpd AUTH user */
 
 /* cleanup content trailer (docs/ipc.md "cleanup", step 3). */
 #define MAIL_ATTR_HOLD		"hold"		/* the HOLD reason */

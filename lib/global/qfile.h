@@ -19,7 +19,8 @@ struct strbuf;
  *	Z	content size in bytes: 15 zero-padded digits, set at commit
  *	S	envelope sender ("" for the null sender)
  *	A*	envelope attributes, "name=value" (client_addr, client_name,
- *		helo, protocol, body, smtputf8, ...)
+ *		helo, protocol, sasl_method, sasl_username, body,
+ *		smtputf8, ...)
  *	R*	one per recipient: a fixed-width status byte (QSTAT_*), then the
  *		address, then optional TAB-separated name=value parameters.
  *		The status byte is updated in place.

@@ -58,16 +58,18 @@ static const struct rst_verb_info rst_verbs[] = {
 	{"reject_rbl_client", RST_RBL_CLIENT, RST_F_ARG | RST_F_DNS},
 	{"reject_rhsbl_sender", RST_RHSBL_SENDER, RST_F_ARG | RST_F_DNS},
 	{"check_policy_service", RST_POLICY, RST_F_ARG},
+	{"permit_sasl_authenticated", RST_PERMIT_SASL, 0},
+	{"reject_sender_login_mismatch", RST_LOGIN_MISMATCH, 0},
+	{"reject_authenticated_sender_login_mismatch",
+	RST_AUTH_LOGIN_MISMATCH, 0},
+	{"reject_unauthenticated_sender_login_mismatch",
+	RST_UNAUTH_LOGIN_MISMATCH, 0},
 
 	/*
-	 * Postfix verbs that need SASL or TLS, which smtpd does not have
-	 * yet: they are configuration errors until smtpd_sasl.c and
-	 * smtpd_tls.c give them a meaning in smtpd_check.c
-	 * (permit_sasl_authenticated: the session's SASL user name; the
-	 * TLS verbs: the client certificate of the session).
+	 * Postfix verbs that need TLS, which smtpd does not have yet: they
+	 * are configuration errors until smtpd_tls.c gives them a meaning
+	 * in smtpd_check.c (the client certificate of the session).
 	 */
-	{"permit_sasl_authenticated", RST_UNIMPLEMENTED, 0},
-	{"reject_sender_login_mismatch", RST_UNIMPLEMENTED, 0},
 	{"permit_tls_clientcerts", RST_UNIMPLEMENTED, 0},
 	{"permit_tls_all_clientcerts", RST_UNIMPLEMENTED, 0},
 	{"check_ccert_access", RST_UNIMPLEMENTED, RST_F_ARG},
@@ -113,8 +115,8 @@ rst_list_check(const char *param, const char *value, struct strbuf *why)
 		}
 		if (vi->verb == RST_UNIMPLEMENTED) {
 			strbuf_setf(why, "parameter %s: restriction \"%s\" is "
-				    "not available (no SASL or TLS in smtpd "
-				    "yet)", param, vi->name);
+				    "not available (no TLS client certificates "
+				    "in smtpd yet)", param, vi->name);
 			ret = -1;
 			break;
 		}

@@ -28,6 +28,10 @@ enum rst_verb {
 	RST_RBL_CLIENT,
 	RST_RHSBL_SENDER,
 	RST_POLICY,
+	RST_PERMIT_SASL,		/* permit_sasl_authenticated */
+	RST_LOGIN_MISMATCH,		/* reject_sender_login_mismatch */
+	RST_AUTH_LOGIN_MISMATCH,	/* ..._authenticated_... */
+	RST_UNAUTH_LOGIN_MISMATCH,	/* ..._unauthenticated_... */
 	RST_UNIMPLEMENTED,		/* known to Postfix, not here yet */
 	RST_BROKEN,			/* unknown or unusable: 451 4.3.5 */
 };
