@@ -117,6 +117,7 @@ static struct smtpd_rlist smtpd_lists[SMTPD_STAGE_COUNT];
 static int smtpd_check_dns;
 static char *smtpd_policy_default;
 static struct map *smtpd_login_map;	/* smtpd_sender_login_maps */
+static int smtpd_plaintext_code;	/* plaintext_reject_code */
 
 /* The evaluation state of one session. */
 struct smtpd_check {
@@ -190,8 +191,7 @@ smtpd_check_list(int stage, const char *value)
 		}
 		if (vi->verb == RST_UNIMPLEMENTED) {
 			log_warn("%s: restriction \"%s\" is not available in "
-				 "this build (no TLS client certificates)", param,
-				 vi->name);
+				 "this build", param, vi->name);
 			errors++;
 			continue;
 		}
@@ -276,6 +276,7 @@ smtpd_check_init(void)
 				conf_get_time("smtpd_policy_service_max_idle"));
 	smtpd_policy_default =
 		xstrdup(conf_get("smtpd_policy_service_default_action"));
+	smtpd_plaintext_code = conf_get_int("plaintext_reject_code");
 	errors += smtpd_check_login_init();
 	for (i = 0; i < SMTPD_STAGE_COUNT; i++)
 		errors += smtpd_check_list(i, conf_get(smtpd_stage_params[i]));
@@ -980,6 +981,13 @@ smtpd_check_one(struct smtpd_check *c, struct smtpd_rst *r)
 		return (smtpd_check_rbl(c, r));
 	case RST_POLICY:
 		return (smtpd_check_policy(c, r));
+	case RST_PLAINTEXT:
+		if (s->tls_info != NULL)
+			return (SMTPD_CHECK_DUNNO);
+		return (smtpd_check_reject(c, smtpd_plaintext_code,
+					   smtpd_plaintext_code >= 500 ?
+					   "5.7.1" : "4.7.1",
+					   "Session encryption is required"));
 	case RST_PERMIT_SASL:
 		return (smtpd_sasl_username(s) ? SMTPD_CHECK_OK :
 			SMTPD_CHECK_DUNNO);

@@ -332,6 +332,8 @@ const struct conf_param conf_params[] = {
 	"longest time for the TLS handshake after STARTTLS or, in wrappermode, after connect"},
 	{"smtpd_tls_received_header", CONF_BOOL, "yes",
 	"name the TLS version and cipher in the Received: header"},
+	{"plaintext_reject_code", CONF_INT, "450",
+	"the reply code of reject_plaintext_session (4.7.1 or 5.7.1 goes with it)"},
 
 	/* smtpd: SMTP AUTH (SASL_README). */
 	{"smtpd_sasl_auth_enable", CONF_BOOL, "no",
@@ -421,6 +423,7 @@ const struct conf_bound conf_bounds[] = {
 	{"smtpd_max_sessions", 0, 10000000},
 	{"smtpd_starttls_timeout", 1, 86400},
 	{"smtpd_tls_session_cache_timeout", 0, 86400 * 100},
+	{"plaintext_reject_code", 400, 599},
 	{"smtpd_sasl_response_limit", 512, 1LL << 24},
 	{"smtpd_auth_failure_limit", 0, 1000000},
 	{"smtpd_auth_failure_window", 1, 86400 * 7},
