@@ -238,6 +238,7 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 		   || strcmp(name, "smtp_tls_policy_maps") == 0
 		   || strcmp(name, "smtp_sasl_password_maps") == 0
 		   || strcmp(name, "smtpd_sender_login_maps") == 0
+		   || strcmp(name, "relay_clientcerts") == 0
 		   || strcmp(name, "smtpd_sasl_xoauth2_token_maps") == 0) {
 		return (conf_check_maps(name, value, why));
 	} else if (strcmp(name, "smtp_tls_security_level") == 0) {

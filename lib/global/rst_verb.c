@@ -65,9 +65,9 @@ static const struct rst_verb_info rst_verbs[] = {
 	{"reject_unauthenticated_sender_login_mismatch",
 	RST_UNAUTH_LOGIN_MISMATCH, 0},
 	{"reject_plaintext_session", RST_PLAINTEXT, 0},
-	{"permit_tls_clientcerts", RST_UNIMPLEMENTED, 0},
-	{"permit_tls_all_clientcerts", RST_UNIMPLEMENTED, 0},
-	{"check_ccert_access", RST_UNIMPLEMENTED, RST_F_ARG},
+	{"permit_tls_clientcerts", RST_PERMIT_CCERTS, 0},
+	{"permit_tls_all_clientcerts", RST_PERMIT_ALL_CCERTS, 0},
+	{"check_ccert_access", RST_CCERT_ACCESS, RST_F_ARG},
 };
 
 /* rst_verb_find - a restriction by name, or NULL */
