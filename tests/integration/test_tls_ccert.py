@@ -255,6 +255,9 @@ def test_policy_service_gets_the_certificate(tls_factory, tmp_path):
                 attrs[k] = v
 
     srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    # smtpd keeps its connection: do not wait for the handler at the end.
+    srv.daemon_threads = True
+    srv.block_on_close = False
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         t, client, stranger = ccert_mta(
@@ -290,3 +293,40 @@ def test_check_accepts_the_tls_restrictions(tls_factory, tmp_path):
                                   "reject_unauth_destination"))
     r = t.mta.sendarix("check", check=False)
     assert r.returncode == 0, r.stderr
+
+
+# -- wrappermode: the 421 of the limits goes out under TLS ------------------
+
+def smtps_client(port):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = Client.__new__(Client)
+    c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port),
+                                                      timeout=10))
+    c.buf = b""
+    return c
+
+
+def test_wrappermode_limits_reply_after_the_handshake(tls_factory):
+    from conftest import free_port
+    conn, busy = free_port(), free_port()
+    cf = ("{listen} inet n - n - 1 smtpd\n"
+          "127.0.0.1:%d inet n - n - 1 smtpd -o smtpd_tls_wrappermode=yes"
+          " -o smtpd_client_connection_count_limit=1"
+          " -o smtpd_client_connection_exceptions=\n"
+          "127.0.0.1:%d inet n - n - 1 smtpd -o smtpd_tls_wrappermode=yes"
+          " -o smtpd_max_sessions=1\n"
+          "cleanup unix - - n - 1 cleanup\n") % (conn, busy)
+    t = tls_factory(master_cf=cf)
+    for port, reply in ((conn, (421, "4.7.0 mx.test.example Error: too "
+                                "many connections from your address")),
+                        (busy, (421, "4.3.2 mx.test.example Service busy, "
+                                "try again later"))):
+        first = smtps_client(port)
+        assert first.reply()[0] == 220
+        second = smtps_client(port)
+        assert second.reply() == reply
+        assert second.closed()
+        assert first.cmd("NOOP")[0] == 250
+        first.cmd("QUIT")
