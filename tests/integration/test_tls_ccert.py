@@ -330,3 +330,11 @@ def test_wrappermode_limits_reply_after_the_handshake(tls_factory):
         assert second.closed()
         assert first.cmd("NOOP")[0] == 250
         first.cmd("QUIT")
+
+
+def test_check_refuses_an_unknown_digest(tls_factory):
+    t = tls_factory({"smtpd_tls_fingerprint_digest": "sha999"}, start=False)
+    r = t.mta.sendarix("check", check=False)
+    assert r.returncode == 1
+    assert ('parameter smtpd_tls_fingerprint_digest: unknown digest '
+            '"sha999"') in r.stderr
