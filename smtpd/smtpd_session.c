@@ -32,7 +32,10 @@
  *	and writes only its buffers, so that TLS goes in underneath
  *	(STARTTLS, wrappermode: smtpd_tls.c). While the handshake runs
  *	(SMTPD_ST_TLS) no input is processed; its end comes to the event
- *	callback.
+ *	callback. A wrappermode client over smtpd_max_sessions or
+ *	smtpd_client_connection_count_limit gets its 421 after the
+ *	handshake (tls_refuse), as in Postfix, since it cannot read a
+ *	reply in the clear.
  *
  *	Input is processed in order from the buffered bytes (RFC 2920
  *	pipelining): commands, then DATA content or BDAT chunks once they
