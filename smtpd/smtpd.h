@@ -21,6 +21,8 @@ struct event;
 struct event_base;
 struct matchlist;
 struct ssl_ctx_st;
+struct evp_md_st;
+struct tls_peer_info;
 struct strbuf;
 struct stream;
 
@@ -51,6 +53,10 @@ struct smtpd_params {
 	int     tls_received_header;	/* smtpd_tls_received_header */
 	long    starttls_timeout;	/* smtpd_starttls_timeout, seconds */
 	struct ssl_ctx_st *tls_ctx;	/* NULL: TLS not available */
+	int     tls_ask_ccert;		/* ask for client certificates */
+	int     tls_req_ccert;		/* and refuse without a verified one */
+	long    tls_loglevel;		/* smtpd_tls_loglevel */
+	const struct evp_md_st *tls_md;	/* smtpd_tls_fingerprint_digest */
 };
 extern struct smtpd_params smtpd_var;
 
@@ -120,6 +126,7 @@ struct smtpd_session {
 	char   *tls_info;		/* "TLSv1.3 with cipher ..." or NULL */
 	struct smtpd_check *check;	/* restriction state (smtpd_check.c) */
 	struct smtpd_sasl *sasl;	/* AUTH state (smtpd_sasl.c) or NULL */
+	struct tls_peer_info *ccert;	/* client certificate, or NULL */
 	long    same;			/* sessions from addr at connect */
 	int     errors;			/* 4xx/5xx replies so far */
 	/* Small values, packed: thousands of idle sessions carry them. */
@@ -137,6 +144,7 @@ struct smtpd_session {
 	char    ill_pipelining;		/* commands sent ahead of time */
 	char    line_seen;		/* the last command line was not empty */
 	char    tls_greet;		/* wrappermode: 220 after the handshake */
+	signed char tls_refuse;		/* wrappermode: 421 after it (SMTPD_REFUSE_*) */
 	char    addr[INET6_ADDRSTRLEN + 8];	/* client address, text */
 
 	/* Counters for the disconnect line. */
@@ -185,12 +193,18 @@ extern void smtpd_session_reject_log(struct smtpd_session *, const char *,
 extern const char *smtpd_protocol(const struct smtpd_session *);
 extern void smtpd_session_cmd_done(struct smtpd_session *, int);
 
+/* Why a wrappermode session gets 421 once TLS is up (tls_refuse). */
+#define SMTPD_REFUSE_NONE	0
+#define SMTPD_REFUSE_CONN	1	/* smtpd_client_connection_count_limit */
+#define SMTPD_REFUSE_BUSY	2	/* smtpd_max_sessions */
+
 /* smtpd_tls.c */
 extern void smtpd_tls_init(void);
 extern int smtpd_tls_offered(const struct smtpd_session *);
 extern int smtpd_tls_required(const struct smtpd_session *);
 extern int smtpd_tls_start(struct smtpd_session *);
 extern int smtpd_tls_event(struct smtpd_session *, int, int);
+extern void smtpd_tls_policy(const struct smtpd_session *, struct strbuf *);
 
 /* smtpd_data.c */
 extern void smtpd_data_cmd(struct smtpd_session *, const char *);

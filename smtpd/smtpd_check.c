@@ -78,6 +78,7 @@
 #include "rst_verb.h"
 #include "smtp_addr.h"
 #include "strbuf.h"
+#include "tls_server.h"
 #include "xmalloc.h"
 
 #include "smtpd.h"
@@ -117,6 +118,8 @@ static struct smtpd_rlist smtpd_lists[SMTPD_STAGE_COUNT];
 static int smtpd_check_dns;
 static char *smtpd_policy_default;
 static struct map *smtpd_login_map;	/* smtpd_sender_login_maps */
+static int smtpd_plaintext_code;	/* plaintext_reject_code */
+static struct map *smtpd_relay_ccerts;	/* relay_clientcerts */
 
 /* The evaluation state of one session. */
 struct smtpd_check {
@@ -138,6 +141,7 @@ struct smtpd_check {
 	char   *discard;
 	struct strbuf *prepend;
 	unsigned long transaction;	/* for the policy "instance" */
+	int     ccert;			/* replies name the client certificate */
 };
 
 #define SMTPD_REPLY_CONFIG	"451 4.3.5 Server configuration error"
@@ -190,8 +194,7 @@ smtpd_check_list(int stage, const char *value)
 		}
 		if (vi->verb == RST_UNIMPLEMENTED) {
 			log_warn("%s: restriction \"%s\" is not available in "
-				 "this build (no TLS client certificates)", param,
-				 vi->name);
+				 "this build", param, vi->name);
 			errors++;
 			continue;
 		}
@@ -213,6 +216,7 @@ smtpd_check_list(int stage, const char *value)
 		case RST_HELO_ACCESS:
 		case RST_SENDER_ACCESS:
 		case RST_RCPT_ACCESS:
+		case RST_CCERT_ACCESS:
 			strbuf_reset(err);
 			if ((r->map = map_open(r->arg, err)) == NULL) {
 				log_warn("%s: %s %s: %s", param, vi->name,
@@ -221,6 +225,12 @@ smtpd_check_list(int stage, const char *value)
 				errors++;
 				continue;
 			}
+			break;
+		case RST_PERMIT_CCERTS:
+			if (smtpd_relay_ccerts == NULL)
+				log_warn("%s: permit_tls_clientcerts without "
+					 "relay_clientcerts permits nobody",
+					 param);
 			break;
 		case RST_RBL_CLIENT:
 			if ((eq = strchr(r->arg, '=')) != NULL) {
@@ -265,6 +275,24 @@ smtpd_check_login_init(void)
 	return (smtpd_login_map == NULL);
 }
 
+/* smtpd_check_ccert_init - open relay_clientcerts; errors */
+static int
+smtpd_check_ccert_init(void)
+{
+	const char *spec = conf_get("relay_clientcerts");
+	struct strbuf *err;
+
+	if (spec == NULL || spec[strspn(spec, " \t,")] == 0)
+		return (0);
+	err = strbuf_new(128, 0);
+	smtpd_relay_ccerts = map_open(spec, err);
+	if (smtpd_relay_ccerts == NULL)
+		log_warn("relay_clientcerts: %s", err->len ? err->data :
+			 "cannot open table");
+	strbuf_free(err);
+	return (smtpd_relay_ccerts == NULL);
+}
+
 /* smtpd_check_init - parse every list; the number of errors */
 int
 smtpd_check_init(void)
@@ -276,7 +304,9 @@ smtpd_check_init(void)
 				conf_get_time("smtpd_policy_service_max_idle"));
 	smtpd_policy_default =
 		xstrdup(conf_get("smtpd_policy_service_default_action"));
+	smtpd_plaintext_code = conf_get_int("plaintext_reject_code");
 	errors += smtpd_check_login_init();
+	errors += smtpd_check_ccert_init();
 	for (i = 0; i < SMTPD_STAGE_COUNT; i++)
 		errors += smtpd_check_list(i, conf_get(smtpd_stage_params[i]));
 	if (errors)
@@ -324,6 +354,10 @@ smtpd_check_name(struct smtpd_check *c, char *buf, size_t len)
 {
 	struct smtpd_session *s = c->s;
 
+	if (c->ccert) {
+		snprintf(buf, len, "%s[%s]", s->name, s->addr);
+		return (buf);
+	}
 	switch (c->stage) {
 	case SMTPD_STAGE_CLIENT:
 		snprintf(buf, len, "%s[%s]", s->name, s->addr);
@@ -368,7 +402,7 @@ smtpd_check_event_log(struct smtpd_check *c, const char *what,
 static const char *
 smtpd_check_class(const struct smtpd_check *c)
 {
-	return (smtpd_stage_class[c->stage]);
+	return (c->ccert ? "Client certificate" : smtpd_stage_class[c->stage]);
 }
 
 /* smtpd_check_reject - set the reply "code dsn <name>: Class rejected: text" */
@@ -635,6 +669,73 @@ smtpd_check_access(struct smtpd_check *c, struct smtpd_rst *r)
 	return (smtpd_check_action(c, value, map_spec(r->map)));
 }
 
+/* smtpd_check_fprint - a fingerprint lookup: cert, then public key */
+static int
+smtpd_check_fprint(struct map *map, const struct tls_peer_info *p,
+		   const char **value)
+{
+	const char *keys[2];
+	int     ret = MAP_NOTFOUND;
+	int     i;
+
+	keys[0] = p->cert_fp;
+	keys[1] = p->pkey_fp;
+	for (i = 0; i < 2 && ret == MAP_NOTFOUND; i++)
+		if (*keys[i])
+			ret = map_lookup(map, keys[i], value);
+	if (ret == MAP_RETRY)
+		log_warn("%s: table lookup failed for \"%s\"", map_spec(map),
+			 p->cert_fp);
+	return (ret == MAP_FOUND ? 1 : ret == MAP_RETRY ? -1 : 0);
+}
+
+/* smtpd_check_ccerts - permit_tls_clientcerts, _all_clientcerts */
+static int
+smtpd_check_ccerts(struct smtpd_check *c, const struct smtpd_rst *r)
+{
+	const struct tls_peer_info *p = c->s->ccert;
+	const char *value;
+	int     ret;
+
+	if (p == NULL)
+		return (SMTPD_CHECK_DUNNO);
+	if (r->verb == RST_PERMIT_ALL_CCERTS)
+		return (p->trusted ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO);
+	/* A listed fingerprint is the trust: no CA needed (Postfix). */
+	if (smtpd_relay_ccerts == NULL)
+		return (SMTPD_CHECK_DUNNO);
+	if ((ret = smtpd_check_fprint(smtpd_relay_ccerts, p, &value)) < 0)
+		return (smtpd_check_reject(c, 451, "4.3.0",
+					   "Temporary lookup failure"));
+	if (ret == 0)
+		return (SMTPD_CHECK_DUNNO);
+	log_info("%s[%s]: relay_clientcerts: permitted by fingerprint %s",
+		 c->s->name, c->s->addr, p->cert_fp);
+	return (SMTPD_CHECK_OK);
+}
+
+/* smtpd_check_ccert_access - check_ccert_access: by fingerprint */
+static int
+smtpd_check_ccert_access(struct smtpd_check *c, struct smtpd_rst *r)
+{
+	const struct tls_peer_info *p = c->s->ccert;
+	const char *value = NULL;
+	int     ret;
+
+	if (p == NULL)
+		return (SMTPD_CHECK_DUNNO);
+	c->ccert = 1;
+	if ((ret = smtpd_check_fprint(r->map, p, &value)) < 0)
+		ret = smtpd_check_reject(c, 451, "4.3.0",
+					 "Temporary lookup failure");
+	else if (ret == 0)
+		ret = SMTPD_CHECK_DUNNO;
+	else
+		ret = smtpd_check_action(c, value, map_spec(r->map));
+	c->ccert = 0;
+	return (ret);
+}
+
 /* smtpd_check_owners - does "login" own "sender"? 1, 0 (no), -1 retry */
 static int
 smtpd_check_owners(const char *sender, const char *login, int *listed)
@@ -899,10 +1000,7 @@ smtpd_check_policy(struct smtpd_check *c, struct smtpd_rst *r)
 		      "recipient_count=%zu\nclient_address=%s\n"
 		      "client_name=%s\nreverse_client_name=%s\n"
 		      "instance=%lx.%lx.%lx\nsize=%lld\n"
-		      "sasl_method=%s\nsasl_username=%s\nsasl_sender=\n"
-		      "ccert_subject=\nccert_issuer=\nccert_fingerprint=\n"
-		      "encryption_protocol=\nencryption_cipher=\n"
-		      "encryption_keysize=0\netrn_domain=\nstress=\n\n",
+		      "sasl_method=%s\nsasl_username=%s\nsasl_sender=\n",
 		      states[c->stage], smtpd_protocol(s),
 		      s->helo ? s->helo : "", s->queue_id,
 		      s->sender ? s->sender : "", rcpt ? rcpt : "",
@@ -912,6 +1010,8 @@ smtpd_check_policy(struct smtpd_check *c, struct smtpd_rst *r)
 		      s->declared_size : 0,
 		      smtpd_sasl_username(s) ? smtpd_sasl_method(s) : "",
 		      smtpd_sasl_username(s) ? smtpd_sasl_username(s) : "");
+	smtpd_tls_policy(s, q);
+	strbuf_appends(q, "etrn_domain=\nstress=\n\n");
 	c->preq = smtpd_policy_query(r->policy, q->data,
 				     smtpd_check_policy_cb, c);
 	strbuf_free(q);
@@ -980,6 +1080,18 @@ smtpd_check_one(struct smtpd_check *c, struct smtpd_rst *r)
 		return (smtpd_check_rbl(c, r));
 	case RST_POLICY:
 		return (smtpd_check_policy(c, r));
+	case RST_PLAINTEXT:
+		if (s->tls_info != NULL)
+			return (SMTPD_CHECK_DUNNO);
+		return (smtpd_check_reject(c, smtpd_plaintext_code,
+					   smtpd_plaintext_code >= 500 ?
+					   "5.7.1" : "4.7.1",
+					   "Session encryption is required"));
+	case RST_PERMIT_CCERTS:
+	case RST_PERMIT_ALL_CCERTS:
+		return (smtpd_check_ccerts(c, r));
+	case RST_CCERT_ACCESS:
+		return (smtpd_check_ccert_access(c, r));
 	case RST_PERMIT_SASL:
 		return (smtpd_sasl_username(s) ? SMTPD_CHECK_OK :
 			SMTPD_CHECK_DUNNO);

@@ -32,7 +32,10 @@
  *	and writes only its buffers, so that TLS goes in underneath
  *	(STARTTLS, wrappermode: smtpd_tls.c). While the handshake runs
  *	(SMTPD_ST_TLS) no input is processed; its end comes to the event
- *	callback.
+ *	callback. A wrappermode client over smtpd_max_sessions or
+ *	smtpd_client_connection_count_limit gets its 421 after the
+ *	handshake (tls_refuse), as in Postfix, since it cannot read a
+ *	reply in the clear.
  *
  *	Input is processed in order from the buffered bytes (RFC 2920
  *	pipelining): commands, then DATA content or BDAT chunks once they
@@ -360,6 +363,7 @@ smtpd_session_free(struct smtpd_session *s)
 	smtpd_session_name_free(s);
 	xfree(s->helo);
 	xfree(s->tls_info);
+	tls_server_peer_free(s->ccert);
 	xfree(s->sender);
 	for (i = 0; i < s->nrcpt; i++) {
 		xfree(s->rcpts[i]);
@@ -430,6 +434,41 @@ smtpd_session_lost(struct smtpd_session *s)
 	smtpd_cleanup_close(s);
 }
 
+/* smtpd_session_refuse - the 421 of a refused session, then the end */
+static void
+smtpd_session_refuse(struct smtpd_session *s)
+{
+	switch (s->tls_refuse) {
+	case SMTPD_REFUSE_CONN:
+		smtpd_reply(s, "421 4.7.0 %s Error: too many connections "
+			    "from your address", smtpd_var.myhostname);
+		break;
+	case SMTPD_REFUSE_BUSY:
+		smtpd_reply(s, "421 4.3.2 %s Service busy, try again later",
+			    smtpd_var.myhostname);
+		break;
+	default:
+		break;				/* the reply is queued already */
+	}
+	smtpd_session_close(s);
+}
+
+/* smtpd_session_refuse_tls - wrappermode: the 421 once TLS is up */
+static void
+smtpd_session_refuse_tls(struct smtpd_session *s, int why)
+{
+	/*
+	 * As Postfix does: the handshake first, so that the client (which
+	 * speaks TLS from the first byte) can read why.
+	 */
+	s->tls_refuse = why;
+	if (smtpd_tls_start(s) < 0) {
+		smtpd_session_free_later(s);
+		return;
+	}
+	stream_enable(s->stream, STREAM_READ);
+}
+
 /* smtpd_session_event_cb - end of file, error, timeout */
 static void
 smtpd_session_event_cb(struct stream *unused_st, int what, int err,
@@ -444,10 +483,17 @@ smtpd_session_event_cb(struct stream *unused_st, int what, int err,
 	}
 	if (s->state == SMTPD_ST_TLS) {
 		/* The handshake is over, one way or the other. */
-		if (smtpd_tls_event(s, what, err) < 0)
+		switch (smtpd_tls_event(s, what, err)) {
+		case -1:
 			smtpd_session_free_later(s);
-		else
+			break;
+		case 1:
+			smtpd_session_refuse(s);
+			break;
+		default:
 			smtpd_session_run(s);
+			break;
+		}
 		return;
 	}
 	if (what & STREAM_EV_TIMEOUT) {
@@ -1337,9 +1383,12 @@ smtpd_session_greet(struct smtpd_session *s)
 		log_warn("Connection concurrency limit exceeded: %ld from "
 			 "%s[%s] for service %s", s->same + 1, s->name, s->addr,
 			 server_service_name());
-		smtpd_reply(s, "421 4.7.0 %s Error: too many connections "
-			    "from your address", smtpd_var.myhostname);
-		smtpd_session_close(s);
+		if (smtpd_var.tls_wrapper)
+			smtpd_session_refuse_tls(s, SMTPD_REFUSE_CONN);
+		else {
+			s->tls_refuse = SMTPD_REFUSE_CONN;
+			smtpd_session_refuse(s);
+		}
 		return;
 	}
 	/* Local processes may use sendmail(1) anyway: they may relay. */
@@ -1431,9 +1480,12 @@ smtpd_session_accept(int fd, const struct sockaddr *sa, socklen_t salen)
 		log_info("connect from %s[%s]", s->name, s->addr);
 		log_warn("too many sessions (%ld): refusing %s[%s]",
 			 smtpd_var.max_sessions, s->name, s->addr);
-		smtpd_reply(s, "421 4.3.2 %s Service busy, try again later",
-			    smtpd_var.myhostname);
-		smtpd_session_close(s);
+		if (smtpd_var.tls_wrapper)
+			smtpd_session_refuse_tls(s, SMTPD_REFUSE_BUSY);
+		else {
+			s->tls_refuse = SMTPD_REFUSE_BUSY;
+			smtpd_session_refuse(s);
+		}
 		return;
 	}
 

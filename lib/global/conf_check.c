@@ -177,6 +177,24 @@ conf_check_maps(const char *name, const char *value, struct strbuf *why)
 	return (ret < 0 ? -1 : 0);
 }
 
+/* conf_check_digest - a fingerprint digest OpenSSL has; 0 or -1 */
+static int
+conf_check_digest(const char *name, const char *value, struct strbuf *why)
+{
+	static const char *const digests[] = {
+		"md5", "sha1", "sha224", "sha256", "sha384", "sha512",
+		"sha3-256", "sha3-512",
+	};
+	size_t  i;
+
+	for (i = 0; i < sizeof(digests) / sizeof(digests[0]); i++)
+		if (strcasecmp(value, digests[i]) == 0)
+			return (0);
+	strbuf_setf(why, "parameter %s: unknown digest \"%s\" (use sha256, "
+		    "sha1, md5, ...)", name, value);
+	return (-1);
+}
+
 /* conf_check_tls_level - one of smtp-out's TLS levels (smtp_tls.c) */
 static int
 conf_check_tls_level(const char *name, const char *value, struct strbuf *why)
@@ -238,6 +256,7 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 		   || strcmp(name, "smtp_tls_policy_maps") == 0
 		   || strcmp(name, "smtp_sasl_password_maps") == 0
 		   || strcmp(name, "smtpd_sender_login_maps") == 0
+		   || strcmp(name, "relay_clientcerts") == 0
 		   || strcmp(name, "smtpd_sasl_xoauth2_token_maps") == 0) {
 		return (conf_check_maps(name, value, why));
 	} else if (strcmp(name, "smtp_tls_security_level") == 0) {
@@ -258,6 +277,8 @@ conf_check_string(const char *name, const char *value, struct strbuf *why,
 				    "high or medium)", name, value);
 			return (-1);
 		}
+	} else if (strcmp(name, "smtpd_tls_fingerprint_digest") == 0) {
+		return (conf_check_digest(name, value, why));
 	} else if (strncmp(name, "smtpd_", 6) == 0
 		   && strlen(name) > 13
 		   && strcmp(name + strlen(name) - 13, "_restrictions") == 0) {

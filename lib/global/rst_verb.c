@@ -17,8 +17,8 @@
  *
  *	rst_list_check() checks the words of one restriction list (the
  *	value of parameter "param"): every verb known, every argument
- *	there, no verb that this build does not have (the SASL and TLS
- *	ones, RST_UNIMPLEMENTED). It returns 0, or -1 with the first
+ *	there, no verb that this build does not have (RST_UNIMPLEMENTED,
+ *	none at present). It returns 0, or -1 with the first
  *	problem in "why". Tables and policy endpoints are opened only by
  *	smtpd itself.
  *
@@ -64,16 +64,10 @@ static const struct rst_verb_info rst_verbs[] = {
 	RST_AUTH_LOGIN_MISMATCH, 0},
 	{"reject_unauthenticated_sender_login_mismatch",
 	RST_UNAUTH_LOGIN_MISMATCH, 0},
-
-	/*
-	 * Postfix verbs that need TLS, which smtpd does not have yet: they
-	 * are configuration errors until smtpd_tls.c gives them a meaning
-	 * in smtpd_check.c (the client certificate of the session).
-	 */
-	{"permit_tls_clientcerts", RST_UNIMPLEMENTED, 0},
-	{"permit_tls_all_clientcerts", RST_UNIMPLEMENTED, 0},
-	{"check_ccert_access", RST_UNIMPLEMENTED, RST_F_ARG},
-	{"reject_plaintext_session", RST_UNIMPLEMENTED, 0},
+	{"reject_plaintext_session", RST_PLAINTEXT, 0},
+	{"permit_tls_clientcerts", RST_PERMIT_CCERTS, 0},
+	{"permit_tls_all_clientcerts", RST_PERMIT_ALL_CCERTS, 0},
+	{"check_ccert_access", RST_CCERT_ACCESS, RST_F_ARG},
 };
 
 /* rst_verb_find - a restriction by name, or NULL */
@@ -115,8 +109,8 @@ rst_list_check(const char *param, const char *value, struct strbuf *why)
 		}
 		if (vi->verb == RST_UNIMPLEMENTED) {
 			strbuf_setf(why, "parameter %s: restriction \"%s\" is "
-				    "not available (no TLS client certificates "
-				    "in smtpd yet)", param, vi->name);
+				    "not available in this build", param,
+				    vi->name);
 			ret = -1;
 			break;
 		}

@@ -32,6 +32,10 @@ enum rst_verb {
 	RST_LOGIN_MISMATCH,		/* reject_sender_login_mismatch */
 	RST_AUTH_LOGIN_MISMATCH,	/* ..._authenticated_... */
 	RST_UNAUTH_LOGIN_MISMATCH,	/* ..._unauthenticated_... */
+	RST_PLAINTEXT,			/* reject_plaintext_session */
+	RST_PERMIT_CCERTS,		/* permit_tls_clientcerts */
+	RST_PERMIT_ALL_CCERTS,		/* permit_tls_all_clientcerts */
+	RST_CCERT_ACCESS,		/* check_ccert_access */
 	RST_UNIMPLEMENTED,		/* known to Postfix, not here yet */
 	RST_BROKEN,			/* unknown or unusable: 451 4.3.5 */
 };

@@ -12,6 +12,9 @@
  *	int	tls_server_key_safe(const char *path, struct strbuf *err)
  *	int	tls_server_level(const char *level)
  *
+ *	struct tls_peer_info *tls_server_peer(SSL *ssl, const EVP_MD *md)
+ *	void	tls_server_peer_free(struct tls_peer_info *peer)
+ *
  * DESCRIPTION
  *	tls_server_ctx_new() makes the SSL_CTX of a server (smtpd) from
  *	"conf", the smtpd_tls_* parameters:
@@ -23,7 +26,13 @@
  *	  certificate per key type and gives each client the one its
  *	  signature algorithms and ciphers allow, so an ECDSA-only client
  *	  gets the ECDSA certificate. CAfile, when set, is the trust store
- *	  that completes a chain the files leave short.
+ *	  that completes a chain the files leave short;
+ *	- with ask_ccert, a request for a client certificate (not a
+ *	  demand: a client without one goes on, as in Postfix). CAfile and
+ *	  CApath are the trust anchors for it, up to ccert_depth
+ *	  certificates deep; the names of CAfile's CAs go in the request.
+ *	  A certificate that fails verification does not end the
+ *	  handshake: the caller sees it as untrusted (tls_server_peer());
  *	- protocols (tls_ctx_set_protocols(), Postfix syntax);
  *	- a cipher grade with exclusions (tls_server_cipherlist()); TLS 1.3
  *	  cipher suites are OpenSSL's defaults, as in Postfix;
@@ -65,6 +74,15 @@
  *	tls_server_level() parses smtpd_tls_security_level: "none" (or
  *	empty), "may", "encrypt"; -1 for anything else.
  *
+ *	tls_server_peer() describes the certificate the client presented
+ *	on "ssl" after the handshake, or returns NULL when there is none:
+ *	the common names of subject and issuer (control characters shown
+ *	as "?"), the digests "md" of the certificate and of its public key
+ *	(DER SubjectPublicKeyInfo) in Postfix's form, upper-case hex pairs
+ *	joined by colons, and whether it was verified. A session that was
+ *	resumed has the certificate and verdict of its first handshake.
+ *	tls_server_peer_free() frees the result (NULL is fine).
+ *
  * DIAGNOSTICS
  *	Errors are returned; a world-readable key file is fatal.
  *
@@ -80,10 +98,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <openssl/x509.h>
+
 #include "log.h"
 #include "strbuf.h"
 #include "tls.h"
 #include "tls_server.h"
+#include "xmalloc.h"
 
 /* tls_server_level - smtpd_tls_security_level as a number */
 int
@@ -225,6 +246,45 @@ tls_server_resumption(SSL_CTX *ctx, const struct tls_server_conf *conf)
 	SSL_CTX_set_timeout(ctx, conf->cache_timeout);
 }
 
+/* tls_server_verify_cb - record, never abort: the restrictions decide */
+static int
+tls_server_verify_cb(int ok, X509_STORE_CTX *ctx)
+{
+	(void) ok;
+	(void) ctx;
+	return (1);
+}
+
+/* tls_server_ccert - ask for client certificates; 0 or -1 */
+static int
+tls_server_ccert(SSL_CTX *ctx, const struct tls_server_conf *conf,
+		 struct strbuf *err)
+{
+	STACK_OF(X509_NAME) *names;
+
+	if (conf->CApath && *conf->CApath
+	    && SSL_CTX_load_verify_locations(ctx, NULL, conf->CApath) != 1) {
+		strbuf_setf(err, "cannot load CA directory %s: %s",
+			    conf->CApath, tls_errors());
+		return (-1);
+	}
+	if (!conf->ask_ccert)
+		return (0);
+	if (conf->CAfile && *conf->CAfile) {
+		if ((names = SSL_load_client_CA_file(conf->CAfile)) == NULL) {
+			strbuf_setf(err, "cannot read CA names from %s: %s",
+				    conf->CAfile, tls_errors());
+			return (-1);
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE,
+			   tls_server_verify_cb);
+	SSL_CTX_set_verify_depth(ctx, conf->ccert_depth > 0 ?
+				 conf->ccert_depth : 9);
+	return (0);
+}
+
 /* tls_server_ctx_new - the server context of the parameters */
 SSL_CTX *
 tls_server_ctx_new(const struct tls_server_conf *conf, struct strbuf *err)
@@ -259,6 +319,8 @@ tls_server_ctx_new(const struct tls_server_conf *conf, struct strbuf *err)
 			    tls_errors());
 		goto fail;
 	}
+	if (tls_server_ccert(ctx, conf, err) < 0)
+		goto fail;
 	if (have_rsa && tls_server_pair(ctx, conf->cert_file, conf->key_file,
 					err) < 0)
 		goto fail;
@@ -286,4 +348,101 @@ tls_server_ssl_new(SSL_CTX *ctx, struct strbuf *err)
 	}
 	SSL_set_accept_state(ssl);
 	return (ssl);
+}
+
+/* tls_server_fprint - a digest as colon hex, or "" */
+static char *
+tls_server_fprint(const unsigned char *der, size_t len, const EVP_MD *md)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char dig[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	unsigned int i;
+	char   *out;
+
+	if (der == NULL || EVP_Digest(der, len, dig, &n, md, NULL) != 1
+	    || n == 0)
+		return (xstrdup(""));
+	out = xmalloc(3 * n);
+	for (i = 0; i < n; i++) {
+		out[3 * i] = hex[dig[i] >> 4];
+		out[3 * i + 1] = hex[dig[i] & 15];
+		out[3 * i + 2] = i + 1 < n ? ':' : 0;
+	}
+	return (out);
+}
+
+/* tls_server_name - the CN (or else the O) of a name, printable */
+static char *
+tls_server_name(const X509_NAME *name)
+{
+	static const int nids[] = {NID_commonName, NID_organizationName};
+	unsigned char *utf8 = NULL;
+	const X509_NAME_ENTRY *e;
+	char   *out = NULL;
+	char   *cp;
+	size_t  i;
+	int     pos;
+	int     len;
+
+	for (i = 0; name && out == NULL && i < 2; i++) {
+		if ((pos = X509_NAME_get_index_by_NID(name, nids[i], -1)) < 0
+		    || (e = X509_NAME_get_entry(name, pos)) == NULL)
+			continue;
+		len = ASN1_STRING_to_UTF8(&utf8,
+				X509_NAME_ENTRY_get_data(e));
+		if (len < 0)
+			continue;
+		out = xstrndup((char *) utf8, (size_t) len);
+		OPENSSL_free(utf8);
+		utf8 = NULL;
+	}
+	if (out == NULL)
+		return (xstrdup(""));
+	/* It goes into logs and the policy protocol: one line, no NULs. */
+	for (cp = out; *cp; cp++)
+		if ((unsigned char) *cp < 0x20 || *cp == 0x7f)
+			*cp = '?';
+	return (out);
+}
+
+/* tls_server_peer - the client's certificate after the handshake */
+struct tls_peer_info *
+tls_server_peer(SSL *ssl, const EVP_MD *md)
+{
+	struct tls_peer_info *peer;
+	X509   *cert;
+	unsigned char *der = NULL;
+	int     len;
+
+	if ((cert = SSL_get1_peer_certificate(ssl)) == NULL)
+		return (NULL);
+	peer = xcalloc(1, sizeof(*peer));
+	peer->subject = tls_server_name(X509_get_subject_name(cert));
+	peer->issuer = tls_server_name(X509_get_issuer_name(cert));
+	len = i2d_X509(cert, &der);
+	peer->cert_fp = tls_server_fprint(len > 0 ? der : NULL,
+					  len > 0 ? (size_t) len : 0, md);
+	OPENSSL_free(der);
+	der = NULL;
+	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+	peer->pkey_fp = tls_server_fprint(len > 0 ? der : NULL,
+					  len > 0 ? (size_t) len : 0, md);
+	OPENSSL_free(der);
+	peer->trusted = SSL_get_verify_result(ssl) == X509_V_OK;
+	X509_free(cert);
+	return (peer);
+}
+
+/* tls_server_peer_free - forget a client certificate */
+void
+tls_server_peer_free(struct tls_peer_info *peer)
+{
+	if (peer == NULL)
+		return;
+	xfree(peer->subject);
+	xfree(peer->issuer);
+	xfree(peer->cert_fp);
+	xfree(peer->pkey_fp);
+	xfree(peer);
 }
