@@ -119,6 +119,29 @@ tlsrpt_set(json_t *o, const char *key, const char *val)
 		json_object_set_new(o, key, json_string(val));
 }
 
+/* tlsrpt_append - append one line to a store file, fsync it if asked */
+static int
+tlsrpt_append(const char *path, const struct strbuf *line, int sync,
+	      struct strbuf *err)
+{
+	ssize_t n;
+	int     fd;
+
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600)) < 0) {
+		strbuf_setf(err, "open %s: %s", path, strerror(errno));
+		return (-1);
+	}
+	n = write(fd, STRBUF_STR(line), STRBUF_LEN(line));
+	if (n == (ssize_t) STRBUF_LEN(line) && sync && fsync(fd) < 0)
+		n = -1;
+	if (close(fd) < 0 || n != (ssize_t) STRBUF_LEN(line)) {
+		strbuf_setf(err, "write %s: %s", path,
+			    n < 0 ? strerror(errno) : "short write");
+		return (-1);
+	}
+	return (0);
+}
+
 /* tlsrpt_record - append one outcome to the store */
 int
 tlsrpt_record(const char *dir, const struct tlsrpt_event *ev, time_t when,
@@ -129,8 +152,6 @@ tlsrpt_record(const char *dir, const struct tlsrpt_event *ev, time_t when,
 	char   *line;
 	struct strbuf *path = strbuf_new(256, 0);
 	struct strbuf *buf = strbuf_new(1024, 0);
-	ssize_t n;
-	int     fd;
 	int     rc = -1;
 
 	tlsrpt_day(when, day, sizeof(day));
@@ -156,19 +177,7 @@ tlsrpt_record(const char *dir, const struct tlsrpt_event *ev, time_t when,
 		goto out;
 	}
 	strbuf_setf(path, "%s/%s", dir, day);
-	if ((fd = open(STRBUF_STR(path), O_WRONLY | O_APPEND | O_CREAT, 0600))
-	    < 0) {
-		strbuf_setf(err, "open %s: %s", STRBUF_STR(path),
-			    strerror(errno));
-		goto out;
-	}
-	n = write(fd, STRBUF_STR(buf), STRBUF_LEN(buf));
-	if (close(fd) < 0 || n != (ssize_t) STRBUF_LEN(buf)) {
-		strbuf_setf(err, "write %s: %s", STRBUF_STR(path),
-			    n < 0 ? strerror(errno) : "short write");
-		goto out;
-	}
-	rc = 0;
+	rc = tlsrpt_append(STRBUF_STR(path), buf, 0, err);
 out:
 	strbuf_free(path);
 	strbuf_free(buf);
@@ -533,26 +542,11 @@ tlsrpt_sent_mark(const char *dir, const char *day, const char *domain,
 {
 	struct strbuf *path = strbuf_new(256, 0);
 	struct strbuf *line = strbuf_new(256, 0);
-	ssize_t n;
-	int     fd;
 	int     rc = -1;
 
 	tlsrpt_sent_path(path, dir, day);
 	strbuf_setf(line, "%s %s\n", domain, uri);
-	if ((fd = open(STRBUF_STR(path), O_WRONLY | O_APPEND | O_CREAT, 0600))
-	    < 0) {
-		strbuf_setf(err, "open %s: %s", STRBUF_STR(path),
-			    strerror(errno));
-		goto out;
-	}
-	n = write(fd, STRBUF_STR(line), STRBUF_LEN(line));
-	if (fsync(fd) < 0 || close(fd) < 0 || n != (ssize_t) STRBUF_LEN(line)) {
-		strbuf_setf(err, "write %s: %s", STRBUF_STR(path),
-			    n < 0 ? strerror(errno) : "short write");
-		goto out;
-	}
-	rc = 0;
-out:
+	rc = tlsrpt_append(STRBUF_STR(path), line, 1, err);
 	strbuf_free(path);
 	strbuf_free(line);
 	return (rc);
