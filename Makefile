@@ -66,14 +66,17 @@ tls_LDLIBS	:= -levent_openssl -lssl -lcrypto
 smtpd_XLIBS	:= tls
 smtp-out_XLIBS	:= tls
 sandbox_XLIBS	:= tls
-# SASL: Cyrus SASL (in worker threads), libcurl for XOAUTH2 introspection.
-sasl_LDLIBS	:= -lsasl2 -lcurl -lpthread
+# SASL: Cyrus SASL (in worker threads); XOAUTH2 introspection posts
+# through lib/http, which smtpd links for it.
+sasl_LDLIBS	:= -lsasl2 -lpthread
 smtpd_XLIBS	+= sasl
 # A program's own libraries beside its layers: smtp-out's SASL client.
 smtp-out_LDLIBS	:= -lsasl2
-# lib/http: asynchronous HTTPS (libcurl) for MTA-STS policy fetches.
+# lib/http: asynchronous HTTP(S) (libcurl), the one HTTP client: MTA-STS,
+# TLS-RPT uploads, smtpd's XOAUTH2 token introspection.
 http_LDLIBS	:= -lcurl
 smtp-out_XLIBS	+= http
+smtpd_XLIBS	+= http
 LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter http,\
 		     $(if $(wildcard lib/$(l)/*.c),$(l)))
 LIB_INC		:= $(foreach l,$(LIB_LAYERS) $(LIB_OPTIONAL),-Ilib/$(l))

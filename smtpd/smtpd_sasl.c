@@ -49,6 +49,13 @@
  *	now: smtpd_sasl_response_limit for an AUTH command or a response,
  *	else smtpd_line_length_limit.
  *
+ *	XOAUTH2 tokens not found in smtpd_sasl_xoauth2_token_maps go to
+ *	the RFC 7662 endpoint smtpd_sasl_xoauth2_introspection_url:
+ *	lib/sasl builds the request and reads the answer, and the POST
+ *	itself goes through lib/http (http_post() on this loop), which
+ *	smtpd_sasl_post_init() hands it as its transport; lib/sasl may not
+ *	use lib/http itself (docs/architecture.md).
+ *
  *	XOAUTH2 failures follow RFC 7628: 334 and the base64 of
  *	{"status":"invalid_token","schemes":"bearer",...}, then, after the
  *	client's (empty) answer, 535 5.7.8.
@@ -82,6 +89,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "http.h"
 #include "log.h"
 #include "server.h"
 #include "strbuf.h"
@@ -183,12 +191,74 @@ smtpd_sasl_pre_init(void)
 	strbuf_free(err);
 }
 
+/* One introspection POST through lib/http. */
+struct smtpd_sasl_http {
+	struct http_req *req;
+	xsasl_http_done done;
+	void   *ctx;
+};
+
+/* smtpd_sasl_http_done - lib/http's result, handed to lib/sasl */
+static void
+smtpd_sasl_http_done(const struct http_result *hr, void *ctx)
+{
+	struct smtpd_sasl_http *sh = ctx;
+	struct xsasl_http_result res;
+	xsasl_http_done done = sh->done;
+	void   *dctx = sh->ctx;
+
+	xfree(sh);
+	res.status = hr->status;
+	res.body = hr->body;
+	res.len = hr->len;
+	res.error = hr->error;
+	done(&res, dctx);
+}
+
+/* smtpd_sasl_http_post - lib/sasl's transport: http_post() */
+static void *
+smtpd_sasl_http_post(const struct xsasl_http_post *hp, xsasl_http_done done,
+		     void *ctx)
+{
+	struct smtpd_sasl_http *sh;
+	struct http_opts opts;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.timeout = hp->timeout;
+	opts.max_bytes = hp->max_bytes;
+	opts.plain_ok = 1;
+	opts.user = hp->user;
+	opts.password = hp->password;
+	sh = xcalloc(1, sizeof(*sh));
+	sh->done = done;
+	sh->ctx = ctx;
+	sh->req = http_post(hp->url, hp->ctype, hp->body, hp->len, &opts,
+			    smtpd_sasl_http_done, sh);
+	return (sh);
+}
+
+/* smtpd_sasl_http_cancel - lib/sasl abandons a POST */
+static void
+smtpd_sasl_http_cancel(void *handle)
+{
+	struct smtpd_sasl_http *sh = handle;
+
+	http_cancel(sh->req);
+	xfree(sh);
+}
+
 /* smtpd_sasl_post_init - results come back to this loop */
 void
 smtpd_sasl_post_init(struct event_base *base)
 {
+	const char *url = conf_get("smtpd_sasl_xoauth2_introspection_url");
+
 	xsasl_set_base(base);
-	introspect_set_base(base);
+	if (url == NULL || *url == 0)
+		return;
+	if (http_init(base) < 0)
+		log_fatal("cannot start libcurl for XOAUTH2 introspection");
+	introspect_set_transport(smtpd_sasl_http_post, smtpd_sasl_http_cancel);
 }
 
 /* smtpd_sasl_tls - is the session encrypted? */

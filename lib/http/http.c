@@ -1,5 +1,5 @@
 /*
- * http - asynchronous HTTPS GET on the event loop (libcurl multi)
+ * http - asynchronous HTTPS GET and POST on the event loop (libcurl multi)
  *
  * SYNOPSIS
  *	#include "http.h"
@@ -33,23 +33,28 @@
  *	cannot be read. It does not need http_init().
  *
  *	http_get() starts one GET of an https:// URL. Only HTTPS is
- *	allowed (no plain HTTP, no other scheme), redirects are not
- *	followed (RFC 8461 section 3.3 wants that for MTA-STS), the peer
- *	certificate is verified against the host name of the URL, and
- *	proxies from the environment are ignored. opts may be NULL:
- *	"timeout" bounds the whole request (default 30s); "max_bytes" the
- *	body (default 64 KiB; a longer body is an error); "resolve" is a
- *	libcurl CURLOPT_RESOLVE entry "host:port:address" that pins the
- *	address of the URL's host, so that callers resolve names with
- *	their own (asynchronous, DNSSEC-aware) resolver instead of
- *	libcurl's. The callback is called exactly once, always later from
- *	the event loop (never inside http_get()), unless the request is
- *	cancelled first. result->error is "" when a response came (of any
- *	status), else why not (the libcurl error text).
+ *	allowed (no plain HTTP unless opts say so, no other scheme),
+ *	redirects are not followed (RFC 8461 section 3.3 wants that for
+ *	MTA-STS), the peer certificate is verified against the host name
+ *	of the URL, and proxies from the environment are ignored. opts
+ *	may be NULL: "timeout" bounds the whole request (default 30s);
+ *	"max_bytes" the body (default 64 KiB; a longer body is an
+ *	error); "resolve" is a libcurl CURLOPT_RESOLVE entry
+ *	"host:port:address" that pins the address of the URL's host, so
+ *	that callers resolve names with their own (asynchronous,
+ *	DNSSEC-aware) resolver instead of libcurl's; "plain_ok" also
+ *	allows http:// URLs (a local endpoint; https stays verified);
+ *	"user" and "password" are HTTP Basic credentials (RFC 7617; none
+ *	when "user" is NULL or ""). The callback is called exactly once,
+ *	always later from the event loop (never inside http_get()),
+ *	unless the request is cancelled first. result->error is "" when
+ *	a response came (of any status), else why not (the libcurl error
+ *	text).
  *
  *	http_post() is http_get() with a POST of "len" bytes of "body"
  *	(copied) as media type "ctype" (RFC 8460 section 5.4 report
- *	uploads); the same rules, options and callback.
+ *	uploads, RFC 7662 token introspection for smtpd's XOAUTH2); the
+ *	same rules, options and callback.
  *
  *	http_cancel() abandons a request (NULL is fine); its callback is
  *	not called. A handle is invalid once its callback has started.
@@ -65,7 +70,7 @@
  *	http_init() is a bug (log_panic). Out of memory ends the process.
  *
  * SEE ALSO
- *	libcurl-multi(3), curl_multi_socket_action(3), RFC 8461
+ *	libcurl-multi(3), curl_multi_socket_action(3), RFC 8461, RFC 7662
  */
 
 #include <stdlib.h>
@@ -388,7 +393,9 @@ http_setup(struct http_req *req, const char *url,
 			return (-1);
 	}
 	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK
+	    || curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR,
+				opts && opts->plain_ok ? "http,https" : "https")
+	    != CURLE_OK
 	    || curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK
 	    || curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK
 	    || curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK
@@ -417,6 +424,13 @@ http_setup(struct http_req *req, const char *url,
 	}
 	if (http_capath
 	    && curl_easy_setopt(e, CURLOPT_CAPATH, http_capath) != CURLE_OK)
+		return (-1);
+	if (opts && opts->user && *opts->user
+	    && (curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC)
+		!= CURLE_OK
+		|| curl_easy_setopt(e, CURLOPT_USERNAME, opts->user) != CURLE_OK
+		|| curl_easy_setopt(e, CURLOPT_PASSWORD, opts->password ?
+				    opts->password : "") != CURLE_OK))
 		return (-1);
 	return (0);
 }
@@ -464,8 +478,11 @@ http_start(const char *url, const char *ctype, const void *body, size_t len,
 		http_reqs->prev = req;
 	http_reqs = req;
 	http_nreqs++;
-	if (strncasecmp(url, "https://", 8) != 0)
-		req->early_why = xstrdup("not an https:// URL");
+	if (strncasecmp(url, "https://", 8) != 0
+	    && !(opts && opts->plain_ok && strncasecmp(url, "http://", 7) == 0))
+		req->early_why = xstrdup(opts && opts->plain_ok ?
+					 "not an http(s):// URL" :
+					 "not an https:// URL");
 	else if ((req->easy = curl_easy_init()) == NULL)
 		req->early_why = xstrdup("cannot start a transfer");
 	else if (http_setup(req, url, opts) < 0

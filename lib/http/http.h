@@ -4,8 +4,9 @@
 #include <stddef.h>
 
 /*
- * Asynchronous HTTPS GET and POST through libcurl's multi interface, driven by the
- * process's libevent loop; a request never blocks the loop. See http.c.
+ * Asynchronous HTTPS GET and POST through libcurl's multi interface,
+ * driven by the process's libevent loop; a request never blocks the
+ * loop. The one HTTP client of the tree; see http.c.
  */
 
 struct event_base;
@@ -27,6 +28,9 @@ struct http_opts {
 	long    timeout;		/* seconds, whole request; 0: 30 */
 	size_t  max_bytes;		/* longest body; 0: 64 KiB */
 	const char *resolve;		/* "host:port:addr" pinned; NULL */
+	int     plain_ok;		/* also http:// URLs; 0: https only */
+	const char *user;		/* HTTP Basic user; NULL: none */
+	const char *password;		/* HTTP Basic password; NULL: "" */
 };
 
 extern int http_init(struct event_base *);

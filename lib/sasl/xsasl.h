@@ -66,13 +66,42 @@ extern int xoauth2_check(const char *, const char *, xoauth2_done, void *,
 extern void xoauth2_cancel(struct xoauth2_req *);
 extern char *xoauth2_error_json(void);
 
-/* xsasl_introspect.c: RFC 7662 over libcurl's multi interface. */
+/*
+ * xsasl_introspect.c: RFC 7662. The HTTP POST is the program's (lib/sasl
+ * may not use lib/http): it sets a transport with introspect_set_transport.
+ */
 struct introspect_req;
 typedef void (*introspect_done) (int, const char *, time_t, void *);
 
+/* One POST for the transport; valid only during the post call. */
+struct xsasl_http_post {
+	const char *url;
+	const char *ctype;		/* media type of the body */
+	const char *body;
+	size_t  len;
+	const char *user;		/* HTTP Basic; "": none */
+	const char *password;
+	long    timeout;		/* seconds, whole request */
+	size_t  max_bytes;		/* longest answer body */
+};
+
+/* What the POST gave; valid only during the callback. */
+struct xsasl_http_result {
+	long    status;			/* HTTP status; 0: no response */
+	const char *body;		/* the answer body */
+	size_t  len;
+	const char *error;		/* "" when a response came */
+};
+
+typedef void (*xsasl_http_done) (const struct xsasl_http_result *, void *);
+typedef void *(*xsasl_http_post_fn) (const struct xsasl_http_post *,
+				             xsasl_http_done, void *);
+typedef void (*xsasl_http_cancel_fn) (void *);
+
 extern int introspect_init(const char *, const char *, const char *, long,
 			           struct strbuf *);
-extern void introspect_set_base(struct event_base *);
+extern void introspect_set_transport(xsasl_http_post_fn,
+				             xsasl_http_cancel_fn);
 extern struct introspect_req *introspect_query(const char *,
 					               introspect_done, void *);
 extern void introspect_cancel(struct introspect_req *);

@@ -2,7 +2,7 @@
  * tls_client_test - unit tests for the session cache of lib/tls/tls_client.c
  *
  * Real handshakes between a client SSL of tls_client_ctx_new() and a
- * server SSL over a BIO pair, with a self-signed certificate made here
+ * server SSL over a BIO pair, with a self-signed certificate (testcert.h)
  * that the client trusts (a CA file written here): a second connection
  * with the same key resumes the session (TLS 1.3 tickets and TLS 1.2)
  * and has the trust of the first, a name mismatch included, although a
@@ -30,6 +30,7 @@
 #include <openssl/x509.h>
 
 #include "tls.h"
+#include "testcert.h"
 #include "tls_client.h"
 
 static SSL_CTX *server_ctx;
@@ -42,27 +43,13 @@ make_ctxs(void **unused_state)
 {
 	EVP_PKEY *key;
 	X509   *cert;
-	X509_NAME *name;
 	FILE   *fp;
 	int     fd;
 	char    err[256];
 
 	(void) unused_state;
 	tls_init();
-	key = EVP_EC_gen("P-256");
-	assert_non_null(key);
-	cert = X509_new();
-	assert_non_null(cert);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-	X509_set_pubkey(cert, key);
-	name = X509_get_subject_name(cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-				   (const unsigned char *) "mx.test.example",
-				   -1, -1, 0);
-	X509_set_issuer_name(cert, name);
-	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+	testcert_make(&cert, &key);
 	fd = mkstemp(ca_file);
 	assert_true(fd >= 0);
 	fp = fdopen(fd, "w");

@@ -36,6 +36,7 @@
 
 #include "stream.h"
 #include "tls.h"
+#include "testcert.h"
 
 /* One end and what its callbacks saw. */
 struct end {
@@ -116,24 +117,10 @@ make_ctxs(void **unused_state)
 {
 	EVP_PKEY *key;
 	X509   *cert;
-	X509_NAME *name;
 
 	(void) unused_state;
 	tls_init();
-	key = EVP_EC_gen("P-256");
-	assert_non_null(key);
-	cert = X509_new();
-	assert_non_null(cert);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-	X509_set_pubkey(cert, key);
-	name = X509_get_subject_name(cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-				   (const unsigned char *) "mx.test.example",
-				   -1, -1, 0);
-	X509_set_issuer_name(cert, name);
-	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+	testcert_make(&cert, &key);
 
 	server_ctx = SSL_CTX_new(TLS_server_method());
 	assert_non_null(server_ctx);
