@@ -89,6 +89,17 @@
  *	stream_pending() is the number of output bytes that have not yet
  *	gone to the kernel, in every layer: 0 means all was written.
  *
+ *	Without a filter, output is written through: when the protocol
+ *	queues output (by stream_write() or straight into stream_output())
+ *	and the loop is not already writing, the stream writes it at the
+ *	end of the current loop turn with one non-blocking write, and only
+ *	what the socket does not take waits for the loop's write event.
+ *	Without it every reply cost an epoll_ctl to watch for writability,
+ *	a loop turn, and another epoll_ctl to stop watching. Queued output
+ *	goes out whether or not STREAM_WRITE is enabled; write_fn runs, as
+ *	before, only while it is, when the output fell to the watermark.
+ *	While connecting, and under a filter, the loop writes as before.
+ *
  *	stream_flush() writes what is buffered now with one non-blocking
  *	write, without waiting for the loop: for a last reply just before
  *	stream_close() (smtpd's 421 at shutdown). It returns 0 when
@@ -197,6 +208,9 @@ struct stream {
 	long    rsecs;			/* read timeout; 0 none */
 	long    wsecs;			/* write timeout; 0 none */
 	int     connecting;		/* stream_connect() not done yet */
+	/* Without a filter only: write-through (stream_out_cb()). */
+	struct evbuffer_cb_entry *out_cb;	/* on the socket's output */
+	struct event *push;		/* deferred write, while pending */
 	/* Under a filter (TLS) only: */
 	STREAM_CLOSE_FN close_fn;	/* before the filter is freed */
 	struct event *drained;		/* the socket's output drained */
@@ -207,6 +221,8 @@ struct stream {
 	short   want;			/* stream_enable()d directions */
 	int     handshake;		/* until the filter's first event */
 };
+
+static void stream_push_cb(evutil_socket_t, short, void *);
 
 /* stream_read_cb - input arrived */
 static void
@@ -229,7 +245,82 @@ stream_write_cb(struct bufferevent *unused_bev, void *ctx)
 	/* Under a filter, the socket's output must drain as well. */
 	if (st->sock != st->top && stream_pending(st) > st->lowat)
 		return;
+	if (st->sock == st->top && !st->connecting) {
+		/* All out: stop watching; the next write goes through. */
+		if (evbuffer_get_length(bufferevent_get_output(st->sock)) == 0)
+			bufferevent_disable(st->sock, EV_WRITE);
+		/* Written for the write-through, not for the protocol. */
+		if (!(st->want & EV_WRITE))
+			return;
+	}
 	if (st->write_fn)
+		st->write_fn(st, st->ctx);
+}
+
+/* stream_write_now - one write of the socket's output; bytes or -1 */
+static int
+stream_write_now(struct stream *st)
+{
+	struct evbuffer *out = bufferevent_get_output(st->sock);
+	int     ret;
+
+	/*
+	 * The socket bufferevent keeps the start of its output frozen
+	 * outside its own write handler; open it for this one write.
+	 */
+	evbuffer_unfreeze(out, 1);
+	ret = evbuffer_write(out, bufferevent_getfd(st->sock));
+	evbuffer_freeze(out, 1);
+	return (ret);
+}
+
+/* stream_out_cb - without a filter: output was queued */
+static void
+stream_out_cb(struct evbuffer *unused_buf,
+	      const struct evbuffer_cb_info *info, void *ctx)
+{
+	struct stream *st = ctx;
+
+	(void) unused_buf;
+
+	/*
+	 * Write at the end of this loop turn, when the protocol has queued
+	 * all it has to say, unless the loop already watches the socket.
+	 */
+	if (info->n_added == 0 || st->push != NULL || st->connecting
+	    || (bufferevent_get_enabled(st->sock) & EV_WRITE))
+		return;
+	st->push = event_new(bufferevent_get_base(st->sock), -1, 0,
+			     stream_push_cb, st);
+	if (st->push == NULL)
+		log_fatal("event_new: out of memory");
+	event_active(st->push, EV_WRITE, 0);
+}
+
+/* stream_push_cb - write what was queued; the loop gets the rest */
+static void
+stream_push_cb(evutil_socket_t unused_fd, short unused_what, void *ctx)
+{
+	struct stream *st = ctx;
+	struct evbuffer *out = bufferevent_get_output(st->sock);
+	int     ret;
+
+	(void) unused_fd;
+	(void) unused_what;
+	event_free(st->push);
+	st->push = NULL;
+	if (evbuffer_get_length(out) == 0
+	    || (bufferevent_get_enabled(st->sock) & EV_WRITE))
+		return;
+	ret = stream_write_now(st);
+	if (evbuffer_get_length(out) > 0) {
+		/* The rest (or an error, which the loop reports) to libevent. */
+		bufferevent_enable(st->sock, EV_WRITE);
+		return;
+	}
+	/* As libevent would after its write; last: it may close the stream. */
+	if (ret > 0 && (st->want & EV_WRITE) && st->write_fn
+	    && evbuffer_get_length(out) <= st->lowat)
 		st->write_fn(st, st->ctx);
 }
 
@@ -341,6 +432,10 @@ stream_new(struct bufferevent *bev)
 	st->want = bufferevent_get_enabled(bev);
 	bufferevent_setcb(bev, stream_read_cb, stream_write_cb,
 			  stream_event_cb, st);
+	st->out_cb = evbuffer_add_cb(bufferevent_get_output(bev),
+				     stream_out_cb, st);
+	if (st->out_cb == NULL)
+		log_fatal("evbuffer_add_cb: out of memory");
 	return (st);
 }
 
@@ -397,6 +492,8 @@ stream_close(struct stream *st)
 {
 	if (st == NULL)
 		return (NULL);
+	if (st->push)
+		event_free(st->push);
 	if (st->sock != st->top) {
 		if (st->close_fn)
 			st->close_fn(st->top);
@@ -445,7 +542,12 @@ void
 stream_enable(struct stream *st, int what)
 {
 	st->want |= (short) what;
-	bufferevent_enable(st->top, (short) what);
+	/* Without a filter, the loop watches for writing only with output. */
+	if (st->sock == st->top && !st->connecting
+	    && evbuffer_get_length(bufferevent_get_output(st->sock)) == 0)
+		what &= ~EV_WRITE;
+	if (what)
+		bufferevent_enable(st->top, (short) what);
 }
 
 /* stream_disable - stop reading and/or writing */
@@ -524,14 +626,7 @@ stream_flush(struct stream *st)
 	out = bufferevent_get_output(st->sock);
 	if (evbuffer_get_length(out) == 0)
 		return (0);
-
-	/*
-	 * The socket bufferevent keeps the start of its output frozen
-	 * outside its own write handler; open it for this one write.
-	 */
-	evbuffer_unfreeze(out, 1);
-	ret = evbuffer_write(out, bufferevent_getfd(st->sock));
-	evbuffer_freeze(out, 1);
+	ret = stream_write_now(st);
 	if (ret < 0 && errno != EAGAIN && errno != EWOULDBLOCK
 	    && errno != EINTR)
 		return (-1);
@@ -557,6 +652,12 @@ stream_push_filter(struct stream *st, STREAM_FILTER_FN make, void *arg,
 		return (-1);
 
 	/* The socket is the filter's now: no callbacks, timeouts of ours. */
+	evbuffer_remove_cb_entry(bufferevent_get_output(st->sock), st->out_cb);
+	st->out_cb = NULL;
+	if (st->push) {
+		event_free(st->push);
+		st->push = NULL;
+	}
 	bufferevent_set_timeouts(st->sock, NULL, NULL);
 	bufferevent_setwatermark(st->sock, EV_WRITE, 0, 0);
 	st->top = filter;
