@@ -37,11 +37,11 @@
  *	while smtp-out is still privileged. A bad level, protocol list,
  *	trust anchor file or table name is fatal. Without smtp_tls_CAfile
  *	and smtp_tls_CApath (the system's default store, readable by all)
- *	the OpenSSL context is made at the first STARTTLS instead: it
- *	costs about 3 MB (the default store is parsed in full, and
- *	OpenSSL's set-up touches most of libcrypto), which a process that
- *	never starts TLS does not need. smtp_tls_shutdown() forgets the
- *	cached TLS sessions.
+ *	and without a chroot, the OpenSSL context is made at the first
+ *	STARTTLS instead: it costs about 3 MB (the default store is parsed
+ *	in full, and OpenSSL's set-up touches most of libcrypto), which a
+ *	process that never starts TLS does not need. smtp_tls_shutdown()
+ *	forgets the cached TLS sessions.
  *
  *	Levels: none (never STARTTLS), may (STARTTLS when offered; clear
  *	text when not, or once more after a failed handshake), encrypt
@@ -122,6 +122,7 @@
 
 #include "log.h"
 #include "map.h"
+#include "server.h"
 #include "strbuf.h"
 #include "tls.h"
 #include "tls_client.h"
@@ -248,8 +249,11 @@ smtp_tls_pre_init(void)
 			log_fatal("bad smtp_tls_fingerprint_digest value \"%s\"",
 				  smtp_var.tls_fpt_digest);
 	}
-	/* Files that may be root's: now. The default store: when needed. */
-	if ((*smtp_var.tls_CAfile || *smtp_var.tls_CApath)
+	/*
+	 * Files that may be root's, or a store outside a chroot: now. The
+	 * default store, readable by all: when needed.
+	 */
+	if ((*smtp_var.tls_CAfile || *smtp_var.tls_CApath || server_chrooted())
 	    && (smtp_tls_ctx = smtp_tls_ctx_make(buf, sizeof(buf))) == NULL)
 		log_fatal("smtp_tls_CAfile/smtp_tls_CApath: %s", buf);
 	if (*smtp_var.tls_policy_maps) {
