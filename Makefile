@@ -96,7 +96,15 @@ SENDMAIL_SRCS	:= $(wildcard cli/sendmail*.c)
 PROGRAMS	:= $(DAEMONS:%=$(BUILD)/bin/%) $(BUILD)/bin/sendarix \
 		   $(if $(SENDMAIL_SRCS),$(BUILD)/bin/sendmail)
 
-all: $(PROGRAMS) $(UNIT_BINS) $(HELPER_BINS)
+# The bench's LD_PRELOAD shim that raises OpenSMTPD's listen backlog
+# (tools/bench/listen_backlog.c; built here, used only by tools/bench).
+BENCH_SHIM	:= $(BUILD)/tools/listen_backlog.so
+
+all: $(PROGRAMS) $(UNIT_BINS) $(HELPER_BINS) $(BENCH_SHIM)
+
+$(BENCH_SHIM): tools/bench/listen_backlog.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPTFLAGS) $(WARNFLAGS) -fPIC -shared -o $@ $< -ldl
 
 # The installation paths are compiled in: rebuild when they change, so
 # "make install PREFIX=/usr" never installs programs built for another
@@ -253,7 +261,7 @@ layers:
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --inline-suppr -D__GNUC__ --std=c11 $(LIB_INC) \
-	    lib $(DAEMONS) cli tests/helpers
+	    lib $(DAEMONS) cli tests/helpers tools/bench
 
 install: $(PROGRAMS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) \

@@ -32,10 +32,15 @@
  *			const char *detail)
  *
  * DESCRIPTION
- *	smtp_tls_pre_init() sets up OpenSSL, loads the trust anchors
+ *	smtp_tls_pre_init() checks the settings, loads the trust anchors
  *	(smtp_tls_CAfile, smtp_tls_CApath) and opens smtp_tls_policy_maps,
  *	while smtp-out is still privileged. A bad level, protocol list,
- *	trust anchor file or table name is fatal. smtp_tls_shutdown()
+ *	trust anchor file or table name is fatal. Without smtp_tls_CAfile
+ *	and smtp_tls_CApath (the system's default store, readable by all)
+ *	and without a chroot, the OpenSSL context is made at the first
+ *	STARTTLS instead: it costs about 3 MB (the default store is parsed
+ *	in full, and OpenSSL's set-up touches most of libcrypto), which a
+ *	process that never starts TLS does not need. smtp_tls_shutdown()
  *	forgets the cached TLS sessions.
  *
  *	Levels: none (never STARTTLS), may (STARTTLS when offered; clear
@@ -117,6 +122,7 @@
 
 #include "log.h"
 #include "map.h"
+#include "server.h"
 #include "strbuf.h"
 #include "tls.h"
 #include "tls_client.h"
@@ -172,7 +178,46 @@ smtp_tls_cipherlist(const char *grade)
 	return (NULL);
 }
 
-/* smtp_tls_pre_init - OpenSSL, trust anchors, the policy table */
+/*
+ * smtp_tls_digest_known - a digest every OpenSSL has. Asking OpenSSL
+ * about a name sets up its digest tables (about 600 kB); a process that
+ * never starts TLS need not pay that for the default name.
+ */
+static int
+smtp_tls_digest_known(const char *name)
+{
+	static const char *const known[] = {
+		"md5", "sha1", "sha224", "sha256", "sha384", "sha512",
+	};
+	size_t  i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcasecmp(name, known[i]) == 0)
+			return (1);
+	return (0);
+}
+
+/* smtp_tls_ctx_make - the client context; NULL with a reason in "buf" */
+static SSL_CTX *
+smtp_tls_ctx_make(char *buf, size_t len)
+{
+	SSL_CTX *ctx;
+
+	tls_init();
+	ctx = tls_client_ctx_new(smtp_var.tls_CAfile, smtp_var.tls_CApath,
+				 buf, len);
+	if (ctx == NULL)
+		return (NULL);
+	if (tls_dane_ctx_enable(ctx) < 0) {
+		snprintf(buf, len, "cannot enable DANE: %s", tls_errors());
+		SSL_CTX_free(ctx);
+		return (NULL);
+	}
+	tls_client_cache_init(ctx, smtp_var.tls_sess_timeout);
+	return (ctx);
+}
+
+/* smtp_tls_pre_init - settings, trust anchors, the policy table */
 void
 smtp_tls_pre_init(void)
 {
@@ -197,21 +242,20 @@ smtp_tls_pre_init(void)
 	if (smtp_tls_cipherlist(smtp_var.tls_mand_ciphers) == NULL)
 		log_fatal("bad smtp_tls_mandatory_ciphers value \"%s\"",
 			  smtp_var.tls_mand_ciphers);
-	if (EVP_get_digestbyname(smtp_var.tls_fpt_digest) == NULL) {
+	if (!smtp_tls_digest_known(smtp_var.tls_fpt_digest)
+	    && EVP_get_digestbyname(smtp_var.tls_fpt_digest) == NULL) {
 		tls_init();
 		if (EVP_get_digestbyname(smtp_var.tls_fpt_digest) == NULL)
 			log_fatal("bad smtp_tls_fingerprint_digest value \"%s\"",
 				  smtp_var.tls_fpt_digest);
 	}
-	tls_init();
-	smtp_tls_ctx = tls_client_ctx_new(smtp_var.tls_CAfile,
-					  smtp_var.tls_CApath, buf,
-					  sizeof(buf));
-	if (smtp_tls_ctx == NULL)
+	/*
+	 * Files that may be root's, or a store outside a chroot: now. The
+	 * default store, readable by all: when needed.
+	 */
+	if ((*smtp_var.tls_CAfile || *smtp_var.tls_CApath || server_chrooted())
+	    && (smtp_tls_ctx = smtp_tls_ctx_make(buf, sizeof(buf))) == NULL)
 		log_fatal("smtp_tls_CAfile/smtp_tls_CApath: %s", buf);
-	if (tls_dane_ctx_enable(smtp_tls_ctx) < 0)
-		log_fatal("cannot enable DANE: %s", tls_errors());
-	tls_client_cache_init(smtp_tls_ctx, smtp_var.tls_sess_timeout);
 	if (*smtp_var.tls_policy_maps) {
 		smtp_tls_policy_map = map_open(smtp_var.tls_policy_maps, err);
 		if (smtp_tls_policy_map == NULL)
@@ -597,6 +641,11 @@ smtp_tls_start(struct smtp_sess *sess, struct strbuf *why)
 		smtp_var.tls_mand_protocols : smtp_var.tls_protocols;
 	grade = sess->tls.ciphers ? sess->tls.ciphers : mand ?
 		smtp_var.tls_mand_ciphers : smtp_var.tls_ciphers;
+	if (smtp_tls_ctx == NULL
+	    && (smtp_tls_ctx = smtp_tls_ctx_make(err, sizeof(err))) == NULL) {
+		strbuf_setf(why, "Cannot start TLS: %s", err);
+		return (-1);
+	}
 	n = smtp_tls_names(sess, names, sizeof(names) / sizeof(names[0]));
 	ssl = tls_client_ssl_new(smtp_tls_ctx, smtp_tls_sni(sess), protocols,
 				 smtp_tls_cipherlist(grade),

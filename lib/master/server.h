@@ -48,5 +48,6 @@ extern struct event_base *server_base(void);
 extern void server_session_done(void);
 extern const char *server_service_name(void);
 extern int server_stopping(void);
+extern int server_chrooted(void);
 
 #endif

@@ -10,6 +10,7 @@
  *	void	server_session_done(void)
  *	const char *server_service_name(void)
  *	int	server_stopping(void)
+ *	int	server_chrooted(void)
  *
  * DESCRIPTION
  *	server_event_main() is the whole life of a daemon that master
@@ -55,6 +56,9 @@
  *	keeps per descriptor do not pin the heap in between.
  *	server_service_name() is the master.cf service name (-n), else the
  *	program name. server_stopping() is non-zero after SIGHUP or SIGTERM.
+ *	server_chrooted() is non-zero when the process chroots (-C), also
+ *	in pre_init, before it does: what lies outside queue_directory must
+ *	be read then.
  *
  * DIAGNOSTICS
  *	Usage errors, a bad main.cf or -o, no listening sockets, a failed
@@ -99,6 +103,7 @@
 static const struct server_ops *server_ops;
 static struct event_base *server_evbase;
 static char *server_service;
+static int server_chroot;		/* -C */
 static char *server_type;
 static struct server_listener *server_listeners;
 static struct event **server_listen_ev;
@@ -123,6 +128,13 @@ const char *
 server_service_name(void)
 {
 	return (server_service ? server_service : log_progname());
+}
+
+/* server_chrooted - does (or will) the process run in a chroot? */
+int
+server_chrooted(void)
+{
+	return (server_chroot);
 }
 
 /* server_stopping - are we on our way out? */
@@ -474,7 +486,7 @@ server_event_main(int argc, char **argv, const char *program,
 			overrides[noverrides++] = optarg;
 			break;
 		case 'C':
-			want_chroot = 1;
+			want_chroot = server_chroot = 1;
 			break;
 		default:
 			server_usage(argv[0]);

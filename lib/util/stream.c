@@ -89,6 +89,17 @@
  *	stream_pending() is the number of output bytes that have not yet
  *	gone to the kernel, in every layer: 0 means all was written.
  *
+ *	Without a filter, output is written through: when the protocol
+ *	queues output (by stream_write() or straight into stream_output())
+ *	and the loop is not already writing, the stream writes it at the
+ *	end of the current loop turn with one non-blocking write, and only
+ *	what the socket does not take waits for the loop's write event.
+ *	Without it every reply cost an epoll_ctl to watch for writability,
+ *	a loop turn, and another epoll_ctl to stop watching. Queued output
+ *	goes out whether or not STREAM_WRITE is enabled; write_fn runs, as
+ *	before, only while it is, when the output fell to the watermark.
+ *	While connecting, and under a filter, the loop writes as before.
+ *
  *	stream_flush() writes what is buffered now with one non-blocking
  *	write, without waiting for the loop: for a last reply just before
  *	stream_close() (smtpd's 421 at shutdown). It returns 0 when
@@ -163,6 +174,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -187,6 +199,19 @@ _Static_assert(STREAM_EV_READING == BEV_EVENT_READING
 	       "STREAM_EV_*");
 _Static_assert((STREAM_EV_CONNECTING & 0xff) == 0, "STREAM_EV_CONNECTING");
 
+/*
+ * What only a stream under a filter (TLS) needs, allocated when the
+ * filter is pushed: smtpd keeps thousands of idle cleartext streams.
+ */
+struct stream_filter_state {
+	STREAM_CLOSE_FN close_fn;	/* before the filter is freed */
+	struct event *drained;		/* the socket's output drained */
+	struct event *late;		/* end of file or error, deferred */
+	int     late_what;		/* its event bits */
+	int     late_err;		/* its errno value */
+	int     handshake;		/* until the filter's first event */
+};
+
 struct stream {
 	struct bufferevent *top;	/* the protocol's buffers */
 	struct bufferevent *sock;	/* the socket (== top without TLS) */
@@ -194,19 +219,17 @@ struct stream {
 	STREAM_IO_FN write_fn;
 	STREAM_EVENT_FN event_fn;
 	void   *ctx;
-	long    rsecs;			/* read timeout; 0 none */
-	long    wsecs;			/* write timeout; 0 none */
-	int     connecting;		/* stream_connect() not done yet */
-	/* Under a filter (TLS) only: */
-	STREAM_CLOSE_FN close_fn;	/* before the filter is freed */
-	struct event *drained;		/* the socket's output drained */
-	struct event *late;		/* end of file or error, deferred */
-	int     late_what;		/* its event bits */
-	int     late_err;		/* its errno value */
 	size_t  lowat;			/* write_fn threshold, both layers */
+	/* Without a filter only: write-through (stream_out_cb()). */
+	struct event *push;		/* deferred write, while pending */
+	struct stream_filter_state *filt;	/* under a filter only */
+	int     rsecs;			/* read timeout; 0 none */
+	int     wsecs;			/* write timeout; 0 none */
 	short   want;			/* stream_enable()d directions */
-	int     handshake;		/* until the filter's first event */
+	char    connecting;		/* stream_connect() not done yet */
 };
+
+static void stream_push_cb(evutil_socket_t, short, void *);
 
 /* stream_read_cb - input arrived */
 static void
@@ -229,7 +252,82 @@ stream_write_cb(struct bufferevent *unused_bev, void *ctx)
 	/* Under a filter, the socket's output must drain as well. */
 	if (st->sock != st->top && stream_pending(st) > st->lowat)
 		return;
+	if (st->sock == st->top && !st->connecting) {
+		/* All out: stop watching; the next write goes through. */
+		if (evbuffer_get_length(bufferevent_get_output(st->sock)) == 0)
+			bufferevent_disable(st->sock, EV_WRITE);
+		/* Written for the write-through, not for the protocol. */
+		if (!(st->want & EV_WRITE))
+			return;
+	}
 	if (st->write_fn)
+		st->write_fn(st, st->ctx);
+}
+
+/* stream_write_now - one write of the socket's output; bytes or -1 */
+static int
+stream_write_now(struct stream *st)
+{
+	struct evbuffer *out = bufferevent_get_output(st->sock);
+	int     ret;
+
+	/*
+	 * The socket bufferevent keeps the start of its output frozen
+	 * outside its own write handler; open it for this one write.
+	 */
+	evbuffer_unfreeze(out, 1);
+	ret = evbuffer_write(out, bufferevent_getfd(st->sock));
+	evbuffer_freeze(out, 1);
+	return (ret);
+}
+
+/* stream_out_cb - without a filter: output was queued */
+static void
+stream_out_cb(struct evbuffer *unused_buf,
+	      const struct evbuffer_cb_info *info, void *ctx)
+{
+	struct stream *st = ctx;
+
+	(void) unused_buf;
+
+	/*
+	 * Write at the end of this loop turn, when the protocol has queued
+	 * all it has to say, unless the loop already watches the socket.
+	 */
+	if (info->n_added == 0 || st->push != NULL || st->connecting
+	    || (bufferevent_get_enabled(st->sock) & EV_WRITE))
+		return;
+	st->push = event_new(bufferevent_get_base(st->sock), -1, 0,
+			     stream_push_cb, st);
+	if (st->push == NULL)
+		log_fatal("event_new: out of memory");
+	event_active(st->push, EV_WRITE, 0);
+}
+
+/* stream_push_cb - write what was queued; the loop gets the rest */
+static void
+stream_push_cb(evutil_socket_t unused_fd, short unused_what, void *ctx)
+{
+	struct stream *st = ctx;
+	struct evbuffer *out = bufferevent_get_output(st->sock);
+	int     ret;
+
+	(void) unused_fd;
+	(void) unused_what;
+	event_free(st->push);
+	st->push = NULL;
+	if (evbuffer_get_length(out) == 0
+	    || (bufferevent_get_enabled(st->sock) & EV_WRITE))
+		return;
+	ret = stream_write_now(st);
+	if (evbuffer_get_length(out) > 0) {
+		/* The rest (or an error, which the loop reports) to libevent. */
+		bufferevent_enable(st->sock, EV_WRITE);
+		return;
+	}
+	/* As libevent would after its write; last: it may close the stream. */
+	if (ret > 0 && (st->want & EV_WRITE) && st->write_fn
+	    && evbuffer_get_length(out) <= st->lowat)
 		st->write_fn(st, st->ctx);
 }
 
@@ -258,7 +356,7 @@ stream_sock_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	 */
 	if (info->n_deleted > 0 && evbuffer_get_length(buf) <= st->lowat
 	    && stream_pending(st) <= st->lowat)
-		event_active(st->drained, EV_WRITE, 0);
+		event_active(st->filt->drained, EV_WRITE, 0);
 }
 
 /* stream_apply_timeouts - give the top layer the idle timeouts */
@@ -285,9 +383,9 @@ stream_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
 	int     ev = what;
 
 	(void) unused_bev;
-	if (st->handshake) {
+	if (st->filt && st->filt->handshake) {
 		/* The filter's first event ends the handshake. */
-		st->handshake = 0;
+		st->filt->handshake = 0;
 		if (what & BEV_EVENT_CONNECTED) {
 			bufferevent_enable(st->top, st->want);
 			bufferevent_disable(st->top, ~st->want & (EV_READ | EV_WRITE));
@@ -309,9 +407,9 @@ stream_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
 	 * in one read): tell the protocol from the loop, after the data.
 	 */
 	if (st->sock != st->top && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
-		st->late_what = ev;
-		st->late_err = err;
-		event_active(st->late, 0, 0);
+		st->filt->late_what = ev;
+		st->filt->late_err = err;
+		event_active(st->filt->late, 0, 0);
 		return;
 	}
 	/* Last: the callback may close the stream. */
@@ -328,7 +426,8 @@ stream_late_cb(evutil_socket_t unused_fd, short unused_what, void *ctx)
 	(void) unused_fd;
 	(void) unused_what;
 	if (st->event_fn)
-		st->event_fn(st, st->late_what, st->late_err, st->ctx);
+		st->event_fn(st, st->filt->late_what, st->filt->late_err,
+			     st->ctx);
 }
 
 /* stream_new - a stream over a socket bufferevent */
@@ -341,6 +440,9 @@ stream_new(struct bufferevent *bev)
 	st->want = bufferevent_get_enabled(bev);
 	bufferevent_setcb(bev, stream_read_cb, stream_write_cb,
 			  stream_event_cb, st);
+	if (evbuffer_add_cb(bufferevent_get_output(bev), stream_out_cb,
+			    st) == NULL)
+		log_fatal("evbuffer_add_cb: out of memory");
 	return (st);
 }
 
@@ -397,12 +499,15 @@ stream_close(struct stream *st)
 {
 	if (st == NULL)
 		return (NULL);
+	if (st->push)
+		event_free(st->push);
 	if (st->sock != st->top) {
-		if (st->close_fn)
-			st->close_fn(st->top);
+		if (st->filt->close_fn)
+			st->filt->close_fn(st->top);
 		(void) stream_flush(st);
-		event_free(st->drained);
-		event_free(st->late);
+		event_free(st->filt->drained);
+		event_free(st->filt->late);
+		xfree(st->filt);
 	}
 	/* The top layer frees those below it (BEV_OPT_CLOSE_ON_FREE). */
 	bufferevent_free(st->top);
@@ -425,8 +530,8 @@ stream_setcb(struct stream *st, STREAM_IO_FN read_fn, STREAM_IO_FN write_fn,
 void
 stream_timeouts(struct stream *st, long rsecs, long wsecs)
 {
-	st->rsecs = rsecs > 0 ? rsecs : 0;
-	st->wsecs = wsecs > 0 ? wsecs : 0;
+	st->rsecs = rsecs > 0 ? (rsecs < INT_MAX ? (int) rsecs : INT_MAX) : 0;
+	st->wsecs = wsecs > 0 ? (wsecs < INT_MAX ? (int) wsecs : INT_MAX) : 0;
 	/* While connecting, the connect timeout stays in force. */
 	if (!st->connecting)
 		stream_apply_timeouts(st);
@@ -445,7 +550,12 @@ void
 stream_enable(struct stream *st, int what)
 {
 	st->want |= (short) what;
-	bufferevent_enable(st->top, (short) what);
+	/* Without a filter, the loop watches for writing only with output. */
+	if (st->sock == st->top && !st->connecting
+	    && evbuffer_get_length(bufferevent_get_output(st->sock)) == 0)
+		what &= ~EV_WRITE;
+	if (what)
+		bufferevent_enable(st->top, (short) what);
 }
 
 /* stream_disable - stop reading and/or writing */
@@ -454,7 +564,7 @@ stream_disable(struct stream *st, int what)
 {
 	st->want &= (short) ~what;
 	/* A handshake needs both directions; the wish applies after it. */
-	if (!st->handshake)
+	if (st->filt == NULL || !st->filt->handshake)
 		bufferevent_disable(st->top, (short) what);
 }
 
@@ -524,14 +634,7 @@ stream_flush(struct stream *st)
 	out = bufferevent_get_output(st->sock);
 	if (evbuffer_get_length(out) == 0)
 		return (0);
-
-	/*
-	 * The socket bufferevent keeps the start of its output frozen
-	 * outside its own write handler; open it for this one write.
-	 */
-	evbuffer_unfreeze(out, 1);
-	ret = evbuffer_write(out, bufferevent_getfd(st->sock));
-	evbuffer_freeze(out, 1);
+	ret = stream_write_now(st);
 	if (ret < 0 && errno != EAGAIN && errno != EWOULDBLOCK
 	    && errno != EINTR)
 		return (-1);
@@ -557,13 +660,20 @@ stream_push_filter(struct stream *st, STREAM_FILTER_FN make, void *arg,
 		return (-1);
 
 	/* The socket is the filter's now: no callbacks, timeouts of ours. */
+	(void) evbuffer_remove_cb(bufferevent_get_output(st->sock),
+				  stream_out_cb, st);
+	if (st->push) {
+		event_free(st->push);
+		st->push = NULL;
+	}
 	bufferevent_set_timeouts(st->sock, NULL, NULL);
 	bufferevent_setwatermark(st->sock, EV_WRITE, 0, 0);
 	st->top = filter;
-	st->close_fn = close_fn;
-	st->drained = event_new(base, -1, 0, stream_drained_cb, st);
-	st->late = event_new(base, -1, 0, stream_late_cb, st);
-	if (st->drained == NULL || st->late == NULL)
+	st->filt = xcalloc(1, sizeof(*st->filt));
+	st->filt->close_fn = close_fn;
+	st->filt->drained = event_new(base, -1, 0, stream_drained_cb, st);
+	st->filt->late = event_new(base, -1, 0, stream_late_cb, st);
+	if (st->filt->drained == NULL || st->filt->late == NULL)
 		log_fatal("event_new: out of memory");
 	evbuffer_add_cb(bufferevent_get_output(st->sock), stream_sock_out_cb,
 			st);
@@ -571,7 +681,7 @@ stream_push_filter(struct stream *st, STREAM_FILTER_FN make, void *arg,
 			  stream_event_cb, st);
 	bufferevent_setwatermark(filter, EV_WRITE, st->lowat, 0);
 	stream_apply_timeouts(st);
-	st->handshake = 1;
+	st->filt->handshake = 1;
 	bufferevent_enable(filter, EV_READ | EV_WRITE);
 	return (0);
 }
