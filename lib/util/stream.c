@@ -54,6 +54,11 @@
  *	stream_accept() makes a stream of a connected descriptor (from
  *	accept()); the stream owns the descriptor from then on and closes
  *	it in stream_close(), also when stream_accept() fails (NULL).
+ *	Accepted and connected TCP sockets get TCP_NODELAY: the protocols
+ *	gather each batch of replies or commands into one write already,
+ *	and under TLS 1.3 a server's session tickets and its next reply
+ *	leave in two writes, the second of which Nagle held back until
+ *	the client's delayed ACK, 40 ms a message.
  *
  *	stream_connect() starts a non-blocking connection to "sa", enabled
  *	for reading and writing. The event callback is told
@@ -173,6 +178,7 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -230,6 +236,8 @@ struct stream {
 };
 
 static void stream_push_cb(evutil_socket_t, short, void *);
+
+static void stream_nodelay(int);
 
 /* stream_read_cb - input arrived */
 static void
@@ -395,6 +403,7 @@ stream_event_cb(struct bufferevent *unused_bev, short what, void *ctx)
 		if (what & BEV_EVENT_CONNECTED) {
 			/* The connect timeout ends; the idle ones begin. */
 			st->connecting = 0;
+			stream_nodelay(bufferevent_getfd(st->sock));
 			stream_apply_timeouts(st);
 		} else {
 			ev |= STREAM_EV_CONNECTING;
@@ -446,6 +455,19 @@ stream_new(struct bufferevent *bev)
 	return (st);
 }
 
+/*
+ * stream_nodelay - no Nagle: the protocol writes whole replies (or TLS
+ * flights) itself, and a second small write must not wait for the
+ * peer's delayed ACK. Not a TCP socket (unix, socketpair): nothing.
+ */
+static void
+stream_nodelay(int fd)
+{
+	int     on = 1;
+
+	(void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
 /* stream_accept - a stream of an accepted connection */
 struct stream *
 stream_accept(struct event_base *base, int fd)
@@ -457,6 +479,7 @@ stream_accept(struct event_base *base, int fd)
 		(void) close(fd);
 		return (NULL);
 	}
+	stream_nodelay(fd);
 	return (stream_new(bev));
 }
 

@@ -6,7 +6,8 @@
  * and counted by stream_pending(); stream_flush() writes without the
  * loop; reading can be stopped; end of file, idle timeouts, connect,
  * refused and timed-out connects reach the event callback; a callback
- * may close its stream; addresses are formatted. TLS: tls_stream_test.c.
+ * may close its stream; addresses are formatted; both ends of a TCP
+ * connection have Nagle off. TLS: tls_stream_test.c.
  */
 
 #include <sys/types.h>
@@ -14,6 +15,7 @@
 #include <sys/time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/un.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -95,6 +97,18 @@ run_until(struct seen *sn, const int *count, int min)
 		if (timercmp(&now, &end, >))
 			fail_msg("the callback did not come");
 	}
+}
+
+/* nodelay - is Nagle off on this TCP socket? */
+static int
+nodelay(int fd)
+{
+	int     on = 0;
+	socklen_t len = sizeof(on);
+
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len),
+			 0);
+	return (on != 0);
 }
 
 /* pair_setup - a stream on one end of a socketpair, the peer in *peer */
@@ -344,6 +358,62 @@ test_connect(void **unused_state)
 	assert_int_equal(write(afd, "220 hi\r\n", 8), 8);
 	run_until(sn, &sn->reads, 1);
 	assert_int_equal(evbuffer_get_length(stream_input(sn->st)), 8);
+
+	/*
+	 * No Nagle on either end: a TLS server's session tickets and its
+	 * next reply leave in two writes, and the second must not wait for
+	 * the client's delayed ACK (40 ms a message).
+	 */
+	assert_int_equal(nodelay(afd), 0);
+	{
+		struct stream *acc = stream_accept(sn->base, afd);
+
+		assert_non_null(acc);
+		assert_int_equal(nodelay(afd), 1);
+		(void) stream_close(acc);	/* closes afd */
+	}
+	close(lfd);
+	seen_free(sn, -1);
+}
+
+/* test_connect_nodelay - the connecting side has no Nagle either */
+static void
+test_connect_nodelay(void **unused_state)
+{
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct sockaddr_in sin;
+	struct sockaddr_in peer;
+	socklen_t len = sizeof(peer);
+	int     lfd = listener(8, &sin);
+	int     afd;
+	int     fd;
+	int     port;
+	char    addr[64];
+
+	(void) unused_state;
+	sn->base = event_base_new();
+	sn->st = stream_connect(sn->base, (struct sockaddr *) &sin,
+				sizeof(sin), 5);
+	assert_non_null(sn->st);
+	stream_setcb(sn->st, seen_read, seen_write, seen_event, sn);
+	run_until(sn, &sn->events, 1);
+	assert_int_equal(sn->what, STREAM_EV_CONNECTED);
+	afd = accept(lfd, (struct sockaddr *) &peer, &len);
+	assert_true(afd >= 0);
+	/* Find the stream's descriptor: the one bound to its local port. */
+	assert_int_equal(stream_local_addr(sn->st, addr, sizeof(addr), &port),
+			 0);
+	for (fd = 3; fd < 1024; fd++) {
+		struct sockaddr_in me;
+		socklen_t mlen = sizeof(me);
+
+		if (fd != afd && fd != lfd
+		    && getsockname(fd, (struct sockaddr *) &me, &mlen) == 0
+		    && me.sin_family == AF_INET && ntohs(me.sin_port) == port)
+			break;
+	}
+	assert_true(fd < 1024);
+	assert_int_equal(nodelay(fd), 1);
 	close(afd);
 	close(lfd);
 	seen_free(sn, -1);
@@ -472,6 +542,7 @@ main(void)
 		cmocka_unit_test(test_read_timeout),
 		cmocka_unit_test(test_close_in_callback),
 		cmocka_unit_test(test_connect),
+		cmocka_unit_test(test_connect_nodelay),
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_connect_timeout),
 		cmocka_unit_test(test_addr_format),
