@@ -1030,7 +1030,9 @@ smtpd_starttls_cmd(struct smtpd_session *s, const char *arg)
 		return (-1);
 	}
 	if (smtpd_var.tls_level == TLS_SERVER_LEVEL_NONE) {
-		smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+		/* Not offered in EHLO either (smtpd_tls_security_level). */
+		smtpd_reply(s, "502 5.5.1 Error: TLS is not offered on this "
+			    "service");
 		return (-1);
 	}
 	if (smtpd_var.tls_ctx == NULL) {

@@ -276,7 +276,8 @@ def test_no_starttls_without_tls(mta_factory):
     c.reply()
     code, text = c.cmd("EHLO client.example")
     assert "STARTTLS" not in text.split("\n")
-    assert c.cmd("STARTTLS") == (502, "5.5.1 Error: command not implemented")
+    assert c.cmd("STARTTLS") == (502, "5.5.1 Error: TLS is not offered on "
+                                       "this service")
     c.cmd("QUIT")
 
 
