@@ -282,6 +282,75 @@ test_read_timeout(void **unused_state)
 	seen_free(sn, peer);
 }
 
+/* test_big_read - what the socket holds arrives in few callbacks */
+static void
+test_big_read(void **unused_state)
+{
+	static char big[96 * 1024];
+	int     peer;
+	int     size = 512 * 1024;
+	struct seen *sn = pair_setup(&peer);
+
+	(void) unused_state;
+	assert_int_equal(setsockopt(peer, SOL_SOCKET, SO_SNDBUF, &size,
+				    sizeof(size)), 0);
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(write(peer, big, sizeof(big)), sizeof(big));
+	stream_enable(sn->st, STREAM_READ);
+	run_until(sn, &sn->reads, 1);
+	/* libevent's own reads take 4 KiB a loop turn: 24 callbacks. */
+	assert_int_equal(evbuffer_get_length(stream_input(sn->st)),
+			 sizeof(big));
+	assert_int_equal(sn->reads, 1);
+	seen_free(sn, peer);
+}
+
+/* test_write_timeout - a peer that does not read */
+static void
+test_write_timeout(void **unused_state)
+{
+	static char big[64 * 1024];
+	int     peer;
+	int     i;
+	struct seen *sn = pair_setup(&peer);
+
+	(void) unused_state;
+	stream_timeouts(sn->st, 0, 1);
+	stream_enable(sn->st, STREAM_READ | STREAM_WRITE);
+	for (i = 0; i < 64; i++)
+		assert_int_equal(stream_write(sn->st, big, sizeof(big)), 0);
+	run_until(sn, &sn->events, 1);
+	assert_true(sn->what & STREAM_EV_TIMEOUT);
+	assert_true(sn->what & STREAM_EV_WRITING);
+	assert_true(stream_pending(sn->st) > 0);
+	seen_free(sn, peer);
+}
+
+/* test_idle_after_write - output written, the stream holds nothing */
+static void
+test_idle_after_write(void **unused_state)
+{
+	char    buf[64];
+	int     peer;
+	struct seen *sn = pair_setup(&peer);
+
+	(void) unused_state;
+	stream_enable(sn->st, STREAM_READ);
+	assert_int_equal(write(peer, "EHLO x\r\n", 8), 8);
+	run_until(sn, &sn->reads, 1);
+	stream_drain(sn->st, 8);
+	assert_int_equal(stream_write(sn->st, "250 ok\r\n", 8), 0);
+	/* The write-through sends it at the end of the loop turn. */
+	while (stream_pending(sn->st) > 0)
+		event_base_loop(sn->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	assert_int_equal(read(peer, buf, sizeof(buf)), 8);
+	/* And the next command still arrives. */
+	assert_int_equal(write(peer, "QUIT\r\n", 6), 6);
+	run_until(sn, &sn->reads, 2);
+	assert_int_equal(evbuffer_get_length(stream_input(sn->st)), 6);
+	seen_free(sn, peer);
+}
+
 /* test_close_in_callback - a callback may end its stream */
 static void
 test_close_in_callback(void **unused_state)
@@ -540,6 +609,9 @@ main(void)
 		cmocka_unit_test(test_disable),
 		cmocka_unit_test(test_eof),
 		cmocka_unit_test(test_read_timeout),
+		cmocka_unit_test(test_big_read),
+		cmocka_unit_test(test_write_timeout),
+		cmocka_unit_test(test_idle_after_write),
 		cmocka_unit_test(test_close_in_callback),
 		cmocka_unit_test(test_connect),
 		cmocka_unit_test(test_connect_nodelay),
