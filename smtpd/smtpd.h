@@ -141,6 +141,7 @@ struct smtpd_session {
 	char    eof;			/* the client has closed its side */
 	char    out_blocked;		/* the client does not read replies */
 	char    closing_logged;
+	char    counted;		/* in the per-address connection count */
 	char    ill_pipelining;		/* commands sent ahead of time */
 	char    line_seen;		/* the last command line was not empty */
 	char    tls_greet;		/* wrappermode: 220 after the handshake */

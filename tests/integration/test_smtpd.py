@@ -414,12 +414,22 @@ def test_connection_limit_per_client(mta_factory):
     assert c.closed()
     mta.wait_log("Connection concurrency limit exceeded: 3 from "
                  "unknown[127.0.0.1]")
+    # other addresses have counts of their own
+    others = [connect(mta, source="127.0.0.%d" % i) for i in (2, 2, 3)]
     a.cmd("QUIT")
     a.close()
     disconnects(3)
     d = connect(mta)
-    d.close()
-    b.close()
+    e = Client(mta)
+    assert e.reply()[0] == 421          # b and d: the limit again
+    e.close()
+    for c in [d, b] + others:
+        c.close()
+    # once all are gone, the counts start again from nothing
+    disconnects(8)
+    again = [connect(mta) for _ in range(2)]
+    for c in again:
+        c.close()
 
 
 def test_idle_timeout(mta_factory):
