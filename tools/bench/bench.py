@@ -48,6 +48,7 @@ import os
 import platform
 import re
 import signal
+import shutil
 import statistics
 import subprocess
 import sys
@@ -654,6 +655,7 @@ def table(results, meta):
                      OPENSMTPD_MAX)
     for i, why in enumerate(notes):
         lines.append("[%d] opensmtpd not run: %s." % (i + 1, why))
+    lines.extend(limit_lines(results, meta))
     lines.append("TLS: off in every row but 4k-tls-s10, where each MTA "
                  "offers STARTTLS to the source (smtp_tls_source -S, which "
                  "uses it) and uses it to the sink (a sandbox offering it; "
@@ -661,6 +663,86 @@ def table(results, meta):
                  "and Sendarix); every run "
                  "checks that every message reached the sink under TLS.")
     return "\n".join(lines) + "\n"
+
+
+# -- the physical floor -----------------------------------------------------
+
+def disk_probe(n, writers=1):
+    """Messages a second the disk allows when each is only what the
+    queue's durability needs: a 4 KiB file written and fsynced in tmp/,
+    renamed into incoming/, and incoming/ fsynced, by "writers" threads
+    at once (each with its own directory fsync), on the file system of
+    the bench's queues. Nothing else: no SMTP, no process."""
+    top = bl._mkdtemp("bench-disk-")
+    tmp, inc = os.path.join(top, "tmp"), os.path.join(top, "incoming")
+    os.mkdir(tmp)
+    os.mkdir(inc)
+    data = b"x" * 4096
+
+    def one(w):
+        dfd = os.open(inc, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for i in range(n):
+                name = "%d.%d" % (w, i)
+                fd = os.open(os.path.join(tmp, name),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.write(fd, data)
+                os.fsync(fd)
+                os.close(fd)
+                os.rename(os.path.join(tmp, name), os.path.join(inc, name))
+                os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    try:
+        threads = [threading.Thread(target=one, args=(w,))
+                   for w in range(writers)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return writers * n / (time.monotonic() - t0)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def limit_lines(results, meta):
+    """For the rows short of 3x Postfix: how far the physical limit is."""
+    out = []
+    disk1, disk4 = meta.get("disk_1"), meta.get("disk_4")
+    if disk1:
+        out.append("Limits measured in this run: the disk takes %.2f ms "
+                   "for one message's 4 KiB write, file fsync, rename and "
+                   "directory fsync (%.0f/s with one writer, %.0f/s with "
+                   "four)." % (1000.0 / disk1, disk1, disk4 or 0))
+    for name, _label, count, res in results:
+        p = (res.get("postfix") or {}).get("delivered_per_s")
+        rat = (res.get("ratios") or {}).get("delivered_per_s")
+        if not p or rat is None or rat >= 3.0:
+            continue
+        need = 3 * p
+        if name == "4k-s1" and disk1:
+            out.append("  %s: 3x Postfix is %.0f/s, %.2f ms a message; "
+                       "the disk alone takes %.2f ms of it, which leaves "
+                       "%.2f ms for the 8 SMTP round trips (connect to "
+                       "QUIT), smtpd -> cleanup -> smtpd (the queue ID "
+                       "comes before 354) and the group commit, one "
+                       "after the other." % (
+                           name, need, 1000.0 / need, 1000.0 / disk1,
+                           1000.0 / need - 1000.0 / disk1))
+        elif name == "4k-4xx-s10":
+            ceil = count / 1.0
+            out.append("  %s: every greylisted recipient waits 1 s "
+                       "before its retry (in both MTAs); with no other "
+                       "cost at all, delivered/s would be at most %d "
+                       "messages / 1 s = %.0f/s, %.2fx Postfix's %.0f/s." % (
+                           name, count, ceil, ceil / p, p))
+        else:
+            out.append("  %s: %.2fx; 3x Postfix is %.0f/s (%s)." % (
+                name, rat, need, "CPU-bound: docs/bench.md"
+                if name in ("100k-s10", "4k-tls-s10", "4k-s10")
+                else "see docs/bench.md"))
+    return out
 
 
 # -- main -------------------------------------------------------------------
@@ -750,6 +832,11 @@ def main(argv):
         log(stmt)
         meta.update(durability=stmt, durability_ok=ok,
                     durability_detail=det)
+        log("disk probe (write, fsync, rename, directory fsync) ...")
+        meta["disk_1"] = disk_probe(60 if a.smoke else 400)
+        meta["disk_4"] = disk_probe(30 if a.smoke else 200, writers=4)
+        log("disk: %.0f/s with one writer, %.0f/s with four" % (
+            meta["disk_1"], meta["disk_4"]))
         results = []
         for wl in wls:
             count = wl[3]
