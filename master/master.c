@@ -107,6 +107,7 @@ int     master_stopping;
 int     master_is_root;
 uid_t   master_owner_uid;
 gid_t   master_owner_gid;
+char   *master_owner_env;
 struct master_serv *master_services;
 struct master_proc *master_procs;
 
@@ -268,6 +269,135 @@ master_check_reload(int level, const char *msg, void *unused_ctx)
 		 "(warning) ", msg);
 }
 
+/* master_owner_child - in the lookup process: report on fd, exit */
+static void __attribute__((noreturn))
+master_owner_child(const char *user, int fd)
+{
+	struct privs_creds creds;
+	struct strbuf *out = strbuf_new(1024, 0);
+	struct strbuf *why = strbuf_new(256, 0);
+	size_t  off;
+	ssize_t n;
+
+	/* "+" and the value, or "-" and why not. */
+	if (privs_creds_lookup(user, &creds, why) < 0) {
+		strbuf_sets(out, "-");
+		strbuf_appends(out, STRBUF_STR(why));
+	} else {
+		strbuf_sets(out, "+");
+		(void) privs_creds_format(&creds, out);
+	}
+	for (off = 0; off < out->len; off += (size_t) n)
+		if ((n = write(fd, out->data + off, out->len - off)) <= 0)
+			_exit(1);
+	_exit(0);
+}
+
+/*
+ * master_owner_lookup - mail_owner's uid, gid and groups, formatted for
+ * PRIVS_OWNER_ENV, looked up in a short-lived child: getgrouplist()
+ * asks every group module in nsswitch.conf, and each one it loads
+ * (libnss_systemd and its libraries) would stay in master for good
+ */
+static int
+master_owner_lookup(const char *user, struct strbuf *out)
+{
+	char    buf[1024];
+	int     fds[2];
+	int     status;
+	pid_t   pid;
+	ssize_t n;
+	sigset_t all;
+	sigset_t saved_mask;
+
+	strbuf_reset(out);
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		strbuf_printf(out, "pipe: %s", strerror(errno));
+		return (-1);
+	}
+
+	/*
+	 * As for a service (master_spawn.c): a signal must not run master's
+	 * libevent handler in the child. The child never unblocks; it only
+	 * looks the user up and exits.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &saved_mask);
+	log_flush();
+	if ((pid = fork()) == 0) {
+		close(fds[0]);
+		master_owner_child(user, fds[1]);
+	}
+	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+	close(fds[1]);
+	if (pid < 0) {
+		close(fds[0]);
+		strbuf_printf(out, "fork: %s", strerror(errno));
+		return (-1);
+	}
+	while ((n = read(fds[0], buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || strbuf_append(out, buf, (size_t) n) < 0)
+			break;
+	}
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		 /* until it is reaped */ ;
+	if (n != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0
+	    || out->len == 0 || (out->data[0] != '+' && out->data[0] != '-')) {
+		strbuf_setf(out, "lookup process failed");
+		return (-1);
+	}
+	if (out->data[0] == '-') {
+		strbuf_consume(out, 1);
+		return (-1);
+	}
+	strbuf_consume(out, 1);
+	return (0);
+}
+
+/*
+ * master_owner_refresh - look mail_owner up (uid, gid, groups) for the
+ * children: they use that instead of asking the name service, which
+ * would load its modules (libnss_systemd, ...) into every daemon
+ */
+static void
+master_owner_refresh(void)
+{
+	const char *user = conf_get("mail_owner");
+	struct privs_creds creds;
+	struct strbuf *buf;
+	struct strbuf *why;
+
+	master_owner_env = xfree(master_owner_env);
+	if (!master_is_root)
+		return;
+	buf = strbuf_new(1024, 16384);
+	why = strbuf_new(128, 0);
+
+	/*
+	 * The services parse the value with the same code and ignore one
+	 * that does not parse; checking here says so once, in master's log.
+	 */
+	if (master_owner_lookup(user, buf) < 0) {
+		/* The services look it up themselves, and say what fails. */
+		log_warn("mail_owner %s: %s; the services look it up "
+			 "themselves", user, STRBUF_STR(buf));
+	} else if (privs_creds_parse(STRBUF_STR(buf), &creds, why) < 0
+		   || strcmp(creds.user, user) != 0) {
+		log_warn("mail_owner %s: lookup gave \"%s\"; the services "
+			 "look it up themselves", user, STRBUF_STR(buf));
+	} else {
+		master_owner_env = xmalloc(sizeof(PRIVS_OWNER_ENV) + buf->len + 1);
+		sprintf(master_owner_env, "%s=%s", PRIVS_OWNER_ENV,
+			STRBUF_STR(buf));
+		log_debug("services get %s", master_owner_env);
+	}
+	strbuf_free(why);
+	strbuf_free(buf);
+}
+
 /* master_load_mastercf - read config_dir/master.cf */
 static struct mastercf *
 master_load_mastercf(struct strbuf *err)
@@ -402,6 +532,7 @@ master_sighup_cb(evutil_socket_t unused_sig, short unused_what,
 	}
 	conf_saved_free(saved);
 	master_log_open();
+	master_owner_refresh();
 	if (strcmp(conf_get("queue_directory"), master_queue_dir) != 0)
 		log_warn("reload: queue_directory changed to %s; that takes "
 			 "a restart (still using %s)",
@@ -491,6 +622,7 @@ main(int argc, char **argv)
 		if (master_owner_uid == 0)
 			master_fatal("mail_owner %s must not be root",
 				     conf_get("mail_owner"));
+		master_owner_refresh();
 	}
 	master_queue_dir = xstrdup(conf_get("queue_directory"));
 	strbuf_reset(err);

@@ -62,6 +62,7 @@ extern int master_stopping;
 extern int master_is_root;
 extern uid_t master_owner_uid;
 extern gid_t master_owner_gid;
+extern char *master_owner_env;		/* SENDARIX_MAIL_OWNER=..., or NULL */
 extern struct master_serv *master_services;
 extern struct master_proc *master_procs;
 extern void master_fatal(const char *,...)

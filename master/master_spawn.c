@@ -22,7 +22,11 @@
  *	an environment of only the import_environment names plus
  *	SENDARIX_LISTEN_FDS and SENDARIX_CONFIG_DIR (and SENDARIX_WAKEUP,
  *	the master.cf wakeup column in seconds, when it is set: the service
- *	runs its own periodic work at that interval), and the arguments
+ *	runs its own periodic work at that interval; and, when master runs
+ *	as root, SENDARIX_MAIL_OWNER: mail_owner's uid, gid and groups as
+ *	master looked them up at start or at the last reload, so that the
+ *	child's privilege drop needs no name service lookup, see privs(3);
+ *	import_environment cannot set that one), and the arguments
  *
  *	    path -n NAME -t TYPE -c CONFIG_DIR [-v] [-C] [-o name=value]...
  *		 [args...]
@@ -68,6 +72,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "privs.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 #include "master.h"
@@ -125,7 +130,7 @@ master_spawn_env(const struct master_serv *serv)
 	char   *w;
 	char  **env;
 	size_t  n = 0;
-	size_t  max = 3 + 1;
+	size_t  max = 4 + 1;
 	const char *val;
 
 	for (w = names; *w; w++)
@@ -133,8 +138,13 @@ master_spawn_env(const struct master_serv *serv)
 			max++;
 	max++;
 	env = xcalloc(max + 1, sizeof(char *));
-	for (w = strtok_r(names, ", \t", &save); w && n < max - 4;
+	for (w = strtok_r(names, ", \t", &save); w && n < max - 5;
 	     w = strtok_r(NULL, ", \t", &save)) {
+		/* Only master says who mail_owner is. */
+		if (strncmp(w, PRIVS_OWNER_ENV, sizeof(PRIVS_OWNER_ENV) - 1) == 0
+		    && (w[sizeof(PRIVS_OWNER_ENV) - 1] == 0
+			|| w[sizeof(PRIVS_OWNER_ENV) - 1] == '='))
+			continue;
 		if (strchr(w, '=') != NULL) {
 			/* NAME=VALUE sets a value, as in Postfix. */
 			env[n++] = xstrdup(w);
@@ -152,6 +162,8 @@ master_spawn_env(const struct master_serv *serv)
 		env[n] = xmalloc(sizeof("SENDARIX_WAKEUP=") + 12);
 		sprintf(env[n++], "SENDARIX_WAKEUP=%d", serv->wakeup);
 	}
+	if (master_owner_env != NULL)
+		env[n++] = xstrdup(master_owner_env);
 	env[n] = NULL;
 	xfree(names);
 	return (env);

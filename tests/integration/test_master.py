@@ -47,6 +47,15 @@ def echo_pids(master_pid):
     return sorted(pids)
 
 
+def mail_owner_value(user):
+    """SENDARIX_MAIL_OWNER as master should make it: name:uid:gid:groups."""
+    import pwd
+    pw = pwd.getpwnam(user)
+    groups = os.getgrouplist(user, pw.pw_gid)
+    return "%s:%d:%d:%s" % (user, pw.pw_uid, pw.pw_gid,
+                            ",".join(str(g) for g in groups))
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -187,7 +196,13 @@ def test_child_arguments_environment_and_fds(mta_factory, tmp_path,
     # (make asan passes the sanitizer options through import_environment)
     assert set(env) <= {"TZ", "LANG", "SENDARIX_LISTEN_FDS",
                         "SENDARIX_CONFIG_DIR", "LC_CTYPE", "ASAN_OPTIONS",
-                        "UBSAN_OPTIONS", "LSAN_OPTIONS"}
+                        "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                        "SENDARIX_MAIL_OWNER"}
+    # As root, master hands down mail_owner's uid, gid and groups.
+    if os.geteuid() == 0:
+        assert env["SENDARIX_MAIL_OWNER"] == mail_owner_value("sendarix")
+    else:
+        assert "SENDARIX_MAIL_OWNER" not in env
     # fds 0-2, the one listener, and the fd that listed /proc/self/fd.
     assert r["nfds"] == 1
     assert [fd for fd in r["fds"] if fd != max(r["fds"])] == [0, 1, 2, 3]
@@ -660,3 +675,99 @@ def test_real_daemons_drop_privileges(mta):
                      what="%s pid %d to run as sendarix" % (name, p))
     with open("/proc/%d/status" % mta.proc.pid) as f:
         assert [l for l in f if l.startswith("Uid:")][0].split()[1] == "0"
+
+
+def nss_modules(path="/etc/nsswitch.conf"):
+    """Modules other than files on the passwd, group and initgroups lines
+    (files is built into glibc, the others are shared libraries)."""
+    mods = set()
+    try:
+        with open(path) as f:
+            for line in f:
+                db, _, rest = line.partition("#")[0].partition(":")
+                if db.strip() not in ("passwd", "group", "initgroups"):
+                    continue
+                for word in rest.split():
+                    if not word.startswith("[") and word != "files":
+                        mods.add(word)
+    except FileNotFoundError:
+        pass
+    return mods
+
+
+DAEMONS_MASTER_CF = """\
+{listen} inet n - n - 1 smtpd
+cleanup unix - - n - 1 cleanup
+sendmail unix n - n - 1 cleanup
+pickup unix n - n 60 1 pickup
+qmgr unix - - n - 1 qmgr
+smtp unix - - n - 1 smtp-out
+bounce unix - - n - 1 bounce
+"""
+
+
+@pytest.mark.skipif(not _have("smtpd", "cleanup", "pickup", "qmgr",
+                              "smtp-out", "bounce"),
+                    reason="the daemons are not all built")
+def test_daemons_drop_without_name_service(mta_factory):
+    """Every daemon runs as mail_owner with its groups, which master looked
+    up and handed down (SENDARIX_MAIL_OWNER); no daemon loads a name
+    service module (libnss_systemd, ...) to find them itself."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    import pwd
+    pw = pwd.getpwnam("sendarix")
+    groups = sorted(set(os.getgrouplist("sendarix", pw.pw_gid)))
+    m = mta_factory(master_cf=DAEMONS_MASTER_CF)
+
+    def status(pid):
+        with open("/proc/%d/status" % pid) as f:
+            return dict(l.rstrip("\n").split(":\t", 1) for l in f
+                        if ":\t" in l)
+
+    def dropped(pid):
+        return status(pid)["Uid"].split() == [str(pw.pw_uid)] * 4
+
+    def check(names):
+        pids = {}
+        for name in names:
+            pids[name] = wait_for(lambda: m.child_pids(name), what=name)
+            for p in pids[name]:
+                wait_for(lambda: dropped(p),
+                         what="%s pid %d to run as sendarix" % (name, p))
+                st = status(p)
+                assert st["Gid"].split() == [str(pw.pw_gid)] * 4, (name, st)
+                assert sorted(int(g) for g in st["Groups"].split()) == \
+                    groups, (name, st)
+                with open("/proc/%d/environ" % p, "rb") as f:
+                    env = f.read().split(b"\0")
+                assert ("SENDARIX_MAIL_OWNER=" + mail_owner_value(
+                    "sendarix")).encode() in env, name
+        return pids
+
+    names = ("smtpd", "cleanup", "pickup", "qmgr", "smtp-out", "bounce")
+    pids = check(names)
+    # A reload looks mail_owner up again; the new processes get it too.
+    old = set(sum(pids.values(), []))
+    m.proc.send_signal(signal.SIGHUP)
+    m.wait_log("reload -- version")
+    wait_for(lambda: all(set(m.child_pids(n)) - old for n in names),
+             what="new processes after the reload")
+    pids = check(names)
+    assert "SENDARIX_MAIL_OWNER" not in m.log(), m.log()
+
+    mods = nss_modules()
+    if not mods:
+        pytest.skip("nsswitch.conf has no passwd/group module other than "
+                    "files: no daemon would map one either way")
+    for name, plist in pids.items():
+        for p in plist:
+            if p in old:
+                continue
+            with open("/proc/%d/maps" % p) as f:
+                libs = sorted({l.split()[-1] for l in f if "/libnss_" in l})
+            assert libs == [], "%s maps %s (nsswitch.conf: %s)" % (
+                name, libs, " ".join(sorted(mods)))
+    # master itself asks in a short-lived child, so it stays clean too.
+    with open("/proc/%d/maps" % m.proc.pid) as f:
+        assert not [l for l in f if "/libnss_" in l]
