@@ -633,12 +633,17 @@ def test_xoauth2_without_libcurl_is_temporary(auth_mta, introspection):
     assert pids and not any(maps_libcurl(p) for p in pids)
 
 
-def test_auth_without_introspection_does_not_load_libcurl(auth_mta):
-    m = auth_mta()
-    c, _ = ehlo(m)
-    c.close()
-    pids = m.child_pids("smtpd")
-    assert pids and not any(maps_libcurl(p) for p in pids)
+def test_libcurl_not_loaded_without_introspection(auth_mta, mta_factory):
+    # AUTH without an introspection URL, and a URL without AUTH (say, in
+    # main.cf for a submission service, read by port 25's smtpd too).
+    url = "http://127.0.0.1:9/introspect"
+    for m in (auth_mta(),
+              mta_factory(main={"smtpd_sasl_xoauth2_introspection_url":
+                                url})):
+        c, _ = ehlo(m)
+        c.close()
+        pids = m.child_pids("smtpd")
+        assert pids and not any(maps_libcurl(p) for p in pids)
 
 
 def test_slow_exchange_does_not_block_others(auth_mta, introspection):
