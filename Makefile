@@ -73,8 +73,11 @@ smtpd_XLIBS	+= sasl
 # A program's own libraries beside its layers: smtp-out's SASL client.
 smtp-out_LDLIBS	:= -lsasl2
 # lib/http: asynchronous HTTP(S) (libcurl), the one HTTP client: MTA-STS,
-# TLS-RPT uploads, smtpd's XOAUTH2 token introspection.
-http_LDLIBS	:= -lcurl
+# TLS-RPT uploads, smtpd's XOAUTH2 token introspection. It is built with
+# curl's headers but loads libcurl.so.4 with dlopen() (in glibc's libc)
+# when a process first uses HTTP, so nothing links -lcurl: a daemon with
+# those features off does not map libcurl and its twenty-odd libraries.
+http_LDLIBS	:=
 smtp-out_XLIBS	+= http
 smtpd_XLIBS	+= http
 LIB_OPTIONAL	:= $(foreach l,tls sasl dkim milter http,\

@@ -189,6 +189,9 @@ smtpd_sasl_pre_init(void)
 	if (xoauth2_init(&xo, err) < 0)
 		log_fatal("XOAUTH2: %s", err->data);
 	strbuf_free(err);
+	/* lib/http loads libcurl here, while a chroot does not hide it. */
+	if (xo.url && *xo.url)
+		(void) http_set_ca(NULL, NULL);
 }
 
 /* One introspection POST through lib/http. */
@@ -254,7 +257,8 @@ smtpd_sasl_post_init(struct event_base *base)
 	const char *url = conf_get("smtpd_sasl_xoauth2_introspection_url");
 
 	xsasl_set_base(base);
-	if (url == NULL || *url == 0)
+	/* Without AUTH no token is checked: no libcurl (e.g. port 25). */
+	if (!smtpd_sasl_enable || url == NULL || *url == 0)
 		return;
 	if (http_init(base) < 0)
 		log_fatal("cannot start libcurl for XOAUTH2 introspection");

@@ -18,19 +18,30 @@
  *	void	http_free(void)
  *
  * DESCRIPTION
+ *	libcurl is not linked into the programs: the first call of
+ *	http_init() or http_set_ca() loads libcurl.so.4 with dlopen(), so
+ *	that a process that never uses HTTP does not map it and the
+ *	libraries it pulls in. A daemon that chroots calls http_set_ca()
+ *	before (in pre_init), as the library is not reachable afterwards.
+ *	When it cannot be loaded, that is logged once (naming
+ *	libcurl.so.4 and why) and every request fails like an unreachable
+ *	server: result->error says that libcurl.so.4 cannot be loaded.
+ *
  *	http_init() sets up libcurl's multi interface on the event base:
  *	libcurl tells which sockets to watch (CURLMOPT_SOCKETFUNCTION) and
  *	when to wake it (CURLMOPT_TIMERFUNCTION); both become libevent
  *	events that call curl_multi_socket_action(). Nothing ever waits:
  *	the loop keeps serving everything else while a request runs.
- *	Calling it again is harmless. 0, or -1 when libcurl cannot start.
+ *	Calling it again is harmless. 0, or -1 when libcurl is loaded but
+ *	cannot start; a libcurl.so.4 that cannot be loaded is not an error
+ *	here (see above).
  *
  *	http_set_ca() names the trust anchors for requests started later:
  *	a CA file and/or a CA directory; NULL or "" keeps libcurl's
  *	default (the system store). The CA file is read now, into memory
  *	(CURLOPT_CAINFO_BLOB), so that a daemon may call it before it
  *	drops privileges or enters a chroot; 0, or -1 (errno) when it
- *	cannot be read. It does not need http_init().
+ *	cannot be read. It does not need http_init(), and loads libcurl.
  *
  *	http_get() starts one GET of an https:// URL. Only HTTPS is
  *	allowed (no plain HTTP unless opts say so, no other scheme),
@@ -59,21 +70,24 @@
  *	http_cancel() abandons a request (NULL is fine); its callback is
  *	not called. A handle is invalid once its callback has started.
  *	http_count() is the number of requests in flight. http_free()
- *	cancels all of them and releases libcurl.
+ *	cancels all of them and releases libcurl (it stays mapped).
  *
  * MEMORY
  *	The result and everything in it belong to the module and are freed
  *	when the callback returns. The callback may start new requests.
  *
  * DIAGNOSTICS
- *	Network and TLS failures are results, never fatal. A request before
+ *	Network and TLS failures are results, never fatal, and so is a
+ *	libcurl.so.4 that cannot be loaded (one warning). A request before
  *	http_init() is a bug (log_panic). Out of memory ends the process.
  *
  * SEE ALSO
- *	libcurl-multi(3), curl_multi_socket_action(3), RFC 8461, RFC 7662
+ *	libcurl-multi(3), curl_multi_socket_action(3), dlopen(3), RFC 8461,
+ *	RFC 7662
  */
 
 #include <stdlib.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -91,6 +105,29 @@
 
 #define HTTP_TIMEOUT_DEFAULT	30
 #define HTTP_MAX_DEFAULT	(64 * 1024)
+
+/*
+ * libcurl is not linked: it and the twenty-odd libraries it needs
+ * (libgnutls, libldap, libkrb5, ...) are mapped by dlopen() only in a
+ * process that uses HTTP. These are the functions called, each pointer
+ * of the type of its curl.h prototype, so that every call is checked.
+ */
+#define HTTP_LIBCURL	"libcurl.so.4"
+#define HTTP_CURL_FUNCS(F) \
+	F(global_init) F(global_cleanup) \
+	F(multi_init) F(multi_setopt) F(multi_cleanup) F(multi_add_handle) \
+	F(multi_remove_handle) F(multi_socket_action) F(multi_assign) \
+	F(multi_info_read) \
+	F(easy_init) F(easy_setopt) F(easy_getinfo) F(easy_cleanup) \
+	F(easy_strerror) \
+	F(slist_append) F(slist_free_all)
+#define HTTP_CURL_PTR(name)	__typeof__(curl_##name) *name;
+
+static struct {
+	HTTP_CURL_FUNCS(HTTP_CURL_PTR)
+}       http_curl;
+static void *http_dl;			/* libcurl, once loaded */
+static char *http_dl_error;		/* why it could not be, or NULL */
 
 /* One request. */
 struct http_req {
@@ -135,11 +172,13 @@ http_req_free(struct http_req *req)
 		req->next->prev = req->prev;
 	http_nreqs--;
 	if (req->easy) {
-		curl_multi_remove_handle(http_multi, req->easy);
-		curl_easy_cleanup(req->easy);
+		http_curl.multi_remove_handle(http_multi, req->easy);
+		http_curl.easy_cleanup(req->easy);
 	}
-	curl_slist_free_all(req->resolve);
-	curl_slist_free_all(req->headers);
+	if (req->resolve)
+		http_curl.slist_free_all(req->resolve);
+	if (req->headers)
+		http_curl.slist_free_all(req->headers);
 	strbuf_free(req->body);
 	if (req->early)
 		event_free(req->early);
@@ -160,8 +199,9 @@ http_finish(struct http_req *req, long status, const char *error)
 	struct strbuf *body = req->body;
 
 	memset(&res, 0, sizeof(res));
-	if (req->easy && curl_easy_getinfo(req->easy, CURLINFO_CONTENT_TYPE,
-					   &ct) == CURLE_OK && ct)
+	if (req->easy && http_curl.easy_getinfo(req->easy,
+						CURLINFO_CONTENT_TYPE, &ct)
+	    == CURLE_OK && ct)
 		ctype = xstrdup(ct);
 	req->body = NULL;
 	res.status = status;
@@ -186,18 +226,19 @@ http_check_done(void)
 	long    status;
 	char    why[CURL_ERROR_SIZE + 64];
 
-	while ((msg = curl_multi_info_read(http_multi, &left)) != NULL) {
+	while ((msg = http_curl.multi_info_read(http_multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		req = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
-				  (char **) &req);
+		http_curl.easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+				       (char **) &req);
 		if (req == NULL)
 			continue;
 		status = 0;
 		if (msg->data.result == CURLE_OK) {
-			curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE,
-					  &status);
+			http_curl.easy_getinfo(req->easy,
+					       CURLINFO_RESPONSE_CODE,
+					       &status);
 			http_finish(req, status, "");
 			continue;
 		}
@@ -207,7 +248,7 @@ http_check_done(void)
 		else
 			snprintf(why, sizeof(why), "%s", req->errbuf[0] ?
 				 req->errbuf :
-				 curl_easy_strerror(msg->data.result));
+				 http_curl.easy_strerror(msg->data.result));
 		http_finish(req, 0, why);
 	}
 }
@@ -218,7 +259,7 @@ http_action(curl_socket_t fd, int what)
 {
 	int     running;
 
-	if (curl_multi_socket_action(http_multi, fd, what, &running)
+	if (http_curl.multi_socket_action(http_multi, fd, what, &running)
 	    != CURLM_OK)
 		log_warn("http: curl_multi_socket_action failed");
 	http_check_done();
@@ -263,7 +304,7 @@ http_socket_cb(CURL *unused_easy, curl_socket_t fd, int what,
 		if (hs) {
 			event_free(hs->ev);
 			xfree(hs);
-			curl_multi_assign(http_multi, fd, NULL);
+			http_curl.multi_assign(http_multi, fd, NULL);
 		}
 		return (0);
 	}
@@ -275,7 +316,7 @@ http_socket_cb(CURL *unused_easy, curl_socket_t fd, int what,
 	if (hs == NULL) {
 		hs = xcalloc(1, sizeof(*hs));
 		hs->fd = fd;
-		curl_multi_assign(http_multi, fd, hs);
+		http_curl.multi_assign(http_multi, fd, hs);
 	} else
 		event_free(hs->ev);
 	hs->ev = event_new(http_base, fd, flags, http_sock_event, NULL);
@@ -318,22 +359,77 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
 	return (n);
 }
 
+/* http_load - map libcurl and find its functions, once; 0 or -1 */
+static int
+http_load(void)
+{
+	/*
+	 * POSIX's dlsym() idiom: each pointer written through a void **
+	 * (its own type is curl.h's).
+	 */
+#define HTTP_CURL_SYM(name)	{"curl_" #name, (void **) &http_curl.name},
+	static const struct {
+		const char *name;
+		void  **ptr;
+	}       syms[] = {
+		HTTP_CURL_FUNCS(HTTP_CURL_SYM)
+	};
+#undef HTTP_CURL_SYM
+	const char *why = NULL;
+	char    sym[256];
+	char    msg[512];
+	size_t  i;
+
+	if (http_dl)
+		return (0);
+	if (http_dl_error)
+		return (-1);
+	if ((http_dl = dlopen(HTTP_LIBCURL, RTLD_NOW | RTLD_LOCAL)) == NULL)
+		why = dlerror();
+	for (i = 0; http_dl && i < sizeof(syms) / sizeof(syms[0]); i++) {
+		(void) dlerror();
+		if ((*syms[i].ptr = dlsym(http_dl, syms[i].name)) == NULL) {
+			why = dlerror();
+			/* dlclose() may free what dlerror() returned. */
+			snprintf(sym, sizeof(sym), "%s",
+				 why ? why : syms[i].name);
+			why = sym;
+			(void) dlclose(http_dl);
+			http_dl = NULL;
+		}
+	}
+	if (http_dl)
+		return (0);
+	memset(&http_curl, 0, sizeof(http_curl));
+	snprintf(msg, sizeof(msg), "cannot load %s: %s", HTTP_LIBCURL,
+		 why ? why : "dlopen() failed");
+	http_dl_error = xstrdup(msg);
+	log_warn("http: %s; every HTTP request fails", http_dl_error);
+	return (-1);
+}
+
 /* http_init - libcurl's multi interface on the loop */
 int
 http_init(struct event_base *base)
 {
-	if (http_multi)
+	if (http_base)
 		return (0);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return (-1);
-	if ((http_multi = curl_multi_init()) == NULL)
-		return (-1);
+	if (http_load() == 0) {
+		if (http_curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return (-1);
+		if ((http_multi = http_curl.multi_init()) == NULL) {
+			http_curl.global_cleanup();
+			return (-1);
+		}
+		http_timer = evtimer_new(base, http_timer_event, NULL);
+		if (http_timer == NULL)
+			log_fatal("http: cannot create a timer event");
+		http_curl.multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION,
+				       http_socket_cb);
+		http_curl.multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION,
+				       http_timer_cb);
+	}
 	http_base = base;
-	http_timer = evtimer_new(base, http_timer_event, NULL);
-	if (http_timer == NULL)
-		log_fatal("http: cannot create a timer event");
-	curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
-	curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
 	return (0);
 }
 
@@ -345,6 +441,8 @@ http_set_ca(const char *cafile, const char *capath)
 	ssize_t n;
 	int     fd;
 
+	/* Callers set this up before a chroot: libcurl must be loaded now. */
+	(void) http_load();
 	http_cablob = strbuf_free(http_cablob);
 	xfree(http_capath);
 	http_capath = capath && *capath ? xstrdup(capath) : NULL;
@@ -383,35 +481,33 @@ static int
 http_setup(struct http_req *req, const char *url,
 	           const struct http_opts *opts)
 {
+	__typeof__(curl_easy_setopt) *setopt = http_curl.easy_setopt;
 	CURL   *e = req->easy;
 	long    timeout = opts && opts->timeout > 0 ? opts->timeout :
 	HTTP_TIMEOUT_DEFAULT;
 
 	if (opts && opts->resolve && *opts->resolve) {
-		req->resolve = curl_slist_append(NULL, opts->resolve);
+		req->resolve = http_curl.slist_append(NULL, opts->resolve);
 		if (req->resolve == NULL)
 			return (-1);
 	}
-	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR,
-				opts && opts->plain_ok ? "http,https" : "https")
-	    != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_TIMEOUT, timeout) != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_USERAGENT, "Sendarix") != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf)
-	    != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb)
-	    != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_WRITEDATA, req) != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_PRIVATE, req) != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK
-	    || curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK)
+	if (setopt(e, CURLOPT_URL, url) != CURLE_OK
+	    || setopt(e, CURLOPT_PROTOCOLS_STR, opts && opts->plain_ok ?
+		      "http,https" : "https") != CURLE_OK
+	    || setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK
+	    || setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK
+	    || setopt(e, CURLOPT_PROXY, "") != CURLE_OK
+	    || setopt(e, CURLOPT_TIMEOUT, timeout) != CURLE_OK
+	    || setopt(e, CURLOPT_USERAGENT, "Sendarix") != CURLE_OK
+	    || setopt(e, CURLOPT_ERRORBUFFER, req->errbuf) != CURLE_OK
+	    || setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb) != CURLE_OK
+	    || setopt(e, CURLOPT_WRITEDATA, req) != CURLE_OK
+	    || setopt(e, CURLOPT_PRIVATE, req) != CURLE_OK
+	    || setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK
+	    || setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK)
 		return (-1);
 	if (req->resolve
-	    && curl_easy_setopt(e, CURLOPT_RESOLVE, req->resolve) != CURLE_OK)
+	    && setopt(e, CURLOPT_RESOLVE, req->resolve) != CURLE_OK)
 		return (-1);
 	if (http_cablob) {
 		struct curl_blob blob;
@@ -419,18 +515,16 @@ http_setup(struct http_req *req, const char *url,
 		blob.data = STRBUF_STR(http_cablob);
 		blob.len = STRBUF_LEN(http_cablob);
 		blob.flags = CURL_BLOB_COPY;
-		if (curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob) != CURLE_OK)
+		if (setopt(e, CURLOPT_CAINFO_BLOB, &blob) != CURLE_OK)
 			return (-1);
 	}
-	if (http_capath
-	    && curl_easy_setopt(e, CURLOPT_CAPATH, http_capath) != CURLE_OK)
+	if (http_capath && setopt(e, CURLOPT_CAPATH, http_capath) != CURLE_OK)
 		return (-1);
 	if (opts && opts->user && *opts->user
-	    && (curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC)
-		!= CURLE_OK
-		|| curl_easy_setopt(e, CURLOPT_USERNAME, opts->user) != CURLE_OK
-		|| curl_easy_setopt(e, CURLOPT_PASSWORD, opts->password ?
-				    opts->password : "") != CURLE_OK))
+	    && (setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC) != CURLE_OK
+		|| setopt(e, CURLOPT_USERNAME, opts->user) != CURLE_OK
+		|| setopt(e, CURLOPT_PASSWORD, opts->password ?
+			  opts->password : "") != CURLE_OK))
 		return (-1);
 	return (0);
 }
@@ -440,18 +534,19 @@ static int
 http_post_setup(struct http_req *req, const char *ctype, const void *body,
 		        size_t len)
 {
+	__typeof__(curl_easy_setopt) *setopt = http_curl.easy_setopt;
+	CURL   *e = req->easy;
 	struct strbuf *hdr = strbuf_new(128, 0);
 	int     rc = 0;
 
 	strbuf_setf(hdr, "Content-Type: %s", ctype);
-	if ((req->headers = curl_slist_append(NULL, STRBUF_STR(hdr))) == NULL
-	    || curl_easy_setopt(req->easy, CURLOPT_POST, 1L) != CURLE_OK
-	    || curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE,
-				(curl_off_t) len) != CURLE_OK
-	    || curl_easy_setopt(req->easy, CURLOPT_COPYPOSTFIELDS, body)
+	req->headers = http_curl.slist_append(NULL, STRBUF_STR(hdr));
+	if (req->headers == NULL
+	    || setopt(e, CURLOPT_POST, 1L) != CURLE_OK
+	    || setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len)
 	    != CURLE_OK
-	    || curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers)
-	    != CURLE_OK)
+	    || setopt(e, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK
+	    || setopt(e, CURLOPT_HTTPHEADER, req->headers) != CURLE_OK)
 		rc = -1;
 	strbuf_free(hdr);
 	return (rc);
@@ -465,7 +560,7 @@ http_start(const char *url, const char *ctype, const void *body, size_t len,
 	struct http_req *req;
 	struct timeval tv = {0, 0};
 
-	if (http_multi == NULL)
+	if (http_base == NULL)
 		log_panic("http_get: http_init() was not called");
 	req = xcalloc(1, sizeof(*req));
 	req->cb = cb;
@@ -483,16 +578,19 @@ http_start(const char *url, const char *ctype, const void *body, size_t len,
 		req->early_why = xstrdup(opts && opts->plain_ok ?
 					 "not an http(s):// URL" :
 					 "not an https:// URL");
-	else if ((req->easy = curl_easy_init()) == NULL)
+	else if (http_multi == NULL)
+		req->early_why = xstrdup(http_dl_error ? http_dl_error :
+					 "libcurl is not started");
+	else if ((req->easy = http_curl.easy_init()) == NULL)
 		req->early_why = xstrdup("cannot start a transfer");
 	else if (http_setup(req, url, opts) < 0
 		 || (ctype && http_post_setup(req, ctype, body, len) < 0))
 		req->early_why = xstrdup("cannot set up the transfer");
-	else if (curl_multi_add_handle(http_multi, req->easy) != CURLM_OK)
+	else if (http_curl.multi_add_handle(http_multi, req->easy) != CURLM_OK)
 		req->early_why = xstrdup("cannot add the transfer");
 	if (req->early_why) {
 		if (req->easy) {
-			curl_easy_cleanup(req->easy);
+			http_curl.easy_cleanup(req->easy);
 			req->easy = NULL;
 		}
 		req->early = evtimer_new(http_base, http_early_event, req);
@@ -541,14 +639,16 @@ http_free(void)
 	while (http_reqs)
 		http_req_free(http_reqs);
 	if (http_multi) {
-		curl_multi_cleanup(http_multi);
+		http_curl.multi_cleanup(http_multi);
 		http_multi = NULL;
 	}
 	if (http_timer) {
 		event_free(http_timer);
 		http_timer = NULL;
 	}
-	(void) http_set_ca(NULL, NULL);
-	curl_global_cleanup();
+	if (http_base && http_dl)
+		http_curl.global_cleanup();
+	http_cablob = strbuf_free(http_cablob);
+	http_capath = xfree(http_capath);
 	http_base = NULL;
 }

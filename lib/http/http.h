@@ -6,7 +6,8 @@
 /*
  * Asynchronous HTTPS GET and POST through libcurl's multi interface,
  * driven by the process's libevent loop; a request never blocks the
- * loop. The one HTTP client of the tree; see http.c.
+ * loop. libcurl is loaded (dlopen) by the first http_init() or
+ * http_set_ca(). The one HTTP client of the tree; see http.c.
  */
 
 struct event_base;

@@ -199,3 +199,51 @@ def mta_factory(tmp_path):
 @pytest.fixture
 def mta(mta_factory):
     return mta_factory()
+
+
+# -- libcurl out of reach ----------------------------------------------------
+def libcurl_path():
+    """The file the dynamic linker loads for libcurl.so.4, or None."""
+    try:
+        out = subprocess.run(["ldconfig", "-p"], capture_output=True,
+                             text=True).stdout
+    except OSError:
+        return None
+    for line in out.splitlines():
+        name, _, path = line.strip().partition(" => ")
+        if name.startswith("libcurl.so.4 ") and "x86-64" in name:
+            return os.path.realpath(path)
+    return None
+
+
+def without_libcurl(argv):
+    """argv, wrapped to run where dlopen("libcurl.so.4") fails.
+
+    A private mount namespace (unshare -m) in which libcurl.so.4 is
+    /dev/null: lib/http loads libcurl with dlopen() and must report that
+    it cannot, as any other program there sees the system unchanged.
+    Skips the test when that cannot be arranged (not root, no unshare).
+    """
+    lib = libcurl_path()
+    if os.geteuid() != 0 or lib is None or shutil.which("unshare") is None:
+        pytest.skip("needs root, unshare(1) and libcurl.so.4")
+    return ["unshare", "-m", "sh", "-c",
+            'mount --bind /dev/null "$0" && exec "$@"', lib] + list(argv)
+
+
+def restart_without_libcurl(m):
+    """Stop m's master and start it again where libcurl cannot load."""
+    m.stop()
+    m.proc = subprocess.Popen(
+        without_libcurl([os.path.join(BIN, "master"), "-f", "-c",
+                         m.conf_dir]), stdin=subprocess.DEVNULL)
+    wait_for(lambda: port_open(m.port) or m.proc.poll() is not None,
+             what="master to listen on port %d" % m.port)
+    assert m.proc.poll() is None, "master exited: %s" % m.log()
+    return m
+
+
+def maps_libcurl(pid):
+    """Whether process pid has libcurl mapped."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "/libcurl.so" in f.read()

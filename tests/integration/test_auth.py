@@ -24,7 +24,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import free_port, port_open, wait_for
+from conftest import (free_port, maps_libcurl, port_open,
+                      restart_without_libcurl, wait_for)
 from sxqueue import QueueFile
 
 REALM = "mx.test.example"          # = myhostname: users log in without it
@@ -606,6 +607,43 @@ def test_xoauth2_endpoint_down_is_temporary(auth_mta):
     assert c.last("AUTH XOAUTH2 " + xoauth2("alice", "t")) \
         .startswith("454 4.7.0")
     c.close()
+
+
+def test_xoauth2_without_libcurl_is_temporary(auth_mta, introspection):
+    # smtpd loads libcurl for introspection only; where libcurl.so.4
+    # cannot be loaded, the endpoint is as good as unreachable: 454.
+    url = "http://127.0.0.1:%d/introspect" % introspection.server_port
+    m = auth_mta(smtpd_sasl_xoauth2_introspection_url=url)
+    c, _ = ehlo(m)
+    c.close()
+    pids = m.child_pids("smtpd")
+    assert pids and all(maps_libcurl(p) for p in pids)
+    restart_without_libcurl(m)
+    c, _ = ehlo(m)
+    assert c.last("AUTH XOAUTH2 " + xoauth2("alice", "good")) \
+        .startswith("454 4.7.0")
+    c.close()
+    assert Introspection.requests == []
+    assert "warning: http: cannot load libcurl.so.4: " in m.log()
+    # Still serving: a password login works.
+    with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+        s.ehlo("client.example")
+        s.login("alice", USERS["alice"])
+    pids = m.child_pids("smtpd")
+    assert pids and not any(maps_libcurl(p) for p in pids)
+
+
+def test_libcurl_not_loaded_without_introspection(auth_mta, mta_factory):
+    # AUTH without an introspection URL, and a URL without AUTH (say, in
+    # main.cf for a submission service, read by port 25's smtpd too).
+    url = "http://127.0.0.1:9/introspect"
+    for m in (auth_mta(),
+              mta_factory(main={"smtpd_sasl_xoauth2_introspection_url":
+                                url})):
+        c, _ = ehlo(m)
+        c.close()
+        pids = m.child_pids("smtpd")
+        assert pids and not any(maps_libcurl(p) for p in pids)
 
 
 def test_slow_exchange_does_not_block_others(auth_mta, introspection):

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD
+from conftest import BUILD, without_libcurl
 from https_server import HttpsServer, CertAuthority
 
 HELPER = os.path.join(BUILD, "tests", "helpers", "https_get")
@@ -120,3 +120,16 @@ def test_cancel(ca, server):
                   url(server, "/ok"), url(server, "/ok"))
     assert rc == 0, out
     assert "cancelled count=0" in out
+
+
+def test_without_libcurl(ca, server):
+    # lib/http loads libcurl.so.4 when it is first used; if it cannot,
+    # it says so once and every request fails like an unreachable server.
+    p = subprocess.run(without_libcurl([HELPER, "-c", ca.cafile, "-r",
+                                        pin(server), url(server, "/ok")]),
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, p
+    assert "%s error: cannot load libcurl.so.4: " % url(server, "/ok") \
+        in p.stdout
+    assert "cannot load libcurl.so.4" in p.stderr
+    assert server.hits.get("/ok", 0) == 0

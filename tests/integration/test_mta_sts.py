@@ -15,10 +15,12 @@ requires verified TLS with the MX host's name (level secure).
 
 import json
 import os
+import subprocess
 
 import pytest
 
-from conftest import SENDARIX, wait_for
+from conftest import (SENDARIX, maps_libcurl, restart_without_libcurl,
+                      wait_for, without_libcurl)
 from dnsserver import DnsServer
 from https_server import CertAuthority, HttpsServer
 from test_smtp_out import (deliver, inject, mx_port, no_crashes,  # noqa: F401
@@ -213,6 +215,40 @@ def test_fetch_failure_without_cache(sts_env, tmp_path):
     det = pol["failure-details"][0]
     assert det["result-type"] == "sts-policy-fetch-error"
     assert det["failed-session-count"] >= 1
+
+
+def test_libcurl_loaded_only_with_mta_sts(sts_env, mta_factory, sandboxes):
+    # lib/http loads libcurl (dlopen) only in a process that uses HTTP.
+    res = send(sts_env, "m@example.net")
+    assert res["relay"].startswith("mx2.example.net"), res
+    pids = sts_env.mta.child_pids("smtp-out")
+    assert pids and all(maps_libcurl(p) for p in pids)
+    pids = sts_env.mta.child_pids("smtpd")
+    assert pids and not any(maps_libcurl(p) for p in pids)
+    # smtp-out without MTA-STS, after a delivery: libcurl never mapped.
+    sb = sandboxes()
+    plain = smtp_out_mta(mta_factory)
+    qid = inject(plain, ["p@example.net"])
+    res = deliver(plain, qid, ["p@example.net"], "[127.0.0.1]:%d" % sb.port)
+    assert res[0]["status"] == "sent", res
+    pids = plain.child_pids("smtp-out")
+    assert pids and not any(maps_libcurl(p) for p in pids)
+
+
+def test_without_libcurl_the_fetch_fails(sts_env):
+    # libcurl.so.4 cannot be loaded: smtp-out says so and goes on as when
+    # the policy cannot be fetched (RFC 8461 section 5: no policy).
+    restart_without_libcurl(sts_env.mta)
+    res = send(sts_env, "n@example.net")
+    assert res["status"] == "sent", res
+    assert res["relay"] == "mx1.example.net[127.0.0.2]:%d" % sts_env.port
+    log = sts_env.mta.log()
+    assert "warning: http: cannot load libcurl.so.4: " in log
+    assert "MTA-STS policy fetch for example.net failed" in log
+    assert sts_env.https.hits.get(POLICY_PATH, 0) == 0
+    recs = tlsrpt_records(sts_env)
+    fail = [r for r in recs if r["result"] == "sts-policy-fetch-error"]
+    assert fail and "cannot load libcurl.so.4" in fail[0]["reason"], recs
 
 
 def test_cache_used_when_server_gone(sts_env):
@@ -501,5 +537,42 @@ def test_tlsrpt_send_failed_post_is_retried(ca, mta_factory, tmp_path):
             p = mta.sendarix(*args)
             assert "example.net: already sent to https://" in p.stdout
             assert len(https.posts) == 2
+    finally:
+        https.stop()
+
+
+def test_tlsrpt_send_without_libcurl(ca, mta_factory, tmp_path):
+    # sendarix tlsrpt --send where libcurl.so.4 cannot be loaded: the
+    # POST fails like a network error and the report is sent next time.
+    import time
+    cert, key = ca.issue("reports.example.org")
+    https = HttpsServer({"/up": (200, "text/plain", "ok")},
+                        cert, key).start()
+    zone = {
+        "_smtp._tls.example.net": [
+            'TXT "v=TLSRPTv1; rua=https://reports.example.org:%d/up"'
+            % https.port],
+        "reports.example.org": ["A 127.0.0.1"],
+    }
+    try:
+        with DnsServer(zone, ttl=0) as dns:
+            mta = mta_factory(main={"dns_resolver": dns.spec,
+                                    "smtp_tls_rpt_CAfile": ca.cafile},
+                              start=False)
+            day = time.strftime("%Y-%m-%d", time.gmtime())
+            store_record(mta, day, time=int(time.time()),
+                         domain="example.net",
+                         **{"policy-type": "sts", "result": "success"})
+            args = ["tlsrpt", "--send", "-d", day, "-o",
+                    str(tmp_path / "reports")]
+            p = subprocess.run(without_libcurl(
+                [SENDARIX, "-c", mta.conf_dir] + args),
+                capture_output=True, text=True, timeout=60)
+            assert p.returncode == 1, p
+            assert "not sent: cannot load libcurl.so.4: " in p.stderr
+            assert len(https.posts) == 0
+            p = mta.sendarix(*args)
+            assert "example.net: sent to https://" in p.stdout
+            assert len(https.posts) == 1
     finally:
         https.stop()
