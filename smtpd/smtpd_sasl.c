@@ -191,7 +191,7 @@ smtpd_sasl_pre_init(void)
 	strbuf_free(err);
 	/* lib/http loads libcurl here, while a chroot does not hide it. */
 	if (xo.url && *xo.url)
-		(void) http_set_ca(NULL, NULL);
+		(void) http_load();
 }
 
 /* One introspection POST through lib/http. */

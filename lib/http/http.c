@@ -4,6 +4,7 @@
  * SYNOPSIS
  *	#include "http.h"
  *
+ *	int	http_load(void)
  *	int	http_init(struct event_base *base)
  *	int	http_set_ca(const char *cafile, const char *capath)
  *	struct http_req *http_get(const char *url,
@@ -18,11 +19,13 @@
  *	void	http_free(void)
  *
  * DESCRIPTION
- *	libcurl is not linked into the programs: the first call of
- *	http_init() or http_set_ca() loads libcurl.so.4 with dlopen(), so
- *	that a process that never uses HTTP does not map it and the
- *	libraries it pulls in. A daemon that chroots calls http_set_ca()
- *	before (in pre_init), as the library is not reachable afterwards.
+ *	libcurl is not linked into the programs: http_load(), or the first
+ *	call of http_init() or http_set_ca(), loads libcurl.so.4 with
+ *	dlopen(), so that a process that never uses HTTP does not map it
+ *	and the libraries it pulls in. A daemon that chroots calls
+ *	http_load() or http_set_ca() before (in pre_init), as the library
+ *	is not reachable afterwards. http_load() returns 0, or -1 when the
+ *	library cannot be loaded (logged once); calling it again is cheap.
  *	When it cannot be loaded, that is logged once (naming
  *	libcurl.so.4 and why) and every request fails like an unreachable
  *	server: result->error says that libcurl.so.4 cannot be loaded.
@@ -360,7 +363,7 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
 }
 
 /* http_load - map libcurl and find its functions, once; 0 or -1 */
-static int
+int
 http_load(void)
 {
 	/*

@@ -34,6 +34,7 @@ struct http_opts {
 	const char *password;		/* HTTP Basic password; NULL: "" */
 };
 
+extern int http_load(void);
 extern int http_init(struct event_base *);
 extern int http_set_ca(const char *, const char *);
 extern struct http_req *http_get(const char *, const struct http_opts *,
