@@ -13,9 +13,11 @@ same CA, which smtp-out trusts through smtp_tls_CAfile): "enforce"
 requires verified TLS with the MX host's name (level secure).
 """
 
+import contextlib
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -392,7 +394,6 @@ def store_record(mta, day, **rec):
 def test_tlsrpt_send_by_mail_and_https(ca, mta_factory, tmp_path):
     import email
     import gzip
-    import time
     from receivers import aiosmtpd_receiver
 
     ctl, rec = aiosmtpd_receiver()
@@ -503,11 +504,14 @@ def test_tlsrpt_send_by_mail_and_https(ca, mta_factory, tmp_path):
         ctl.stop()
 
 
-def test_tlsrpt_send_failed_post_is_retried(ca, mta_factory, tmp_path):
-    import time
+@contextlib.contextmanager
+def tlsrpt_https(ca, mta_factory, status):
+    """An https rua= endpoint for example.net that answers status, the
+    DNS naming it, and an instance (not started: tlsrpt --send needs only
+    its configuration) with one TLS-RPT record of today; yields
+    (https, mta, day)."""
     cert, key = ca.issue("reports.example.org")
-    https = HttpsServer({"/up": (503, "text/plain", "busy")},
-                        cert, key).start()
+    https = HttpsServer({"/up": status}, cert, key).start()
     zone = {
         "_smtp._tls.example.net": [
             'TXT "v=TLSRPTv1; rua=https://reports.example.org:%d/up"'
@@ -516,7 +520,6 @@ def test_tlsrpt_send_failed_post_is_retried(ca, mta_factory, tmp_path):
     }
     try:
         with DnsServer(zone, ttl=0) as dns:
-            # No mail system needed for https: only its configuration.
             mta = mta_factory(main={"dns_resolver": dns.spec,
                                     "smtp_tls_rpt_CAfile": ca.cafile},
                               start=False)
@@ -524,55 +527,42 @@ def test_tlsrpt_send_failed_post_is_retried(ca, mta_factory, tmp_path):
             store_record(mta, day, time=int(time.time()),
                          domain="example.net",
                          **{"policy-type": "sts", "result": "success"})
-            out = str(tmp_path / "reports")
-            args = ("tlsrpt", "--send", "-d", day, "-o", out)
-            p = mta.sendarix(*args, check=False)
-            assert p.returncode == 1, p
-            assert "not sent: HTTP status 503" in p.stderr
-            assert len(https.posts) == 1
-            https.routes["/up"] = (200, "text/plain", "ok")
-            p = mta.sendarix(*args)
-            assert "example.net: sent to https://" in p.stdout
-            assert len(https.posts) == 2
-            p = mta.sendarix(*args)
-            assert "example.net: already sent to https://" in p.stdout
-            assert len(https.posts) == 2
+            yield https, mta, day
     finally:
         https.stop()
+
+
+def test_tlsrpt_send_failed_post_is_retried(ca, mta_factory, tmp_path):
+    with tlsrpt_https(ca, mta_factory,
+                      (503, "text/plain", "busy")) as (https, mta, day):
+        out = str(tmp_path / "reports")
+        args = ("tlsrpt", "--send", "-d", day, "-o", out)
+        p = mta.sendarix(*args, check=False)
+        assert p.returncode == 1, p
+        assert "not sent: HTTP status 503" in p.stderr
+        assert len(https.posts) == 1
+        https.routes["/up"] = (200, "text/plain", "ok")
+        p = mta.sendarix(*args)
+        assert "example.net: sent to https://" in p.stdout
+        assert len(https.posts) == 2
+        p = mta.sendarix(*args)
+        assert "example.net: already sent to https://" in p.stdout
+        assert len(https.posts) == 2
 
 
 def test_tlsrpt_send_without_libcurl(ca, mta_factory, tmp_path):
     # sendarix tlsrpt --send where libcurl.so.4 cannot be loaded: the
     # POST fails like a network error and the report is sent next time.
-    import time
-    cert, key = ca.issue("reports.example.org")
-    https = HttpsServer({"/up": (200, "text/plain", "ok")},
-                        cert, key).start()
-    zone = {
-        "_smtp._tls.example.net": [
-            'TXT "v=TLSRPTv1; rua=https://reports.example.org:%d/up"'
-            % https.port],
-        "reports.example.org": ["A 127.0.0.1"],
-    }
-    try:
-        with DnsServer(zone, ttl=0) as dns:
-            mta = mta_factory(main={"dns_resolver": dns.spec,
-                                    "smtp_tls_rpt_CAfile": ca.cafile},
-                              start=False)
-            day = time.strftime("%Y-%m-%d", time.gmtime())
-            store_record(mta, day, time=int(time.time()),
-                         domain="example.net",
-                         **{"policy-type": "sts", "result": "success"})
-            args = ["tlsrpt", "--send", "-d", day, "-o",
-                    str(tmp_path / "reports")]
-            p = subprocess.run(without_libcurl(
-                [SENDARIX, "-c", mta.conf_dir] + args),
-                capture_output=True, text=True, timeout=60)
-            assert p.returncode == 1, p
-            assert "not sent: cannot load libcurl.so.4: " in p.stderr
-            assert len(https.posts) == 0
-            p = mta.sendarix(*args)
-            assert "example.net: sent to https://" in p.stdout
-            assert len(https.posts) == 1
-    finally:
-        https.stop()
+    with tlsrpt_https(ca, mta_factory,
+                      (200, "text/plain", "ok")) as (https, mta, day):
+        args = ["tlsrpt", "--send", "-d", day, "-o",
+                str(tmp_path / "reports")]
+        p = subprocess.run(without_libcurl(
+            [SENDARIX, "-c", mta.conf_dir] + args),
+            capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1, p
+        assert "not sent: cannot load libcurl.so.4: " in p.stderr
+        assert len(https.posts) == 0
+        p = mta.sendarix(*args)
+        assert "example.net: sent to https://" in p.stdout
+        assert len(https.posts) == 1

@@ -152,15 +152,14 @@ test_chroot_child(void *ctx)
 	return (0);
 }
 
-/* test_chroot - the chroot happens, and the drop after it */
+/* test_chroot_with - run child(dir) in a child, dir a fresh chroot */
 static void
-test_chroot(void **unused_state)
+test_chroot_with(int (*child) (void *))
 {
 	char    dir[] = "/tmp/privs_test.XXXXXX";
 	char    path[sizeof(dir) + 16];
 	FILE   *fp;
 
-	(void) unused_state;
 	if (!test_need_root())
 		skip();
 	assert_non_null(mkdtemp(dir));
@@ -168,9 +167,17 @@ test_chroot(void **unused_state)
 	snprintf(path, sizeof(path), "%s/marker", dir);
 	assert_non_null(fp = fopen(path, "w"));
 	fclose(fp);
-	assert_int_equal(test_in_child(test_chroot_child, dir), 0);
+	assert_int_equal(test_in_child(child, dir), 0);
 	unlink(path);
 	rmdir(dir);
+}
+
+/* test_chroot - the chroot happens, and the drop after it */
+static void
+test_chroot(void **unused_state)
+{
+	(void) unused_state;
+	test_chroot_with(test_chroot_child);
 }
 
 /* test_bad_chroot_child - a missing chroot folder fails the drop */
@@ -516,21 +523,8 @@ test_env_chroot_child(void *ctx)
 static void
 test_drop_env_chroot(void **unused_state)
 {
-	char    dir[] = "/tmp/privs_test.XXXXXX";
-	char    path[sizeof(dir) + 16];
-	FILE   *fp;
-
 	(void) unused_state;
-	if (!test_need_root())
-		skip();
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(chmod(dir, 0755), 0);
-	snprintf(path, sizeof(path), "%s/marker", dir);
-	assert_non_null(fp = fopen(path, "w"));
-	fclose(fp);
-	assert_int_equal(test_in_child(test_env_chroot_child, dir), 0);
-	unlink(path);
-	rmdir(dir);
+	test_chroot_with(test_env_chroot_child);
 }
 
 int

@@ -749,11 +749,21 @@ def limit_lines(results, meta):
                            1000.0 / need - 1000.0 / disk1))
         elif name == "4k-4xx-s10":
             ceil = count / 1.0
-            out.append("  %s: every greylisted recipient waits 1 s "
-                       "before its retry (in both MTAs); with no other "
-                       "cost at all, delivered/s would be at most %d "
-                       "messages / 1 s = %.0f/s, %.2fx Postfix's %.0f/s." % (
-                           name, count, ceil, ceil / p, p))
+            line = ("  %s: every greylisted recipient waits 1 s before "
+                    "its retry (in both MTAs); with no other cost at all, "
+                    "delivered/s would be at most %d messages / 1 s = "
+                    "%.0f/s, %.2fx Postfix's %.0f/s." % (
+                        name, count, ceil, ceil / p, p))
+            acc = (res.get("sendarix") or {}).get("accepted_per_s")
+            got = (res.get("sendarix") or {}).get("delivered_per_s")
+            if acc and got:
+                best = count / (count / acc + 1.0)
+                line += (" At Sendarix's acceptance rate in this row "
+                         "(%.0f/s), the last first attempt comes after "
+                         "%.2f s and its retry 1 s later: at best %.0f/s "
+                         "(%.2fx); it delivered %.0f/s." % (
+                             acc, count / acc, best, best / p, got))
+            out.append(line)
         else:
             busy = [r.get("machine_busy") for r in
                     res.get("runs", {}).get("sendarix", [])]
