@@ -135,10 +135,12 @@
  *	the write timeout while output waits for the socket, else the read
  *	timeout, restarted by progress in either direction.
  *
- *	A raw stream reads until the socket is empty, up to 256 KiB a
+ *	A raw stream reads until the socket is empty, up to 64 KiB a
  *	loop turn, in reads that grow from 4 KiB; libevent 2.1's socket
  *	bufferevent reads 4 KiB a loop turn (with an ioctl(FIONREAD)
- *	before each read), 25 turns for a 100 KiB message.
+ *	before each read), 25 turns for a 100 KiB message. The bound
+ *	keeps what a stream that stops reading (backpressure) may have
+ *	taken into memory at one loop turn's worth.
  *
  * FILTERS (TLS)
  *	stream_push_filter() is the one place where TLS starts, in place,
@@ -273,7 +275,7 @@ struct stream {
 #define STREAM_RAW(st)	((st)->top == NULL)
 
 /* Raw streams read at most this much in one loop turn (fairness). */
-#define STREAM_RAW_READ_MAX	(256 * 1024)
+#define STREAM_RAW_READ_MAX	(64 * 1024)
 #define STREAM_RAW_READ_MIN	4096
 
 static void stream_push_cb(evutil_socket_t, short, void *);
