@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 
 #include "strbuf.h"
+#include "testcert.h"
 #include "tls.h"
 #include "tls_server.h"
 
@@ -36,21 +37,9 @@ static void
 write_pair(EVP_PKEY *key, const char *cn, const char *crt_path,
 	   const char *key_path)
 {
-	X509   *cert = X509_new();
-	X509_NAME *name;
+	X509   *cert = testcert_sign(key, cn);
 	FILE   *fp;
 
-	assert_non_null(key);
-	assert_non_null(cert);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-	X509_set_pubkey(cert, key);
-	name = X509_get_subject_name(cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-				   (const unsigned char *) cn, -1, -1, 0);
-	X509_set_issuer_name(cert, name);
-	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
 	assert_non_null(fp = fopen(crt_path, "w"));
 	assert_int_equal(PEM_write_X509(fp, cert), 1);
 	fclose(fp);
