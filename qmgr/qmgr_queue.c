@@ -75,6 +75,7 @@
 #include "log.h"
 #include "qfile.h"
 #include "server.h"
+#include "strhash.h"
 #include "xmalloc.h"
 
 #include "qmgr.h"
@@ -117,11 +118,7 @@ qmgr_now(void)
 static size_t
 qmgr_msg_hashval(const char *id)
 {
-	unsigned long h = 2166136261UL;
-
-	while (*id)
-		h = (h ^ (unsigned char) *id++) * 16777619UL;
-	return (h % QMGR_MSG_HASH);
+	return (strhash(id) % QMGR_MSG_HASH);
 }
 
 /* qmgr_msg_find - a message of the active set */

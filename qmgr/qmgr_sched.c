@@ -55,6 +55,7 @@
 #include "mail_attr.h"
 #include "server.h"
 #include "strbuf.h"
+#include "strhash.h"
 #include "xmalloc.h"
 
 #include "qmgr.h"
@@ -69,11 +70,7 @@ static size_t qmgr_inflight;
 static size_t
 qmgr_dest_hashval(const char *s)
 {
-	unsigned long h = 2166136261UL;
-
-	while (*s)
-		h = (h ^ (unsigned char) *s++) * 16777619UL;
-	return (h % QMGR_DEST_HASH);
+	return (strhash(s) % QMGR_DEST_HASH);
 }
 
 /* qmgr_dest_get - find or make a destination */

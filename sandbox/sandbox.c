@@ -86,6 +86,7 @@
 #include "smtp_cmd.h"
 #include "smtp_data.h"
 #include "strbuf.h"
+#include "strhash.h"
 #include "stream.h"
 #include "tls.h"
 #include "xmalloc.h"
@@ -541,11 +542,7 @@ sandbox_stats_log(struct sandbox *sb)
 static unsigned long
 sandbox_grey_hash(const char *key)
 {
-	unsigned long h = 2166136261UL;
-
-	while (*key)
-		h = (h ^ (unsigned char) *key++) * 16777619UL;
-	return (h % SANDBOX_GREY_BUCKETS);
+	return (strhash(key) % SANDBOX_GREY_BUCKETS);
 }
 
 /* sandbox_grey_clear - forget every greylist entry */

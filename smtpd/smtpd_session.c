@@ -90,6 +90,7 @@
 #include "smtp_addr.h"
 #include "smtp_cmd.h"
 #include "strbuf.h"
+#include "strhash.h"
 #include "stream.h"
 #include "tls_server.h"
 #include "xmalloc.h"
@@ -125,24 +126,13 @@ static struct smtpd_addr_count **smtpd_addr_tab;
 static size_t smtpd_addr_size;		/* buckets, a power of 2 */
 static size_t smtpd_addr_used;		/* addresses */
 
-/* smtpd_addr_hash - FNV-1a of an address */
-static size_t
-smtpd_addr_hash(const char *addr)
-{
-	size_t  h = 2166136261u;
-
-	while (*addr)
-		h = (h ^ (unsigned char) *addr++) * 16777619u;
-	return (h);
-}
-
 /* smtpd_addr_slot - where the address is, or belongs */
 static struct smtpd_addr_count **
 smtpd_addr_slot(const char *addr)
 {
 	struct smtpd_addr_count **pp;
 
-	pp = &smtpd_addr_tab[smtpd_addr_hash(addr) & (smtpd_addr_size - 1)];
+	pp = &smtpd_addr_tab[strhash(addr) & (smtpd_addr_size - 1)];
 	while (*pp && strcmp((*pp)->addr, addr) != 0)
 		pp = &(*pp)->next;
 	return (pp);

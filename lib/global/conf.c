@@ -132,6 +132,7 @@
 #include "conf.h"
 #include "log.h"
 #include "strbuf.h"
+#include "strhash.h"
 #include "xmalloc.h"
 
 #define CONF_HASH_SIZE		256
@@ -169,11 +170,7 @@ static int conf_depth;
 static unsigned
 conf_hash_name(const char *name)
 {
-	uint32_t h = 2166136261u;
-
-	while (*name)
-		h = (h ^ (unsigned char) *name++) * 16777619u;
-	return (h % CONF_HASH_SIZE);
+	return ((unsigned) (strhash(name) % CONF_HASH_SIZE));
 }
 
 /* conf_retire - keep a replaced string alive until conf_reset() */

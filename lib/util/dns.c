@@ -197,6 +197,7 @@
 #include "dns.h"
 #include "log.h"
 #include "strbuf.h"
+#include "strhash.h"
 #include "xmalloc.h"
 
 #define DNS_T_A		1
@@ -318,11 +319,7 @@ dns_monotonic(void)
 static struct dns_ptr_cached *
 dns_ptr_slot(const char *addr)
 {
-	unsigned long h = 2166136261UL;
-
-	while (*addr)
-		h = (h ^ (unsigned char) *addr++) * 16777619UL;
-	return (&dns_ptr_cache[h % DNS_PTR_CACHE]);
+	return (&dns_ptr_cache[strhash(addr) % DNS_PTR_CACHE]);
 }
 
 /* dns_ptr_forget - empty one slot */
