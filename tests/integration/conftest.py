@@ -60,6 +60,15 @@ DEFAULT_MASTER_CF = """\
 cleanup unix - - n - 1 cleanup
 """
 
+# Every daemon a message passes through, from smtpd to delivery.
+FULL_MASTER_CF = """\
+{listen} inet n - n - 1 smtpd
+cleanup unix - - n - 1 cleanup
+qmgr    unix - - n - 1 qmgr
+smtp    unix - - n - 1 smtp-out
+bounce  unix - - n - 1 bounce
+"""
+
 
 class Mta:
     def __init__(self, tmp_path, main=None, master_cf=None, port=None):

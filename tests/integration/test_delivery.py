@@ -12,21 +12,13 @@ import time
 
 import pytest
 
-from conftest import BIN, wait_for
+from conftest import BIN, FULL_MASTER_CF, wait_for
 from receivers import aiosmtpd_receiver
 
 pytestmark = pytest.mark.skipif(
     not all(os.path.exists(os.path.join(BIN, d))
             for d in ("qmgr", "smtp-out", "bounce")),
     reason="delivery daemons not built")
-
-FULL_MASTER_CF = """\
-{listen} inet n - n - 1 smtpd
-cleanup unix - - n - 1 cleanup
-qmgr    unix - - n - 1 qmgr
-smtp    unix - - n - 1 smtp-out
-bounce  unix - - n - 1 bounce
-"""
 
 
 @pytest.fixture

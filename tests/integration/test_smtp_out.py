@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from conftest import BIN, SENDARIX, free_port, wait_for, port_open
+from conftest import (BIN, FULL_MASTER_CF, SENDARIX, free_port, wait_for,
+                      port_open)
 from dnsserver import DnsServer
 from sxqueue import QueueFile
 
@@ -32,14 +33,6 @@ MASTER_CF = """\
 {listen} inet n - n - 1 smtpd
 cleanup unix - - n - 1 cleanup
 smtp    unix - - n - 1 smtp-out
-"""
-
-FULL_MASTER_CF = """\
-{listen} inet n - n - 1 smtpd
-cleanup unix - - n - 1 cleanup
-qmgr    unix - - n - 1 qmgr
-smtp    unix - - n - 1 smtp-out
-bounce  unix - - n - 1 bounce
 """
 
 

@@ -16,8 +16,9 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, free_port, wait_for
+from conftest import BIN, FULL_MASTER_CF, free_port, wait_for
 from receivers import aiosmtpd_receiver
+from test_smtpd import Client as SmtpClient
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="openssl(1) not installed")
@@ -27,14 +28,6 @@ TLS_MASTER_CF = """\
 {listen} inet n - n - 1 smtpd
 127.0.0.1:%d inet n - n - 1 smtpd -o smtpd_tls_wrappermode=yes
 cleanup unix - - n - 1 cleanup
-"""
-
-FULL_MASTER_CF = """\
-{listen} inet n - n - 1 smtpd
-cleanup unix - - n - 1 cleanup
-qmgr    unix - - n - 1 qmgr
-smtp    unix - - n - 1 smtp-out
-bounce  unix - - n - 1 bounce
 """
 
 
@@ -104,35 +97,14 @@ def peer_cn(out):
     return m.group(1) if m else None
 
 
-class Client:
-    """A raw SMTP client whose socket can turn into TLS in place."""
+class Client(SmtpClient):
+    """A raw SMTP client (test_smtpd's) whose socket can turn into TLS in
+    place."""
 
     def __init__(self, port, timeout=10):
         self.sock = socket.create_connection(("127.0.0.1", port),
                                              timeout=timeout)
         self.buf = b""
-
-    def reply(self):
-        """One whole reply: (code, lines joined by \\n)."""
-        while True:
-            lines = self.buf.split(b"\r\n")
-            for i, line in enumerate(lines[:-1]):
-                if line[3:4] == b" " or len(line) == 3:
-                    self.buf = b"\r\n".join(lines[i + 1:])
-                    return (int(line[:3]), "\n".join(
-                        l[4:].decode(errors="replace")
-                        for l in lines[:i + 1]))
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed; have %r" % self.buf)
-            self.buf += chunk
-
-    def send(self, data):
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
-    def cmd(self, line):
-        self.send(line + "\r\n")
-        return self.reply()
 
     def starttls(self):
         """The handshake on the same socket (nothing may be buffered)."""
@@ -144,6 +116,8 @@ class Client:
         return self.sock
 
     def closed(self):
+        """True once the server has closed the connection; under TLS a
+        reset or a failed record means closed as well."""
         try:
             while True:
                 chunk = self.sock.recv(65536)

@@ -26,7 +26,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from conftest import free_port, wait_for
+from conftest import FULL_MASTER_CF, free_port, wait_for
 from dnsserver import DnsServer
 from test_smtp_out import (deliver, inject, log_line, no_crashes,  # noqa: F401
                            sandboxes,
@@ -751,14 +751,6 @@ def test_other_policy_gets_a_full_handshake(mta_factory, tmp_path, pki,
 
 
 # -- the connection cache and TLS policies, end to end ---------------------
-
-FULL_MASTER_CF = """\
-{listen} inet n - n - 1 smtpd
-cleanup unix - - n - 1 cleanup
-qmgr    unix - - n - 1 qmgr
-smtp    unix - - n - 1 smtp-out
-bounce  unix - - n - 1 bounce
-"""
 
 
 def test_connection_cache_never_crosses_tls_policies(mta_factory, tmp_path,
