@@ -25,10 +25,10 @@
  *	and the libraries it pulls in. A daemon that chroots calls
  *	http_load() or http_set_ca() before (in pre_init), as the library
  *	is not reachable afterwards. http_load() returns 0, or -1 when the
- *	library cannot be loaded (logged once); calling it again is cheap.
- *	When it cannot be loaded, that is logged once (naming
- *	libcurl.so.4 and why) and every request fails like an unreachable
- *	server: result->error says that libcurl.so.4 cannot be loaded.
+ *	library cannot be loaded; calling it again is cheap. A library
+ *	that cannot be loaded is logged once (naming libcurl.so.4 and why)
+ *	and every request fails like an unreachable server: result->error
+ *	says that libcurl.so.4 cannot be loaded.
  *
  *	http_init() sets up libcurl's multi interface on the event base:
  *	libcurl tells which sockets to watch (CURLMOPT_SOCKETFUNCTION) and

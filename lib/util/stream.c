@@ -283,6 +283,7 @@ static void stream_raw_cb(evutil_socket_t, short, void *);
 static void stream_raw_register(struct stream *);
 static void stream_raw_done(struct stream *);
 static struct event_base *stream_base(const struct stream *);
+static struct evbuffer *stream_raw_input(struct stream *);
 
 static void stream_nodelay(int);
 
@@ -587,8 +588,7 @@ stream_raw_readable(struct stream *st)
 
 	if (!(st->want & ~st->off & EV_READ))
 		return;				/* stopped in this loop turn */
-	if (st->in == NULL && (st->in = evbuffer_new()) == NULL)
-		log_fatal("evbuffer_new: out of memory");
+	(void) stream_raw_input(st);
 	for (;;) {
 		nvec = evbuffer_reserve_space(st->in, (ev_ssize_t) ask, vec, 2);
 		if (nvec <= 0)
